@@ -435,3 +435,62 @@ def test_rosinality_export_matches_fixture_under_torch(raws, tmp_path):
             assert ours[part][k].shape == theirs[part][k].shape, (part, k)
             assert torch.equal(ours[part][k], theirs[part][k]), (part, k)
     assert torch.equal(ours["latent_avg"], theirs["latent_avg"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# other architectures (synthetic): inference is driven by the tensors, not by the fixture's numbers
+
+
+def _synthetic(cfg: dict, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    nets = {}
+    for name, schema in expected_shapes(cfg).items():
+        sd = {k: (default_resample_filter() if shape is None else rng.standard_normal(shape).astype(np.float32))
+              for k, shape in schema.items()}
+        nets["G_ema" if name == "G" else name] = sd
+    return nets
+
+
+def _cfg(**over):
+    cfg = dict(resolution=64, img_channels=1, z_dim=24, w_dim=16, c_dim=0, num_ws=10, mapping_layers=2,
+               embed_features=None, g_channels={4: 32, 8: 32, 16: 16, 32: 8, 64: 8},
+               d_channels={4: 16, 8: 16, 16: 8, 32: 8, 64: 4}, mbstd_group_size=None, mbstd_num_channels=2,
+               cmap_dim=0, d_mapping_layers=0, architecture="skip", d_architecture="resnet", conv_clamp=None,
+               mapping_lr_mul=0.01)
+    cfg.update(over)
+    return cfg
+
+
+def test_infer_config_other_shapes():
+    cfg = _cfg()
+    got = infer_config(_synthetic(cfg), hints={"mbstd_group_size": None})
+    assert got == cfg
+    cond = _cfg(c_dim=5, embed_features=12, cmap_dim=16, d_mapping_layers=3, mbstd_group_size=8)
+    nets = _synthetic(cond)
+    assert nets["G_ema"]["mapping.fc0.weight"].shape == (16, 24 + 12)
+    assert nets["D"]["mapping.fc0.weight"].shape == (16, 16) and nets["D"]["b4.out.weight"].shape == (16, 16)
+    assert infer_config(nets, hints={"mbstd_group_size": 8}) == cond
+
+
+def test_rosinality_roundtrip_other_shapes(tmp_path):
+    cfg = _cfg(mbstd_num_channels=1, mbstd_group_size=4)
+    nets = _synthetic(cfg, seed=1)
+    nets["G"] = {k: (v if k.endswith("resample_filter") else v + 1) for k, v in nets["G_ema"].items()}
+    p = tmp_path / "r64.pt"
+    with pytest.warns(UserWarning, match="single latent_avg"):
+        write_rosinality_pt(p, nets, cfg)
+    nets["G"]["mapping.w_avg"] = nets["G_ema"]["mapping.w_avg"]  # one latent_avg in this format
+    write_rosinality_pt(p, nets, cfg)
+    raw = read_rosinality_pt(p)
+    assert {k: raw.config[k] for k in cfg} == cfg
+    for net, sd in nets.items():
+        assert set(raw.nets[net]) == set(sd)
+        for k, v in sd.items():
+            np.testing.assert_array_equal(raw.nets[net][k], v, err_msg=f"{net}.{k}")
+    ros = load_torch(p)
+    assert ros["g_ema"]["convs.6.conv.blur.kernel"].shape == (4, 4)  # b64.conv0
+    assert ros["g_ema"]["noises.noise_8"].shape == (1, 1, 64, 64)  # b64.conv1
+    assert ros["d"]["convs.4.skip.1.weight"].shape == (16, 16, 1, 1)  # b8.skip
+    with pytest.raises(CheckpointError, match="conditional"):
+        cond = _cfg(c_dim=5, embed_features=12, cmap_dim=16, d_mapping_layers=3)
+        write_rosinality_pt(tmp_path / "c.pt", _synthetic(cond), cond)

@@ -23,12 +23,13 @@ import os
 import pickletools
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from .safe_pickle import CheckpointError, PersistentModule, TFNetwork, load_pickle
+from .safe_pickle import CheckpointError, PersistentModule, TFNetwork, corrupt_error, load_pickle
 from .torch_file import is_torch_legacy, is_torch_zip, load_torch, save_torch
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
 
 ORBAX_MARKER = "alignjax_config.json"
 NET_NAMES = ("G", "G_ema", "D")
+# first keys of NVlabs network pickles (training snapshots start with training_set_kwargs)
+NVLABS_TOP_KEYS = NET_NAMES + ("training_set_kwargs", "augment_pipe")
 DEFAULT_MAPPING_LR_MUL = 0.01
 ROSINALITY_MBSTD_GROUP = 4
 ROSINALITY_MBSTD_CHANNELS = 1
@@ -92,7 +95,9 @@ def _shape(x: Any) -> tuple:
 
 
 def _is_array(x: Any) -> bool:
-    return isinstance(x, np.ndarray)
+    """ndarray, numpy scalar, or an array-like with shape and dtype (e.g. a jax.Array)."""
+    return isinstance(x, (np.ndarray, np.generic)) or (
+        hasattr(x, "__array__") and hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
 class _Src:
@@ -114,6 +119,7 @@ class _Src:
         value = self.sd[key]
         if not _is_array(value):
             raise CheckpointError(f"{self.path}: {self.label} key '{key}' is {type(value).__name__}, expected a tensor")
+        value = np.asarray(value)
         if shape is not None and _shape(value) != tuple(shape):
             raise CheckpointError(
                 f"{self.path}: {self.label} key '{key}' has shape {_shape(value)}, expected {tuple(shape)}"
@@ -237,6 +243,7 @@ def _canonicalize(sd: Mapping[str, np.ndarray], schema: list[tuple[str, tuple | 
         value = sd[key]
         if not _is_array(value):
             raise CheckpointError(f"{path}: {label} key '{key}' is {type(value).__name__}, expected a tensor")
+        value = np.asarray(value)
         if shape is None:
             if value.ndim != 2 or value.shape[0] != value.shape[1]:
                 raise CheckpointError(f"{path}: {label} key '{key}' has shape {_shape(value)}, expected a square 2-D filter")
@@ -442,10 +449,8 @@ def _sniff_pickle(head: bytes) -> str | None:
                 strings.append(arg)
                 if strings[-2:] == ["dnnlib.tflib.network", "Network"] and len(strings) == 2:
                     return "tf"
-                if depth_dict and len(strings) == 1 and arg in NET_NAMES:
+                if depth_dict and len(strings) == 1 and arg in NVLABS_TOP_KEYS:
                     return "nvlabs"
-            if name in ("STACK_GLOBAL", "GLOBAL") and first != "GLOBAL":
-                pass
     except Exception:  # truncated head / not a pickle
         return None
     return None
@@ -467,6 +472,13 @@ def detect_format(path: str | os.PathLike) -> str:
     if size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): truncated or corrupt")
     if is_torch_zip(head):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise corrupt_error(path, exc) from exc
+        if not any(n.endswith("/data.pkl") and n.count("/") == 1 for n in names):
+            raise CheckpointError(f"{path}: zip file without a torch 'data.pkl' record is not a known checkpoint format")
         return "rosinality"
     if is_torch_legacy(head):
         return "rosinality"
@@ -857,7 +869,9 @@ def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str,
     ``{'g_ema', 'g', 'd', 'latent_avg'}`` (only the parts present), readable by
     ``torch.load(path, weights_only=True)`` and by :func:`read_rosinality_pt`.
 
-    ``latent_avg`` is G_ema's ``mapping.w_avg`` (else G's); it is omitted when neither has one.
+    ``latent_avg`` is G_ema's ``mapping.w_avg`` (else G's); it is omitted when neither has one.  The
+    format has a single ``latent_avg``, so a G whose ``w_avg`` differs from G_ema's loses it (a warning
+    says so); everything else round-trips exactly through :func:`read_rosinality_pt`.
     """
     path = os.fspath(path)
     nets = {k: v for k, v in nets.items() if v is not None}
@@ -902,6 +916,10 @@ def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str,
         if n in nets and "mapping.w_avg" in nets[n]:
             ckpt["latent_avg"] = _f32(nets[n]["mapping.w_avg"]).reshape(-1)
             break
+    if all(n in nets and "mapping.w_avg" in nets[n] for n in ("G", "G_ema")) and not np.array_equal(
+            _f32(nets["G"]["mapping.w_avg"]), _f32(nets["G_ema"]["mapping.w_avg"])):
+        warnings.warn("the rosinality format has a single latent_avg: G_ema's w_avg is written and G's "
+                      "(different) w_avg is dropped", stacklevel=2)
     save_torch(ckpt, path)
 
 

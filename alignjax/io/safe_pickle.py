@@ -502,8 +502,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that only resolves allow-listed globals to local stand-ins.
 
     ``path`` is used in error messages.  ``persistent_load`` (optional) resolves persistent
-    ids (torch storages).  ``max_bytes`` bounds the size of storages embedded through
-    ``torch.storage._load_from_bytes``.
+    ids (torch storages); without it any persistent id is an error.  ``torch.storage._load_from_bytes``
+    payloads are parsed by :func:`alignjax.io.torch_file.load_torch_bytes` (restricted as well).
     """
 
     def __init__(self, file: BinaryIO, *, path: Any, persistent_load: Callable[[Any], Any] | None = None):

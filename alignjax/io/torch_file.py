@@ -278,7 +278,7 @@ class _Writer:
         self.path = path
         self.out = io.BytesIO()
         self.storages: list[tuple[str, np.ndarray]] = []
-        self._storage_keys: dict[int, tuple[str, np.ndarray]] = {}
+        self._storage_keys: dict[int, tuple[str, str, int, np.ndarray]] = {}
         self._active: set[int] = set()
 
     def w(self, b: bytes) -> None:
@@ -308,20 +308,19 @@ class _Writer:
         self.w(b")R")
 
     def tensor(self, arr: np.ndarray, where: str) -> None:
-        key_arr = self._storage_keys.get(id(arr))
-        if key_arr is None:
-            dtype = arr.dtype.newbyteorder("=") if arr.dtype.byteorder not in ("=", "|") else arr.dtype
-            storage_name = NUMPY_TO_STORAGE.get(dtype)
+        entry = self._storage_keys.get(id(arr))
+        if entry is None:
+            native = arr.dtype.newbyteorder("=") if arr.dtype.byteorder not in ("=", "|") else arr.dtype
+            storage_name = NUMPY_TO_STORAGE.get(native)
             if storage_name is None:
                 raise CheckpointError(f"{self.path}: cannot save array '{where}' of dtype {arr.dtype} as a torch tensor")
-            data = np.ascontiguousarray(arr, dtype=dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype)
+            little = native.newbyteorder("<") if native.itemsize > 1 else native
+            data = np.ascontiguousarray(arr, dtype=little).reshape(-1)
             key = str(len(self.storages))
             self.storages.append((key, data))
-            key_arr = (key, arr)  # keep arr alive so id() stays unique
-            self._storage_keys[id(arr)] = key_arr
-        key = key_arr[0]
-        data = self.storages[int(key)][1]
-        storage_name = NUMPY_TO_STORAGE[data.dtype.newbyteorder("=") if data.dtype.byteorder not in ("=", "|") else data.dtype]
+            entry = (key, storage_name, int(data.size), arr)  # arr kept alive so its id() stays unique
+            self._storage_keys[id(arr)] = entry
+        key, storage_name, numel = entry[:3]
         shape = arr.shape
         strides = []
         acc = 1
@@ -337,7 +336,7 @@ class _Writer:
         self.global_("torch", storage_name)
         self.str_(key)
         self.str_("cpu")
-        self.int_(int(data.size))
+        self.int_(numel)
         self.w(b"tQ")
         self.int_(0)  # storage_offset
         self.tuple_items([int(n) for n in shape])
