@@ -82,8 +82,9 @@ def _is_tar(f: BinaryIO) -> bool:
 def load_torch(path: str | os.PathLike) -> Any:
     """Load a ``torch.save`` file (zip or legacy) or a pickle with embedded torch storages.
 
-    Tensors are returned as numpy arrays.  Raises :class:`CheckpointError` for anything malformed,
-    truncated or not on the allow-list.
+    Tensors are returned as numpy arrays.  Like torch tensors, arrays that share a storage are views
+    of the same buffer (copy them before mutating if that matters).  Raises :class:`CheckpointError`
+    for anything malformed, truncated or not on the allow-list.
     """
     path = os.fspath(path)
     try:
