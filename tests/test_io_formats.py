@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import os
 import pickle
 import struct
 import zipfile
