@@ -1,0 +1,552 @@
+"""StyleGAN2 generator and discriminator (config F, skip G / resnet D) in flax.linen.
+
+The numbers are those of NVlabs stylegan2-ada-pytorch `training/networks.py`; parameter names mirror its
+state-dict names (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `b32.skip.weight`, ...) so a
+checkpoint converts key by key. Layouts are JAX's: NHWC activations, dense kernels [in, out], conv kernels
+[kh, kw, in, out], the const input [4, 4, C]. Two variable collections:
+  'params'   trainable weights;
+  'buffers'  `mapping.w_avg` (tracked mean of w) and `synthesis.b*.conv*.noise_const` (fixed noise maps).
+
+Shapes: z [N, z_dim], c [N, c_dim], ws [N, num_ws, w_dim], styles {layer name: [N, in_channels]},
+images [N, H, W, img_channels] float32 in about [-1, 1].
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from alignjax.nn import ops
+
+NOISE_MODES = ('const', 'none', 'random')
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configuration.
+
+@dataclasses.dataclass(frozen=True)
+class Impl:
+    """Static implementation choices; any combination gives the same numbers (to float rounding)."""
+    modconv: str = 'shared'      # 'shared' | 'grouped'
+    upconv: str = 'upfir'        # 'upfir' | 'transpose'
+    fir: str = 'polyphase'       # 'polyphase' | 'depthwise'
+    dtype: str = 'float32'       # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)
+
+
+def channels_dict(resolutions, channel_base: int, channel_max: int) -> dict[int, int]:
+    return {r: min(channel_base // r, channel_max) for r in resolutions}
+
+
+def _check_resolution(resolution: int):
+    if resolution < 4 or resolution & (resolution - 1):
+        raise ValueError(f'resolution must be a power of two >= 4, got {resolution}')
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    resolution: int = 1024
+    z_dim: int = 512
+    w_dim: int = 512
+    c_dim: int = 0
+    img_channels: int = 3
+    mapping_layers: int = 8
+    mapping_lr_mul: float = 0.01
+    embed_features: int | None = None      # defaults to w_dim
+    layer_features: int | None = None      # defaults to w_dim
+    channel_base: int = 32768
+    channel_max: int = 512
+    conv_clamp: float | None = None
+    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    w_avg_beta: float = 0.995
+    impl: Impl = Impl()
+
+    def __post_init__(self):
+        _check_resolution(self.resolution)
+        if isinstance(self.impl, Mapping):
+            object.__setattr__(self, 'impl', Impl(**self.impl))
+        object.__setattr__(self, 'resample_filter', tuple(self.resample_filter))
+
+    @property
+    def block_resolutions(self) -> list[int]:
+        return [2 ** i for i in range(2, int(math.log2(self.resolution)) + 1)]
+
+    @property
+    def channels(self) -> dict[int, int]:
+        return channels_dict(self.block_resolutions, self.channel_base, self.channel_max)
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * int(math.log2(self.resolution)) - 2
+
+    def replace(self, **kw) -> 'GeneratorConfig':
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorConfig:
+    resolution: int = 1024
+    img_channels: int = 3
+    c_dim: int = 0
+    channel_base: int = 32768
+    channel_max: int = 512
+    mbstd_group_size: int | None = 4
+    mbstd_num_channels: int = 1
+    cmap_dim: int | None = None            # defaults to channels at 4x4 (conditional D only)
+    mapping_layers: int = 8                # conditioning mapping (conditional D only)
+    conv_clamp: float | None = None
+    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    impl: Impl = Impl()
+
+    def __post_init__(self):
+        _check_resolution(self.resolution)
+        if isinstance(self.impl, Mapping):
+            object.__setattr__(self, 'impl', Impl(**self.impl))
+        object.__setattr__(self, 'resample_filter', tuple(self.resample_filter))
+
+    @property
+    def block_resolutions(self) -> list[int]:
+        return [2 ** i for i in range(int(math.log2(self.resolution)), 2, -1)]
+
+    @property
+    def channels(self) -> dict[int, int]:
+        return channels_dict(self.block_resolutions + [4], self.channel_base, self.channel_max)
+
+    def replace(self, **kw) -> 'DiscriminatorConfig':
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One style-consuming layer of the synthesis network, in forward order."""
+    name: str          # 'b4.conv1', 'b8.conv0', 'b8.torgb', ...
+    res: int
+    kind: str          # 'conv' | 'torgb'
+    in_channels: int
+    out_channels: int
+    up: int
+    w_index: int       # which of the num_ws latents drives it
+    noise_index: int   # index among noise layers (-1 for ToRGB)
+
+
+def synthesis_layers(cfg: GeneratorConfig) -> list[LayerSpec]:
+    ch = cfg.channels
+    specs, w_idx, n_idx = [], 0, 0
+    for res in cfg.block_resolutions:
+        convs = ['conv1'] if res == 4 else ['conv0', 'conv1']
+        for i, conv in enumerate(convs):
+            cin = ch[res // 2] if conv == 'conv0' else ch[res]
+            specs.append(LayerSpec(f'b{res}.{conv}', res, 'conv', cin, ch[res], 2 if conv == 'conv0' else 1,
+                                   w_idx + i, n_idx))
+            n_idx += 1
+        specs.append(LayerSpec(f'b{res}.torgb', res, 'torgb', ch[res], cfg.img_channels, 1, w_idx + len(convs),
+                               -1))
+        w_idx += len(convs)
+    return specs
+
+
+def style_names(cfg: GeneratorConfig) -> list[str]:
+    """StyleSpace layer names in forward order."""
+    return [s.name for s in synthesis_layers(cfg)]
+
+
+def noise_shapes(cfg: GeneratorConfig) -> dict[str, tuple[int, int]]:
+    return {s.name: (s.res, s.res) for s in synthesis_layers(cfg) if s.kind == 'conv'}
+
+
+def _dtype(impl: Impl):
+    return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[impl.dtype]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layers.
+
+def _randn_over(scale: float):
+    return lambda key, shape: jax.random.normal(key, shape, jnp.float32) / scale
+
+
+class FullyConnected(nn.Module):
+    """Equalised-lr dense layer: x @ (W * lr_mul / sqrt(in)) + b * lr_mul. x: [N, in] -> [N, out]."""
+    in_features: int
+    out_features: int
+    activation: str = 'linear'
+    lr_mul: float = 1.0
+    bias_init: float = 0.0
+
+    def setup(self):
+        self.weight = self.param('weight', _randn_over(self.lr_mul), (self.in_features, self.out_features))
+        self.bias = self.param('bias', nn.initializers.constant(self.bias_init), (self.out_features,))
+
+    def __call__(self, x):
+        w = self.weight * (self.lr_mul / math.sqrt(self.in_features))
+        x = jnp.dot(x.astype(jnp.float32), w, precision=jax.lax.Precision.HIGHEST)
+        return ops.bias_act(x, self.bias * self.lr_mul, self.activation)
+
+
+class Conv2dLayer(nn.Module):
+    """Equalised-lr conv with optional FIR down-sampling. x: [N, H, W, in] -> [N, H/down, W/down, out]."""
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    bias: bool = True
+    activation: str = 'linear'
+    down: int = 1
+    conv_clamp: float | None = None
+    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    impl: Impl = Impl()
+
+    @nn.compact
+    def __call__(self, x, gain: float = 1.0):
+        k = self.kernel_size
+        w = self.param('weight', _randn_over(1.0), (k, k, self.in_channels, self.out_channels))
+        b = self.param('bias', nn.initializers.zeros, (self.out_channels,)) if self.bias else None
+        w = w * (1 / math.sqrt(self.in_channels * k * k))
+        x = ops.conv2d_resample(x, w, ops.setup_filter(self.resample_filter), down=self.down, padding=k // 2,
+                                fir_impl=self.impl.fir)
+        act_gain = (ops.LRELU_GAIN if self.activation == 'lrelu' else 1.0) * gain
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        return ops.bias_act(x, b, self.activation, act_gain, clamp)
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv + noise + bias + lrelu. `style(w)`: [N, w_dim] -> [N, in];
+    `__call__(x, style, noise)`: [N, H, W, in] -> [N, H*up, W*up, out]."""
+    spec: LayerSpec
+    w_dim: int
+    conv_clamp: float | None
+    resample_filter: tuple[int, ...]
+    impl: Impl
+
+    def setup(self):
+        s = self.spec
+        self.affine = FullyConnected(self.w_dim, s.in_channels, bias_init=1.0)
+        self.weight = self.param('weight', _randn_over(1.0), (3, 3, s.in_channels, s.out_channels))
+        self.bias = self.param('bias', nn.initializers.zeros, (s.out_channels,))
+        self.noise_strength = self.param('noise_strength', nn.initializers.zeros, ())
+        self.noise_const = self.variable('buffers', 'noise_const', lambda: jax.random.normal(
+            self.make_rng('params'), (s.res, s.res), jnp.float32))
+
+    def style(self, w):
+        return self.affine(w)
+
+    def __call__(self, x, style, noise=None):
+        """noise: unit-variance noise [N or 1, H, W] (scaled here by noise_strength), or None."""
+        if noise is not None:
+            noise = (noise * self.noise_strength)[..., None]
+        x = ops.modulated_conv2d(x, self.weight, style, up=self.spec.up, padding=1,
+                                 f=ops.setup_filter(self.resample_filter), noise=noise,
+                                 impl=self.impl.modconv, fir_impl=self.impl.fir, up_impl=self.impl.upconv)
+        clamp = None if self.conv_clamp is None else self.conv_clamp * ops.LRELU_GAIN
+        return ops.bias_act(x, self.bias, 'lrelu', clamp=clamp)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv without demodulation. style: [N, in]; x: [N, H, W, in] -> [N, H, W, img_channels]."""
+    spec: LayerSpec
+    w_dim: int
+    conv_clamp: float | None
+    impl: Impl
+
+    def setup(self):
+        s = self.spec
+        self.affine = FullyConnected(self.w_dim, s.in_channels, bias_init=1.0)
+        self.weight = self.param('weight', _randn_over(1.0), (1, 1, s.in_channels, s.out_channels))
+        self.bias = self.param('bias', nn.initializers.zeros, (s.out_channels,))
+
+    def style(self, w):
+        return self.affine(w)
+
+    def __call__(self, x, style, noise=None):
+        style = style * (1 / math.sqrt(self.spec.in_channels))
+        x = ops.modulated_conv2d(x, self.weight, style, demodulate=False, impl=self.impl.modconv)
+        return ops.bias_act(x, self.bias, 'linear', clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: [const] conv0 (2x up) conv1 torgb; the skip image is FIR-upsampled and summed."""
+    specs: tuple[LayerSpec, ...]
+    w_dim: int
+    conv_clamp: float | None
+    resample_filter: tuple[int, ...]
+    impl: Impl
+
+    def setup(self):
+        first = self.specs[0]
+        if first.res == 4:
+            self.const = self.param('const', _randn_over(1.0), (4, 4, first.out_channels))
+        for s in self.specs:
+            name = s.name.split('.')[1]
+            if s.kind == 'conv':
+                layer = SynthesisLayer(s, self.w_dim, self.conv_clamp, self.resample_filter, self.impl)
+            else:
+                layer = ToRGBLayer(s, self.w_dim, self.conv_clamp, self.impl)
+            setattr(self, name, layer)
+
+    def layer(self, spec: LayerSpec):
+        return getattr(self, spec.name.split('.')[1])
+
+    def __call__(self, x, img, styles, noises):
+        """x: [N, h, w, C] or None (4x4 block); img: [N, h, w, 3] float32 or None. Returns (x, img)."""
+        dtype = _dtype(self.impl)
+        for s in self.specs:
+            if s.kind == 'conv':
+                if x is None:
+                    n = styles[s.name].shape[0]
+                    x = jnp.broadcast_to(self.const.astype(dtype)[None], (n,) + self.const.shape)
+                x = self.layer(s)(x, styles[s.name], noises.get(s.name))
+            else:
+                if img is not None:
+                    img = ops.upsample2d(img, ops.setup_filter(self.resample_filter), impl=self.impl.fir)
+                y = self.layer(s)(x, styles[s.name]).astype(jnp.float32)
+                img = y if img is None else img + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> styles -> image [N, H, W, img_channels]."""
+    cfg: GeneratorConfig
+
+    def setup(self):
+        cfg = self.cfg
+        specs = synthesis_layers(cfg)
+        for res in cfg.block_resolutions:
+            block_specs = tuple(s for s in specs if s.res == res)
+            setattr(self, f'b{res}', SynthesisBlock(block_specs, cfg.w_dim, cfg.conv_clamp, cfg.resample_filter,
+                                                    cfg.impl))
+
+    def _layer(self, spec: LayerSpec):
+        return getattr(self, f'b{spec.res}').layer(spec)
+
+    def styles(self, ws):
+        """Every affine output in forward order: {'b4.conv1': [N, C], 'b4.torgb': [N, C], ...}."""
+        _check_ws(ws, self.cfg)
+        return {s.name: self._layer(s).style(ws[:, s.w_index]) for s in synthesis_layers(self.cfg)}
+
+    def from_styles(self, styles, noise_mode='const', noise=None, key=None):
+        """Image from StyleSpace codes. noise_mode: 'const' | 'none' | 'random' (needs `key`; every layer draws
+        its own noise from fold_in(key, layer)). `noise`: optional {layer name: [N or 1, r, r]} unit-variance
+        maps that override noise_mode for those layers."""
+        cfg = self.cfg
+        specs = synthesis_layers(cfg)
+        missing = [s.name for s in specs if s.name not in styles]
+        if missing:
+            raise KeyError(f'styles lack layers {missing}; expected {style_names(cfg)}')
+        n = styles[specs[0].name].shape[0]
+        noises = self._noises(n, noise_mode, noise or {}, key, specs)
+        x = img = None
+        for res in cfg.block_resolutions:
+            x, img = getattr(self, f'b{res}')(x, img, styles, noises)
+        return img
+
+    def _noises(self, n, noise_mode, noise, key, specs):
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f'noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}')
+        unknown = set(noise) - {s.name for s in specs if s.kind == 'conv'}
+        if unknown:
+            raise KeyError(f'noise given for unknown layers {sorted(unknown)}')
+        if noise_mode == 'random' and key is None and len(noise) < sum(s.kind == 'conv' for s in specs):
+            raise ValueError("noise_mode='random' needs a PRNG key")
+        out = {}
+        for s in specs:
+            if s.kind != 'conv':
+                continue
+            if s.name in noise:
+                m = jnp.asarray(noise[s.name], jnp.float32)
+                if m.ndim == 2:
+                    m = m[None]
+                if m.shape[-2:] != (s.res, s.res):
+                    raise ValueError(f'noise for {s.name} must be [N, {s.res}, {s.res}], got {m.shape}')
+                out[s.name] = m
+            elif noise_mode == 'const':
+                out[s.name] = self._layer(s).noise_const.value[None]
+            elif noise_mode == 'random':
+                out[s.name] = jax.random.normal(jax.random.fold_in(key, s.noise_index), (n, s.res, s.res))
+        return out
+
+    def __call__(self, ws, noise_mode='const', noise=None, key=None):
+        return self.from_styles(self.styles(ws), noise_mode, noise, key)
+
+
+def _check_ws(ws, cfg):
+    if ws.ndim != 3 or ws.shape[1:] != (cfg.num_ws, cfg.w_dim):
+        raise ValueError(f'ws must be [N, {cfg.num_ws}, {cfg.w_dim}], got {tuple(ws.shape)}')
+
+
+class MappingNetwork(nn.Module):
+    """z [N, z_dim] (+ c [N, c_dim]) -> w, broadcast to [N, num_ws, w_dim] (or [N, w_dim] if num_ws is None)."""
+    z_dim: int
+    c_dim: int
+    w_dim: int
+    num_ws: int | None
+    num_layers: int = 8
+    lr_mul: float = 0.01
+    embed_features: int | None = None
+    layer_features: int | None = None
+    w_avg_beta: float | None = 0.995
+
+    def setup(self):
+        embed = self.embed_features or self.w_dim if self.c_dim else 0
+        hidden = self.layer_features or self.w_dim
+        feats = [self.z_dim + embed] + [hidden] * (self.num_layers - 1) + [self.w_dim]
+        if self.c_dim:
+            self.embed = FullyConnected(self.c_dim, embed)
+        for i in range(self.num_layers):
+            setattr(self, f'fc{i}', FullyConnected(feats[i], feats[i + 1], 'lrelu', lr_mul=self.lr_mul))
+        if self.num_ws is not None and self.w_avg_beta is not None:
+            self.w_avg = self.variable('buffers', 'w_avg', lambda: jnp.zeros((self.w_dim,), jnp.float32))
+
+    def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
+        xs = []
+        if self.z_dim:
+            if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
+                raise ValueError(f'z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}')
+            xs.append(ops.normalize_2nd_moment(z.astype(jnp.float32)))
+        if self.c_dim:
+            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+                raise ValueError(f'c must be [N, {self.c_dim}] (conditional model), got '
+                                 f'{None if c is None else tuple(c.shape)}')
+            xs.append(ops.normalize_2nd_moment(self.embed(c.astype(jnp.float32))))
+        x = jnp.concatenate(xs, axis=1) if len(xs) > 1 else xs[0]
+        for i in range(self.num_layers):
+            x = getattr(self, f'fc{i}')(x)
+        if update_emas and self.num_ws is not None and self.w_avg_beta is not None:
+            self.w_avg.value = jnp.mean(x, axis=0) + self.w_avg_beta * (
+                self.w_avg.value - jnp.mean(x, axis=0))
+        if self.num_ws is None:
+            return x
+        x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, self.w_dim))
+        if not (isinstance(truncation_psi, (int, float)) and truncation_psi == 1):
+            w_avg = self.w_avg.value
+            t = w_avg + truncation_psi * (x - w_avg)
+            if truncation_cutoff is None:
+                x = t
+            else:
+                x = jnp.where((jnp.arange(self.num_ws) < truncation_cutoff)[None, :, None], t, x)
+        return x
+
+
+class Generator(nn.Module):
+    """Mapping + synthesis. `__call__(z, c)` -> images [N, H, W, img_channels]."""
+    cfg: GeneratorConfig
+
+    def setup(self):
+        cfg = self.cfg
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.num_ws, cfg.mapping_layers,
+                                      cfg.mapping_lr_mul, cfg.embed_features, cfg.layer_features, cfg.w_avg_beta)
+        self.synthesis = SynthesisNetwork(cfg)
+
+    def map(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
+        return self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas)
+
+    def synthesize(self, ws, noise_mode='const', noise=None, key=None):
+        return self.synthesis(ws, noise_mode, noise, key)
+
+    def styles(self, ws):
+        return self.synthesis.styles(ws)
+
+    def from_styles(self, styles, noise_mode='const', noise=None, key=None):
+        return self.synthesis.from_styles(styles, noise_mode, noise, key)
+
+    def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='const', noise=None,
+                 key=None, update_emas=False):
+        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas)
+        return self.synthesis(ws, noise_mode, noise, key)
+
+
+def mix_styles(ws_a, ws_b, crossover):
+    """Style mixing: layers [0, crossover) from ws_a, the rest from ws_b. crossover may be traced, per sample
+    ([N]) or shared."""
+    idx = jnp.arange(ws_a.shape[1])
+    cut = jnp.asarray(crossover)
+    mask = (idx[None, :] < cut.reshape(-1, 1))[..., None]
+    return jnp.where(mask, ws_a, ws_b)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Discriminator.
+
+class DiscriminatorBlock(nn.Module):
+    """Resnet block: [fromrgb] conv0, conv1 (2x down), 1x1 skip (2x down); sum scaled by sqrt(1/2)."""
+    res: int
+    in_channels: int      # 0 for the first block (it reads the image)
+    tmp_channels: int
+    out_channels: int
+    img_channels: int
+    conv_clamp: float | None
+    resample_filter: tuple[int, ...]
+    impl: Impl
+
+    @nn.compact
+    def __call__(self, x, img):
+        kw = dict(conv_clamp=self.conv_clamp, resample_filter=self.resample_filter, impl=self.impl)
+        dtype = _dtype(self.impl)
+        if self.in_channels == 0:
+            x = Conv2dLayer(self.img_channels, self.tmp_channels, 1, activation='lrelu', name='fromrgb',
+                            **kw)(img.astype(dtype))
+        y = Conv2dLayer(self.tmp_channels, self.out_channels, 1, bias=False, down=2, name='skip',
+                        **kw)(x, gain=math.sqrt(0.5))
+        x = Conv2dLayer(self.tmp_channels, self.tmp_channels, 3, activation='lrelu', name='conv0', **kw)(x)
+        x = Conv2dLayer(self.tmp_channels, self.out_channels, 3, activation='lrelu', down=2, name='conv1',
+                        **kw)(x, gain=math.sqrt(0.5))
+        return y + x
+
+
+class Discriminator(nn.Module):
+    """img [N, H, W, img_channels] (+ c) -> logits [N, 1]."""
+    cfg: DiscriminatorConfig
+
+    @nn.compact
+    def __call__(self, img, c=None):
+        cfg = self.cfg
+        if img.ndim != 4 or img.shape[1:] != (cfg.resolution, cfg.resolution, cfg.img_channels):
+            raise ValueError(f'D expects images [N, {cfg.resolution}, {cfg.resolution}, {cfg.img_channels}] '
+                             f'(NHWC), got {tuple(img.shape)}')
+        ch = cfg.channels
+        x = None
+        for i, res in enumerate(cfg.block_resolutions):
+            x = DiscriminatorBlock(res, 0 if i == 0 else ch[res], ch[res], ch[res // 2], cfg.img_channels,
+                                   cfg.conv_clamp, cfg.resample_filter, cfg.impl, name=f'b{res}')(x, img)
+        cmap = None
+        cmap_dim = cfg.cmap_dim or ch[4]
+        if cfg.c_dim:
+            if c is None or c.ndim != 2 or c.shape[1] != cfg.c_dim:
+                raise ValueError(f'c must be [N, {cfg.c_dim}] (conditional D), got '
+                                 f'{None if c is None else tuple(c.shape)}')
+            cmap = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, w_avg_beta=None,
+                                  name='mapping')(None, c)
+        return DiscriminatorEpilogue(ch[4], cmap_dim if cfg.c_dim else 0, cfg.mbstd_group_size,
+                                     cfg.mbstd_num_channels, cfg.conv_clamp, cfg.impl, name='b4')(x, cmap)
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4: minibatch-stddev, 3x3 conv, dense over the NCHW flatten, output (projection when conditional)."""
+    channels: int
+    cmap_dim: int
+    mbstd_group_size: int | None
+    mbstd_num_channels: int
+    conv_clamp: float | None
+    impl: Impl
+
+    @nn.compact
+    def __call__(self, x, cmap=None):
+        c = self.channels
+        if self.mbstd_num_channels > 0:
+            x = ops.minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
+        x = Conv2dLayer(c + self.mbstd_num_channels, c, 3, activation='lrelu', conv_clamp=self.conv_clamp,
+                        impl=self.impl, name='conv')(x)
+        x = jnp.transpose(x.astype(jnp.float32), (0, 3, 1, 2)).reshape(x.shape[0], -1)  # NCHW flatten, as NVlabs
+        x = FullyConnected(c * 16, c, 'lrelu', name='fc')(x)
+        x = FullyConnected(c, self.cmap_dim or 1, name='out')(x)
+        if self.cmap_dim:
+            x = jnp.sum(x * cmap, axis=1, keepdims=True) * (1 / math.sqrt(self.cmap_dim))
+        return x

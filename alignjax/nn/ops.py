@@ -1,0 +1,272 @@
+"""Low-level StyleGAN2 ops in pure JAX, NHWC throughout.
+
+Every op has the semantics of its counterpart in NVlabs stylegan2-ada-pytorch (`torch_utils/ops`,
+`training/networks.py`); layouts differ: activations are NHWC, conv kernels HWIO, dense kernels [in, out].
+
+Two implementations are kept where speed matters, selected by a static `impl` string:
+  FIR filtering   'polyphase' (separable pads/slices; fast on every backend) | 'depthwise' (reference).
+  up-sampling conv 'upfir'    (FIR-upsample, then a plain 3x3 conv)          | 'transpose' (NVlabs order:
+                              transposed conv, then FIR; the reference).
+  modulated conv  'shared'    (scale inputs by styles, one conv with the shared kernel, scale outputs by the
+                              demodulation coefficients)                     | 'grouped' (per-sample kernels
+                              in one grouped conv; the reference, NVlabs' fused_modconv).
+All pairs agree to float rounding (tests/test_nn_ops.py); defaults are chosen by bench/generator.py.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LRELU_GAIN = math.sqrt(2.0)
+_DN = ('NHWC', 'HWIO', 'NHWC')
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Activation.
+
+def bias_act(x, b=None, act: str = 'linear', gain: float | None = None, clamp: float | None = None, axis=-1):
+    """x + b, then activation ('linear' | 'lrelu' with slope 0.2), times gain, clamped to [-clamp, clamp].
+
+    gain defaults to sqrt(2) for lrelu and 1 for linear, as NVlabs `bias_act`.
+    """
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        x = x + b.astype(x.dtype).reshape(shape)
+    if act == 'lrelu':
+        x = jnp.where(x >= 0, x, x * 0.2)
+        gain = LRELU_GAIN if gain is None else gain
+    elif act != 'linear':
+        raise ValueError(f'unknown activation {act!r}')
+    gain = 1.0 if gain is None else gain
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = jnp.clip(x, -clamp, clamp)
+    return x
+
+
+def normalize_2nd_moment(x, axis=1, eps=1e-8):
+    """x / sqrt(mean(x^2) + eps) along axis."""
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# FIR filtering: upfirdn2d (zero-insert by `up`, pad, true convolution with f, keep every `down`-th sample).
+
+def setup_filter(f: Sequence[float]) -> np.ndarray:
+    """Normalised 1-D filter taps (the 2-D filter is their outer product, summing to 1)."""
+    f = np.asarray(f, dtype=np.float64)
+    if f.ndim != 1 or f.size == 0:
+        raise ValueError(f'resample filter must be a non-empty 1-D sequence, got shape {f.shape}')
+    return (f / f.sum()).astype(np.float32)
+
+
+def _fir_axis(x, axis: int, f: np.ndarray, up: int, down: int, p0: int, p1: int):
+    """Separable upfirdn along one axis with static taps `f` (already flipped and gained)."""
+    n, k = x.shape[axis], len(f)
+    if up == 1:
+        x = _pad_axis(x, axis, p0, p1)
+        out_len = (x.shape[axis] - k) // down + 1
+        y = None
+        for m in range(k):
+            s = jax.lax.slice_in_dim(x, m, m + (out_len - 1) * down + 1, down, axis) * f[m]
+            y = s if y is None else y + s
+        return y
+    if up != 2 or down != 1:
+        raise NotImplementedError('polyphase FIR supports up=1 (any down) or up=2 with down=1')
+    # Polyphase: output j = 2t + r only sees taps m with (j + m - p0) even, i.e. input sample t + (r + m - p0)/2.
+    out_len = 2 * n + p0 + p1 - k + 1
+    counts = [(out_len + 1) // 2, out_len // 2]
+    taps = [[(m, (r + m - p0) // 2) for m in range(k) if (r + m - p0) % 2 == 0] for r in (0, 1)]
+    offs = [o for t in taps for _, o in t]
+    lp = max(0, -min(offs))
+    rp = max(0, counts[0] - 1 + max(offs) - (n - 1))
+    xp = _pad_axis(x, axis, lp, rp)
+    phases = []
+    for r in (0, 1):
+        y = None
+        for m, o in taps[r]:
+            s = jax.lax.slice_in_dim(xp, o + lp, o + lp + counts[r], 1, axis) * f[m]
+            y = s if y is None else y + s
+        if y is None:
+            shape = list(x.shape)
+            shape[axis] = counts[r]
+            y = jnp.zeros(shape, x.dtype)
+        if counts[r] < counts[0]:
+            y = _pad_axis(y, axis, 0, counts[0] - counts[r])
+        phases.append(y)
+    y = jnp.stack(phases, axis=axis + 1)
+    shape = list(x.shape)
+    shape[axis] = 2 * counts[0]
+    y = y.reshape(shape)
+    return jax.lax.slice_in_dim(y, 0, out_len, 1, axis)
+
+
+def _pad_axis(x, axis, p0, p1):
+    """Zero-pad (or crop, for negative amounts) one axis."""
+    if p0 < 0:
+        x = jax.lax.slice_in_dim(x, -p0, x.shape[axis], 1, axis)
+        p0 = 0
+    if p1 < 0:
+        x = jax.lax.slice_in_dim(x, 0, x.shape[axis] + p1, 1, axis)
+        p1 = 0
+    if p0 or p1:
+        pads = [(0, 0)] * x.ndim
+        pads[axis] = (p0, p1)
+        x = jnp.pad(x, pads)
+    return x
+
+
+def upfirdn2d(x, f, up: int = 1, down: int = 1, padding=(0, 0), gain: float = 1.0, impl: str = 'polyphase'):
+    """NVlabs `upfirdn2d` on NHWC x with the separable filter outer(f, f) (f from `setup_filter`).
+
+    padding = (p0, p1) applies to both spatial axes (negative crops). The 2-D filter is scaled by `gain`.
+    Output size per axis: (n * up + p0 + p1 - len(f)) // down + 1.
+    """
+    f = np.asarray(f, np.float32)
+    p0, p1 = padding
+    if impl == 'depthwise':
+        return _upfirdn2d_depthwise(x, f, up, down, p0, p1, gain)
+    if impl != 'polyphase':
+        raise ValueError(f'unknown FIR impl {impl!r}')
+    f1 = (f[::-1] * math.sqrt(gain)).astype(np.float32)  # true convolution: flip; gain split over two axes
+    x = _fir_axis(x, 1, f1, up, down, p0, p1)
+    return _fir_axis(x, 2, f1, up, down, p0, p1)
+
+
+def _upfirdn2d_depthwise(x, f, up, down, p0, p1, gain):
+    """Reference: zero insertion, padding and one depthwise conv with the full 2-D filter."""
+    n, h, w, c = x.shape
+    if up > 1:
+        x = x.reshape(n, h, 1, w, 1, c)
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, up - 1), (0, 0), (0, up - 1), (0, 0)))
+        x = x.reshape(n, h * up, w * up, c)
+    x = _pad_axis(_pad_axis(x, 1, p0, p1), 2, p0, p1)
+    f2 = np.outer(f, f)[::-1, ::-1] * gain
+    kernel = jnp.asarray(np.tile(f2[:, :, None, None], (1, 1, 1, c)), x.dtype)
+    x = jax.lax.conv_general_dilated(x, kernel, (1, 1), 'VALID', dimension_numbers=_DN, feature_group_count=c)
+    return x[:, ::down, ::down, :]
+
+
+def upsample2d(x, f, impl='polyphase'):
+    """2x upsampling with the FIR filter, as NVlabs `upsample2d` (gain 4, output exactly 2H x 2W)."""
+    k = len(f)
+    return upfirdn2d(x, f, up=2, padding=((k + 1) // 2, (k - 2) // 2), gain=4.0, impl=impl)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Convolutions.
+
+def conv2d(x, w, stride: int = 1, padding=0, groups: int = 1):
+    """Cross-correlation (torch conv2d), NHWC x, HWIO w."""
+    pad = [(padding, padding)] * 2 if isinstance(padding, int) else padding
+    return jax.lax.conv_general_dilated(x, w.astype(x.dtype), (stride, stride), pad, dimension_numbers=_DN,
+                                        feature_group_count=groups)
+
+
+def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, groups: int = 1,
+                    fir_impl='polyphase', up_impl='upfir'):
+    """NVlabs `conv2d_resample` for the cases StyleGAN2 uses, NHWC/HWIO.
+
+    up=2: 3x3 conv on the 2x FIR-upsampled grid (as NVlabs' transposed conv followed by the FIR; the kernel
+    is applied spatially flipped, exactly as NVlabs does). down=2: FIR, then strided conv. Otherwise a plain
+    conv with `padding`.
+    """
+    kh, kw = w.shape[0], w.shape[1]
+    if up == 1 and down == 1:
+        return conv2d(x, w, padding=padding, groups=groups)
+    fk = len(f)
+    if up == 2 and down == 1:
+        assert kh == kw, 'square kernels only'
+        if up_impl == 'transpose':
+            p0 = padding + (fk + 1) // 2 - (kw - 1)
+            p1 = padding + (fk - 2) // 2 - (kw - 2)
+            pt = max(min(-p0, -p1), 0)
+            wf = w[::-1, ::-1]
+            x = jax.lax.conv_general_dilated(x, wf.astype(x.dtype), (1, 1), [(kw - 1 - pt, kw - 1 - pt)] * 2,
+                                             lhs_dilation=(2, 2), dimension_numbers=_DN, feature_group_count=groups)
+            return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt), gain=4.0, impl=fir_impl)
+        if up_impl != 'upfir':
+            raise ValueError(f'unknown up-conv impl {up_impl!r}')
+        # Transposed conv (pad 0) then FIR (pad p) equals FIR-upsampling with padding (p0, p1), then a valid
+        # correlation with the flipped kernel: both are linear shift-invariant and nothing is cropped between.
+        # The pads work out to upsample2d's own plus the conv padding.
+        x = upfirdn2d(x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0,
+                      impl=fir_impl)
+        return conv2d(x, w[::-1, ::-1], groups=groups)
+    if down == 2 and up == 1:
+        p0 = padding + (fk - 2 + 1) // 2
+        p1 = padding + (fk - 2) // 2
+        if kh == 1 and kw == 1:
+            x = upfirdn2d(x, f, down=2, padding=(p0, p1), impl=fir_impl)
+            return conv2d(x, w, groups=groups)
+        x = upfirdn2d(x, f, padding=(p0, p1), impl=fir_impl)
+        return conv2d(x, w, stride=2, groups=groups)
+    if up != 1 or down != 1:
+        raise NotImplementedError(f'conv2d_resample: up={up}, down={down}')
+    return conv2d(x, w, padding=padding, groups=groups)
+
+
+def modulated_conv2d(x, weight, styles, *, demodulate=True, up=1, padding=0, f=None, noise=None,
+                     impl='shared', fir_impl='polyphase', up_impl='upfir'):
+    """StyleGAN2 modulated convolution.
+
+    x: [N, H, W, I]; weight: [k, k, I, O] (float32 params); styles: [N, I] (float32).
+    noise: None or broadcastable to [N, H', W', 1] (already scaled by the noise strength).
+    Returns [N, H', W', O] in x's dtype. Demodulation coefficients are computed in float32.
+    """
+    n = x.shape[0]
+    kh, kw, ci, co = weight.shape
+    styles = styles.astype(jnp.float32)
+    weight = weight.astype(jnp.float32)
+    dcoefs = None
+    if demodulate:  # sum_{i,k} (w_oik s_i)^2 = s^2 @ sum_k w^2
+        dcoefs = jax.lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(weight), axis=(0, 1)) + 1e-8)  # [N, O]
+    if impl == 'shared':
+        x = x * styles.astype(x.dtype)[:, None, None, :]
+        x = conv2d_resample(x, weight, f, up=up, padding=padding, fir_impl=fir_impl, up_impl=up_impl)
+        if dcoefs is not None:
+            x = x * dcoefs.astype(x.dtype)[:, None, None, :]
+    elif impl == 'grouped':
+        w = weight[None] * styles[:, None, None, :, None]  # [N, k, k, I, O]
+        if dcoefs is not None:
+            w = w * dcoefs[:, None, None, None, :]
+        w = jnp.transpose(w, (1, 2, 3, 0, 4)).reshape(kh, kw, ci, n * co)
+        _, h, wd, _ = x.shape
+        x = jnp.transpose(x, (1, 2, 0, 3)).reshape(1, h, wd, n * ci)
+        x = conv2d_resample(x, w, f, up=up, padding=padding, groups=n, fir_impl=fir_impl, up_impl=up_impl)
+        _, h, wd, _ = x.shape
+        x = jnp.transpose(x.reshape(h, wd, n, co), (2, 0, 1, 3))
+    else:
+        raise ValueError(f'unknown modulated-conv impl {impl!r}')
+    if noise is not None:
+        x = x + noise.astype(x.dtype)
+    return x
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Discriminator helpers.
+
+def minibatch_std(x, group_size: int | None = 4, num_channels: int = 1):
+    """Append per-group feature stddev channels (NVlabs MinibatchStdLayer). x: [N, H, W, C] -> [N, H, W, C+F].
+
+    Sample i belongs to group i mod (N / G), as in NVlabs.
+    """
+    n, h, w, c = x.shape
+    g = n if group_size is None else min(group_size, n)
+    if n % g:
+        raise ValueError(f'minibatch-stddev: batch size {n} is not divisible by the group size {g}')
+    f = num_channels
+    if c % f:
+        raise ValueError(f'minibatch-stddev: {c} channels are not divisible by num_channels={f}')
+    y = x.astype(jnp.float32).reshape(g, n // g, h, w, f, c // f)
+    y = y - jnp.mean(y, axis=0)
+    y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [n, H, W, F, c]
+    y = jnp.mean(y, axis=(1, 2, 4))                        # [n, F]
+    y = jnp.tile(y[:, None, None, :], (g, h, w, 1)).astype(x.dtype)
+    return jnp.concatenate([x, y], axis=-1)

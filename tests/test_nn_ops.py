@@ -1,0 +1,114 @@
+"""Fast op implementations against their reference paths and against a direct numpy definition."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from alignjax.nn import ops
+
+F = ops.setup_filter([1, 3, 3, 1])
+
+
+def upfirdn_numpy(x, f, up, down, p0, p1, gain):
+    """Definition of NVlabs upfirdn2d, written independently: loops over output pixels."""
+    n, h, w, c = x.shape
+    z = np.zeros((n, h * up, w * up, c), x.dtype)
+    z[:, ::up, ::up] = x
+    zp = np.zeros((n, h * up + p0 + p1, w * up + p0 + p1, c), x.dtype) if min(p0, p1) >= 0 else None
+    zp[:, p0:p0 + h * up, p0:p0 + w * up] = z
+    f2 = np.outer(f, f)[::-1, ::-1] * gain  # true convolution
+    k = len(f)
+    oh = (zp.shape[1] - k) // down + 1
+    out = np.zeros((n, oh, oh, c), np.float64)
+    for i in range(oh):
+        for j in range(oh):
+            patch = zp[:, i * down:i * down + k, j * down:j * down + k]
+            out[:, i, j] = np.einsum('nabc,ab->nc', patch, f2)
+    return out
+
+
+@pytest.mark.parametrize('up,down,pads', [(2, 1, (2, 1)), (2, 1, (3, 2)), (2, 1, (1, 0)), (1, 1, (2, 2)),
+                                          (1, 2, (1, 1)), (1, 1, (0, 0)), (2, 1, (4, 4))])
+@pytest.mark.parametrize('impl', ['polyphase', 'depthwise'])
+def test_upfirdn2d_matches_definition(up, down, pads, impl):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    gain = up * up
+    ref = upfirdn_numpy(x, F, up, down, *pads, gain)
+    got = np.asarray(ops.upfirdn2d(jnp.asarray(x), F, up=up, down=down, padding=pads, gain=gain, impl=impl))
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_upsample2d_shape_and_constant():
+    x = jnp.ones((1, 8, 8, 2))
+    y = ops.upsample2d(x, F)
+    assert y.shape == (1, 16, 16, 2)
+    np.testing.assert_allclose(np.asarray(y)[:, 2:-2, 2:-2], 1.0, atol=1e-6)  # interior keeps DC level
+
+
+@pytest.mark.parametrize('up,down', [(1, 1), (2, 1), (1, 2)])
+def test_conv2d_resample_impls_agree(up, down):
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 3, 4, 5)), jnp.float32)
+    outs = [ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, fir_impl=fi, up_impl=ui)
+            for fi, ui in itertools.product(['polyphase', 'depthwise'], ['upfir', 'transpose'])]
+    for o in outs[1:]:
+        assert o.shape == outs[0].shape
+        np.testing.assert_allclose(np.asarray(o), np.asarray(outs[0]), atol=1e-4)
+
+
+def test_upconv_matches_torch_semantics():
+    """NVlabs' up-conv = conv_transpose2d(stride 2) then FIR; check 'upfir' against that written in numpy."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 4, 4, 2)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 2, 3)).astype(np.float32)
+    # conv_transpose2d (scatter form): y[2i + a, 2j + b, o] += x[i, j, c] * w[a, b, c, o]
+    t = np.zeros((1, 9, 9, 3))
+    for i, j, a, b in itertools.product(range(4), range(4), range(3), range(3)):
+        t[0, 2 * i + a, 2 * j + b] += x[0, i, j] @ w[a, b]
+    ref = upfirdn_numpy(t, F, 1, 1, 1, 1, 4.0)
+    got = np.asarray(ops.conv2d_resample(jnp.asarray(x), jnp.asarray(w), F, up=2, padding=1))
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize('up,demod', [(1, True), (2, True), (1, False)])
+def test_modulated_conv_shared_equals_grouped(up, demod):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((3, 8, 8, 4)), jnp.float32)
+    k = 3 if demod else 1
+    w = jnp.asarray(rng.standard_normal((k, k, 4, 6)), jnp.float32)
+    s = jnp.asarray(rng.standard_normal((3, 4)) + 1, jnp.float32)
+    noise = jnp.asarray(rng.standard_normal((3, 8 * up, 8 * up, 1)), jnp.float32)
+    a = ops.modulated_conv2d(x, w, s, demodulate=demod, up=up, padding=k // 2, f=F, noise=noise, impl='shared')
+    b = ops.modulated_conv2d(x, w, s, demodulate=demod, up=up, padding=k // 2, f=F, noise=noise, impl='grouped')
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+    if demod and up == 1:  # demodulation: each output channel of the per-sample kernel has unit norm
+        ww = np.asarray(w)[None] * np.asarray(s)[:, None, None, :, None]
+        d = 1 / np.sqrt((ww ** 2).sum(axis=(1, 2, 3)) + 1e-8)
+        assert np.all(np.isfinite(d))
+
+
+def test_minibatch_std_groups_like_nvlabs():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 4, 4, 6)).astype(np.float32)
+    y = np.asarray(ops.minibatch_std(jnp.asarray(x), group_size=4, num_channels=2))
+    assert y.shape == (8, 4, 4, 8)
+    # sample i is in group i % 2; channels split in 2 groups of 3
+    for j in range(2):
+        members = x[j::2]                       # [4, H, W, C]
+        sd = np.sqrt(members.var(axis=0) + 1e-8)  # [H, W, C]
+        for fch in range(2):
+            val = sd[..., fch * 3:(fch + 1) * 3].mean()
+            np.testing.assert_allclose(y[j::2, :, :, 6 + fch], val, rtol=1e-5)
+    with pytest.raises(ValueError, match='divisible'):
+        ops.minibatch_std(jnp.zeros((6, 4, 4, 2)), group_size=4)
+
+
+def test_bias_act_clamp_and_gain():
+    x = jnp.array([[-2.0, 0.5, 300.0]])
+    y = np.asarray(ops.bias_act(x, jnp.array([1.0, 0.0, 0.0]), 'lrelu', clamp=256.0))
+    np.testing.assert_allclose(y, [[-0.2 * np.sqrt(2), 0.5 * np.sqrt(2), 256.0]], rtol=1e-6)
