@@ -91,6 +91,29 @@ class EpochShuffleSampler:
         return grain.RecordMetadata(index=index, record_key=key, rng=None)
 
 
+class _StackBatch:
+    """Batch dicts of arrays; like grain's default, it writes into shared
+    memory when grain asks (worker processes), except for zero-size leaves such
+    as the empty label of an unconditional dataset, which shared memory cannot
+    hold."""
+
+    def __init__(self):
+        self._shm = False
+
+    def enable_shared_memory_output(self):
+        self._shm = True
+
+    def _stack(self, xs):
+        first = np.asarray(xs[0])
+        if self._shm and first.size and not first.dtype.hasobject:
+            out = grain.SharedMemoryArray((len(xs),) + first.shape, dtype=first.dtype)
+            return np.stack(xs, out=out)
+        return np.stack(xs)
+
+    def __call__(self, values):
+        return {k: self._stack([v[k] for v in values]) for k in values[0]}
+
+
 def _default_shard() -> tuple[int, int]:
     import jax
 
@@ -157,7 +180,7 @@ def make_loader(
     loader = grain.DataLoader(
         data_source=source,
         sampler=sampler,
-        operations=[grain.Batch(batch_size=batch_size, drop_remainder=drop_remainder)],
+        operations=[grain.Batch(batch_size=batch_size, drop_remainder=drop_remainder, batch_fn=_StackBatch())],
         worker_count=worker_count,
         worker_buffer_size=max(1, prefetch // batch_size),
         shard_options=grain.ShardOptions(shard_index=shard_index, shard_count=shard_count, drop_remainder=True),

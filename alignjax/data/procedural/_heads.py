@@ -304,7 +304,7 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
 
     # ---- hair behind the head -------------------------------------------------------
     hl = col(g.hair_len)
-    part = rx * f32(0.22) * col(np.sin(g.yaw))
+    part = rx * f32(0.45) * col(np.sin(g.yaw))  # hair turns with the head
     if not animal:
         top = R.sd_ellipse(u - cx - part * 0.5, v - cy + ry * 0.06, rx * (1.08 + 0.10 * hl), ry * (1.06 + 0.04 * hl))
         bottom = cy + ry * (-0.4 + 2.3 * hl)
@@ -454,7 +454,7 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
         wave = 0.04 * np.sin(X * 9.0 + col(detail) * 20)
         drop = 0.45 + 1.1 * hl
         hline = -0.42 + 0.16 * col(bangs) * (1 - X * X) * smoothstep(0.2, 0.5, hl) + wave * (1 - hl)
-        hline = hline + drop * smoothstep(0.55, 1.02, np.abs(X))
+        hline = hline + drop * smoothstep(0.64, 1.05, np.abs(X))  # side locks clear the eyes
         dline = v - (cy + ry * hline)
         dcap = R.sd_ellipse(u - cx - part * 0.5, v - cy + ry * 0.06, rx * (1.05 + 0.06 * hl), ry * (1.05 + 0.04 * hl))
         if toon:  # spiky fringe
@@ -625,9 +625,17 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
         gap = op * ry * 0.10 * np.sqrt(w)
         dm_open = np.maximum(np.maximum(np.abs(a_m) - 1, (base - v) / ry * 4), (v - base - gap) / ry * 4) * hw
         dm_open = np.where(op > 0.01, dm_open, f32(9))
-        sm = col(g.smile)
-        curve = base - sm * ry * 0.05 * np.sin(np.pi * np.clip(np.abs(a_m), 0, 1)) * 0
-        dline = R.sd_curve(np.abs(u - col(mcx)) - hw * 0.5, v - col(mcy), f32(0), -(sm * 0.4 + 0.2) / (hw * 1.0) * ry * 0.25, hw * 0.5, ry * 0.012)
+        # two arcs from the centre to the corners, sagging in the middle
+        dline = None
+        for ccx, ccy in ((lcx, lcy), (rcx, rcy)):
+            midx, midy = (col(mcx) + col(ccx)) / 2, (col(mcy) + col(ccy)) / 2
+            h = np.abs(col(ccx) - col(mcx)) / 2 + f32(1e-6)
+            slope = (col(ccy) - col(mcy)) / (col(ccx) - col(mcx))
+            sag = ry * 0.05
+            c = -sag / (h * h)
+            th = np.maximum(ry * 0.013, px * 0.6)
+            da = R.sd_curve(u - midx, v - (midy - c * h * h), slope, c, h, th)
+            dline = da if dline is None else np.minimum(dline, da)
         dphil = R.sd_segment(u, v, col(tx), col(ty), col(mcx), col(mcy))[0] - ry * 0.010
         dm = np.minimum(np.minimum(dline, dphil), dm_open)
         am = cv.cov(dm)
