@@ -79,7 +79,7 @@ MASK_CLASSES: dict[str, tuple[str, ...]] = {
 }
 
 _DOMAIN_IDS = {d: k + 1 for k, d in enumerate(DOMAINS)}
-_CHUNK_PIXELS = 1 << 18
+_CHUNK_PIXELS = 1 << 17
 
 
 def _keys(fac: np.ndarray, domain: str) -> np.ndarray:

@@ -195,6 +195,9 @@ def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
     cv.paint(cv.cov(tfront) * tvis, wall * (0.95 * (0.40 + 0.6 * lam_tf))[..., None], B["tower"])
     cv.paint(cv.cov(sp_side) * tvis * col(yaw <= 0), roof * 0.6, B["tower"])
     cv.paint(cv.cov(sp_front) * tvis, roof * (0.55 + 0.45 * lam_tf)[..., None], B["tower"])
+    # a ball finial on the spire (also keeps the sharp tip visible at low res)
+    dfin = np.sqrt((u - col(tower_top[0])) ** 2 + (v - col(tower_top[1])) ** 2) - np.maximum(col(tw * k) * 0.07, cv.px * 0.7)
+    cv.paint(cv.cov(dfin) * tvis, rgb([[200, 170, 80]]), B["tower"])
     inv_t, _ = cam.plane((tx0, 0 * W, tz1), (np.ones(n, f32), 0 * W, 0 * W), (0 * W, np.ones(n, f32), 0 * W))
     ts, tt = inv_t(u, v)
     dtw = R.sd_box(ts - col(tw) / 2, tt - col(th) * 0.78, col(tw) * 0.16, col(th) * 0.07, col(tw) * 0.15) * col(k)
@@ -207,7 +210,10 @@ def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
     inv_f, _ = cam.plane((-hw, 0 * W, zf), (np.ones(n, f32), 0 * W, 0 * W), (0 * W, np.ones(n, f32), 0 * W))
     fs, ft = inv_f(u, v)
     bricks = 1 + 0.04 * np.sin(ft / col(H) * 80) * (col(fac[:, F["skin_tone"]]) > 0.5)
-    cv.paint(cv.cov(facade), wall * ((0.42 + 0.62 * lam_f) * (1 + 0.05 * wall_tex) * bricks)[..., None], B["wall"])
+    corners = [cam.screen(sg * hw, 0 * W, zf) for sg in (-1, 1)]
+    dcorner = np.minimum(*[np.sqrt((u - col(cx_)) ** 2 + (v - col(cy_)) ** 2) for cx_, cy_ in corners]) - cv.px * 0.6
+    fmask = cv.cov(np.minimum(facade, dcorner))  # keep the base corners in the mask at low res
+    cv.paint(cv.cov(facade), wall * ((0.42 + 0.62 * lam_f) * (1 + 0.05 * wall_tex) * bricks)[..., None], B["wall"], mask_alpha=fmask)
     # roof trim over the gable edges (the overhang seen from the front)
     trim_w = Hr * 0.16
     for sgn in (-1, 1):

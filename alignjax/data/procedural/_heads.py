@@ -143,7 +143,7 @@ def geometry(fac: np.ndarray, domain: str) -> Geometry:
             r0 = g.rx * (f32(0.26) + f32(0.02) * droop)
             r1 = g.rx * (f32(0.02) + f32(0.13) * droop)
             bx, by = ax + dx * length, ay + dy * length
-            tip = (bx + dx * r1, by + dy * r1)
+            tip = (bx + dx * r1 * 0.5, by + dy * r1 * 0.5)
             g.ears.append(SimpleNamespace(ax=ax, ay=ay, bx=bx, by=by, r0=r0, r1=r1, tip=tip))
         g.droop = droop
     else:
@@ -217,7 +217,8 @@ def _head_sd(cv, g, domain, key):
     if domain == "animals":  # tufts along the lower outline
         ang = np.arctan2(Y, X) / f32(2 * np.pi) + f32(0.5)
         tuft = R.angular_noise(key, ang, 28, 71)
-        d = d - col(g.rx) * f32(0.035) * (tuft + 0.6) * smoothstep(-0.2, 0.5, Y / col(g.ry))
+        amp = smoothstep(-0.2, 0.5, Y / col(g.ry)) * smoothstep(0.08, 0.3, np.abs(X) / col(g.rx))
+        d = d - col(g.rx) * f32(0.035) * (tuft + 0.6) * amp  # none at the chin point
     return d
 
 
@@ -391,7 +392,10 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
                     a = cv.cov(de)
                 t = R.sd_segment(u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by))[1]
                 earc = lerp(skin_c, hair_c, 0.35 + 0.5 * col(g.droop)[..., None]) * (0.7 + 0.3 * t)[..., None]
-                cv.paint(a, earc, C["ears"])
+                # the mask keeps a ~1 px point at the tip, however sharp
+                dtip = np.sqrt((u - col(e.tip[0])) ** 2 + (v - col(e.tip[1])) ** 2) - px * 0.6
+                ma = cv.cov(np.minimum(de, dtip)) * (wgt if front else 1.0)
+                cv.paint(a, earc, C["ears"], mask_alpha=ma)
                 ai = cv.cov(inner, soft=0.02) * a * (1 - col(g.droop)) * 0.8
                 cv.paint(ai, rgb([[215, 140, 140]]) * (0.8 + 0.2 * t)[..., None])
             else:
@@ -485,225 +489,235 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
         if toon:
             cv.paint(cv.stroke(dhair, 0.02), ink)
 
-    # ---- brows ------------------------------------------------------------------------------------------------
-    if not animal:
-        for k, side in enumerate((-1, 1)):
-            bxp, byp, _ = g.brow_pts[k]
-            fore = g.eye[k][2]
-            half = g.ew * fore * (1.25 if not toon else 1.05)
-            slope = -side * 0.35 * np.minimum(g.brow, 0) * 1.0 - side * 0.08 * np.maximum(g.brow, 0)
-            arch = (0.6 + 0.4 * np.maximum(g.brow, 0)) / (g.ew * 6)
-            th = g.ew * (0.16 if not toon else 0.20)
-            lx_ = u - col(bxp)
-            taper = 1 - 0.5 * smoothstep(0, 1, (lx_ * side) / col(half) * 0.5 + 0.5)
-            d = R.sd_curve(lx_, v - col(byp), col(slope), col(arch), col(half), col(th) * taper)
+    def _features(cv, u, v, a_head, lam):
+        # ---- brows ------------------------------------------------------------------------------------------------
+        if not animal:
+            for k, side in enumerate((-1, 1)):
+                bxp, byp, _ = g.brow_pts[k]
+                fore = g.eye[k][2]
+                half = g.ew * fore * (1.25 if not toon else 1.05)
+                slope = -side * 0.35 * np.minimum(g.brow, 0) * 1.0 - side * 0.08 * np.maximum(g.brow, 0)
+                arch = (0.6 + 0.4 * np.maximum(g.brow, 0)) / (g.ew * 6)
+                th = g.ew * (0.16 if not toon else 0.20)
+                lx_ = u - col(bxp)
+                taper = 1 - 0.5 * smoothstep(0, 1, (lx_ * side) / col(half) * 0.5 + 0.5)
+                d = R.sd_curve(lx_, v - col(byp), col(slope), col(arch), col(half), col(th) * taper)
+                a = cv.cov(d)
+                bcol = ink * 1.2 if toon else hair_c * 0.55 + rgb([[10, 8, 8]])
+                cv.paint(a * (0.95 if toon else 0.85), bcol, C["brows"], mask_alpha=a)
+
+        # ---- eyes ------------------------------------------------------------------------------------------------
+        escale = 1.0
+        round_ = 0.55 if toon else (0.35 if animal else 0.0)
+        iris_c = rgb(_pick(ANIMAL_IRIS if animal else IRIS, d2))
+        for side in (0, 1):
+            d, a_, b_, ew, up, lo = _eye_shape(cv, g, side, escale, round_)
+            ex, ey, fore = g.eye[side]
             a = cv.cov(d)
-            bcol = ink * 1.2 if toon else hair_c * 0.55 + rgb([[10, 8, 8]])
-            cv.paint(a * (0.95 if toon else 0.85), bcol, C["brows"], mask_alpha=a)
-
-    # ---- eyes ------------------------------------------------------------------------------------------------
-    escale = 1.0
-    round_ = 0.55 if toon else (0.35 if animal else 0.0)
-    iris_c = rgb(_pick(ANIMAL_IRIS if animal else IRIS, d2))
-    for side in (0, 1):
-        d, a_, b_, ew, up, lo = _eye_shape(cv, g, side, escale, round_)
-        ex, ey, fore = g.eye[side]
-        a = cv.cov(d)
-        ewn = col(g.ew)
-        if not toon and not animal:
-            # socket shading around the eye
-            sock = cv.cov(R.sd_ellipse(u - col(ex), v - col(ey) + ewn * 0.15, ew * 1.35, ewn * 0.75), soft=0.05)
-            cv.shade(1 - 0.12 * sock, a_head)
-        sclera = rgb([[245, 242, 236]]) if toon else rgb([[236, 230, 222]])
-        if animal:
-            sclera = iris_c * 1.05
-        lidshadow = 1 - (0.25 if not toon else 0.0) * smoothstep(0.3, -0.6, b_ + up * 0.3 - up)
-        cv.paint(a, sclera * lidshadow[..., None], C["eyes"])
-        # iris and pupil (look slightly towards the turn)
-        gaze = col(np.sin(g.yaw)) * 0.15
-        ir = 0.50 if not toon else 0.62
-        if animal:
-            ir = 0.95
-        di = np.sqrt(((a_ - gaze) / ir) ** 2 + (b_ / ir) ** 2) - 1
-        ai = cv.cov(di * ewn * ir) * a
-        shade_i = 0.75 + 0.35 * smoothstep(-0.8, 0.8, b_)
-        cv.paint(ai, iris_c * shade_i[..., None])
-        if animal:  # slit pupils for pointy ears, round for floppy ones
-            pw = lerp(0.14, 0.45, col(g.droop))
-            dp = np.sqrt(((a_ - gaze) / pw) ** 2 + (b_ / 0.55) ** 2) - 1
-            ap = cv.cov(dp * ewn * pw) * a
-        else:
-            pr = ir * (0.45 if not toon else 0.55)
-            ap = cv.cov((np.sqrt((a_ - gaze) ** 2 + b_ * b_) - pr) * ewn) * a
-        cv.paint(ap, rgb([[12, 10, 10]]))
-        # catch light towards the light source
-        hx = gaze + lx * 0.9 * ir * 0.5 - 0.15
-        hy = ly * 0.6 * ir * 0.5 - 0.25 * ir
-        rr = 0.16 if not toon else 0.24
-        ah = cv.cov((np.sqrt((a_ - hx) ** 2 + (b_ - hy) ** 2) - rr) * ewn * 0.9) * a
-        cv.paint(ah * 0.9, rgb([[255, 255, 255]]))
-        if toon:
-            ah2 = cv.cov((np.sqrt((a_ - hx - 0.35) ** 2 + (b_ - hy - 0.35) ** 2) - rr * 0.5) * ewn) * a
-            cv.paint(ah2 * 0.9, rgb([[255, 255, 255]]))
-        # upper lid / lash line
-        lid_d = np.maximum(np.abs(b_ + up) * ewn - ewn * (0.10 if not toon else 0.16), (np.abs(a_) - 1.05) * ew)
-        al = cv.cov(lid_d)
-        cv.paint(al * (0.9 if not animal else 0.8), ink, C["eyes"], mask_alpha=al * (cv.cov(d + ewn * 0.2)))
-        if toon:  # lower lid line and a lash flick
-            lo_d = np.maximum(np.abs(b_ - lo) * ewn - ewn * 0.05, (np.abs(a_) - 0.8) * ew)
-            cv.paint(cv.cov(lo_d) * 0.6, ink)
-            side_s = -1 if side == 0 else 1
-            fl = R.sd_segment(u, v, col(ex) + side_s * ew * 0.95, col(ey) - up * ewn * 0.2,
-                              col(ex) + side_s * ew * 1.3, col(ey) - up * ewn * 0.2 - ewn * 0.3)[0]
-            cv.paint(cv.cov(fl - ewn * 0.08), ink)
-
-    # ---- nose -----------------------------------------------------------------------------------------------------
-    tx, ty, _ = g.nose_tip
-    bx_, by_, _ = g.nose_base
-    topx, topy, _ = g.nose_top
-    if animal:
-        nw = rx * 0.17
-        # muzzle: two whisker pads and a chin, lighter than the fur
-        for side in (-1, 1):
-            mx, my, _ = g.proj(side * 0.17, 0.56, 0.18)
-            dm = R.sd_ellipse(u - col(mx), v - col(my), rx * 0.24, ry * 0.17)
-            am = cv.cov(dm, soft=0.02) * a_head
-            cv.paint(am * 0.85, rgb([[240, 232, 220]]) * (0.6 + 0.45 * lam)[..., None])
-            # whisker dots
-            for k in range(3):
-                wx, wy, _ = g.proj(side * (0.12 + 0.07 * k), 0.53 + 0.04 * (k % 2), 0.2)
-                cv.paint(cv.cov(R.sd_circle(u - col(wx), v - col(wy), rx * 0.012)) * 0.6, ink)
-        dn = R.sd_ellipse(u - col(tx), v - col(ty) - ry * 0.01, nw, ry * 0.07)
-        dn = np.maximum(dn, -(v - col(ty) + ry * 0.07) - np.abs(u - col(tx)) * 0.0)
-        tri = R.sd_convex(u, v, [(col(tx) - nw, col(ty) - ry * 0.05), (col(tx) + nw, col(ty) - ry * 0.05), (col(tx), col(ty) + ry * 0.075)])
-        dn = np.minimum(R.sd_ellipse(u - col(tx), v - col(ty) + ry * 0.015, nw, ry * 0.055), tri + rx * 0.01)
-        an = cv.cov(dn)
-        ncol = rgb([[45, 35, 36]]) * (0.8 + 0.4 * smoothstep(0.04, -0.04, (v - col(ty)) / ry))[..., None]
-        cv.paint(an, ncol, C["nose"])
-        hl_ = cv.cov(R.sd_ellipse(u - col(tx) + rx * 0.04 - lx * rx * 0.05, v - col(ty) + ry * 0.03, nw * 0.3, ry * 0.015), soft=0.01)
-        cv.paint(hl_ * 0.5, rgb([[200, 200, 210]]))
-    elif toon:
-        # a small hooked line plus the tip dot
-        dn = R.sd_ellipse(u - col(tx), v - col(ty), rx * 0.07, ry * 0.045)
-        an = cv.cov(dn)
-        cv.paint(an, skin_c * 0.82, C["nose"])
-        cv.paint(cv.stroke(np.maximum(dn, -(v - col(ty))), 0.012), ink)
-    else:
-        # bridge + tip + wings: mostly shading, as in a photo
-        dbr = R.sd_tapered(u, v, col(topx), col(topy), col(tx), col(ty) - ry * 0.02, rx * 0.07, rx * 0.10)
-        dwing = R.sd_ellipse(u - col(bx_), v - col(by_) + ry * 0.015, rx * 0.19, ry * 0.075)
-        dn = np.minimum(dbr, dwing)
-        an = cv.cov(dn)
-        side_shade = np.clip((u - col(tx)) / (rx * 0.18) * -lx[..., 0:1, 0:1] * 1.0, -1, 1)
-        nshade = 1 - 0.10 * side_shade * cv.cov(dn, soft=0.03)
-        cv.shade(nshade, a_head)
-        cv.label(an, C["nose"])
-        # shadow below the nose and on the side away from the light
-        dsh = R.sd_ellipse(u - col(bx_) + lx * rx * 0.08, v - col(by_) - ry * 0.04, rx * 0.17, ry * 0.05)
-        cv.shade(1 - 0.22 * cv.cov(dsh, soft=0.04) * (1 - an * 0.7), a_head)
-        for side in (-1, 1):
-            nx0, ny0, _ = g.proj(side * 0.09, 0.43, 0.16)
-            dnos = R.sd_ellipse(u - col(nx0), v - col(ny0), rx * 0.045, ry * 0.022)
-            cv.paint(cv.cov(dnos, soft=0.01) * 0.75, skin_c * 0.35)
-        tip = cv.cov(R.sd_ellipse(u - col(tx) - lx * rx * 0.05, v - col(ty) - ly * ry * 0.03, rx * 0.06, ry * 0.035), soft=0.04)
-        cv.add(0.12 * tip, rgb([[255, 245, 235]]))
-
-    # ---- mouth -------------------------------------------------------------------------------------------------------
-    mcx, mcy, _ = g.mouth_c
-    lcx, lcy, _ = g.mouth_l
-    rcx, rcy, _ = g.mouth_r
-    left = u < col(mcx)
-    half = np.where(left, col(mcx - lcx), col(rcx - mcx))
-    a_m = (u - col(mcx)) / half
-    cy_corner = np.where(left, col(lcy), col(rcy))
-    w = np.clip(1 - a_m * a_m, 0, 1)
-    base = col(mcy) + (cy_corner - col(mcy)) * np.minimum(a_m * a_m, 1)
-    op = col(g.mouth_open)
-    hw = col((rcx - lcx) / 2)
-    if animal:
-        # w-shaped mouth under the nose, opening to show the tongue
-        gap = op * ry * 0.10 * np.sqrt(w)
-        dm_open = np.maximum(np.maximum(np.abs(a_m) - 1, (base - v) / ry * 4), (v - base - gap) / ry * 4) * hw
-        dm_open = np.where(op > 0.01, dm_open, f32(9))
-        # two arcs from the centre to the corners, sagging in the middle
-        dline = None
-        for ccx, ccy in ((lcx, lcy), (rcx, rcy)):
-            midx, midy = (col(mcx) + col(ccx)) / 2, (col(mcy) + col(ccy)) / 2
-            h = np.abs(col(ccx) - col(mcx)) / 2 + f32(1e-6)
-            slope = (col(ccy) - col(mcy)) / (col(ccx) - col(mcx))
-            sag = ry * 0.05
-            c = -sag / (h * h)
-            th = np.maximum(ry * 0.013, px * 0.6)
-            da = R.sd_curve(u - midx, v - (midy - c * h * h), slope, c, h, th)
-            dline = da if dline is None else np.minimum(dline, da)
-        dphil = R.sd_segment(u, v, col(tx), col(ty), col(mcx), col(mcy))[0] - ry * 0.010
-        dm = np.minimum(np.minimum(dline, dphil), dm_open)
-        am = cv.cov(dm)
-        am_mask = cv.cov(np.minimum(dline, dm_open) - px * 0.3)
-        cv.paint(am, ink, C["mouth"], mask_alpha=am_mask)
-        at = cv.cov(dm_open + ry * 0.01) * cv.cov(-(v - base - gap * 0.45))
-        cv.paint(at, rgb([[220, 100, 110]]))
-    else:
-        lip_u = ry * (0.045 if face else 0.02) * w**0.6
-        lip_l = ry * (0.060 if face else 0.02) * w**0.8
-        gap = op * ry * (0.09 if face else 0.13) * w**0.7
-        top_ = base - lip_u - gap * 0.5
-        bot_ = base + lip_l + gap * 0.5
-        dm = np.maximum(np.maximum((np.abs(a_m) - 1) * half, top_ - v), v - bot_)
-        am = cv.cov(dm)
-        lip = lerp(skin_c, rgb([[190, 70, 80]]), 0.42 if face else 0.25) * (0.85 if face else 1.0)
-        if face:
-            lipshade = 0.75 + 0.35 * smoothstep(0, 1, (v - base) / (ry * 0.05))
-            cv.paint(am, lip * lipshade[..., None], C["mouth"])
-        elif toon:
-            cv.paint(am, lip, C["mouth"])
-        dgap = np.maximum(np.maximum((np.abs(a_m) - 1) * half, base - gap * 0.5 - v), v - base - gap * 0.5)
-        ag = cv.cov(dgap) * (op > 0)
-        cv.paint(ag, rgb([[70, 20, 25]]))
-        teeth = cv.cov(np.maximum(dgap, v - (base - gap * 0.5 + gap * 0.42)))
-        cv.paint(teeth * ag * 0.95, rgb([[245, 240, 230]]))
-        dl = np.maximum(np.abs(v - base) - np.maximum(gap * 0.5, ry * 0.004), (np.abs(a_m) - 1.0) * half)
-        line_a = cv.cov(dl - (px * 0.35 if face else px * 0.6))
-        cv.paint(line_a * (0.55 if face else 0.95), rgb([[70, 30, 35]]) if face else ink)
-        if toon:
-            cv.paint(cv.stroke(dm, 0.012) * (1 - line_a), ink * 1.5)
-        if face:  # lower-lip highlight and the shadow under it
-            hlm = cv.cov(R.sd_ellipse(u - col(mcx), v - bot_ + lip_l * 0.6, hw * 0.35, ry * 0.012), soft=0.02)
-            cv.add(0.08 * hlm * am, rgb([[255, 255, 255]]))
-            dsh = R.sd_ellipse(u - col(mcx), v - col(mcy) - ry * 0.14, hw * 0.5, ry * 0.04)
-            cv.shade(1 - 0.10 * cv.cov(dsh, soft=0.05), a_head)
-
-    # ---- glasses ----------------------------------------------------------------------------------------------------------
-    if not animal:
-        gl = col(fac[:, F["glasses"]] > 0.5)
-        if np.any(gl):
-            frame = rgb(_pick([[20, 20, 22], [90, 50, 30], [150, 120, 60], [40, 40, 70]], d3))
+            ewn = col(g.ew)
+            if not toon and not animal:
+                # socket shading around the eye
+                sock = cv.cov(R.sd_ellipse(u - col(ex), v - col(ey) + ewn * 0.15, ew * 1.35, ewn * 0.75), soft=0.05)
+                cv.shade(1 - 0.12 * sock, a_head)
+            sclera = rgb([[245, 242, 236]]) if toon else rgb([[236, 230, 222]])
+            if animal:
+                sclera = iris_c * 1.05
+            lidshadow = 1 - (0.25 if not toon else 0.0) * smoothstep(0.3, -0.6, b_ + up * 0.3 - up)
+            # the mask keeps at least a ~1 px slit where the lids nearly meet
+            dslit = np.maximum(np.abs(b_ - (lo - up) / 2) * ewn - px * 0.6, (np.abs(a_) - 0.85) * ew)
+            cv.paint(a, sclera * lidshadow[..., None], C["eyes"], mask_alpha=cv.cov(np.minimum(d, dslit)))
+            # iris and pupil (look slightly towards the turn)
+            gaze = col(np.sin(g.yaw)) * 0.15
+            ir = 0.50 if not toon else 0.62
+            if animal:
+                ir = 0.95
+            di = np.sqrt(((a_ - gaze) / ir) ** 2 + (b_ / ir) ** 2) - 1
+            ai = cv.cov(di * ewn * ir) * a
+            shade_i = 0.75 + 0.35 * smoothstep(-0.8, 0.8, b_)
+            cv.paint(ai, iris_c * shade_i[..., None])
+            if animal:  # slit pupils for pointy ears, round for floppy ones
+                pw = lerp(0.14, 0.45, col(g.droop))
+                dp = np.sqrt(((a_ - gaze) / pw) ** 2 + (b_ / 0.55) ** 2) - 1
+                ap = cv.cov(dp * ewn * pw) * a
+            else:
+                pr = ir * (0.45 if not toon else 0.55)
+                ap = cv.cov((np.sqrt((a_ - gaze) ** 2 + b_ * b_) - pr) * ewn) * a
+            cv.paint(ap, rgb([[12, 10, 10]]))
+            # catch light towards the light source
+            hx = gaze + lx * 0.9 * ir * 0.5 - 0.15
+            hy = ly * 0.6 * ir * 0.5 - 0.25 * ir
+            rr = 0.16 if not toon else 0.24
+            ah = cv.cov((np.sqrt((a_ - hx) ** 2 + (b_ - hy) ** 2) - rr) * ewn * 0.9) * a
+            cv.paint(ah * 0.9, rgb([[255, 255, 255]]))
             if toon:
-                frame = ink
-            th = g.ew * 0.12
-            rims = []
-            for k in range(2):
-                ex, ey, fore = g.eye[k]
-                hw_ = g.ew * fore * 1.45
-                hh = g.ew * 1.05
-                d = R.sd_box(u - col(ex), v - col(ey) - col(g.ew) * 0.1, col(hw_), col(hh), col(hh) * 0.6)
-                rims.append((d, ex, ey, hw_))
-                alens = cv.cov(d) * gl
-                refl = smoothstep(-1, 1, (u - col(ex)) / col(hw_) - (v - col(ey)) / col(hh))
-                cv.paint(alens * (0.10 + 0.10 * refl), rgb([[230, 240, 255]]))
-            strokes = np.minimum(np.abs(rims[0][0]), np.abs(rims[1][0])) - col(th)
-            # bridge between the inner rim edges, temples to the ears
-            x0 = col(rims[0][1] + rims[0][3])
-            x1 = col(rims[1][1] - rims[1][3])
-            ymid = col((rims[0][2] + rims[1][2]) / 2) - col(g.ew) * 0.25
-            dbr = R.sd_segment(u, v, x0, ymid, x1, ymid)[0] - col(th) * 0.8
-            strokes = np.minimum(strokes, dbr)
-            for k, sgn in ((0, -1), (1, 1)):
-                ex0 = col(rims[k][1] + sgn * rims[k][3])
-                ear_x = col(g.ears[k][0])
-                ey0 = col(rims[k][2]) - col(g.ew) * 0.3
-                dt = R.sd_segment(u, v, ex0, ey0, ear_x, ey0 - col(g.ew) * 0.1)[0] - col(th) * 0.8
-                strokes = np.minimum(strokes, np.where(col(g.ears[k][2]) > 0.0, dt, f32(9)))
-            ag = cv.cov(strokes) * gl
-            cv.paint(ag, frame, C["glasses"])
+                ah2 = cv.cov((np.sqrt((a_ - hx - 0.35) ** 2 + (b_ - hy - 0.35) ** 2) - rr * 0.5) * ewn) * a
+                cv.paint(ah2 * 0.9, rgb([[255, 255, 255]]))
+            # upper lid / lash line
+            lid_d = np.maximum(np.abs(b_ + up) * ewn - ewn * (0.10 if not toon else 0.16), (np.abs(a_) - 1.05) * ew)
+            al = cv.cov(lid_d)
+            cv.paint(al * (0.9 if not animal else 0.8), ink, C["eyes"], mask_alpha=al * (cv.cov(d + ewn * 0.2)))
+            if toon:  # lower lid line and a lash flick
+                lo_d = np.maximum(np.abs(b_ - lo) * ewn - ewn * 0.05, (np.abs(a_) - 0.8) * ew)
+                cv.paint(cv.cov(lo_d) * 0.6, ink)
+                side_s = -1 if side == 0 else 1
+                fl = R.sd_segment(u, v, col(ex) + side_s * ew * 0.95, col(ey) - up * ewn * 0.2,
+                                  col(ex) + side_s * ew * 1.3, col(ey) - up * ewn * 0.2 - ewn * 0.3)[0]
+                cv.paint(cv.cov(fl - ewn * 0.08), ink)
+
+        # ---- nose -----------------------------------------------------------------------------------------------------
+        tx, ty, _ = g.nose_tip
+        bx_, by_, _ = g.nose_base
+        topx, topy, _ = g.nose_top
+        if animal:
+            nw = rx * 0.17
+            # muzzle: two whisker pads and a chin, lighter than the fur
+            for side in (-1, 1):
+                mx, my, _ = g.proj(side * 0.17, 0.56, 0.18)
+                dm = R.sd_ellipse(u - col(mx), v - col(my), rx * 0.24, ry * 0.17)
+                am = cv.cov(dm, soft=0.02) * a_head
+                cv.paint(am * 0.85, rgb([[240, 232, 220]]) * (0.6 + 0.45 * lam)[..., None])
+                # whisker dots
+                for k in range(3):
+                    wx, wy, _ = g.proj(side * (0.12 + 0.07 * k), 0.53 + 0.04 * (k % 2), 0.2)
+                    cv.paint(cv.cov(R.sd_circle(u - col(wx), v - col(wy), rx * 0.012)) * 0.6, ink)
+            dn = R.sd_ellipse(u - col(tx), v - col(ty) - ry * 0.01, nw, ry * 0.07)
+            dn = np.maximum(dn, -(v - col(ty) + ry * 0.07) - np.abs(u - col(tx)) * 0.0)
+            tri = R.sd_convex(u, v, [(col(tx) - nw, col(ty) - ry * 0.05), (col(tx) + nw, col(ty) - ry * 0.05), (col(tx), col(ty) + ry * 0.075)])
+            dn = np.minimum(R.sd_ellipse(u - col(tx), v - col(ty) + ry * 0.015, nw, ry * 0.055), tri + rx * 0.01)
+            an = cv.cov(dn)
+            ncol = rgb([[45, 35, 36]]) * (0.8 + 0.4 * smoothstep(0.04, -0.04, (v - col(ty)) / ry))[..., None]
+            cv.paint(an, ncol, C["nose"])
+            hl_ = cv.cov(R.sd_ellipse(u - col(tx) + rx * 0.04 - lx * rx * 0.05, v - col(ty) + ry * 0.03, nw * 0.3, ry * 0.015), soft=0.01)
+            cv.paint(hl_ * 0.5, rgb([[200, 200, 210]]))
+        elif toon:
+            # a small hooked line plus the tip dot
+            dn = R.sd_ellipse(u - col(tx), v - col(ty), rx * 0.07, ry * 0.045)
+            an = cv.cov(dn)
+            cv.paint(an, skin_c * 0.82, C["nose"])
+            cv.paint(cv.stroke(np.maximum(dn, -(v - col(ty))), 0.012), ink)
+        else:
+            # bridge + tip + wings: mostly shading, as in a photo
+            dbr = R.sd_tapered(u, v, col(topx), col(topy), col(tx), col(ty) - ry * 0.02, rx * 0.07, rx * 0.10)
+            dwing = R.sd_ellipse(u - col(bx_), v - col(by_) + ry * 0.015, rx * 0.19, ry * 0.075)
+            dn = np.minimum(dbr, dwing)
+            an = cv.cov(dn)
+            side_shade = np.clip((u - col(tx)) / (rx * 0.18) * -lx[..., 0:1, 0:1] * 1.0, -1, 1)
+            nshade = 1 - 0.10 * side_shade * cv.cov(dn, soft=0.03)
+            cv.shade(nshade, a_head)
+            cv.label(an, C["nose"])
+            # shadow below the nose and on the side away from the light
+            dsh = R.sd_ellipse(u - col(bx_) + lx * rx * 0.08, v - col(by_) - ry * 0.04, rx * 0.17, ry * 0.05)
+            cv.shade(1 - 0.22 * cv.cov(dsh, soft=0.04) * (1 - an * 0.7), a_head)
+            for side in (-1, 1):
+                nx0, ny0, _ = g.proj(side * 0.09, 0.43, 0.16)
+                dnos = R.sd_ellipse(u - col(nx0), v - col(ny0), rx * 0.045, ry * 0.022)
+                cv.paint(cv.cov(dnos, soft=0.01) * 0.75, skin_c * 0.35)
+            tip = cv.cov(R.sd_ellipse(u - col(tx) - lx * rx * 0.05, v - col(ty) - ly * ry * 0.03, rx * 0.06, ry * 0.035), soft=0.04)
+            cv.add(0.12 * tip, rgb([[255, 245, 235]]))
+
+        # ---- mouth -------------------------------------------------------------------------------------------------------
+        mcx, mcy, _ = g.mouth_c
+        lcx, lcy, _ = g.mouth_l
+        rcx, rcy, _ = g.mouth_r
+        left = u < col(mcx)
+        half = np.where(left, col(mcx - lcx), col(rcx - mcx))
+        a_m = (u - col(mcx)) / half
+        cy_corner = np.where(left, col(lcy), col(rcy))
+        w = np.clip(1 - a_m * a_m, 0, 1)
+        base = col(mcy) + (cy_corner - col(mcy)) * np.minimum(a_m * a_m, 1)
+        op = col(g.mouth_open)
+        hw = col((rcx - lcx) / 2)
+        if animal:
+            # w-shaped mouth under the nose, opening to show the tongue
+            gap = op * ry * 0.10 * np.sqrt(w)
+            dm_open = np.maximum(np.maximum(np.abs(a_m) - 1, (base - v) / ry * 4), (v - base - gap) / ry * 4) * hw
+            dm_open = np.where(op > 0.01, dm_open, f32(9))
+            # two arcs from the centre to the corners, sagging in the middle
+            dline = None
+            for ccx, ccy in ((lcx, lcy), (rcx, rcy)):
+                midx, midy = (col(mcx) + col(ccx)) / 2, (col(mcy) + col(ccy)) / 2
+                h = np.abs(col(ccx) - col(mcx)) / 2 + f32(1e-6)
+                slope = (col(ccy) - col(mcy)) / (col(ccx) - col(mcx))
+                sag = ry * 0.05
+                c = -sag / (h * h)
+                th = np.maximum(ry * 0.013, px * 0.6)
+                da = R.sd_curve(u - midx, v - (midy - c * h * h), slope, c, h, th)
+                dline = da if dline is None else np.minimum(dline, da)
+            dphil = R.sd_segment(u, v, col(tx), col(ty), col(mcx), col(mcy))[0] - ry * 0.010
+            dm = np.minimum(np.minimum(dline, dphil), dm_open)
+            am = cv.cov(dm)
+            am_mask = cv.cov(np.minimum(dline, dm_open) - px * 0.3)
+            cv.paint(am, ink, C["mouth"], mask_alpha=am_mask)
+            at = cv.cov(dm_open + ry * 0.01) * cv.cov(-(v - base - gap * 0.45))
+            cv.paint(at, rgb([[220, 100, 110]]))
+        else:
+            lip_u = ry * (0.045 if face else 0.02) * w**0.6
+            lip_l = ry * (0.060 if face else 0.02) * w**0.8
+            gap = op * ry * (0.09 if face else 0.13) * w**0.7
+            top_ = base - lip_u - gap * 0.5
+            bot_ = base + lip_l + gap * 0.5
+            dm = np.maximum(np.maximum((np.abs(a_m) - 1) * half, top_ - v), v - bot_)
+            am = cv.cov(dm)
+            lip = lerp(skin_c, rgb([[190, 70, 80]]), 0.42 if face else 0.25) * (0.85 if face else 1.0)
+            if face:
+                lipshade = 0.75 + 0.35 * smoothstep(0, 1, (v - base) / (ry * 0.05))
+                cv.paint(am, lip * lipshade[..., None], C["mouth"])
+            elif toon:
+                cv.paint(am, lip, C["mouth"])
+            dgap = np.maximum(np.maximum((np.abs(a_m) - 1) * half, base - gap * 0.5 - v), v - base - gap * 0.5)
+            ag = cv.cov(dgap) * (op > 0)
+            cv.paint(ag, rgb([[70, 20, 25]]))
+            teeth = cv.cov(np.maximum(dgap, v - (base - gap * 0.5 + gap * 0.42)))
+            cv.paint(teeth * ag * 0.95, rgb([[245, 240, 230]]))
+            dl = np.maximum(np.abs(v - base) - np.maximum(gap * 0.5, ry * 0.004), (np.abs(a_m) - 1.0) * half)
+            line_a = cv.cov(dl - (px * 0.35 if face else px * 0.6))
+            cv.paint(line_a * (0.55 if face else 0.95), rgb([[70, 30, 35]]) if face else ink, C["mouth"],
+                     mask_alpha=cv.cov(dl - px * 0.6))
+            if toon:
+                cv.paint(cv.stroke(dm, 0.012) * (1 - line_a), ink * 1.5)
+            if face:  # lower-lip highlight and the shadow under it
+                hlm = cv.cov(R.sd_ellipse(u - col(mcx), v - bot_ + lip_l * 0.6, hw * 0.35, ry * 0.012), soft=0.02)
+                cv.add(0.08 * hlm * am, rgb([[255, 255, 255]]))
+                dsh = R.sd_ellipse(u - col(mcx), v - col(mcy) - ry * 0.14, hw * 0.5, ry * 0.04)
+                cv.shade(1 - 0.10 * cv.cov(dsh, soft=0.05), a_head)
+
+        # ---- glasses ----------------------------------------------------------------------------------------------------------
+        if not animal:
+            gl = col(fac[:, F["glasses"]] > 0.5)
+            if np.any(gl):
+                frame = rgb(_pick([[20, 20, 22], [90, 50, 30], [150, 120, 60], [40, 40, 70]], d3))
+                if toon:
+                    frame = ink
+                th = g.ew * 0.12
+                rims = []
+                for k in range(2):
+                    ex, ey, fore = g.eye[k]
+                    hw_ = g.ew * fore * 1.45
+                    hh = g.ew * 1.05
+                    d = R.sd_box(u - col(ex), v - col(ey) - col(g.ew) * 0.1, col(hw_), col(hh), col(hh) * 0.6)
+                    rims.append((d, ex, ey, hw_))
+                    alens = cv.cov(d) * gl
+                    refl = smoothstep(-1, 1, (u - col(ex)) / col(hw_) - (v - col(ey)) / col(hh))
+                    cv.paint(alens * (0.10 + 0.10 * refl), rgb([[230, 240, 255]]))
+                strokes = np.minimum(np.abs(rims[0][0]), np.abs(rims[1][0])) - col(th)
+                # bridge between the inner rim edges, temples to the ears
+                x0 = col(rims[0][1] + rims[0][3])
+                x1 = col(rims[1][1] - rims[1][3])
+                ymid = col((rims[0][2] + rims[1][2]) / 2) - col(g.ew) * 0.25
+                dbr = R.sd_segment(u, v, x0, ymid, x1, ymid)[0] - col(th) * 0.8
+                strokes = np.minimum(strokes, dbr)
+                for k, sgn in ((0, -1), (1, 1)):
+                    ex0 = col(rims[k][1] + sgn * rims[k][3])
+                    ear_x = col(g.ears[k][0])
+                    ey0 = col(rims[k][2]) - col(g.ew) * 0.3
+                    dt = R.sd_segment(u, v, ex0, ey0, ear_x, ey0 - col(g.ew) * 0.1)[0] - col(th) * 0.8
+                    strokes = np.minimum(strokes, np.where(col(g.ears[k][2]) > 0.0, dt, f32(9)))
+                ag = cv.cov(strokes) * gl
+                cv.paint(ag, frame, C["glasses"])
+
+    # ---- facial features, evaluated on the pixels they can reach only ------------------------
+    u0 = float(np.min(g.cx - 1.6 * g.rx)); u1 = float(np.max(g.cx + 1.6 * g.rx))
+    v0 = float(np.min(g.cy - 0.75 * g.ry)); v1 = float(np.max(g.chin[1] + 0.05 * g.ry))
+    win = cv.window(u0, u1, v0, v1)
+    _features(win, win.u, win.v, win.crop(a_head), win.crop(lam))
     return g

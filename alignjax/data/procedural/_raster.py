@@ -73,6 +73,32 @@ class Canvas:
         self.img = np.zeros((n, res, res, 3), f32)
         self.mask = np.zeros((n, res, res), np.uint8)
 
+    def window(self, u0, u1, v0, v1) -> "Canvas":
+        """A view of the pixels inside ``[u0, u1] x [v0, v1]`` (normalised units).
+
+        Painting into the window paints into this canvas; used to evaluate
+        small parts on the pixels they can touch only.
+        """
+        def idx(a, lo):
+            x = (a + 1) / self.px
+            return int(np.clip(np.floor(x) if lo else np.ceil(x), 0, self.res))
+
+        c0, c1 = idx(u0, True), idx(u1, False)
+        r0, r1 = idx(v0, True), idx(v1, False)
+        sub = Canvas.__new__(Canvas)
+        sub.n, sub.res, sub.px = self.n, self.res, self.px
+        sub.u = self.u[:, :, c0:c1]
+        sub.v = self.v[:, r0:r1, :]
+        sub.img = self.img[:, r0:r1, c0:c1]
+        sub.mask = self.mask[:, r0:r1, c0:c1]
+        sub.rows, sub.cols = slice(r0, r1), slice(c0, c1)
+        return sub
+
+    def crop(self, arr):
+        """Cut a full-canvas ``[N, H, W]`` array to this window (identity on the full canvas)."""
+        rows, cols = getattr(self, "rows", slice(None)), getattr(self, "cols", slice(None))
+        return arr[:, rows, cols]
+
     # -- coverage -------------------------------------------------------------
     def cov(self, d, soft=0.0) -> np.ndarray:
         """Coverage of the region ``d < 0``; ``soft`` widens the edge (blur)."""
@@ -92,7 +118,7 @@ class Canvas:
         ``alpha``) is at least 0.5. Work is limited to the bounding box of
         non-zero ``alpha`` over the batch (most parts are small).
         """
-        alpha = np.broadcast_to(alpha, (self.n, self.res, self.res))
+        alpha = np.broadcast_to(alpha, self.mask.shape)
         prof = alpha.max(0)
         rows = np.flatnonzero(prof.max(1) > 0)
         if rows.size:
