@@ -10,6 +10,8 @@ one output pixel at any resolution. Per-image parameters are arrays of shape
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from alignjax.data.procedural._factors import hash_uniform
@@ -214,7 +216,15 @@ def sd_convex(x, y, pts):
         # outward normal for this winding (screen coords): (ey, -ex) / len
         di = sgn * ((x - ax) * ey - (y - ay) * ex) / ln
         d = di if d is None else np.maximum(d, di)
-    # an edge-on (zero-area) face would otherwise fill a whole line
+    # bound by the vertices' box: with a (near) zero-length edge the half-planes
+    # alone would leave an edge-on face as an unbounded line
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    box = np.maximum(
+        np.maximum(functools.reduce(np.minimum, xs) - x, x - functools.reduce(np.maximum, xs)),
+        np.maximum(functools.reduce(np.minimum, ys) - y, y - functools.reduce(np.maximum, ys)),
+    )
+    d = np.maximum(d, box)
     return np.where(np.abs(area) < 1e-6, f32(9), d)
 
 
