@@ -303,191 +303,218 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
         sh = cv.cov(np.minimum(dsh, dsh2), soft=0.25)
         cv.shade(1 - 0.35 * sh)
 
-    # ---- hair behind the head -------------------------------------------------------
     hl = col(g.hair_len)
     part = rx * f32(0.45) * col(np.sin(g.yaw))  # hair turns with the head
-    if not animal:
-        top = R.sd_ellipse(u - cx - part * 0.5, v - cy + ry * 0.06, rx * (1.08 + 0.10 * hl), ry * (1.06 + 0.04 * hl))
-        bottom = cy + ry * (-0.4 + 2.3 * hl)
-        half_h = (bottom - (cy - ry * 0.3)) / 2
-        mid = cy - ry * 0.3 + half_h
-        flare = 1 + 0.12 * smoothstep(cy, cy + ry * 2, v)
-        box = R.sd_box(u - cx - part * 0.3, v - mid, rx * (1.08 + 0.12 * hl) * flare, np.maximum(half_h, 0.01), rx * 0.35)
-        box = np.where(col(g.hair_len) > 0.22, box, f32(9))
-        back = np.minimum(top, box)
-        a = cv.cov(back)
-        strand = R.fbm(key, (u - cx) * 0.5 + 0.5, (v + 1) * 0.12, 14, 2, 21)
-        if toon:
-            colr = hair_c * 0.8
-        else:
-            colr = hair_c * (0.62 + 0.08 * strand)[..., None]
-        cv.paint(a, colr, C["hair"])
-        if toon:
-            cv.paint(cv.stroke(back, 0.018), ink)
 
-    # ---- body and neck ----------------------------------------------------------------
-    bx, by = cx * 0.6 + col(np.sin(g.yaw)) * rx * 0.25, cy + ry * body_off
-    dbody = R.sd_ellipse(u - bx, v - by, rx * 2.35, ry * 1.25)
-    nb = _sphere_normal(cv, g.cx * 0.6, g.cy + g.ry * body_off, g.rx * 2.35, g.ry * 1.25)
-    lam_b = _lambert(nb, light)
-    if animal:
-        body_col = skin_c * (0.55 + 0.5 * lam_b)[..., None]
-        fur = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 24, 2, 31)
-        body_col = body_col * (1 + 0.10 * fur)[..., None]
-    elif toon:
-        body_col = cloth_c * cel(lam_b)[..., None]
-    else:
-        folds = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 5, 2, 41)
-        body_col = cloth_c * (0.45 + 0.6 * lam_b + 0.06 * folds)[..., None]
-    a = cv.cov(dbody)
-    cv.paint(a, body_col, C["body"])
-    if toon:
-        cv.paint(cv.stroke(dbody, 0.018), ink)
-
-    neck_w = rx * (0.80 if animal else 0.40)
-    ncx = cx + col(np.sin(g.yaw)) * rx * 0.12
-    neck_top = cy + ry * 0.55
-    neck_bot = by - ry * 0.95
-    dneck = R.sd_box(u - ncx, v - (neck_top + neck_bot) / 2, neck_w, (neck_bot - neck_top) / 2, rx * 0.1)
-    dcollar = R.sd_ellipse(u - ncx, v - neck_bot, neck_w * 1.35, ry * 0.22)
-    dneck = np.minimum(dneck, dcollar)
-    width = neck_w * (1 + 0.35 * smoothstep(neck_bot - ry * 0.25, neck_bot, v))
-    nx_ = np.clip((u - ncx) / width, -1, 1)
-    nz_ = np.sqrt(1 - nx_ * nx_)
-    lam_n = np.clip(nx_ * lx + nz_ * lz + 0.2 * ly, 0, 1)
-    chin_shadow = 1 - 0.45 * smoothstep(ry * 0.35, 0, v - col(g.chin[1]))
-    if toon:
-        neck_col = skin_c * (0.80 * cel(lam_n, 0.8, 1.0) * np.where(v < col(g.chin[1]) + ry * 0.12, 0.82, 1.0))[..., None]
-    else:
-        neck_col = skin_c * ((0.35 + 0.55 * lam_n) * chin_shadow)[..., None]
-        if animal:
-            neck_col = neck_col * (1 + 0.1 * R.fbm(key, (u + 1) / 2, (v + 1) / 2, 24, 2, 33))[..., None]
-    a = cv.cov(dneck)
-    cv.paint(a, neck_col, C["neck"])
-    if toon:
-        cv.paint(cv.stroke(dneck, 0.016) * (v > col(g.chin[1])), ink)
-    if animal:  # lighter fur down the chest
-        dbib = R.sd_ellipse(u - ncx, v - neck_bot - ry * 0.1, neck_w * 0.55, ry * 0.45)
-        bib = cv.cov(np.maximum(dbib, np.minimum(dneck, dbody)), soft=0.15)
-        cv.paint(bib * 0.45, rgb([[245, 240, 230]]) * (0.6 + 0.4 * lam_b)[..., None])
-
-    # ---- ears ---------------------------------------------------------------------------
-    dhead = _head_sd(cv, g, domain, key)
-    nrm = _sphere_normal(cv, g.cx, g.cy, g.rx, g.ry)
-    lam = _lambert(nrm, light)
-
-    def paint_ears(front: bool):
-        for side in (0, 1):
-            if animal:
-                e = g.ears[side]
-                de = R.sd_tapered(u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by), col(e.r0), col(e.r1))
-                inner = R.sd_tapered(
-                    u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by), col(e.r0 * 0.55), col(e.r1 * 0.45)
-                )
-                wgt = smoothstep(0.45, 0.6, col(g.droop))
-                wgt = wgt if front else 1 - 0 * wgt
-                if front:
-                    a = cv.cov(de) * wgt
-                else:
-                    a = cv.cov(de)
-                t = R.sd_segment(u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by))[1]
-                earc = lerp(skin_c, hair_c, 0.35 + 0.5 * col(g.droop)[..., None]) * (0.7 + 0.3 * t)[..., None]
-                # the mask keeps a ~1 px point at the tip, however sharp
-                dtip = np.sqrt((u - col(e.tip[0])) ** 2 + (v - col(e.tip[1])) ** 2) - px * 0.6
-                ma = cv.cov(np.minimum(de, dtip)) * (wgt if front else 1.0)
-                cv.paint(a, earc, C["ears"], mask_alpha=ma)
-                ai = cv.cov(inner, soft=0.02) * a * (1 - col(g.droop)) * 0.8
-                cv.paint(ai, rgb([[215, 140, 140]]) * (0.8 + 0.2 * t)[..., None])
+    def _back_hair(cv, u, v):
+        # ---- hair behind the head -------------------------------------------------------
+        if not animal:
+            top = R.sd_ellipse(u - cx - part * 0.5, v - cy + ry * 0.06, rx * (1.08 + 0.10 * hl), ry * (1.06 + 0.04 * hl))
+            bottom = cy + ry * (-0.4 + 2.3 * hl)
+            half_h = (bottom - (cy - ry * 0.3)) / 2
+            mid = cy - ry * 0.3 + half_h
+            flare = 1 + 0.12 * smoothstep(cy, cy + ry * 2, v)
+            box = R.sd_box(u - cx - part * 0.3, v - mid, rx * (1.08 + 0.12 * hl) * flare, np.maximum(half_h, 0.01), rx * 0.35)
+            box = np.where(col(g.hair_len) > 0.22, box, f32(9))
+            back = np.minimum(top, box)
+            a = cv.cov(back)
+            strand = R.fbm(key, (u - cx) * 0.5 + 0.5, (v + 1) * 0.12, 14, 2, 21)
+            if toon:
+                colr = hair_c * 0.8
             else:
-                ex, ey, ez = g.ears[side]
-                de = R.sd_ellipse(u - col(ex), v - col(ey), rx * 0.13, ry * 0.19)
-                w = smoothstep(0.05, 0.35, col(ez)) if front else 1.0
-                a = cv.cov(de) * w
-                if toon:
-                    cv.paint(a, skin_c * 0.92, C["ears"])
-                    cv.paint(cv.stroke(de, 0.016) * w, ink)
-                else:
-                    inner = cv.cov(R.sd_ellipse(u - col(ex), v - col(ey), rx * 0.07, ry * 0.12), soft=0.02)
-                    cv.paint(a, skin_c * (0.75 - 0.15 * inner)[..., None], C["ears"])
+                colr = hair_c * (0.62 + 0.08 * strand)[..., None]
+            cv.paint(a, colr, C["hair"])
+            if toon:
+                cv.paint(cv.stroke(back, 0.018), ink)
 
-    paint_ears(front=False)
+    bwin = cv.window(float(np.min(g.cx - 1.6 * g.rx)), float(np.max(g.cx + 1.6 * g.rx)),
+                     float(np.min(g.cy - 1.22 * g.ry)), 1.0)
+    _back_hair(bwin, bwin.u, bwin.v)
 
-    # ---- head -----------------------------------------------------------------------------
-    a_head = cv.cov(dhead)
-    if toon:
-        head_col = skin_c * cel(lam, 0.80, 1.0, 0.35)[..., None]
-    else:
-        tex = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 16, 3, 51)
+    def _body(cv, u, v):
+        # ---- body and neck ----------------------------------------------------------------
+        bx, by = cx * 0.6 + col(np.sin(g.yaw)) * rx * 0.25, cy + ry * body_off
+        dbody = R.sd_ellipse(u - bx, v - by, rx * 2.35, ry * 1.25)
+        nb = _sphere_normal(cv, g.cx * 0.6, g.cy + g.ry * body_off, g.rx * 2.35, g.ry * 1.25)
+        lam_b = _lambert(nb, light)
         if animal:
-            ntx, nty = col(g.nose_tip[0]), col(g.nose_tip[1])
-            ang = (np.arctan2(v - nty, u - ntx) / f32(2 * np.pi) + 0.5)
-            rad = np.sqrt((u - ntx) ** 2 + (v - nty) ** 2) / rx
-            fur = R.angular_noise(key, ang + 0.012 * rad, 90, 61)
-            fur2 = R.angular_noise(key, ang - 0.008 * rad, 170, 62)
-            shade = (0.42 + 0.68 * lam) * (1 + 0.06 * fur + 0.05 * fur2 + 0.04 * tex)
-            spec = 0.0
+            body_col = skin_c * (0.55 + 0.5 * lam_b)[..., None]
+            fur = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 24, 2, 31)
+            body_col = body_col * (1 + 0.10 * fur)[..., None]
+        elif toon:
+            body_col = cloth_c * cel(lam_b)[..., None]
         else:
-            shade = (0.40 + 0.66 * lam) * (1 + 0.025 * tex)
-            spec = 0.18 * _spec(nrm, light, 18.0)
-        head_col = skin_c * shade[..., None] + (spec[..., None] * rgb([[255, 240, 225]]) if face else 0)
-        if face:  # cheek warmth
-            for side in (-1, 1):
-                cxk, cyk, _ = g.proj(side * 0.45, 0.35, 0.0)
-                blush = cv.cov(R.sd_ellipse(u - col(cxk), v - col(cyk), rx * 0.16, ry * 0.12), soft=0.12)
-                head_col = head_col * (1 - 0.06 * blush[..., None] * rgb([[0, 255, 255]]))
-    cv.paint(a_head, head_col, C["skin"])
-    if toon:
-        cv.paint(cv.stroke(dhead, 0.022), ink)
+            folds = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 5, 2, 41)
+            body_col = cloth_c * (0.45 + 0.6 * lam_b + 0.06 * folds)[..., None]
+        a = cv.cov(dbody)
+        cv.paint(a, body_col, C["body"])
+        if toon:
+            cv.paint(cv.stroke(dbody, 0.018), ink)
 
-    paint_ears(front=True)
+        neck_w = rx * (0.80 if animal else 0.40)
+        ncx = cx + col(np.sin(g.yaw)) * rx * 0.12
+        neck_top = cy + ry * 0.55
+        neck_bot = by - ry * 0.95
+        dneck = R.sd_box(u - ncx, v - (neck_top + neck_bot) / 2, neck_w, (neck_bot - neck_top) / 2, rx * 0.1)
+        dcollar = R.sd_ellipse(u - ncx, v - neck_bot, neck_w * 1.35, ry * 0.22)
+        dneck = np.minimum(dneck, dcollar)
+        width = neck_w * (1 + 0.35 * smoothstep(neck_bot - ry * 0.25, neck_bot, v))
+        nx_ = np.clip((u - ncx) / width, -1, 1)
+        nz_ = np.sqrt(1 - nx_ * nx_)
+        lam_n = np.clip(nx_ * lx + nz_ * lz + 0.2 * ly, 0, 1)
+        chin_shadow = 1 - 0.45 * smoothstep(ry * 0.35, 0, v - col(g.chin[1]))
+        if toon:
+            neck_col = skin_c * (0.80 * cel(lam_n, 0.8, 1.0) * np.where(v < col(g.chin[1]) + ry * 0.12, 0.82, 1.0))[..., None]
+        else:
+            neck_col = skin_c * ((0.35 + 0.55 * lam_n) * chin_shadow)[..., None]
+            if animal:
+                neck_col = neck_col * (1 + 0.1 * R.fbm(key, (u + 1) / 2, (v + 1) / 2, 24, 2, 33))[..., None]
+        a = cv.cov(dneck)
+        cv.paint(a, neck_col, C["neck"])
+        if toon:
+            cv.paint(cv.stroke(dneck, 0.016) * (v > col(g.chin[1])), ink)
+        if animal:  # lighter fur down the chest
+            dbib = R.sd_ellipse(u - ncx, v - neck_bot - ry * 0.1, neck_w * 0.55, ry * 0.45)
+            bib = cv.cov(np.maximum(dbib, np.minimum(dneck, dbody)), soft=0.15)
+            cv.paint(bib * 0.45, rgb([[245, 240, 230]]) * (0.6 + 0.4 * lam_b)[..., None])
 
-    # ---- front hair / fur patch -----------------------------------------------------------------
-    X = (u - cx - part) / rx
+    lwin = cv.window(-1.0, 1.0, float(np.min(g.cy + 0.5 * g.ry)), 1.0)
+    _body(lwin, lwin.u, lwin.v)
+
+    def _head_section(cv, u, v):
+        # ---- ears ---------------------------------------------------------------------------
+        dhead = _head_sd(cv, g, domain, key)
+        nrm = _sphere_normal(cv, g.cx, g.cy, g.rx, g.ry)
+        lam = _lambert(nrm, light)
+
+        def paint_ears(front: bool):
+            for side in (0, 1):
+                if animal:
+                    e = g.ears[side]
+                    de = R.sd_tapered(u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by), col(e.r0), col(e.r1))
+                    inner = R.sd_tapered(
+                        u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by), col(e.r0 * 0.55), col(e.r1 * 0.45)
+                    )
+                    wgt = smoothstep(0.45, 0.6, col(g.droop))
+                    wgt = wgt if front else 1 - 0 * wgt
+                    if front:
+                        a = cv.cov(de) * wgt
+                    else:
+                        a = cv.cov(de)
+                    t = R.sd_segment(u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by))[1]
+                    earc = lerp(skin_c, hair_c, 0.35 + 0.5 * col(g.droop)[..., None]) * (0.7 + 0.3 * t)[..., None]
+                    # the mask keeps a ~1 px point at the tip, however sharp
+                    dtip = np.sqrt((u - col(e.tip[0])) ** 2 + (v - col(e.tip[1])) ** 2) - px * 0.6
+                    ma = cv.cov(np.minimum(de, dtip)) * (wgt if front else 1.0)
+                    cv.paint(a, earc, C["ears"], mask_alpha=ma)
+                    ai = cv.cov(inner, soft=0.02) * a * (1 - col(g.droop)) * 0.8
+                    cv.paint(ai, rgb([[215, 140, 140]]) * (0.8 + 0.2 * t)[..., None])
+                else:
+                    ex, ey, ez = g.ears[side]
+                    de = R.sd_ellipse(u - col(ex), v - col(ey), rx * 0.13, ry * 0.19)
+                    w = smoothstep(0.05, 0.35, col(ez)) if front else 1.0
+                    a = cv.cov(de) * w
+                    if toon:
+                        cv.paint(a, skin_c * 0.92, C["ears"])
+                        cv.paint(cv.stroke(de, 0.016) * w, ink)
+                    else:
+                        inner = cv.cov(R.sd_ellipse(u - col(ex), v - col(ey), rx * 0.07, ry * 0.12), soft=0.02)
+                        cv.paint(a, skin_c * (0.75 - 0.15 * inner)[..., None], C["ears"])
+
+        paint_ears(front=False)
+
+        # ---- head -----------------------------------------------------------------------------
+        a_head = cv.cov(dhead)
+        if toon:
+            head_col = skin_c * cel(lam, 0.80, 1.0, 0.35)[..., None]
+        else:
+            tex = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 16, 2, 51)
+            if animal:
+                ntx, nty = col(g.nose_tip[0]), col(g.nose_tip[1])
+                ang = (np.arctan2(v - nty, u - ntx) / f32(2 * np.pi) + 0.5)
+                rad = np.sqrt((u - ntx) ** 2 + (v - nty) ** 2) / rx
+                fur = R.angular_noise(key, ang + 0.012 * rad, 90, 61)
+                fur2 = R.angular_noise(key, ang - 0.008 * rad, 170, 62)
+                shade = (0.42 + 0.68 * lam) * (1 + 0.06 * fur + 0.05 * fur2 + 0.04 * tex)
+                spec = 0.0
+            else:
+                shade = (0.40 + 0.66 * lam) * (1 + 0.025 * tex)
+                spec = 0.18 * _spec(nrm, light, 18.0)
+            head_col = skin_c * shade[..., None] + (spec[..., None] * rgb([[255, 240, 225]]) if face else 0)
+            if face:  # cheek warmth
+                for side in (-1, 1):
+                    cxk, cyk, _ = g.proj(side * 0.45, 0.35, 0.0)
+                    blush = cv.cov(R.sd_ellipse(u - col(cxk), v - col(cyk), rx * 0.16, ry * 0.12), soft=0.12)
+                    head_col = head_col * (1 - 0.06 * blush[..., None] * rgb([[0, 255, 255]]))
+        cv.paint(a_head, head_col, C["skin"])
+        if toon:
+            cv.paint(cv.stroke(dhead, 0.022), ink)
+
+        paint_ears(front=True)
+
+        # ---- front hair / fur patch -----------------------------------------------------------------
+        X = (u - cx - part) / rx
+        if animal:
+            # a patch of the second fur colour over the crown, fading at its edge
+            dcap = R.sd_ellipse(u - cx - part * 0.6, v - cy + ry * 0.45, rx * 0.70, ry * 0.55)
+            hairline = cy + ry * (-0.45 + 0.35 * np.abs(X) ** 2 + 0.12 * np.cos(X * 9))
+            dline = v - hairline
+            dhair = np.maximum(np.maximum(dcap, dline), dhead)
+            a = cv.cov(dhair, soft=0.03)
+            ang = (np.arctan2(v - cy, u - cx) / f32(2 * np.pi) + 0.5)
+            fur = R.angular_noise(key, ang, 120, 63)
+            cv.paint(a * 0.9, hair_c * ((0.45 + 0.6 * lam) * (1 + 0.12 * fur))[..., None], C["hair"], mask_alpha=a)
+        else:
+            bangs = (detail > 0.55).astype(f32)
+            wave = 0.04 * np.sin(X * 9.0 + col(detail) * 20)
+            drop = 0.45 + 1.1 * hl
+            hline = -0.42 + 0.16 * col(bangs) * (1 - X * X) * smoothstep(0.2, 0.5, hl) + wave * (1 - hl)
+            hline = hline + drop * smoothstep(0.64, 1.05, np.abs(X))  # side locks clear the eyes
+            dline = v - (cy + ry * hline)
+            dcap = R.sd_ellipse(u - cx - part * 0.5, v - cy + ry * 0.06, rx * (1.05 + 0.06 * hl), ry * (1.05 + 0.04 * hl))
+            if toon:  # spiky fringe
+                spikes = 0.05 * np.abs(np.sin(X * 7.0 + 0.5))
+                dline = dline - ry * spikes
+            dhair = np.maximum(dcap, dline)
+            a = cv.cov(dhair)
+            nh = _sphere_normal(cv, g.cx + g.rx * 0.0, g.cy - g.ry * 0.06, g.rx * 1.08, g.ry * 1.08)
+            lam_h = _lambert(nh, light)
+            if toon:
+                hcol = hair_c * cel(lam_h, 0.75, 1.0, 0.45)[..., None]
+                sheen = cv.cov(
+                    R.sd_curve(u - cx - part, v - (cy - ry * 0.80), 0.0, 1.6 / rx, rx * 0.30, ry * 0.022)
+                )
+                hcol = hcol + 0.25 * sheen[..., None]
+            else:
+                ang = (np.arctan2(v - (cy - ry * 1.3), u - cx - part) / f32(2 * np.pi) + 0.5)
+                strands = R.angular_noise(key, ang, 160, 71)
+                strands2 = R.angular_noise(key, ang, 60, 72)
+                band = np.exp(-(((v - (cy - ry * 0.55 + ly * ry * 0.3)) / (ry * 0.12)) ** 2))
+                sheen = 0.22 * band * (0.5 + 0.5 * lam_h) * (0.7 + 0.3 * strands)
+                hcol = hair_c * ((0.38 + 0.72 * lam_h) * (1 + 0.13 * strands + 0.08 * strands2))[..., None]
+                hcol = hcol + sheen[..., None] * rgb([[255, 245, 230]])
+                # shadow the hair casts on the forehead
+                fsh = cv.cov(dhair - ry * 0.06, soft=0.06) * (1 - a)
+                cv.shade(1 - 0.25 * fsh, a_head)
+            cv.paint(a, hcol, C["hair"])
+            if toon:
+                cv.paint(cv.stroke(dhair, 0.02), ink)
+        return a_head, lam
+
+    # ---- ears, head, front hair: evaluated on the head's window only ------------------------
+    hu0, hu1 = g.cx - 1.75 * g.rx, g.cx + 1.75 * g.rx
+    hv0, hv1 = g.cy - 1.22 * g.ry, np.maximum(g.chin[1] + 0.1 * g.ry, g.cy + 1.15 * g.ry)
     if animal:
-        # a patch of the second fur colour over the crown, fading at its edge
-        dcap = R.sd_ellipse(u - cx - part * 0.6, v - cy + ry * 0.45, rx * 0.70, ry * 0.55)
-        hairline = cy + ry * (-0.45 + 0.35 * np.abs(X) ** 2 + 0.12 * np.cos(X * 9))
-        dline = v - hairline
-        dhair = np.maximum(np.maximum(dcap, dline), dhead)
-        a = cv.cov(dhair, soft=0.03)
-        ang = (np.arctan2(v - cy, u - cx) / f32(2 * np.pi) + 0.5)
-        fur = R.angular_noise(key, ang, 120, 63)
-        cv.paint(a * 0.9, hair_c * ((0.45 + 0.6 * lam) * (1 + 0.12 * fur))[..., None], C["hair"], mask_alpha=a)
-    else:
-        bangs = (detail > 0.55).astype(f32)
-        wave = 0.04 * np.sin(X * 9.0 + col(detail) * 20)
-        drop = 0.45 + 1.1 * hl
-        hline = -0.42 + 0.16 * col(bangs) * (1 - X * X) * smoothstep(0.2, 0.5, hl) + wave * (1 - hl)
-        hline = hline + drop * smoothstep(0.64, 1.05, np.abs(X))  # side locks clear the eyes
-        dline = v - (cy + ry * hline)
-        dcap = R.sd_ellipse(u - cx - part * 0.5, v - cy + ry * 0.06, rx * (1.05 + 0.06 * hl), ry * (1.05 + 0.04 * hl))
-        if toon:  # spiky fringe
-            spikes = 0.05 * np.abs(np.sin(X * 7.0 + 0.5))
-            dline = dline - ry * spikes
-        dhair = np.maximum(dcap, dline)
-        a = cv.cov(dhair)
-        nh = _sphere_normal(cv, g.cx + g.rx * 0.0, g.cy - g.ry * 0.06, g.rx * 1.08, g.ry * 1.08)
-        lam_h = _lambert(nh, light)
-        if toon:
-            hcol = hair_c * cel(lam_h, 0.75, 1.0, 0.45)[..., None]
-            sheen = cv.cov(
-                R.sd_curve(u - cx - part, v - (cy - ry * 0.80), 0.0, 1.6 / rx, rx * 0.30, ry * 0.022)
-            )
-            hcol = hcol + 0.25 * sheen[..., None]
-        else:
-            ang = (np.arctan2(v - (cy - ry * 1.3), u - cx - part) / f32(2 * np.pi) + 0.5)
-            strands = R.angular_noise(key, ang, 160, 71)
-            strands2 = R.angular_noise(key, ang, 60, 72)
-            band = np.exp(-(((v - (cy - ry * 0.55 + ly * ry * 0.3)) / (ry * 0.12)) ** 2))
-            sheen = 0.22 * band * (0.5 + 0.5 * lam_h) * (0.7 + 0.3 * strands)
-            hcol = hair_c * ((0.38 + 0.72 * lam_h) * (1 + 0.13 * strands + 0.08 * strands2))[..., None]
-            hcol = hcol + sheen[..., None] * rgb([[255, 245, 230]])
-            # shadow the hair casts on the forehead
-            fsh = cv.cov(dhair - ry * 0.06, soft=0.06) * (1 - a)
-            cv.shade(1 - 0.25 * fsh, a_head)
-        cv.paint(a, hcol, C["hair"])
-        if toon:
-            cv.paint(cv.stroke(dhair, 0.02), ink)
+        for e in g.ears:
+            for px_, py_ in ((e.ax, e.ay), (e.bx, e.by)):
+                hu0, hu1 = np.minimum(hu0, px_ - e.r0 - 0.05), np.maximum(hu1, px_ + e.r0 + 0.05)
+                hv0, hv1 = np.minimum(hv0, py_ - e.r0 - 0.05), np.maximum(hv1, py_ + e.r0 + 0.05)
+    hwin = cv.window(float(np.min(hu0)), float(np.max(hu1)), float(np.min(hv0)), float(np.max(hv1)))
+    a_head_w, lam_w = _head_section(hwin, hwin.u, hwin.v)
+    a_head = np.zeros(cv.mask.shape, f32)
+    lam = np.zeros(cv.mask.shape, f32)
+    a_head[:, hwin.rows, hwin.cols] = a_head_w
+    lam[:, hwin.rows, hwin.cols] = lam_w
 
     def _features(cv, u, v, a_head, lam):
         # ---- brows ------------------------------------------------------------------------------------------------

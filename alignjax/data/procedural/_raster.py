@@ -145,7 +145,13 @@ class Canvas:
     def shade(self, factor, alpha=None):
         """Multiply colours by ``factor`` (``[N, H, W]``), optionally only where ``alpha``."""
         f = factor if alpha is None else 1 + (factor - 1) * alpha
-        self.img *= f[..., None]
+        f = np.broadcast_to(f, self.mask.shape)
+        prof = np.abs(f - 1).max(0)
+        rows = np.flatnonzero(prof.max(1) > 0)
+        if rows.size:  # only the box where something changes
+            cols = np.flatnonzero(prof.max(0) > 0)
+            sl = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            self.img[sl] *= f[sl][..., None]
 
     def add(self, amount, color, alpha=None):
         """Additive light: ``img += amount * color``."""
