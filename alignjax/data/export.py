@@ -74,14 +74,15 @@ def export(
                         ann[k].append(r[k])
                 facs = r["factors"]
             else:
-                images = [ds[int(i)]["image"] for i in idx]
+                items = [ds[int(i)] for i in idx]
+                images = [it["image"] for it in items]
             for j, i in enumerate(idx):
                 name = _name(int(i))
                 zf.writestr(name, _png(images[j], compress_level))
                 if labels == "factors":
                     label_rows.append([name, [round(float(x), 6) for x in facs[j]]])
                 elif labels == "source" and ds.c_dim:
-                    lab = ds[int(i)]["label"]
+                    lab = items[j]["label"]
                     is_onehot = np.all((lab == 0) | (lab == 1)) and lab.sum() == 1
                     label_rows.append([name, int(lab.argmax()) if is_onehot else [float(x) for x in lab]])
             if verbose and (s // step) % max(1, 2000 // step) == 0:

@@ -588,6 +588,7 @@ class ImageDataset:
                 raw_idx = raw_idx[keep]
             if self.in_memory and keep:
                 self._images = np.stack([items[k][0] for k in keep])
+                self._images.flags.writeable = False  # items are zero-copy views
                 if self.c_dim:
                     self._labels = np.stack([items[k][1] for k in keep]).astype(np.float32)
             del items
