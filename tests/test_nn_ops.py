@@ -54,11 +54,23 @@ def test_conv2d_resample_impls_agree(up, down):
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((3, 3, 4, 5)), jnp.float32)
-    outs = [ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, fir_impl=fi, up_impl=ui)
-            for fi, ui in itertools.product(['polyphase', 'depthwise'], ['upfir', 'transpose'])]
+    outs = [ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, fir_impl=fi, up_impl=ui, down_impl=di)
+            for fi, ui, di in itertools.product(['polyphase', 'depthwise'], ['upfir', 'transpose'],
+                                                ['s2d', 'strided'])]
     for o in outs[1:]:
         assert o.shape == outs[0].shape
         np.testing.assert_allclose(np.asarray(o), np.asarray(outs[0]), atol=1e-4)
+
+
+@pytest.mark.parametrize('k,h', [(3, 9), (3, 10), (1, 8), (4, 11)])
+def test_stride2_space_to_depth_matches_strided(k, h):
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.standard_normal((2, h, h, 3)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, k, 3, 4)), jnp.float32)
+    a = ops._conv2d_stride2_s2d(x, w)
+    b = ops.conv2d(x, w, stride=2)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
 
 
 def test_upconv_matches_torch_semantics():

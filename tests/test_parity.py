@@ -116,13 +116,14 @@ def test_rosinality_outputs_agree(fixtures_dir, reference):
 
 
 @pytest.mark.parametrize('impl', [dict(modconv='grouped'), dict(upconv='transpose'), dict(fir='depthwise'),
-                                  dict(modconv='grouped', upconv='transpose', fir='depthwise')])
+                                  dict(downconv='strided'),
+                                  dict(modconv='grouped', upconv='transpose', fir='depthwise', downconv='strided')])
 def test_every_impl_matches(fixtures_dir, reference, impl):
     ck = aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl')
     gen = ck.generator().with_impl(**impl)
     assert_close(nchw(gen.synthesis(jnp.asarray(reference['G_ema.ws']))), reference['G_ema.img_const'],
                  what=str(impl))
-    d = ck.discriminator().with_impl(**{k: v for k, v in impl.items() if k == 'fir'})
+    d = ck.discriminator().with_impl(**{k: v for k, v in impl.items() if k in ('fir', 'downconv')})
     img = jnp.transpose(jnp.asarray(reference['d_input']), (0, 2, 3, 1))
     assert_close(d(img), reference['D.logits'], what=f'D {impl}')
 

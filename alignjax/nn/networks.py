@@ -35,6 +35,7 @@ class Impl:
     modconv: str = 'shared'      # 'shared' | 'grouped'
     upconv: str = 'upfir'        # 'upfir' | 'transpose'
     fir: str = 'polyphase'       # 'polyphase' | 'depthwise'
+    downconv: str = 's2d'        # 's2d' (space-to-depth, stride-1 conv) | 'strided' (reference)
     dtype: str = 'float32'       # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)
 
 
@@ -212,7 +213,7 @@ class Conv2dLayer(nn.Module):
         b = self.param('bias', nn.initializers.zeros, (self.out_channels,)) if self.bias else None
         w = w * (1 / math.sqrt(self.in_channels * k * k))
         x = ops.conv2d_resample(x, w, ops.setup_filter(self.resample_filter), down=self.down, padding=k // 2,
-                                fir_impl=self.impl.fir)
+                                fir_impl=self.impl.fir, down_impl=self.impl.downconv)
         act_gain = (ops.LRELU_GAIN if self.activation == 'lrelu' else 1.0) * gain
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return ops.bias_act(x, b, self.activation, act_gain, clamp)

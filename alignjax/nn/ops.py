@@ -170,12 +170,14 @@ def conv2d(x, w, stride: int = 1, padding=0, groups: int = 1):
 
 
 def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, groups: int = 1,
-                    fir_impl='polyphase', up_impl='upfir'):
+                    fir_impl='polyphase', up_impl='upfir', down_impl='s2d'):
     """NVlabs `conv2d_resample` for the cases StyleGAN2 uses, NHWC/HWIO.
 
     up=2: 3x3 conv on the 2x FIR-upsampled grid (as NVlabs' transposed conv followed by the FIR; the kernel
-    is applied spatially flipped, exactly as NVlabs does). down=2: FIR, then strided conv. Otherwise a plain
-    conv with `padding`.
+    is applied spatially flipped, exactly as NVlabs does). down=2: FIR, then a stride-2 conv, computed as
+    space-to-depth + stride-1 conv ('s2d': its input gradient is no transposed conv, whose weight gradient
+    -- needed by R1 -- XLA:CPU runs ~10x slower) or directly ('strided', the reference).
+    Otherwise a plain conv with `padding`.
     """
     kh, kw = w.shape[0], w.shape[1]
     if up == 1 and down == 1:
@@ -198,7 +200,7 @@ def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, group
         # The pads work out to upsample2d's own plus the conv padding.
         x = upfirdn2d(x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0,
                       impl=fir_impl)
-        return conv2d(x, w[::-1, ::-1], groups=groups)
+        return _conv2d_valid_as_same(x, w[::-1, ::-1], groups)
     if down == 2 and up == 1:
         p0 = padding + (fk - 2 + 1) // 2
         p1 = padding + (fk - 2) // 2
@@ -206,10 +208,49 @@ def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, group
             x = upfirdn2d(x, f, down=2, padding=(p0, p1), impl=fir_impl)
             return conv2d(x, w, groups=groups)
         x = upfirdn2d(x, f, padding=(p0, p1), impl=fir_impl)
+        if down_impl == 's2d':
+            return _conv2d_stride2_s2d(x, w, groups)
+        if down_impl != 'strided':
+            raise ValueError(f'unknown down-conv impl {down_impl!r}')
         return conv2d(x, w, stride=2, groups=groups)
     if up != 1 or down != 1:
         raise NotImplementedError(f'conv2d_resample: up={up}, down={down}')
     return conv2d(x, w, padding=padding, groups=groups)
+
+
+def _conv2d_valid_as_same(x, w, groups=1):
+    """A valid correlation computed as a SAME-padded one with the border cropped.
+
+    Same numbers, a few % more work, but autodiff then never builds a conv with full (k-1) padding, whose
+    weight gradient -- reached by second-order terms (path length, R1) -- XLA:CPU runs 10-30x slower.
+    """
+    p = w.shape[0] // 2
+    y = conv2d(x, w, padding=p, groups=groups)
+    return y[:, p:y.shape[1] - p, p:y.shape[2] - p] if p else y
+
+
+def _conv2d_stride2_s2d(x, w, groups=1):
+    """Valid stride-2 correlation as space-to-depth + a stride-1 conv with a ceil(k/2) kernel.
+
+    y[i] = sum_a x[2i + a] w[a] = sum_{b, phase} x_phase[i + b] w[2b + phase]: each 2x2 pixel block becomes
+    4C channels, the kernel is zero-padded to even size and regrouped to [k', k', 4C, O]. The conv is padded
+    at the far side only and cropped (see `_conv2d_valid_as_same` for why no valid conv).
+    """
+    if groups != 1:
+        return conv2d(x, w, stride=2, groups=groups)
+    n, h, wd, c = x.shape
+    k = w.shape[0]
+    ke = k + (k % 2)
+    kk = ke // 2
+    oh, ow = (h - k) // 2 + 1, (wd - k) // 2 + 1
+    hh, ww = oh + kk - 1, ow + kk - 1                    # phase-grid size the conv needs
+    x = _pad_axis(_pad_axis(x, 1, 0, 2 * hh - h), 2, 0, 2 * ww - wd)
+    x = x.reshape(n, hh, 2, ww, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hh, ww, 4 * c)
+    w = jnp.pad(w, ((0, ke - k), (0, ke - k), (0, 0), (0, 0)))
+    o = w.shape[3]
+    w = w.reshape(kk, 2, kk, 2, c, o).transpose(0, 2, 1, 3, 4, 5).reshape(kk, kk, 4 * c, o)
+    y = conv2d(x, w, padding=[(0, kk - 1)] * 2)
+    return y[:, :oh, :ow]
 
 
 def modulated_conv2d(x, weight, styles, *, demodulate=True, up=1, padding=0, f=None, noise=None,
