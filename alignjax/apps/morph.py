@@ -1,0 +1,214 @@
+"""Cross-domain morphing between aligned generators (StyleAlign, Wu et al. 2022, section 5).
+
+A source image is inverted in the parent, a target image in the child. Frame t in [0, 1] renders the lerped
+latent with every *synthesis* weight lerped: (1 - t) * parent + t * child (the mapping networks are never
+blended: Z codes are first mapped by their own model, with the stored truncation, and the lerp is in W+).
+Noise maps are lerped with the latent (the inverted ones, or each model's const noise). Frame 0 is the
+parent's reconstruction of the source, the last frame the child's reconstruction of the target. With no
+target, the image morphs into its own translation (same latent, weights lerped).
+
+    frames = morph(parent, child, src_latents, tgt_latents)       # float [N, F, H, W, C], F = 110
+    save_animation('out/morph', frames[0])                         # GIF + MP4 (~8 s) + strip PNG
+
+Implementations (`impl`): 'fused' (default): frames batched with per-frame blend coefficients through
+`alignjax.apps.blend.pair_synthesis` (two shared-weight convolutions per layer); 'vmap': per-frame weights
+under jax.vmap (grouped convolutions); 'reload': the reference loop, building each frame's weights and
+rendering it alone (what StyleAlign's MergeFace.py does). bench/morph.py compares them.
+
+    python -m alignjax.apps.morph --parent P.pkl --child C.pkl --source img.png [--target cat.png] --outdir out
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from alignjax.apps.blend import check_compatible, lerp_variables, pair_synthesis
+from alignjax.invert.project import Latents, const_noise
+
+DEFAULT_FRAMES = 110
+DEFAULT_SECONDS = 8.0
+IMPLS = ('fused', 'vmap', 'reload')
+
+
+def _noise_for(gen, lat: Latents, n: int):
+    if lat.noise is not None:
+        return {k: jnp.asarray(v, jnp.float32) for k, v in lat.noise.items()}
+    return {k: jnp.broadcast_to(v, (n,) + v.shape) for k, v in const_noise(gen).items()}
+
+
+def endpoints(parent, child, source: Latents, target: Latents | None = None):
+    """(ws_a, ws_b, noise_a, noise_b): the W+ codes and explicit noise maps at t=0 (parent) and t=1 (child)."""
+    n = len(source)
+    tgt = source if target is None else target
+    if len(tgt) != n:
+        if len(tgt) == 1:
+            tgt = tgt.take(np.zeros(n, int))
+        else:
+            raise ValueError(f'{n} source latents but {len(tgt)} targets (give one target or as many)')
+    ws_a = jnp.asarray(source.ws(parent), jnp.float32)
+    ws_b = jnp.asarray(tgt.ws(child), jnp.float32)
+    na = _noise_for(parent, source, n)
+    nb = _noise_for(child, tgt, n) if (target is not None or source.noise is None) else na
+    return ws_a, ws_b, na, nb
+
+
+def _lerp(a, b, t):
+    return a + (b - a) * t
+
+
+@functools.partial(jax.jit, static_argnames=('cfg',))
+def _fused(cfg, pa, pb, ws_a, ws_b, na, nb, tl, tw):
+    ws = _lerp(ws_a, ws_b, tl[:, None, None])
+    noise = {k: _lerp(na[k], nb[k], tl[:, None, None]) for k in na}
+    return pair_synthesis(cfg, pa, pb, ws, noise, tw)
+
+
+@jax.jit
+def _vmapped(parent, va, vb, ws_a, ws_b, na, nb, tl, tw):
+    def one(wa, wb, a, b, t_l, t_w):
+        g = parent.with_variables(lerp_variables(va, vb, t_w))
+        noise = {k: _lerp(a[k], b[k], t_l)[None] for k in a}
+        return g.synthesis(_lerp(wa, wb, t_l)[None], noise=noise)[0]
+    return jax.vmap(one)(ws_a, ws_b, na, nb, tl, tw)
+
+
+@jax.jit
+def _lerp_vars(va, vb, t):
+    return lerp_variables(va, vb, t)
+
+
+def _as_ts(frames):
+    if isinstance(frames, (int, np.integer)):
+        if frames < 2:
+            raise ValueError('need at least 2 frames')
+        return np.linspace(0.0, 1.0, int(frames), dtype=np.float32)
+    return np.asarray(frames, np.float32).reshape(-1)
+
+
+def morph(parent, child, source: Latents, target: Latents | None = None, frames=DEFAULT_FRAMES, *,
+          t_weights=None, impl: str = 'fused', chunk: int = 16, progress: bool = False) -> np.ndarray:
+    """Frames [N, F, H, W, C] (float, ~[-1, 1]) morphing each source (parent) into its target (child).
+
+    frames: a count (t = linspace(0, 1, F)) or the t values. t_weights: a separate schedule for the weights
+    (default: the same as the latent's). impl: 'fused' | 'vmap' | 'reload' (see module doc). chunk: frames per
+    compiled call.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+    check_compatible(parent, child)
+    tl = _as_ts(frames)
+    tw = tl if t_weights is None else _as_ts(t_weights)
+    if tw.shape != tl.shape:
+        raise ValueError('t_weights must have as many values as frames')
+    ws_a, ws_b, na, nb = endpoints(parent, child, source, target)
+    n, f = ws_a.shape[0], tl.shape[0]
+    img_i = np.repeat(np.arange(n), f)
+    frm_i = np.tile(np.arange(f), n)
+    total = n * f
+    out = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc='morph', unit='frame', leave=False)
+    va, vb = parent.variables, child.variables
+    if impl == 'reload':
+        for k in range(total):
+            i, j = img_i[k], frm_i[k]
+            g = parent.with_variables(_lerp_vars(va, vb, jnp.float32(tw[j])))
+            noise = {key: _lerp(na[key][i], nb[key][i], tl[j])[None] for key in na}
+            out.append(np.asarray(g.synthesis(_lerp(ws_a[i], ws_b[i], tl[j])[None], noise=noise)))
+            if bar is not None:
+                bar.update(1)
+    else:
+        pa, pb = va['params']['synthesis'], vb['params']['synthesis']
+        bs = max(1, min(chunk, total))
+        for s in range(0, total, bs):
+            sel = np.arange(s, min(s + bs, total))
+            pad = np.concatenate([sel, np.full(bs - len(sel), sel[-1])])
+            ii, jj = jnp.asarray(img_i[pad]), frm_i[pad]
+            args = (ws_a[ii], ws_b[ii], {k: v[ii] for k, v in na.items()}, {k: v[ii] for k, v in nb.items()},
+                    jnp.asarray(tl[jj]), jnp.asarray(tw[jj]))
+            if impl == 'fused':
+                y = _fused(parent.config, pa, pb, *args)
+            else:
+                y = _vmapped(parent, va, vb, *args)
+            out.append(np.asarray(y)[:len(sel)])
+            if bar is not None:
+                bar.update(len(sel))
+    if bar is not None:
+        bar.close()
+    imgs = np.concatenate(out)
+    return imgs.reshape((n, f) + imgs.shape[1:])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI.
+
+def main(argv=None):
+    from alignjax.invert import cli as icli
+    from alignjax.apps.video import save_animation
+    from alignjax import vis
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--parent', required=True, help='parent checkpoint (the source domain)')
+    p.add_argument('--child', required=True, help='child checkpoint fine-tuned from the parent (target domain)')
+    p.add_argument('--source', nargs='+', help='source image(s) / folder / dataset spec, inverted in the parent')
+    p.add_argument('--source-latents', help='an invert.py output folder for the parent instead of --source')
+    p.add_argument('--target', nargs='+', help='target image(s), inverted in the child; omitted: morph each '
+                                               'source into its own translation')
+    p.add_argument('--target-latents', help='an invert.py output folder for the child instead of --target')
+    p.add_argument('--frames', type=int, default=DEFAULT_FRAMES)
+    p.add_argument('--seconds', type=float, default=DEFAULT_SECONDS, help='duration of the GIF / MP4')
+    p.add_argument('--scale', type=int, default=1, help='integer upscaling of the written frames')
+    p.add_argument('--impl', default='fused', choices=IMPLS)
+    p.add_argument('--formats', default='gif,mp4,png', help='any of gif, mp4, png (strip)')
+    p.add_argument('--outdir', required=True)
+    icli.add_invert_args(p, images=False)
+    a = p.parse_args(argv)
+    if not (a.source or a.source_latents):
+        p.error('give --source or --source-latents')
+    parent, ck_p = icli.load_generator(a.parent, a.net)
+    child, _ = icli.load_generator(a.child, a.net)
+    cfg = icli.config_from_args(a)
+    loss = icli.loss_from_args(a, ck_p)
+    outdir = Path(a.outdir)
+
+    def get(images, latents_dir, gen, label):
+        from alignjax.invert import invert
+        from alignjax.invert.images import load_images
+        from alignjax.invert.store import load_latents
+        if latents_dir:
+            return load_latents(latents_dir)
+        names, imgs = load_images(images, gen.resolution, a.max_images)
+        res = invert(gen, imgs, cfg, loss=loss, seed=a.seed, batch_size=a.batch, progress=not a.no_progress,
+                     desc=f'invert ({label})')
+        print(f'{label}: inverted {len(names)} image(s), PSNR ' + ', '.join(f'{v:.1f}' for v in res.psnr))
+        return names, res.latents
+
+    try:
+        src_names, src = get(a.source, a.source_latents, parent, 'source in parent')
+        tgt_names, tgt = (None, None)
+        if a.target or a.target_latents:
+            tgt_names, tgt = get(a.target, a.target_latents, child, 'target in child')
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        sys.exit(f'error: {e}')
+    frames = morph(parent, child, src, tgt, a.frames, impl=a.impl, progress=not a.no_progress)
+    formats = tuple(s.strip() for s in a.formats.split(',') if s.strip())
+    strips = []
+    for i, name in enumerate(src_names):
+        label = name if tgt_names is None else f'{name}_to_{tgt_names[i if len(tgt_names) > 1 else 0]}'
+        written = save_animation(outdir / label, frames[i], a.seconds, formats, scale=a.scale)
+        strips.append(vis.to_uint8(frames[i]))
+        print(f'{label}: ' + ', '.join(str(v) for v in written.values()))
+    if len(strips) > 1 and 'png' in formats:
+        from alignjax.apps.video import strip
+        vis.save_png(outdir / 'strips.png', np.concatenate([strip(s) for s in strips], axis=0))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,75 @@
+"""Save / load inversion results as plain files.
+
+    DIR/latents.npz     one entry per image name: z [z_dim] (space 'z') or ws [num_ws, w_dim] ('w', 'w+')
+    DIR/noise.npz       (only when noise maps were optimised) '<name>/<layer>': [r, r]
+    DIR/inversion.json  space, truncation, names (in order), the settings and the checkpoint used
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from alignjax.invert.project import Latents
+
+
+def save_latents(outdir, names: Sequence[str], latents: Latents, meta: dict | None = None) -> Path:
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    names = list(names)
+    if len(set(names)) != len(names):
+        raise ValueError('image names must be unique')
+    code = np.asarray(latents.code, np.float32)
+    _atomic_npz(outdir / 'latents.npz', {n: code[i] for i, n in enumerate(names)})
+    if latents.noise is not None:
+        _atomic_npz(outdir / 'noise.npz', {f'{n}/{k}': np.asarray(v[i], np.float32)
+                                           for k, v in latents.noise.items() for i, n in enumerate(names)})
+    elif (outdir / 'noise.npz').exists():
+        (outdir / 'noise.npz').unlink()
+    info = dict(meta or {})
+    info.update(space=latents.space, truncation_psi=latents.truncation_psi,
+                truncation_cutoff=latents.truncation_cutoff, names=names,
+                noise_layers=None if latents.noise is None else list(latents.noise))
+    if latents.c is not None:
+        info['c'] = np.asarray(latents.c).tolist()
+    tmp = outdir / '.inversion.json.tmp'
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, outdir / 'inversion.json')
+    return outdir
+
+
+def _atomic_npz(path: Path, arrays: dict):
+    tmp = path.with_name(f'.{path.stem}.tmp.npz')
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_latents(path, names: Sequence[str] | None = None) -> tuple[list[str], Latents]:
+    """(names, Latents) from an inversion folder (or its latents.npz). `names` selects / orders entries."""
+    path = Path(path)
+    outdir = path if path.is_dir() else path.parent
+    info_path = outdir / 'inversion.json'
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    with np.load(outdir / 'latents.npz') as z:
+        order = list(info.get('names') or z.files)
+        names = list(names) if names is not None else order
+        missing = [n for n in names if n not in z.files]
+        if missing:
+            raise KeyError(f'{outdir}/latents.npz has no entries {missing[:5]} (has {z.files[:5]}...)')
+        code = np.stack([z[n] for n in names])
+    space = info.get('space') or ('z' if code.ndim == 2 else 'w+')
+    noise = None
+    if (outdir / 'noise.npz').exists():
+        with np.load(outdir / 'noise.npz') as z:
+            layers = info.get('noise_layers') or sorted({k.split('/', 1)[1] for k in z.files})
+            noise = {k: np.stack([z[f'{n}/{k}'] for n in names]) for k in layers}
+    c = None
+    if info.get('c') is not None:
+        allc = np.asarray(info['c'], np.float32)
+        c = allc[[order.index(n) for n in names]]
+    return names, Latents(code=code, noise=noise, c=c, space=space,
+                          truncation_psi=float(info.get('truncation_psi', 1.0)),
+                          truncation_cutoff=info.get('truncation_cutoff'))
