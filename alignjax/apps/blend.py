@@ -27,7 +27,7 @@ from alignjax.nn import ops
 
 
 def _lerp(a, b, t):
-    return a + (b - a) * t
+    return (1 - t) * a + t * b   # exact at t = 0 and t = 1
 
 
 def lerp_variables(vars_a, vars_b, t, mapping_from: str = 'a'):

@@ -37,7 +37,7 @@ def swap_alphas(resolutions, swap_res: float, width: float | None = None) -> dic
         if not width:
             out[int(r)] = 1.0 if x > 0 else 0.0
         else:
-            out[int(r)] = 1.0 / (1.0 + math.exp(-(x - 0.5) / width))
+            out[int(r)] = 0.5 * (1.0 + math.tanh((x - 0.5) / (2.0 * width)))   # logistic, overflow-free
     return out
 
 

@@ -59,7 +59,7 @@ def endpoints(parent, child, source: Latents, target: Latents | None = None):
 
 
 def _lerp(a, b, t):
-    return a + (b - a) * t
+    return (1 - t) * a + t * b   # exact at t = 0 and t = 1
 
 
 @functools.partial(jax.jit, static_argnames=('cfg',))

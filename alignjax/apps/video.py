@@ -45,8 +45,11 @@ def write_gif(path, frames, seconds: float = 8.0, loop: int = 0) -> Path:
 def mp4_available() -> tuple[bool, str]:
     """(available, why not)."""
     try:
+        import warnings
         import imageio_ffmpeg
-        imageio_ffmpeg.get_ffmpeg_exe()
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='os.fork', category=RuntimeWarning)
+            imageio_ffmpeg.get_ffmpeg_exe()
         return True, ''
     except ImportError:
         return False, 'the imageio-ffmpeg package is not installed (pip install imageio-ffmpeg: its wheels ship ffmpeg)'
