@@ -2,8 +2,14 @@
 import os
 import pathlib
 
+import tempfile
+
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One persistent compilation cache for the whole run (subprocesses inherit it): the same tiny programs are
+# compiled once instead of by every test and every train.py subprocess.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(tempfile.gettempdir(), 'alignjax-test-jax-cache'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
 
 import pytest  # noqa: E402
 

@@ -30,17 +30,19 @@ def r1_penalty(disc_fn, reals, c=None):
     return jnp.sum(jnp.square(grads), axis=(1, 2, 3)), logits
 
 
-def path_length(synth_fn, ws, key, pl_mean, decay: float = 0.01):
+def path_length(synth_fn, ws, key, pl_mean, decay: float = 0.01, pl_noise=None):
     """Path-length regulariser (Karras et al. 2020). Returns (penalty [N], new pl_mean, lengths [N]).
 
-    y ~ N(0, I) / sqrt(H W); lengths = sqrt(mean over ws of ||d sum(G(w) * y) / dw||^2);
-    pl_mean <- pl_mean + decay (mean(lengths) - pl_mean); penalty = (lengths - pl_mean)^2 with the new mean.
+    y ~ N(0, I) / sqrt(H W) (or `pl_noise`, already scaled); lengths = sqrt(mean over ws of
+    ||d sum(G(w) * y) / dw||^2); pl_mean <- pl_mean + decay (mean(lengths) - pl_mean);
+    penalty = (lengths - pl_mean)^2 with the new mean.
     """
     k_noise, k_synth = jax.random.split(key)
     img, vjp = jax.vjp(lambda w: synth_fn(w, k_synth), ws)
-    h, w = img.shape[1], img.shape[2]
-    y = jax.random.normal(k_noise, img.shape, img.dtype) / jnp.sqrt(jnp.float32(h * w))
-    (grads,) = vjp(y)
+    if pl_noise is None:
+        h, w = img.shape[1], img.shape[2]
+        pl_noise = jax.random.normal(k_noise, img.shape, img.dtype) / jnp.sqrt(jnp.float32(h * w))
+    (grads,) = vjp(pl_noise.astype(img.dtype))
     lengths = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
     new_mean = pl_mean + decay * (jnp.mean(jax.lax.stop_gradient(lengths)) - pl_mean)
     return jnp.square(lengths - new_mean), new_mean, lengths
