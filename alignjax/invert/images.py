@@ -44,18 +44,22 @@ def list_image_files(path) -> list[Path]:
 
 
 def _names_for(files: Sequence[Path], roots: Sequence[Path]) -> list[str]:
+    """File stems; stems that clash become folder-relative paths joined by '__' with the extension kept
+    ('a__x_png'), numbered if they still clash."""
     stems = [_safe(f.stem) for f in files]
-    if len(set(stems)) == len(stems):
-        return stems
+    counts = {s: stems.count(s) for s in stems}
     names = []
-    for f, root in zip(files, roots):  # clashing stems: folder-relative path, extension kept
-        rel = f.relative_to(root) if root.is_dir() else Path(f.name)
+    for f, root, stem in zip(files, roots, stems):
+        if counts[stem] == 1:
+            names.append(stem)
+            continue
+        rel = f.relative_to(root.parent) if root.is_dir() else Path(f.name)
         parts = list(rel.with_suffix('').parts)
-        parts[-1] += '_' + f.suffix.lstrip('.').lower() if f.suffix else ''
+        if f.suffix:
+            parts[-1] += '_' + f.suffix.lstrip('.').lower()
         names.append(_safe('__'.join(parts)))
-    seen = {}
-    out = []
-    for n in names:  # still clashing (same name under two roots): number them
+    seen, out = {}, []
+    for n in names:
         k = seen.get(n, 0)
         seen[n] = k + 1
         out.append(n if k == 0 else f'{n}_{k}')
