@@ -322,38 +322,49 @@ def _set_path(config, dotted: str, value):
 
 
 def run(config, workdir) -> dict:
-    """Run `config`; if it has `stages`, run each in workdir/<stage name> in order. String values may refer
-    to earlier stages' directories as '{stage_name}'. Then write a side-by-side grid (same z, every stage)."""
+    """Run `config`; if it has `stages`, run each in workdir/<stage name> in order, then write a side-by-side
+    grid (same z through every stage). Stage dicts: name, overrides {dotted key: value} (string values may
+    name earlier stages' final checkpoints as '{stage_name}'), and optionally pretrained: a checkpoint used
+    as that stage's result instead of training it, unless config.from_scratch is set or it is missing."""
     workdir = Path(workdir)
     stages = list(config.get('stages') or [])
     if not stages:
         return {'main': train(config, workdir)}
-    results, dirs = {}, {}
+    results, finals = {}, {}
     for st in stages:
         name = st['name']
+        pre = st.get('pretrained')
+        if pre and not config.get('from_scratch', False):
+            if Path(pre).exists():
+                finals[name] = str(pre)
+                log(f'=== stage {name}: using the pretrained checkpoint {pre} (--config.from_scratch=True trains it)')
+                continue
+            log(f'=== stage {name}: pretrained checkpoint {pre} not found; training it')
         cfg = config.copy_and_resolve_references()
         with cfg.unlocked():
             cfg.stages = ()
             for k, v in st.get('overrides', {}).items():
                 if isinstance(v, str):
-                    v = v.format(**dirs)
+                    v = v.format(**finals)
                 _set_path(cfg, k, v)
-        dirs[name] = str(workdir / name)
-        log(f'=== stage {name}: {cfg.data.spec} -> {dirs[name]}')
+        log(f'=== stage {name}: {cfg.data.spec} -> {workdir / name}')
         results[name] = train(cfg, workdir / name)
-    compare_stages(config, workdir, [st['name'] for st in stages])
+        finals[name] = str(workdir / name / 'final')
+    compare_stages(config, workdir, finals)
+    results['finals'] = finals
     return results
 
 
-def compare_stages(config, workdir: Path, names: list[str], n: int | None = None):
-    """Same z through every stage's final G_ema: one row per stage."""
-    gens = [load_checkpoint(workdir / nm / 'final').generator() for nm in names]
+def compare_stages(config, workdir: Path, finals: dict[str, str], n: int | None = None):
+    """Same z through every stage's final G_ema: one row per stage, written to workdir/compare.png."""
+    names = list(finals)
+    gens = [load_checkpoint(finals[nm]).generator() for nm in names]
     n = n or int(config.log.grid_cols)
     z = np.random.RandomState(int(config.log.grid_seed) + 1).randn(n, gens[0].z_dim).astype(np.float32)
     rows = []
     for g in gens:
         ws = g.mapping(z, truncation_psi=float(config.log.compare_psi))
         rows.append(vis.to_uint8(np.asarray(g.synthesis(ws))))
-    path = vis.save_png(workdir / 'compare.png', vis.grid(np.concatenate(rows), cols=n, pad=2))
+    path = vis.save_png(Path(workdir) / 'compare.png', vis.grid(np.concatenate(rows), cols=n, pad=2))
     log(f'wrote {path}: rows = {", ".join(names)} (same z per column)')
     return path
