@@ -189,7 +189,7 @@ def _save_grid(path, gen: Generator, z, c, cols):
 def train(config, workdir) -> dict:
     """Train (or fine-tune) one model as `config` says, in `workdir`. Returns a summary dict."""
     from alignjax.data import make_dataset, make_loader
-    workdir = Path(workdir)
+    workdir = Path(workdir).absolute()              # orbax wants absolute paths
     workdir.mkdir(parents=True, exist_ok=True)
     res = int(config.data.resolution)
     config = resolve_config(config, res, jax.device_count())
