@@ -1,4 +1,16 @@
-"""Applications of aligned parent/child generators: translation, layer swapping, cross-domain morphing."""
+"""Applications of aligned parent/child generators (a child fine-tuned from a parent keeps latent alignment).
+
+* Translation (`translate`): invert in the parent, decode the same latent with each child (StyleAlign I2I).
+* Layer swapping (`layer_swap`): per-resolution hard or logistic blend of the synthesis weights (Toonify).
+* Cross-domain morphing (`morph`): lerp the latent and every synthesis weight, frames batched through
+  `pair_synthesis` (two shared-weight convolutions per layer instead of per-frame weights).
+* Writers: `save_animation` (GIF, MP4 via imageio-ffmpeg with a GIF fallback, strip PNG), `save_translation`
+  (grid PNG + HTML).
+
+Everything takes `alignjax.Generator` objects (config + variables pytree), so it works from a notebook with
+weights built in memory. CLIs: `python invert.py --translate`, `python -m alignjax.apps.morph`,
+`python -m alignjax.apps.layer_swap`.
+"""
 from alignjax.apps.blend import blend_variables, check_compatible, lerp_variables, pair_synthesis
 from alignjax.apps.layer_swap import layer_swap, swap_alphas
 from alignjax.apps.morph import endpoints, morph

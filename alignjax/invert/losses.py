@@ -113,10 +113,12 @@ class PixelSSIM:
 
 @flax.struct.dataclass
 class DFeatures:
-    """Distance between the discriminator's block activations (each channel-normalised per pixel, then mean
-    squared difference, layers summed) + `pixel_weight` * MSE. `disc` is an `alignjax.Discriminator`."""
+    """`d_weight` * distance between the discriminator's block activations (each channel-normalised per pixel,
+    then mean squared difference, layers summed) + `pixel_weight` * MSE. `disc` is an `alignjax.Discriminator`.
+    The pixel term (PixelSSIM's scale) anchors colours, which D features barely constrain."""
     disc: Any
-    pixel_weight: float = flax.struct.field(pytree_node=False, default=1.0)
+    d_weight: float = flax.struct.field(pytree_node=False, default=10.0)
+    pixel_weight: float = flax.struct.field(pytree_node=False, default=100.0)
 
     def features(self, img):
         from alignjax.nn import networks as N
@@ -134,7 +136,8 @@ class DFeatures:
         return {'img': img, 'd': feats}
 
     def distance(self, fa, fb):
-        d = sum(jnp.mean(jnp.sum(jnp.square(a - b), -1), axis=(1, 2)) for a, b in zip(fa['d'], fb['d']))
+        d = self.d_weight * sum(jnp.mean(jnp.sum(jnp.square(a - b), -1), axis=(1, 2))
+                                for a, b in zip(fa['d'], fb['d']))
         if self.pixel_weight:
             d = d + self.pixel_weight * jnp.mean(jnp.square(fa['img'] - fb['img']), axis=(1, 2, 3))
         return d

@@ -237,11 +237,24 @@ def _step(gen, loss, target_feats, keys, c, hp, state, step, *, space, cutoff):
     return new_state, jnp.where(active, dist, jnp.nan)
 
 
-@functools.partial(jax.jit, static_argnames=('space', 'cutoff'))
-def _evaluate(gen, loss, target, params, c, psi, *, space, cutoff):
-    ws = _to_ws(gen, space, params['x'], c, psi, cutoff)
+@jax.jit
+def _score(loss, img, target_feats, target):
+    return loss.distance(loss.features(img), target_feats), psnr(img, target)
+
+
+def _evaluate(gen, loss, target, target_feats, params, c, psi, *, space, cutoff):
+    """Final render without latent noise (through the model's own jitted entry points, whose compiles are
+    shared with every other call of the same shapes), distance and PSNR."""
+    x = params['x']
+    if space == 'z':
+        ws = gen.mapping(x, c, psi, cutoff)
+    elif space == 'w':
+        ws = jnp.broadcast_to(x, (x.shape[0], gen.num_ws, x.shape[-1]))
+    else:
+        ws = x
     img = gen.synthesis(ws, noise_mode='const', noise=params['noise'] or None)
-    return img, ws, loss.distance(loss.features(img), loss.features(target)), psnr(img, target)
+    dist, ps = _score(loss, img, target_feats, target)
+    return img, ws, dist, ps
 
 
 @jax.jit
@@ -390,7 +403,7 @@ def _invert_batch(gen, target, cfg, loss, seed, ids, c, init, stats, progress, d
     if history.shape[0] < cfg.steps:
         history = np.concatenate([history, np.full((cfg.steps - history.shape[0], n), np.nan, np.float32)])
     params = state['params']
-    img, ws, dist, ps = _evaluate(gen, loss, target_j, params, cj, hp['psi'], space=cfg.space,
+    img, ws, dist, ps = _evaluate(gen, loss, target_j, feats, params, cj, cfg.truncation_psi, space=cfg.space,
                                   cutoff=cfg.truncation_cutoff)
     code = params['x'] if cfg.space == 'z' else ws
     lat = Latents(code=code, noise=dict(params['noise']) if cfg.noise else None, c=cj, space=cfg.space,
