@@ -21,7 +21,7 @@ import numpy as np
 
 import alignjax as aj
 
-ALL = [f'{m}/{u}/{f}' for m, u, f in itertools.product(['shared', 'grouped'], ['upfir', 'transpose'],
+ALL = [f'{m}/{u}/{f}' for m, u, f in itertools.product(['shared', 'grouped'], ['phase', 'upfir', 'transpose'],
                                                          ['polyphase', 'depthwise'])]
 REFERENCE = 'grouped/transpose/depthwise'
 

@@ -55,7 +55,7 @@ def test_conv2d_resample_impls_agree(up, down):
     x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((3, 3, 4, 5)), jnp.float32)
     outs = [ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, fir_impl=fi, up_impl=ui, down_impl=di)
-            for fi, ui, di in itertools.product(['polyphase', 'depthwise'], ['upfir', 'transpose'],
+            for fi, ui, di in itertools.product(['polyphase', 'depthwise'], ['upfir', 'transpose', 'phase'],
                                                 ['s2d', 'strided'])]
     for o in outs[1:]:
         assert o.shape == outs[0].shape
@@ -83,8 +83,9 @@ def test_upconv_matches_torch_semantics():
     for i, j, a, b in itertools.product(range(4), range(4), range(3), range(3)):
         t[0, 2 * i + a, 2 * j + b] += x[0, i, j] @ w[a, b]
     ref = upfirdn_numpy(t, F, 1, 1, 1, 1, 4.0)
-    got = np.asarray(ops.conv2d_resample(jnp.asarray(x), jnp.asarray(w), F, up=2, padding=1))
-    np.testing.assert_allclose(got, ref, atol=1e-4)
+    for impl in ('upfir', 'phase', 'transpose'):
+        got = np.asarray(ops.conv2d_resample(jnp.asarray(x), jnp.asarray(w), F, up=2, padding=1, up_impl=impl))
+        np.testing.assert_allclose(got, ref, atol=1e-4, err_msg=impl)
 
 
 @pytest.mark.parametrize('up,demod', [(1, True), (2, True), (1, False)])

@@ -115,7 +115,8 @@ def test_rosinality_outputs_agree(fixtures_dir, reference):
                  what='ros psi')
 
 
-@pytest.mark.parametrize('impl', [dict(modconv='grouped'), dict(upconv='transpose'), dict(fir='depthwise'),
+@pytest.mark.parametrize('impl', [dict(modconv='grouped'), dict(upconv='transpose'), dict(upconv='upfir'),
+                                  dict(fir='depthwise'),
                                   dict(downconv='strided'),
                                   dict(modconv='grouped', upconv='transpose', fir='depthwise', downconv='strided')])
 def test_every_impl_matches(fixtures_dir, reference, impl):

@@ -178,11 +178,11 @@ TINY_OVERRIDES = [
 ]
 
 
-def run_train(workdir, *extra, check=True):
+def run_train(workdir, *extra, check=True, cwd=ROOT):
     cmd = [sys.executable, str(ROOT / 'train.py'), '--config', str(ROOT / 'configs' / 'demo.py'),
            f'--workdir={workdir}', *TINY_OVERRIDES, *extra]
     env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
-    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check:
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return p
@@ -210,8 +210,9 @@ def test_kill_and_resume_is_bit_exact(tmp_path):
     assert lines[-1]['step'] == 6 and 'loss_G' in lines[-1]
     assert list((tmp_path / 'a' / 'samples').glob('grid_*.png'))
     # fine-tune a child from the parent's final export, mapping frozen: loads G, G_ema, D and trains on
-    p = run_train(tmp_path / 'child', '--config.train.kimg=0.016', f'--config.finetune.init_from={tmp_path / "a" / "final"}',
-                  '--config.finetune.freeze_mapping=True', '--config.data.spec=proc:toons?n=64')
+    # (a relative workdir, as users type it)
+    p = run_train('child', '--config.train.kimg=0.016', f'--config.finetune.init_from={tmp_path / "a" / "final"}',
+                  '--config.finetune.freeze_mapping=True', '--config.data.spec=proc:toons?n=64', cwd=tmp_path)
     child = aj.load_checkpoint(tmp_path / 'child' / 'final')
     parent = aj.load_checkpoint(tmp_path / 'a' / 'final')
     for x, y in zip(jax.tree_util.tree_leaves(parent.nets['G']['params']['mapping']),

@@ -20,7 +20,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from alignjax.nn import networks as N
 from alignjax.nn import ops

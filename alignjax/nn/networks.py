@@ -33,7 +33,7 @@ NOISE_MODES = ('const', 'none', 'random')
 class Impl:
     """Static implementation choices; any combination gives the same numbers (to float rounding)."""
     modconv: str = 'shared'      # 'shared' | 'grouped'
-    upconv: str = 'upfir'        # 'upfir' | 'transpose'
+    upconv: str = 'phase'        # 'phase' (one 2x2 conv + pixel shuffle) | 'upfir' | 'transpose' (reference)
     fir: str = 'polyphase'       # 'polyphase' | 'depthwise'
     downconv: str = 's2d'        # 's2d' (space-to-depth, stride-1 conv) | 'strided' (reference)
     dtype: str = 'float32'       # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)

@@ -193,7 +193,11 @@ def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, group
             x = jax.lax.conv_general_dilated(x, wf.astype(x.dtype), (1, 1), [(kw - 1 - pt, kw - 1 - pt)] * 2,
                                              lhs_dilation=(2, 2), dimension_numbers=_DN, feature_group_count=groups)
             return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt), gain=4.0, impl=fir_impl)
-        if up_impl != 'upfir':
+        if up_impl == 'phase' and kw == 3 and groups == 1:
+            p0 = padding + (fk + 1) // 2 - (kw - 1)
+            p1 = padding + (fk - 2) // 2 - (kw - 2)
+            return upfirdn2d(_conv_transpose3_stride2_phases(x, w), f, padding=(p0, p1), gain=4.0, impl=fir_impl)
+        if up_impl not in ('upfir', 'phase'):
             raise ValueError(f'unknown up-conv impl {up_impl!r}')
         # Transposed conv (pad 0) then FIR (pad p) equals FIR-upsampling with padding (p0, p1), then a valid
         # correlation with the flipped kernel: both are linear shift-invariant and nothing is cropped between.
@@ -227,6 +231,29 @@ def _conv2d_valid_as_same(x, w, groups=1):
     p = w.shape[0] // 2
     y = conv2d(x, w, padding=p, groups=groups)
     return y[:, p:y.shape[1] - p, p:y.shape[2] - p] if p else y
+
+
+def _conv_transpose3_stride2_phases(x, w):
+    """torch conv_transpose2d(x, w, stride=2, padding=0) for a 3x3 kernel, as one stride-1 conv + pixel shuffle.
+
+    Output pixel (2t + r, 2u + s) only meets kernel taps of its phase (r, s): per axis, with w' = w flipped,
+    phase 0 sums x[t-1] w'[0] + x[t] w'[2] and phase 1 is x[t] w'[1]. One 2x2 conv over x (padded by 1 in
+    front) with 4 O output channels computes all four phases; no zeros are multiplied and no transposed conv
+    appears in the derivatives. x: [N, H, W, C] -> [N, 2H+1, 2W+1, O].
+    """
+    n, h, wd, c = x.shape
+    o = w.shape[3]
+    wf = w[::-1, ::-1]
+    tap = ((0, 2), (None, 1))            # tap[phase][kernel offset a]: index into wf (None: no tap)
+    zero = jnp.zeros((c, o), w.dtype)
+    kernel = jnp.stack([jnp.stack([
+        jnp.stack([zero if tap[r][a] is None or tap[s_][b] is None else wf[tap[r][a], tap[s_][b]]
+                   for r in range(2) for s_ in range(2)], axis=1).reshape(c, 4 * o)
+        for b in range(2)]) for a in range(2)])                # [2, 2, C, 4 O], output channels (r, s, O)
+    x = _pad_axis(_pad_axis(x, 1, 1, 0), 2, 1, 0)
+    y = conv2d(x, kernel, padding=[(0, 1), (0, 1)])[:, :h + 1, :wd + 1]  # SAME-style, see _conv2d_valid_as_same
+    y = y.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
+    return y[:, :2 * h + 1, :2 * wd + 1]
 
 
 def _conv2d_stride2_s2d(x, w, groups=1):

@@ -23,7 +23,8 @@ def base_config() -> ml_collections.ConfigDict:
         z_dim=512, w_dim=512, mapping_layers=8, mapping_lr_mul=0.01, channel_base=32768, channel_max=512,
         conv_clamp=placeholder(float),
         mbstd_group_size=4, mbstd_num_channels=1,
-        impl=ml_collections.ConfigDict(dict(modconv='shared', upconv='upfir', fir='polyphase', dtype='float32'))))
+        impl=ml_collections.ConfigDict(dict(modconv='shared', upconv='phase', fir='polyphase', downconv='s2d',
+                                           dtype='float32'))))
 
     c.train = ml_collections.ConfigDict(dict(
         kimg=25000.0, batch=32, g_lr=0.002, d_lr=0.002, betas=(0.0, 0.99), eps=1e-8,

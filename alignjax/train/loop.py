@@ -87,7 +87,7 @@ def freeze_d_patterns(d_cfg: DiscriminatorConfig, k: int) -> list[str]:
 
 
 def _impl(config) -> Impl:
-    return Impl(**{k: config.model.impl[k] for k in ('modconv', 'upconv', 'fir', 'dtype')})
+    return Impl(**{k: config.model.impl[k] for k in ('modconv', 'upconv', 'fir', 'downconv', 'dtype')})
 
 
 def build_models(config, resolution: int, c_dim: int, key):
