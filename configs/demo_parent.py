@@ -19,7 +19,7 @@ def get_config():
     c.train.r1_gamma = 0.0002 * 32 ** 2 / 16          # NVlabs 'auto' gamma for this resolution and batch
     c.train.ema_kimg = 16 * 10 / 32
     c.train.ema_rampup = 0.05
-    c.train.kimg = 200.0
+    c.train.kimg = 200.0                 # the shipped checkpoint stopped earlier: see README
     c.log.tick_kimg = 1.0
     c.log.snapshot_kimg = 5.0
     c.log.grid_kimg = 5.0

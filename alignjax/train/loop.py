@@ -351,6 +351,10 @@ def run(config, workdir) -> dict:
         results[name] = train(cfg, workdir / name)
         finals[name] = str(workdir / name / 'final')
     compare_stages(config, workdir, finals)
+    if config.get('demo_outputs') and len(finals) >= 2 and jax.process_index() == 0:
+        from alignjax.apps.demo import demo_outputs
+        names = list(finals)
+        demo_outputs(finals[names[0]], finals[names[1]], workdir, child_label=names[1])
     results['finals'] = finals
     return results
 

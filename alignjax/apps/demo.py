@@ -1,0 +1,32 @@
+"""The demo's application outputs for a parent and a child: a translation grid (real procedural faces
+inverted in the parent with StyleAlign's Z-space preset, decoded by the child) and a morph of the first face
+into its own translation (GIF, MP4 when imageio-ffmpeg is installed, strip PNG)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from alignjax.model import load_checkpoint
+
+
+def demo_outputs(parent_ckpt, child_ckpt, outdir, *, n: int = 6, steps: int = 300, frames: int = 110,
+                 source_spec: str = 'proc:faces?seed=777&n=64', child_label: str = 'child') -> dict:
+    from alignjax.apps.morph import morph
+    from alignjax.apps.translate import save_translation, translate
+    from alignjax.apps.video import save_animation
+    from alignjax.data import make_dataset
+    from alignjax.invert import InvertConfig
+    outdir = Path(outdir)
+    parent = load_checkpoint(parent_ckpt).generator()
+    child = load_checkpoint(child_ckpt).generator()
+    ds = make_dataset(source_spec, parent.resolution)
+    images = np.stack([ds[i]['image'] for i in range(n)])
+    names = [f'face{i}' for i in range(n)]
+    tr = translate(parent, {child_label: child}, images, config=InvertConfig.stylealign(steps=steps), progress=True)
+    paths = save_translation(outdir / 'translate', names, tr, title='parent -> child translation (StyleAlign Z, psi 0.5)')
+    clip = morph(parent, child, tr.latents.take(np.arange(1)), frames=frames)
+    paths.update({f'morph_{k}': v for k, v in save_animation(outdir / 'morph', clip[0], scale=4).items()})
+    print(f'wrote {outdir}/translate/translate.png (input | parent reconstruction | {child_label}) and '
+          f'{outdir}/morph.gif ({frames} frames: parent -> child, latent and weights)')
+    return paths
