@@ -155,22 +155,31 @@ class Discriminator:
 # ----------------------------------------------------------------------------------------------------------
 # Construction.
 
-def new_generator(key, resolution: int = 256, **config) -> Generator:
-    """Randomly initialised generator (NVlabs initialisation; w_avg = 0, noise_const ~ N(0, 1))."""
-    cfg = config.pop('config', None) or GeneratorConfig(resolution=resolution, **config)
+@functools.partial(jax.jit, static_argnames=('cfg',))
+def _init_generator(cfg: GeneratorConfig, key):
     z = jnp.zeros((1, cfg.z_dim))
     c = jnp.zeros((1, cfg.c_dim)) if cfg.c_dim else None
-    variables = jax.jit(lambda k: N.Generator(cfg).init(k, z, c))(key)
-    return Generator(cfg, jax.tree_util.tree_map(jnp.asarray, dict(variables)))
+    return N.Generator(cfg).init(key, z, c)
+
+
+@functools.partial(jax.jit, static_argnames=('cfg',))
+def _init_discriminator(cfg: DiscriminatorConfig, key):
+    g = cfg.mbstd_group_size or 1
+    img = jnp.zeros((g, cfg.resolution, cfg.resolution, cfg.img_channels))
+    c = jnp.zeros((g, cfg.c_dim)) if cfg.c_dim else None
+    return N.Discriminator(cfg).init(key, img, c)
+
+
+def new_generator(key, resolution: int = 256, **config) -> Generator:
+    """Randomly initialised generator (NVlabs initialisation; w_avg = 0, noise_const ~ N(0, 1)).
+    Pass config fields as keywords, or a whole `config=GeneratorConfig(...)`."""
+    cfg = config.pop('config', None) or GeneratorConfig(resolution=resolution, **config)
+    return Generator(cfg, dict(_init_generator(cfg, key)))
 
 
 def new_discriminator(key, resolution: int = 256, **config) -> Discriminator:
     cfg = config.pop('config', None) or DiscriminatorConfig(resolution=resolution, **config)
-    g = cfg.mbstd_group_size or 1
-    img = jnp.zeros((g, cfg.resolution, cfg.resolution, cfg.img_channels))
-    c = jnp.zeros((g, cfg.c_dim)) if cfg.c_dim else None
-    variables = jax.jit(lambda k: N.Discriminator(cfg).init(k, img, c))(key)
-    return Discriminator(cfg, dict(variables))
+    return Discriminator(cfg, dict(_init_discriminator(cfg, key)))
 
 
 def compute_w_avg(gen: Generator, n: int = 10_000, seed: int = 0, batch: int = 1000) -> np.ndarray:

@@ -43,13 +43,25 @@ def channels_dict(resolutions, channel_base: int, channel_max: int) -> dict[int,
     return {r: min(channel_base // r, channel_max) for r in resolutions}
 
 
-def _check_resolution(resolution: int):
-    if resolution < 4 or resolution & (resolution - 1):
-        raise ValueError(f'resolution must be a power of two >= 4, got {resolution}')
+class _Config:
+    """Shared by the G and D configs: validation, JSON round trip (impl may come back as a dict), replace."""
+
+    def __post_init__(self):
+        if self.resolution < 4 or self.resolution & (self.resolution - 1):
+            raise ValueError(f'resolution must be a power of two >= 4, got {self.resolution}')
+        if isinstance(self.impl, Mapping):
+            object.__setattr__(self, 'impl', Impl(**self.impl))
+        object.__setattr__(self, 'resample_filter', tuple(self.resample_filter))
+
+    def replace(self, **kw):
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(_Config):
     resolution: int = 1024
     z_dim: int = 512
     w_dim: int = 512
@@ -66,12 +78,6 @@ class GeneratorConfig:
     w_avg_beta: float = 0.995
     impl: Impl = Impl()
 
-    def __post_init__(self):
-        _check_resolution(self.resolution)
-        if isinstance(self.impl, Mapping):
-            object.__setattr__(self, 'impl', Impl(**self.impl))
-        object.__setattr__(self, 'resample_filter', tuple(self.resample_filter))
-
     @property
     def block_resolutions(self) -> list[int]:
         return [2 ** i for i in range(2, int(math.log2(self.resolution)) + 1)]
@@ -84,15 +90,9 @@ class GeneratorConfig:
     def num_ws(self) -> int:
         return 2 * int(math.log2(self.resolution)) - 2
 
-    def replace(self, **kw) -> 'GeneratorConfig':
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclasses.dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(_Config):
     resolution: int = 1024
     img_channels: int = 3
     c_dim: int = 0
@@ -106,12 +106,6 @@ class DiscriminatorConfig:
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
     impl: Impl = Impl()
 
-    def __post_init__(self):
-        _check_resolution(self.resolution)
-        if isinstance(self.impl, Mapping):
-            object.__setattr__(self, 'impl', Impl(**self.impl))
-        object.__setattr__(self, 'resample_filter', tuple(self.resample_filter))
-
     @property
     def block_resolutions(self) -> list[int]:
         return [2 ** i for i in range(int(math.log2(self.resolution)), 2, -1)]
@@ -119,12 +113,6 @@ class DiscriminatorConfig:
     @property
     def channels(self) -> dict[int, int]:
         return channels_dict(self.block_resolutions + [4], self.channel_base, self.channel_max)
-
-    def replace(self, **kw) -> 'DiscriminatorConfig':
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
