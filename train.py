@@ -10,7 +10,7 @@ Multi-host: pass --multihost (calls jax.distributed.initialize(); the global bat
 """
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file('config', 'configs/demo.py', 'ml_collections config file', lock_config=False)
@@ -21,6 +21,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)   # orbax logs every save at INFO
     import jax
     if FLAGS.multihost:
         jax.distributed.initialize()
