@@ -244,8 +244,8 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     real_step = S.StepFns.step
     calls = {'n': 0}
 
-    def poisoned(self, state, x, c):
-        state, m = real_step(self, state, x, c)
+    def poisoned(self, state, x, c, step_index=None):
+        state, m = real_step(self, state, x, c, step_index)
         calls['n'] += 1
         if calls['n'] == 5:
             m = dict(m, loss_D=jnp.float32(jnp.nan))

@@ -239,57 +239,72 @@ def train(config, workdir) -> dict:
     (workdir / 'samples').mkdir(exist_ok=True)
     metrics_path = workdir / 'metrics.jsonl'
 
-    nimg = int(state.nimg)
+    # Host-side counters: the loop never reads the device state back per step, so steps are dispatched ahead.
+    # Metrics stay on the device and are fetched (and checked for NaN/Inf) at each tick, grid and snapshot --
+    # always before a save, so a checkpoint never holds a diverged state.
+    nimg, host_step = int(state.nimg), int(state.step)
     last_tick, last_snap, last_grid = nimg // tick_img, nimg // snap_img, nimg // grid_img
     if nimg == 0:
         _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, state.g_ema), grid_z, grid_c, cols)
     pbar = _progress(total_img, nimg)
-    t_tick, img_tick, acc = time.time(), nimg, {}
+    t_tick, img_tick, acc, pending = time.time(), nimg, {}, []
     first_step_time = None
     stop = {'flag': False}
     prev_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+
+    def flush():
+        """Fetch pending metrics; raise on non-finite values (nothing is saved after them)."""
+        for i, m in enumerate(jax.device_get(pending)):
+            m = {k: float(v) for k, v in m.items()}
+            bad = [k for k, v in m.items() if not math.isfinite(v)]
+            if bad:
+                step_bad = host_step - len(pending) + i + 1
+                raise TrainingDiverged(f'non-finite {bad} at step {step_bad}; stopped without saving. Last good '
+                                       f'checkpoint: step {mgr.latest_step()} in {workdir}/checkpoints')
+            for k, v in m.items():
+                acc.setdefault(k, []).append(v)
+            pbar.set_postfix(G=f"{m['loss_G']:.3f}", D=f"{m['loss_D']:.3f}", p=f"{m['ada_p']:.3f}",
+                             refresh=False)
+        pending.clear()
+
     try:
         while nimg < total_img and not stop['flag']:
             batch = next(loader)
             t0 = time.time()
             images, labels = fns.shard_batch((batch['image'], batch['label']))
-            state, metrics = fns.step(state, images, labels)
-            metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            state, metrics = fns.step(state, images, labels, host_step)
+            pending.append(metrics)
+            host_step += 1
+            nimg += hp.batch
             if first_step_time is None:
+                jax.block_until_ready(state)
                 first_step_time = time.time() - t0
-            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-            if bad:
-                raise TrainingDiverged(f'non-finite {bad} at step {int(state.step)} (kimg {nimg / 1000:.2f}); '
-                                       f'stopped without saving. Last good checkpoint: step {mgr.latest_step()} '
-                                       f'in {workdir}/checkpoints')
-            for k, v in metrics.items():
-                acc.setdefault(k, []).append(v)
-            nimg = int(state.nimg)
             pbar.update(hp.batch)
-            pbar.set_postfix(G=f"{metrics['loss_G']:.3f}", D=f"{metrics['loss_D']:.3f}",
-                             p=f"{metrics['ada_p']:.3f}", refresh=False)
             done = nimg >= total_img
-            if nimg // tick_img > last_tick or done:
+            tick, grid, snap = nimg // tick_img > last_tick, nimg // grid_img > last_grid, nimg // snap_img > last_snap
+            if tick or grid or snap or done:
+                flush()
+            if tick or done:
                 last_tick = nimg // tick_img
                 dt = time.time() - t_tick
-                rec = dict(kimg=nimg / 1000, step=int(state.step), sec_per_kimg=dt / max((nimg - img_tick) / 1000,
-                                                                                         1e-9),
+                rec = dict(kimg=nimg / 1000, step=host_step, sec_per_kimg=dt / max((nimg - img_tick) / 1000, 1e-9),
                            img_per_s=(nimg - img_tick) / max(dt, 1e-9),
                            **{k: float(np.mean(v)) for k, v in acc.items()})
                 if jax.process_index() == 0:
                     with open(metrics_path, 'a') as f:
                         f.write(json.dumps(rec) + '\n')
                 t_tick, img_tick, acc = time.time(), nimg, {}
-            if nimg // grid_img > last_grid or done:
+            if grid or done:
                 last_grid = nimg // grid_img
                 if jax.process_index() == 0:
                     _save_grid(workdir / 'samples' / f'grid_{nimg // 1000:06d}kimg.png',
                                Generator(g_cfg, state.g_ema), grid_z, grid_c, cols)
-            if nimg // snap_img > last_snap or done:
+            if snap or done:
                 last_snap = nimg // snap_img
                 _save(mgr, state, loader.get_state(), meta)
-                if kill_at is not None and int(state.step) >= kill_at:
+                if kill_at is not None and host_step >= kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)  # crash-recovery tests: die right after a save
+        flush()
     finally:
         pbar.close()
         signal.signal(signal.SIGTERM, prev_handler)

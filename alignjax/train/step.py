@@ -272,10 +272,14 @@ class StepFns:
         new = state.replace(step=state.step + 1, nimg=state.nimg + b, g_ema=g_ema, ada=ada)
         return new, dict(ema_beta=beta, ada_p=ada.p, pl_mean=state.pl_mean)
 
-    def step(self, state: TrainState, reals_u8, c_real):
-        """One training iteration (all phases); returns (state, metrics as device scalars)."""
+    def step(self, state: TrainState, reals_u8, c_real, step_index: int | None = None):
+        """One training iteration (all phases); returns (state, metrics as device scalars).
+
+        step_index: the host's copy of state.step, which picks the lazy phases; pass it in loops so the step
+        never waits on the device (without it, state.step is read back, a host round-trip).
+        """
         hp = self.hp
-        i = int(state.step)
+        i = int(state.step) if step_index is None else step_index
         metrics = {}
         state, m = self._jg_main(state, reals_u8, c_real)
         metrics.update(m)
