@@ -1,12 +1,12 @@
 """Benchmark cross-domain morphing: frames/s of the batched fused renderer vs per-frame weight reload.
 
-    python bench/morph.py                                 # 64^2, 128 channels, 110 frames, chunk 16
+    python bench/morph.py                                 # 64^2, 128 channels, 110 frames, chunk auto
     python bench/morph.py --res 256 --channel-max 512 --frames 110 --chunk 32 --impls fused,vmap,reload
 
 Baseline ('reload'): for every frame, lerp all synthesis weights (one jitted call, on device) and render that
 frame alone. 'reload-host' lerps the weights in numpy on the host and uploads them per frame -- literally what
 StyleAlign's MergeFace.py does with tflib.set_vars. 'fused': frames batched `chunk` at a
-time with per-frame weights folded into two shared-weight convolutions per layer (alignjax.apps.blend).
+time (default 'auto': alignjax.apps.morph.frames_per_call) with per-frame weights folded into two shared-weight convolutions per layer (alignjax.apps.blend).
 'vmap': frames batched with per-frame weights under jax.vmap (XLA grouped convolutions). Every figure is a
 ratio against the baseline measured in the same run (after a warm-up that compiles everything).
 """
@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 import alignjax as aj
-from alignjax.apps.morph import morph
+from alignjax.apps.morph import frames_per_call, morph
 from alignjax.invert.project import Latents
 
 
@@ -56,7 +56,7 @@ def main(argv=None):
     p.add_argument('--channel-base', type=int, default=None, help='default: channel_max * res / 4')
     p.add_argument('--w-dim', type=int, default=128)
     p.add_argument('--frames', type=int, default=110)
-    p.add_argument('--chunk', type=int, default=16)
+    p.add_argument('--chunk', default='auto', help="frames per compiled call, or 'auto' (morph's default)")
     p.add_argument('--impls', default='fused,reload,reload-host',
                    help='comma-separated: fused, vmap, reload, reload-host')
     p.add_argument('--reps', type=int, default=2)
@@ -68,13 +68,14 @@ def main(argv=None):
     z = np.random.RandomState(0).randn(2, a.w_dim).astype(np.float32)
     src = Latents(code=parent.mapping(z[:1]), space='w+')
     tgt = Latents(code=child.mapping(z[1:]), space='w+')
+    chunk = a.chunk if a.chunk == 'auto' else int(a.chunk)
     print(f'device {jax.devices()[0].device_kind}, {a.res}x{a.res}, channels {base}//res max {a.channel_max}, '
-          f'{a.frames} frames, chunk {a.chunk}')
+          f'{a.frames} frames, chunk {a.chunk} ({frames_per_call(parent.config, a.frames, chunk)} per call)')
     results = {}
     outs = {}
     for impl in [s.strip() for s in a.impls.split(',') if s.strip()]:
         run = ((lambda f: reload_host(parent, child, src, tgt, f)) if impl == 'reload-host' else
-               (lambda f, impl=impl: morph(parent, child, src, tgt, f, impl=impl, chunk=a.chunk)))
+               (lambda f, impl=impl: morph(parent, child, src, tgt, f, impl=impl, chunk=chunk)))
         t0 = time.perf_counter()
         run(a.frames if impl in ('fused', 'vmap') else 2)
         warm = time.perf_counter() - t0

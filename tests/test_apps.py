@@ -10,6 +10,8 @@ import alignjax as aj
 from alignjax.apps import (blend_variables, layer_swap, lerp_variables, morph, save_animation,
                            save_translation, swap_alphas, translate)
 from alignjax.apps import video
+from alignjax.apps.morph import CHUNK_BUDGET, frames_per_call
+from alignjax.nn.networks import synthesis_layers
 from alignjax.invert import InvertConfig, Latents, decode
 
 from test_invert import tiny_generator  # same cached test generator (shares compiled functions)
@@ -163,8 +165,23 @@ def test_morph_endpoints_continuity_and_reference(models, latents):
     fstep = np.abs(np.diff(fine, axis=1)).mean(axis=(2, 3, 4))
     assert np.all(fstep.max(axis=1) < 0.7 * step.max(axis=1))
     np.testing.assert_allclose(fine[:, ::2], frames, atol=5e-5)
+    # chunking never changes a frame: 'auto' (all 48 frames in one call here) vs calls of 16
+    np.testing.assert_allclose(morph(parent, child, src, tgt, 24), frames, atol=2e-5)
     # (frames equal renders with lerped weights: test_pair_synthesis_equals_lerped_weights; bench/morph.py
     # checks the 'reload' and 'vmap' implementations against 'fused')
+
+
+def test_frames_per_call(models, monkeypatch):
+    cfg = models[0].config
+    assert frames_per_call(cfg, 110, 16) == 16            # 7 calls of 16 (the last padded by 2)
+    assert frames_per_call(cfg, 110, 40) == 37            # evened out: 3 calls of 37, not 40 + 40 + 30
+    assert frames_per_call(cfg, 5, 16) == 5
+    assert frames_per_call(cfg, 110) == 110               # a 32^2 test model fits one call
+    per_frame = max(s.res * s.res * 2 * s.out_channels for s in synthesis_layers(cfg))
+    monkeypatch.setitem(CHUNK_BUDGET, jax.default_backend(), 30 * per_frame)
+    assert frames_per_call(cfg, 110) == 28                # cap 30 -> 4 calls -> 28 each
+    with pytest.raises(ValueError, match='chunk'):
+        frames_per_call(cfg, 10, 0)
 
 
 def test_morph_into_own_translation(models, latents):
