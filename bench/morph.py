@@ -2,6 +2,7 @@
 
     python bench/morph.py                                 # 64^2, 128 channels, 110 frames, chunk auto
     python bench/morph.py --res 256 --channel-max 512 --frames 110 --chunk 32 --impls fused,vmap,reload
+    python bench/morph.py --ckpt assets/demo/parent       # a checkpoint's G_ema (child: a perturbed copy)
 
 Baseline ('reload'): for every frame, lerp all synthesis weights (one jitted call, on device) and render that
 frame alone. 'reload-host' lerps the weights in numpy on the host and uploads them per frame -- literally what
@@ -51,6 +52,7 @@ def reload_host(parent, child, src, tgt, frames):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--ckpt', help="a checkpoint's G_ema as the parent (overrides --res and the widths)")
     p.add_argument('--res', type=int, default=64)
     p.add_argument('--channel-max', type=int, default=128)
     p.add_argument('--channel-base', type=int, default=None, help='default: channel_max * res / 4')
@@ -62,10 +64,15 @@ def main(argv=None):
     p.add_argument('--reps', type=int, default=2)
     a = p.parse_args(argv)
     base = a.channel_base or a.channel_max * a.res // 4
-    parent = aj.new_generator(jax.random.key(0), resolution=a.res, z_dim=a.w_dim, w_dim=a.w_dim,
-                              channel_base=base, channel_max=a.channel_max)
+    if a.ckpt:
+        parent = aj.load_checkpoint(a.ckpt).generator()
+        a.res, a.w_dim, base, a.channel_max = (parent.resolution, parent.config.w_dim, parent.config.channel_base,
+                                               parent.config.channel_max)
+    else:
+        parent = aj.new_generator(jax.random.key(0), resolution=a.res, z_dim=a.w_dim, w_dim=a.w_dim,
+                                  channel_base=base, channel_max=a.channel_max)
     child = perturbed(parent)
-    z = np.random.RandomState(0).randn(2, a.w_dim).astype(np.float32)
+    z = np.random.RandomState(0).randn(2, parent.z_dim).astype(np.float32)
     src = Latents(code=parent.mapping(z[:1]), space='w+')
     tgt = Latents(code=child.mapping(z[1:]), space='w+')
     chunk = a.chunk if a.chunk == 'auto' else int(a.chunk)
