@@ -6,8 +6,9 @@
 
 Baseline ('reload'): for every frame, lerp all synthesis weights (one jitted call, on device) and render that
 frame alone. 'reload-host' lerps the weights in numpy on the host and uploads them per frame -- literally what
-StyleAlign's MergeFace.py does with tflib.set_vars. 'fused': frames batched `chunk` at a
-time (default 'auto': alignjax.apps.morph.frames_per_call) with per-frame weights folded into two shared-weight convolutions per layer (alignjax.apps.blend).
+StyleAlign's MergeFace.py does with tflib.set_vars. 'fused': frames batched `chunk` at a time (default
+'auto': alignjax.apps.morph.frames_per_call) with per-frame weights folded into two shared-weight
+convolutions per layer (alignjax.apps.blend).
 'vmap': frames batched with per-frame weights under jax.vmap (XLA grouped convolutions). Every figure is a
 ratio against the baseline measured in the same run (after a warm-up that compiles everything).
 """

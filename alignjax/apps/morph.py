@@ -35,9 +35,9 @@ DEFAULT_FRAMES = 110
 DEFAULT_SECONDS = 8.0
 IMPLS = ('fused', 'vmap', 'reload')
 # 'auto' chunk: the largest fused activation of one call, in float32 elements: 512 MiB on accelerators; 64 MiB on
-# CPU, where big calls gained nothing (bench/morph.py, 64^2, 110 frames: 16-55 frames per call 150-161 frames/s,
-# all 110 in one call 114-142 frames/s; at 32^2 with channels 64..16 one call of 110 gave x5.1 over per-frame reload vs x3.7
-# for calls of 16).
+# CPU, where big calls gained nothing (bench/morph.py, 64^2, 110 frames: 16-55 frames per call 150-161
+# frames/s, all 110 in one call 114-142 frames/s; at 32^2 with channels 64..16 one call of 110 gave x5.1 over
+# per-frame reload vs x3.7 for calls of 16).
 CHUNK_BUDGET = {'cpu': 1 << 24, 'default': 1 << 27}
 
 
