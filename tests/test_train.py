@@ -131,6 +131,27 @@ def test_step_updates_everything_and_ema(fns):
     assert not np.array_equal(host0.g['buffers']['mapping']['w_avg'], host1.g['buffers']['mapping']['w_avg'])
 
 
+def test_bfloat16_compute_trains_with_float32_params(fns):
+    """--config.model.impl.dtype=bfloat16 (TPU/GPU users' first flag): params, optimiser state and EMA stay
+    float32; the first two steps' losses and penalties stay within 2% of float32 compute."""
+    from alignjax.nn.networks import Impl
+    bf = S.StepFns(G_CFG.replace(impl=Impl(dtype='bfloat16')), D_CFG.replace(impl=Impl(dtype='bfloat16')),
+                   fns.hp)
+    runs = []
+    for f in (fns, bf):
+        st, ms = tiny_state(f), []
+        for i in range(2):
+            st, m = f.step(st, reals(seed=i), NO_LABELS)
+            ms.append({k: float(v) for k, v in m.items()})
+        runs.append((jax.device_get(st), ms))
+    (_, m32), (st_bf, mbf) = runs
+    assert {str(a.dtype) for a in jax.tree_util.tree_leaves((st_bf.g, st_bf.d, st_bf.g_ema))} == {'float32'}
+    for a, b in zip(m32, mbf):
+        for k in ('loss_G', 'loss_D', 'fake_logits', 'real_logits', 'pl_penalty', 'r1_penalty'):
+            if k in a:
+                assert b[k] == pytest.approx(a[k], rel=2e-2, abs=2e-3), (k, a[k], b[k])
+
+
 def test_freeze_options_bit_identical():
     from alignjax.train.loop import freeze_d_patterns
     hp = S.TrainHParams(batch=8, r1_gamma=1.0, freeze_g=(r'^mapping/',), freeze_d=tuple(freeze_d_patterns(D_CFG, 1)))
