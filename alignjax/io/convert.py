@@ -23,26 +23,22 @@ from alignjax.nn import networks as N
 _BUFFERS = ('w_avg', 'noise_const')
 
 
-def _to_ours(name: str, a: np.ndarray) -> np.ndarray:
+def _layout(name: str, ndim: int) -> tuple[int, ...] | None:
+    """The transpose from NVlabs' layout (OI, OIHW, CHW) to ours (IO, HWIO, HWC), or None where they agree."""
     last = name.rsplit('.', 1)[-1]
-    if last == 'weight' and a.ndim == 2:
-        return a.T
-    if last == 'weight' and a.ndim == 4:
-        return a.transpose(2, 3, 1, 0)
-    if last == 'const':
-        return a.transpose(1, 2, 0)
-    return a
+    if last == 'weight' and ndim in (2, 4):
+        return (1, 0) if ndim == 2 else (2, 3, 1, 0)
+    return (1, 2, 0) if last == 'const' else None
+
+
+def _to_ours(name: str, a: np.ndarray) -> np.ndarray:
+    perm = _layout(name, a.ndim)
+    return a if perm is None else a.transpose(perm)
 
 
 def _to_theirs(name: str, a: np.ndarray) -> np.ndarray:
-    last = name.rsplit('.', 1)[-1]
-    if last == 'weight' and a.ndim == 2:
-        return a.T
-    if last == 'weight' and a.ndim == 4:
-        return a.transpose(3, 2, 0, 1)
-    if last == 'const':
-        return a.transpose(2, 0, 1)
-    return a
+    perm = _layout(name, a.ndim)
+    return a if perm is None else a.transpose(np.argsort(perm))
 
 
 def _flat(tree, prefix=''):

@@ -700,37 +700,30 @@ def _ros_g_to_nvlabs(sd: Mapping[str, Any], path: str, label: str, latent_avg: n
     return out
 
 
+def _ros_d_names(res: int) -> list[tuple[str, str]]:
+    """(nvlabs key, rosinality key) of every tensor rosinality's D stores, in its state_dict order."""
+    names = [(f"b{res}.fromrgb.weight", "convs.0.0.weight"), (f"b{res}.fromrgb.bias", "convs.0.1.bias")]
+    for k, r in enumerate(_block_resolutions(res, ascending=False), start=1):
+        p = f"convs.{k}."
+        names += [(f"b{r}.conv0.weight", p + "conv1.0.weight"), (f"b{r}.conv0.bias", p + "conv1.1.bias"),
+                  (f"b{r}.conv1.resample_filter", p + "conv2.0.kernel"), (f"b{r}.conv1.weight", p + "conv2.1.weight"),
+                  (f"b{r}.conv1.bias", p + "conv2.2.bias"), (f"b{r}.skip.resample_filter", p + "skip.0.kernel"),
+                  (f"b{r}.skip.weight", p + "skip.1.weight")]
+    return names + [("b4.conv.weight", "final_conv.0.weight"), ("b4.conv.bias", "final_conv.1.bias"),
+                    ("b4.fc.weight", "final_linear.0.weight"), ("b4.fc.bias", "final_linear.0.bias"),
+                    ("b4.out.weight", "final_linear.1.weight"), ("b4.out.bias", "final_linear.1.bias")]
+
+
 def _ros_d_to_nvlabs(sd: Mapping[str, Any], path: str, label: str) -> dict:
     src = _Src(sd, path, label)
     ks = _indices(sd, r"convs\.(\d+)\.conv1\.0\.weight")
     if ks != list(range(1, len(ks) + 1)) or not ks:
         raise CheckpointError(f"{path}: {label} residual blocks convs.{ks} are not convs.1..convs.N")
     res = 2 ** (len(ks) + 2)
-    out: dict[str, np.ndarray] = {
-        f"b{res}.fromrgb.weight": src.get("convs.0.0.weight"),
-        f"b{res}.fromrgb.bias": src.get("convs.0.1.bias"),
-    }
-    down_filters: list[np.ndarray] = []
-    for k in ks:
-        r = res >> (k - 1)
-        p = f"convs.{k}."
-        out[f"b{r}.conv0.weight"] = src.get(p + "conv1.0.weight")
-        out[f"b{r}.conv0.bias"] = src.get(p + "conv1.1.bias")
-        out[f"b{r}.conv1.weight"] = src.get(p + "conv2.1.weight")
-        out[f"b{r}.conv1.bias"] = src.get(p + "conv2.2.bias")
-        out[f"b{r}.skip.weight"] = src.get(p + "skip.1.weight")
-        out[f"b{r}.conv1.resample_filter"] = f1 = src.get(p + "conv2.0.kernel")
-        out[f"b{r}.skip.resample_filter"] = src.get(p + "skip.0.kernel")
-        down_filters.append(f1)
-    out["b4.conv.weight"] = src.get("final_conv.0.weight")
-    out["b4.conv.bias"] = src.get("final_conv.1.bias")
-    out["b4.fc.weight"] = src.get("final_linear.0.weight")
-    out["b4.fc.bias"] = src.get("final_linear.0.bias")
-    out["b4.out.weight"] = src.get("final_linear.1.weight")
-    out["b4.out.bias"] = src.get("final_linear.1.bias")
-    default = down_filters[0] if down_filters else default_resample_filter()
-    for k in ks:
-        r = res >> (k - 1)
+    out = {nv: src.get(ro) for nv, ro in _ros_d_names(res)}
+    # rosinality stores the down filters of conv1 and skip only; the others are the same filter in NVlabs' D
+    default = out[f"b{res}.conv1.resample_filter"]
+    for r in _block_resolutions(res, ascending=False):
         out[f"b{r}.resample_filter"] = default
         out[f"b{r}.conv0.resample_filter"] = default
     out[f"b{res}.fromrgb.resample_filter"] = default
@@ -842,26 +835,9 @@ def _nvlabs_g_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str, label: 
 
 def _nvlabs_d_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str) -> "collections.OrderedDict":
     src = _Src(sd, path, "D")
-    res = cfg["resolution"]
-    out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-    out["convs.0.0.weight"] = src.get(f"b{res}.fromrgb.weight")
-    out["convs.0.1.bias"] = src.get(f"b{res}.fromrgb.bias")
-    for k, r in enumerate(_block_resolutions(res, ascending=False), start=1):
-        p = f"convs.{k}."
-        out[p + "conv1.0.weight"] = src.get(f"b{r}.conv0.weight")
-        out[p + "conv1.1.bias"] = src.get(f"b{r}.conv0.bias")
-        out[p + "conv2.0.kernel"] = _filter_or_default(sd, f"b{r}.conv1.resample_filter")
-        out[p + "conv2.1.weight"] = src.get(f"b{r}.conv1.weight")
-        out[p + "conv2.2.bias"] = src.get(f"b{r}.conv1.bias")
-        out[p + "skip.0.kernel"] = _filter_or_default(sd, f"b{r}.skip.resample_filter")
-        out[p + "skip.1.weight"] = src.get(f"b{r}.skip.weight")
-    out["final_conv.0.weight"] = src.get("b4.conv.weight")
-    out["final_conv.1.bias"] = src.get("b4.conv.bias")
-    out["final_linear.0.weight"] = src.get("b4.fc.weight")
-    out["final_linear.0.bias"] = src.get("b4.fc.bias")
-    out["final_linear.1.weight"] = src.get("b4.out.weight")
-    out["final_linear.1.bias"] = src.get("b4.out.bias")
-    return collections.OrderedDict((k, _f32(v)) for k, v in out.items())
+    return collections.OrderedDict(
+        (ro, _filter_or_default(sd, nv) if nv.endswith("resample_filter") else _f32(src.get(nv)))
+        for nv, ro in _ros_d_names(cfg["resolution"]))
 
 
 def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str, np.ndarray]], config: dict) -> None:
