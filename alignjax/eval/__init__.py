@@ -1,0 +1,1 @@
+"""Domain evaluators and the benchmark zoo."""

@@ -1,0 +1,6 @@
+"""Zoo model 'buildings' (see alignjax/eval/zoo.py; `make zoo` trains the whole zoo in order)."""
+from alignjax.eval.zoo import zoo_config
+
+
+def get_config():
+    return zoo_config('buildings')
