@@ -65,14 +65,40 @@ def blend_variables(vars_a, vars_b, alphas: dict, mapping_from: str = 'a'):
 
 def check_compatible(a, b, what='generators'):
     """Raise unless a and b (Generators) have the same architecture and parameter shapes."""
-    ca, cb = a.config.replace(impl=N.Impl()), b.config.replace(impl=N.Impl())
+    # the compute implementation (impl: dtype, op variants) is how a model runs, not what it is
+    ca = a.config.replace(impl=N.Impl()).to_dict()
+    cb = b.config.replace(impl=N.Impl()).to_dict()
     if ca != cb:
-        diff = {k: (v, getattr(cb, k)) for k, v in ca.to_dict().items() if getattr(cb, k) != v}
-        raise ValueError(f'{what} are not aligned: configs differ in {diff}')
-    sa = jax.tree_util.tree_map(jnp.shape, a.variables['params']['synthesis'])
-    sb = jax.tree_util.tree_map(jnp.shape, b.variables['params']['synthesis'])
-    if sa != sb:
-        raise ValueError(f'{what} have different synthesis parameter shapes')
+        diff = ', '.join(f'{k} {ca.get(k)!r} vs {cb.get(k)!r}' for k in ca if ca.get(k) != cb.get(k))
+        raise ValueError(f'{what} are not aligned (not a parent and its fine-tuned child): architectures '
+                         f'differ in {diff}')
+    la = jax.tree_util.tree_leaves_with_path(a.variables['params']['synthesis'])
+    lb = dict(jax.tree_util.tree_leaves_with_path(b.variables['params']['synthesis']))
+    for path, leaf in la:
+        other = lb.get(path)
+        if other is None or jnp.shape(other) != jnp.shape(leaf):
+            name = jax.tree_util.keystr(path)
+            raise ValueError(f'{what} are not aligned: synthesis parameter {name} has shape {jnp.shape(leaf)} vs '
+                             f'{None if other is None else jnp.shape(other)}')
+
+
+def weight_correlation(a, b) -> float:
+    """Correlation of the two generators' synthesis conv weights (all layers together): about 1 for a parent
+    and a child fine-tuned from it, about 0 for unrelated models (e.g. two trained from scratch)."""
+    import numpy as np
+    wa, wb = [], []
+    for (_, x), (_, y) in zip(jax.tree_util.tree_leaves_with_path(a.variables['params']['synthesis']),
+                              jax.tree_util.tree_leaves_with_path(b.variables['params']['synthesis'])):
+        if np.ndim(x) == 4:
+            wa.append(np.asarray(x, np.float64).ravel())
+            wb.append(np.asarray(y, np.float64).ravel())
+    if not wa:
+        return 1.0
+    x, y = np.concatenate(wa), np.concatenate(wb)
+    sx, sy = x.std(), y.std()
+    if sx == 0 or sy == 0:
+        return 1.0 if np.array_equal(x, y) else 0.0
+    return float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
 
 
 # ----------------------------------------------------------------------------------------------------------

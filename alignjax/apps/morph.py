@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from pathlib import Path
 
 import jax
@@ -124,6 +123,10 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     if impl not in IMPLS:
         raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
     check_compatible(parent, child)
+    from alignjax.invert.project import check_latents
+    check_latents(parent, source, 'source latents')
+    if target is not None:
+        check_latents(child, target, 'target latents')
     tl = _as_ts(frames)
     tw = tl if t_weights is None else _as_ts(t_weights)
     if tw.shape != tl.shape:
@@ -172,10 +175,11 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
 # ----------------------------------------------------------------------------------------------------------
 # CLI.
 
-def main(argv=None):
-    from alignjax.invert import cli as icli
+def _main(argv=None):
+    from alignjax import _cli, vis
     from alignjax.apps.video import save_animation
-    from alignjax import vis
+    from alignjax.invert import cli as icli
+    from alignjax.invert.project import check_latents
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--parent', required=True, help='parent checkpoint (the source domain)')
     p.add_argument('--child', required=True, help='child checkpoint fine-tuned from the parent (target domain)')
@@ -194,33 +198,65 @@ def main(argv=None):
     a = p.parse_args(argv)
     if not (a.source or a.source_latents):
         p.error('give --source or --source-latents')
+    if a.source and a.source_latents:
+        p.error('give --source or --source-latents, not both')
+    if a.target and a.target_latents:
+        p.error('give --target or --target-latents, not both')
+    if a.frames < 2:
+        p.error('--frames must be >= 2')
+    formats = tuple(f.strip() for f in a.formats.split(',') if f.strip())
+    unknown = sorted(set(formats) - {'gif', 'mp4', 'png'})
+    if unknown or not formats:
+        p.error(f'--formats: unknown format(s) {unknown} (any of gif, mp4, png)')
+    # Everything that can be checked is checked before the first (expensive) inversion.
+    outdir = _cli.check_outdir(a.outdir)
     parent, ck_p = icli.load_generator(a.parent, a.net)
     child, _ = icli.load_generator(a.child, a.net)
-    cfg = icli.config_from_args(a)
+    icli.check_aligned(parent, child, a.parent, a.child)
+    try:
+        cfg = icli.config_from_args(a)
+    except ValueError as e:
+        raise _cli.CliError(str(e)) from None
     loss = icli.loss_from_args(a, ck_p)
-    outdir = Path(a.outdir)
 
-    def get(images, latents_dir, gen, label):
-        from alignjax.invert import invert
-        from alignjax.invert.images import load_images
+    def latents(folder, gen, flag):
         from alignjax.invert.store import load_latents
-        if latents_dir:
-            return load_latents(latents_dir)
-        names, imgs = load_images(images, gen.resolution, a.max_images)
+        try:
+            names, lat = load_latents(folder)
+            check_latents(gen, lat, f'{flag} {folder}')
+        except (OSError, KeyError, ValueError) as e:
+            raise _cli.CliError(_cli.message(e)) from None
+        return names, lat
+
+    src = tgt = src_imgs = tgt_imgs = None
+    tgt_names = None
+    if a.source_latents:
+        src_names, src = latents(a.source_latents, parent, '--source-latents')
+    else:
+        inp = icli.read_images(a.source, parent, a, '--source')
+        src_names, src_imgs = inp.names, inp.images
+    if a.target_latents:
+        tgt_names, tgt = latents(a.target_latents, child, '--target-latents')
+    elif a.target:
+        inp = icli.read_images(a.target, child, a, '--target')
+        tgt_names, tgt_imgs = inp.names, inp.images
+    if tgt_names is not None and len(tgt_names) not in (1, len(src_names)):
+        raise _cli.CliError(f'{len(src_names)} source(s) but {len(tgt_names)} targets (give one target or as '
+                            f'many)')
+
+    from alignjax.invert import invert
+    for which, imgs, gen, label in (('src', src_imgs, parent, 'source in parent'),
+                                    ('tgt', tgt_imgs, child, 'target in child')):
+        if imgs is None:
+            continue
         res = invert(gen, imgs, cfg, loss=loss, seed=a.seed, batch_size=a.batch, progress=not a.no_progress,
                      desc=f'invert ({label})')
-        print(f'{label}: inverted {len(names)} image(s), PSNR ' + ', '.join(f'{v:.1f}' for v in res.psnr))
-        return names, res.latents
-
-    try:
-        src_names, src = get(a.source, a.source_latents, parent, 'source in parent')
-        tgt_names, tgt = (None, None)
-        if a.target or a.target_latents:
-            tgt_names, tgt = get(a.target, a.target_latents, child, 'target in child')
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        sys.exit(f'error: {e}')
+        print(f'{label}: inverted {len(imgs)} image(s), PSNR ' + ', '.join(f'{v:.1f}' for v in res.psnr))
+        if which == 'src':
+            src = res.latents
+        else:
+            tgt = res.latents
     frames = morph(parent, child, src, tgt, a.frames, impl=a.impl, progress=not a.no_progress)
-    formats = tuple(s.strip() for s in a.formats.split(',') if s.strip())
     strips = []
     for i, name in enumerate(src_names):
         label = name if tgt_names is None else f'{name}_to_{tgt_names[i if len(tgt_names) > 1 else 0]}'
@@ -230,6 +266,13 @@ def main(argv=None):
     if len(strips) > 1 and 'png' in formats:
         from alignjax.apps.video import strip
         vis.save_png(outdir / 'strips.png', np.concatenate([strip(s) for s in strips], axis=0))
+    return 0
+
+
+def main(argv=None):
+    """`python -m alignjax.apps.morph`: exit 0, or 1 with one `error: ...` line (traceback with --debug)."""
+    from alignjax._cli import entry
+    return entry(_main)(argv)
 
 
 if __name__ == '__main__':

@@ -25,7 +25,8 @@ from alignjax.invert.project import InvertConfig, InvertResult, Latents, decode,
 @dataclasses.dataclass
 class Translation:
     latents: Latents                     # in the parent's space
-    inputs: np.ndarray | None            # the images that were inverted (None when latents were given)
+    inputs: np.ndarray | None            # the images that were inverted: uint8, or float in [-1, 1] (None
+                                         # when latents were given)
     recon: np.ndarray                    # parent reconstructions [N, H, W, C] float
     outputs: dict                        # child label -> translations [N, H, W, C] float
     inversion: InvertResult | None = None
@@ -93,7 +94,10 @@ def save_translation(outdir, names: Sequence[str], tr: Translation, title: str =
     """DIR/input|recon/<name>.png, DIR/translate/<child>/<name>.png, DIR/translate.png (rows: images;
     columns: input | parent reconstruction | each child) and DIR/translate.html. Returns the paths."""
     out = Path(outdir)
-    u8 = vis.to_uint8
+
+    def u8(imgs):   # uint8 inputs are already pixels; floats are in [-1, 1]
+        imgs = np.asarray(imgs)
+        return imgs if imgs.dtype == np.uint8 else vis.to_uint8(imgs)
     cols = []
     heads = []
     if tr.inputs is not None:
@@ -124,7 +128,7 @@ def save_translation(outdir, names: Sequence[str], tr: Translation, title: str =
             f'{", truncation " + str(tr.latents.truncation_psi) if tr.latents.space == "z" else ""}).</p>'
             f'<table><tr><th></th>{head}</tr>{"".join(rows)}</table></body></html>')
     page_path = out / 'translate.html'
-    page_path.write_text(page)
+    page_path.write_text(page, encoding='utf-8')
     return dict(grid=grid, html=page_path)
 
 

@@ -32,36 +32,63 @@ __all__ = [
     "to_rgb",
     "crop_resize",
     "probe_image",
+    "describe_extensions",
 ]
 
 
 class BadImageError(ValueError):
     """A file that should hold an image could not be decoded.
 
-    ``path`` names the file (``archive.zip:member`` for zip members) and
-    ``reason`` says what went wrong.
+    ``path`` names the file (``archive.zip:member`` for zip members),
+    ``reason`` says what went wrong and ``hint`` (optional) how to go on;
+    every caller words the same file's problem the same way.
     """
 
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"bad image file {path!r}: {reason}")
+    def __init__(self, path: str, reason: str, hint: str | None = None):
+        super().__init__(f"bad image file {path!r}: {reason}" + (f" ({hint})" if hint else ""))
         self.path = path
         self.reason = reason
+        self.hint = hint
+
+    def with_hint(self, hint: str | None) -> "BadImageError":
+        return type(self)(self.path, self.reason, hint)
 
     def __reduce__(self):  # keep the fields when the error crosses processes
-        return (type(self), (self.path, self.reason))
+        return (type(self), (self.path, self.reason, self.hint))
 
 
 class EmptyDatasetError(ValueError):
     """A dataset spec resolved to zero usable images."""
 
 
+def _readable(fmt: str) -> bool:
+    """Whether PIL can decode format ``fmt`` here: not save-only (PDF, PALM) and not a stub without a
+    handler (HDF5, BUFR, GRIB, WMF); MPO files are opened by the JPEG plugin."""
+    from PIL import ImageFile
+
+    if fmt == "MPO":
+        return True
+    opener = Image.OPEN.get(fmt)
+    if opener is None:
+        return False
+    cls = opener[0]
+    return not (isinstance(cls, type) and issubclass(cls, ImageFile.StubImageFile))
+
+
 def _image_extensions() -> frozenset[str]:
     Image.init()
-    return frozenset(ext.lower() for ext in Image.registered_extensions())
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if _readable(fmt))
 
 
-#: File extensions treated as images (everything PIL can open).
+#: File extensions treated as images (every format PIL can decode).
 IMAGE_EXTENSIONS = _image_extensions()
+_COMMON_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def describe_extensions() -> str:
+    """A short description of the image extensions looked for (for "no images found" messages)."""
+    common = [e for e in _COMMON_EXTENSIONS if e in IMAGE_EXTENSIONS]
+    return f"{', '.join(common)} and {len(IMAGE_EXTENSIONS) - len(common)} more formats PIL reads"
 
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -166,7 +193,7 @@ def decode_image(
     """
     where = path if path is not None else (str(data) if isinstance(data, (str, os.PathLike)) else "<bytes>")
     try:
-        if isinstance(data, (bytes, bytearray, memoryview)) and len(data) == 0:
+        if _zero_bytes(data):
             raise BadImageError(where, "zero-byte file")
         if isinstance(data, np.ndarray):
             arr = data
@@ -197,6 +224,18 @@ def decode_image(
         raise BadImageError(where, _reason(e)) from e
 
 
+def _zero_bytes(data) -> bool:
+    """An empty buffer or an empty file (the same message for every source: folders, zips, paths)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return len(data) == 0
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            return os.path.getsize(data) == 0
+        except OSError:
+            return False
+    return False
+
+
 def _reason(e: Exception) -> str:
     if isinstance(e, UnidentifiedImageError):
         return "not an image (unrecognised format)"
@@ -206,7 +245,7 @@ def _reason(e: Exception) -> str:
 def probe_image(data: bytes | str | os.PathLike, *, path: str | None = None) -> tuple[int, int]:
     """Cheap validity check: parse the header only. Returns (width, height)."""
     where = path if path is not None else str(data) if not isinstance(data, (bytes, bytearray)) else "<bytes>"
-    if isinstance(data, (bytes, bytearray)) and len(data) == 0:
+    if _zero_bytes(data):
         raise BadImageError(where, "zero-byte file")
     try:
         with _open(data) as img:

@@ -1,6 +1,6 @@
 """Write any dataset spec as an NVlabs ``dataset_tool.py``-layout zip.
 
-    python -m alignjax.data.export --source proc:toons?seed=1 --n 5000 --res 256 --out toons256.zip
+    python -m alignjax.data.export --source proc:toons?seed=1 --max-images 5000 --resolution 256 --out toons256.zip
 
 The archive holds ``00000/img00000000.png`` ... (1000 images per folder) and a
 ``dataset.json`` with ``{"labels": [[name, label], ...]}`` or ``{"labels":
@@ -10,6 +10,8 @@ dataset's own labels (one-hot ones as class integers), ``--labels factors``
 writes the procedural factor vector, ``--labels none`` writes null.
 ``--annotations`` adds ``annotations.npz`` (factors, landmarks, visibility,
 masks, names) for ``proc:`` sources, outside the NVlabs layout but harmless.
+Unreadable images stop the export (naming the file) unless ``--skip-bad``.
+(``--n`` / ``--res`` are deprecated spellings of ``--max-images`` / ``--resolution``.)
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
+import tempfile
 import time
 import zipfile
 
 import numpy as np
 from PIL import Image
 
+from alignjax.data._image import BadImageError, EmptyDatasetError
 from alignjax.data.sources import ImageDataset, _ProceduralBackend, make_dataset
 
 
@@ -37,6 +42,16 @@ def _name(i: int) -> str:
     return f"{i // 1000:05d}/img{i:08d}.png"
 
 
+SKIP_HINT = "pass --skip-bad to leave bad files out"
+
+
+def _progress(done: int, n: int, tty: bool) -> None:
+    if tty:
+        print(f"\r{done}/{n}", end="", file=sys.stderr, flush=True)
+    else:
+        print(f"{done}/{n}", file=sys.stderr, flush=True)
+
+
 def export(
     source: str | ImageDataset,
     out: str,
@@ -47,80 +62,155 @@ def export(
     annotations: bool = False,
     compress_level: int = 0,
     verbose: bool = True,
+    bad_file_policy: str = "fail",
 ) -> dict:
-    """Write ``n`` images of ``source`` to the zip ``out``; returns a summary dict."""
+    """Write ``n`` images of ``source`` to the zip ``out``; returns a summary dict.
+
+    The archive is written to a temporary sibling and renamed into place, so a failure leaves no partial zip.
+    ``bad_file_policy='skip'`` leaves unreadable files out (the archive is numbered without gaps and holds
+    ``n`` images while enough good ones remain); ``'fail'`` stops at the first one, naming it.
+    """
     if labels not in ("source", "factors", "none"):
         raise ValueError(f"labels must be 'source', 'factors' or 'none', got {labels!r}")
-    ds = source if isinstance(source, ImageDataset) else make_dataset(source, resolution, in_memory=False)
+    if isinstance(source, ImageDataset):
+        ds = source
+    else:
+        ds = make_dataset(source, resolution, in_memory=False, bad_file_policy=bad_file_policy)
     proc = isinstance(ds._backend, _ProceduralBackend)
     if (labels == "factors" or annotations) and not proc:
         raise ValueError("--labels factors and --annotations need a proc: source")
-    n = len(ds) if n is None else int(n)
-    if not 0 < n <= len(ds):
-        raise ValueError(f"n must be in [1, {len(ds)}] for {ds.spec!r}, got {n}")
+    n_asked = n
+    if n is not None and int(n) < 1:
+        raise ValueError(f"the number of images must be >= 1, got {n}")
+    n = len(ds) if n is None else min(int(n), len(ds))
     t0 = time.perf_counter()
+    tty = sys.stderr.isatty()
     label_rows = []
     ann = {k: [] for k in ("factors", "landmarks", "visible", "mask")}
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-        step = 256 if proc else 1
-        for s in range(0, n, step):
-            idx = np.arange(s, min(n, s + step))
+    out_dir = os.path.dirname(os.path.abspath(out))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=out_dir)
+    os.close(fd)
+    skipped = []
+    written = 0
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             if proc:
-                raw = np.array([ds.raw_index(i) for i in idx])
-                r = ds._backend.render(raw, ds.resolution)
-                images = r["image"]
-                if annotations:
-                    for k in ann:
-                        ann[k].append(r[k])
-                facs = r["factors"]
+                step = 256
+                for s in range(0, n, step):
+                    idx = np.arange(s, min(n, s + step))
+                    raw = np.array([ds.raw_index(i) for i in idx])
+                    r = ds._backend.render(raw, ds.resolution)
+                    if annotations:
+                        for k in ann:
+                            ann[k].append(r[k])
+                    for j, i in enumerate(idx):
+                        name = _name(int(i))
+                        zf.writestr(name, _png(r["image"][j], compress_level))
+                        if labels == "factors":
+                            label_rows.append([name, [round(float(x), 6) for x in r["factors"][j]]])
+                    written = int(idx[-1]) + 1
+                    if verbose and ((s // step) % max(1, 2000 // step) == 0 or written == n):
+                        _progress(written, n, tty)
             else:
-                items = [ds[int(i)] for i in idx]
-                images = [it["image"] for it in items]
-            for j, i in enumerate(idx):
-                name = _name(int(i))
-                zf.writestr(name, _png(images[j], compress_level))
-                if labels == "factors":
-                    label_rows.append([name, [round(float(x), 6) for x in facs[j]]])
-                elif labels == "source" and ds.c_dim:
-                    lab = items[j]["label"]
-                    is_onehot = np.all((lab == 0) | (lab == 1)) and lab.sum() == 1
-                    label_rows.append([name, int(lab.argmax()) if is_onehot else [float(x) for x in lab]])
-            if verbose and (s // step) % max(1, 2000 // step) == 0:
-                print(f"\r{min(n, s + step)}/{n}", end="", file=sys.stderr, flush=True)
-        meta = {"labels": label_rows if label_rows else None}
-        zf.writestr("dataset.json", json.dumps(meta))
-        if annotations:
-            from alignjax.data import procedural
+                for k in range(len(ds)):
+                    if written == n:
+                        break
+                    kk, flip = ds._split(k)
+                    try:
+                        image, label = ds._backend.load(int(ds._raw_idx[kk]), ds.resolution)
+                        if flip:
+                            image = np.ascontiguousarray(image[:, ::-1])
+                    except BadImageError as e:
+                        if ds.bad_file_policy == "fail":
+                            raise e.with_hint(SKIP_HINT) from None
+                        skipped.append(e.path)
+                        if verbose:
+                            print(f"skipping {e}", file=sys.stderr, flush=True)
+                        continue
+                    name = _name(written)
+                    zf.writestr(name, _png(image, compress_level))
+                    if labels == "source" and ds.c_dim:
+                        lab = np.asarray(label)
+                        is_onehot = np.all((lab == 0) | (lab == 1)) and lab.sum() == 1
+                        label_rows.append([name, int(lab.argmax()) if is_onehot else [float(x) for x in lab]])
+                    written += 1
+                    if verbose and (written % 2000 == 0 or written == n):
+                        _progress(written, n, tty)
+                if written == 0:
+                    raise EmptyDatasetError(f"{ds.spec!r}: none of the images could be read")
+            if verbose and tty:
+                print(file=sys.stderr)
+            meta = {"labels": label_rows if label_rows else None}
+            zf.writestr("dataset.json", json.dumps(meta))
+            if annotations:
+                from alignjax.data import procedural
 
-            buf = io.BytesIO()
-            dom = ds._backend.domain
-            np.savez_compressed(
-                buf,
-                **{k: np.concatenate(v) for k, v in ann.items()},
-                factor_names=np.array(procedural.FACTOR_NAMES),
-                landmark_names=np.array(procedural.LANDMARK_NAMES[dom]),
-                mask_classes=np.array(procedural.MASK_CLASSES[dom]),
-            )
-            zf.writestr("annotations.npz", buf.getvalue())
+                buf = io.BytesIO()
+                dom = ds._backend.domain
+                np.savez_compressed(
+                    buf,
+                    **{k: np.concatenate(v) for k, v in ann.items()},
+                    factor_names=np.array(procedural.FACTOR_NAMES),
+                    landmark_names=np.array(procedural.LANDMARK_NAMES[dom]),
+                    mask_classes=np.array(procedural.MASK_CLASSES[dom]),
+                )
+                zf.writestr("annotations.npz", buf.getvalue())
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    skipped += [b for b in ds.bad_files if b not in skipped]
     dt = time.perf_counter() - t0
     if verbose:
-        print(f"\rwrote {n} images ({ds.resolution}x{ds.resolution}) to {out} in {dt:.1f}s", file=sys.stderr)
-    return {"n": n, "resolution": ds.resolution, "seconds": dt, "out": out}
+        extra = f", {len(skipped)} bad file(s) skipped" if skipped else ""
+        asked = n if n_asked is None else n_asked
+        short = f" (only {written} of the {asked} asked for)" if written < asked else ""
+        print(f"wrote {written} images ({ds.resolution}x{ds.resolution}) to {out} in {dt:.1f}s{short}{extra}",
+              file=sys.stderr)
+    return {"n": written, "resolution": ds.resolution, "seconds": dt, "out": out, "skipped": skipped}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _main(argv=None):
+    from alignjax import _cli
+
+    p = argparse.ArgumentParser(prog="python -m alignjax.data.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, help="dataset spec, e.g. proc:faces?seed=0, folder:/x, zip:/y.zip")
-    p.add_argument("--n", type=int, default=None, help="number of images (default: all)")
-    p.add_argument("--res", type=int, default=256, help="output resolution")
+    p.add_argument("--max-images", type=int, default=None, help="number of images (default: all)")
+    p.add_argument("--resolution", type=int, default=256, help="output resolution (default 256)")
     p.add_argument("--out", required=True, help="output .zip")
     p.add_argument("--labels", choices=("source", "factors", "none"), default="source")
     p.add_argument("--annotations", action="store_true", help="add annotations.npz (proc: sources)")
     p.add_argument("--compress-level", type=int, default=0, help="PNG zlib level (NVlabs uses 0)")
+    p.add_argument("--skip-bad", action="store_true", help="leave unreadable images out instead of stopping")
+    _cli.deprecated(p, "--n", "--max-images")
+    _cli.deprecated(p, "--res", "--resolution")
+    _cli.add_debug(p)
     a = p.parse_args(argv)
-    export(a.source, a.out, n=a.n, resolution=a.res, labels=a.labels, annotations=a.annotations,
-           compress_level=a.compress_level)
+    if a.resolution < 1:
+        p.error("--resolution must be >= 1")
+    if a.max_images is not None and a.max_images < 1:
+        p.error("--max-images must be >= 1")
+    if not 0 <= a.compress_level <= 9:
+        p.error("--compress-level must be in 0..9")
+    _cli.check_outfile(a.out)
+    if (a.labels == "factors" or a.annotations) and not a.source.startswith("proc:"):
+        raise _cli.CliError("--labels factors and --annotations need a proc: source")
+    try:
+        export(a.source, a.out, n=a.max_images, resolution=a.resolution, labels=a.labels,
+               annotations=a.annotations, compress_level=a.compress_level,
+               bad_file_policy="skip" if a.skip_bad else "fail")
+    except BadImageError as e:
+        raise _cli.CliError(str(e.with_hint(SKIP_HINT))) from None
+    return 0
+
+
+def main(argv=None):
+    """Exit 0, or 1 with one `error: ...` line (the traceback with --debug or ALIGNJAX_DEBUG=1)."""
+    from alignjax._cli import entry
+
+    return entry(_main)(argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -45,6 +45,7 @@ from alignjax.data._image import (
     BadImageError,
     EmptyDatasetError,
     decode_image,
+    describe_extensions,
     probe_image,
 )
 
@@ -61,6 +62,8 @@ IN_MEMORY_BYTES = 1 << 30
 IN_MEMORY_PROC_IMAGES = 5000
 
 _POLICIES = ("fail", "skip")
+#: How a bad file under bad_file_policy='fail' says to go on (CLIs replace it with their own flag).
+SKIP_HINT = "pass bad_file_policy='skip' (train.py: --config.data.bad_file_policy=skip) to skip bad files"
 
 
 def _report(msg: str) -> None:
@@ -128,6 +131,16 @@ def _flag(options: dict[str, str], key: str, default: bool) -> bool:
     if v in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"option {key}={v!r} is not a boolean")
+
+
+def _int_option(spec: DatasetSpec, key: str, default: int) -> int:
+    v = spec.options.get(key)
+    if v is None:
+        return default
+    try:
+        return int(v)
+    except ValueError:
+        raise ValueError(f"option {key}={v!r} of dataset {str(spec)!r} is not an integer") from None
 
 
 def _check_options(spec: DatasetSpec, allowed: tuple[str, ...]) -> None:
@@ -263,20 +276,73 @@ class _FileBackend(_Backend):
         return out
 
 
+def check_folder(root: str, what: str = "dataset folder") -> None:
+    """FileNotFoundError / NotADirectoryError naming what ``root`` is when it is not a folder."""
+    if os.path.isdir(root):
+        return
+    if os.path.isfile(root):
+        hint = f" (for an NVlabs zip use 'zip:{root}')" if root.lower().endswith(".zip") else ""
+        raise NotADirectoryError(f"{what} {root!r} is a file, not a folder{hint}")
+    if os.path.islink(root):
+        raise FileNotFoundError(f"{what} {root!r} is a broken symbolic link")
+    raise FileNotFoundError(f"{what} {root!r} does not exist")
+
+
+def walk_files(root: str, report=_report) -> list[str]:
+    """Sorted '/'-joined paths (relative to ``root``) of every non-hidden file below it.
+
+    Links to folders are followed, each real folder at most once: a link back into a folder already listed
+    (a symlink loop, or a second link to the same folder) is skipped and reported, so a loop can neither
+    hang the listing nor list a file twice.
+    """
+    seen: set[tuple[int, int]] = set()
+    skipped: list[str] = []
+    out: list[str] = []
+    stack = [(root, "")]
+    while stack:
+        path, rel = stack.pop()
+        try:
+            st = os.stat(path)
+        except OSError:  # a broken link or a folder removed meanwhile
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            skipped.append(rel)
+            continue
+        seen.add(key)
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            name = e.name if not rel else f"{rel}/{e.name}"
+            try:
+                is_dir = e.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append((e.path, name))
+            else:
+                out.append(name)
+        stack.extend(reversed(subdirs))
+    if skipped and report is not None:
+        report(
+            f"{root}: skipped {len(skipped)} link(s) to folders already listed (symlink loop or duplicate "
+            f"link), e.g. {skipped[0]!r}"
+        )
+    out.sort()
+    return out
+
+
 class _FolderBackend(_FileBackend):
     def __init__(self, root: str, use_labels: bool = True):
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"dataset folder {root!r} does not exist")
+        check_folder(root)
         self._root = root
-        names = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            rel = os.path.relpath(dirpath, root)
-            for fn in filenames:
-                name = fn if rel == "." else os.path.join(rel, fn).replace(os.sep, "/")
-                if _is_image_name(name):
-                    names.append(name)
-        names.sort()
+        names = [n for n in walk_files(root) if _is_image_name(n)]
         labels = None
         jpath = os.path.join(root, "dataset.json")
         if use_labels and os.path.isfile(jpath):
@@ -497,8 +563,8 @@ def _backend_from_spec(spec: DatasetSpec) -> _Backend:
         _check_options(spec, ("seed", "n", "cond"))
         return _ProceduralBackend(
             spec.target,
-            seed=int(o.get("seed", 0)),
-            n=int(o.get("n", 70000)),
+            seed=_int_option(spec, "seed", 0),
+            n=_int_option(spec, "n", 70000),
             cond=_flag(o, "cond", False),
         )
     raise ValueError(f"unknown dataset kind {spec.kind!r}")  # pragma: no cover
@@ -513,7 +579,7 @@ class ImageDataset:
 
     Build it with :func:`make_dataset`. Attributes: ``name``, ``resolution``,
     ``c_dim``, ``spec``, ``xflip``, ``in_memory``, ``num_bad`` (bad files
-    skipped so far), ``bad_files`` (their descriptions).
+    skipped so far), ``bad_files`` (their descriptions), ``bad_reasons`` ({description: reason}).
     """
 
     def __init__(
@@ -545,11 +611,13 @@ class ImageDataset:
         self.max_images = max_images
         self._lock = threading.Lock()
         self.bad_files: list[str] = []
+        self.bad_reasons: dict[str, str] = {}
         self._bad_raw: set[int] = set()
 
         n_raw = len(backend)
         if n_raw == 0:
-            raise EmptyDatasetError(f"{spec!r}: no images found")
+            looked = f" (looked for {describe_extensions()})" if isinstance(backend, _FileBackend) else ""
+            raise EmptyDatasetError(f"{spec!r}: no images found{looked}")
         raw_idx = np.arange(n_raw, dtype=np.int64)
 
         # Cheap construction-time checks: zero-byte files, unreadable headers.
@@ -615,11 +683,10 @@ class ImageDataset:
     # -- bookkeeping ------------------------------------------------------
     def _bad(self, err: BadImageError, startup: bool = False) -> None:
         if self.bad_file_policy == "fail":
-            raise BadImageError(
-                err.path, err.reason + " (pass bad_file_policy='skip' to skip bad files)"
-            ) from err
+            raise err.with_hint(SKIP_HINT) from err
         with self._lock:
             self.bad_files.append(err.path)
+            self.bad_reasons[err.path] = err.reason
             count = len(self.bad_files)
         if not startup or count <= 10:
             _report(f"skipping {err} [{count} bad file(s) so far]")

@@ -2,21 +2,29 @@
 
     names, images = load_images(['a.jpg', 'photos/'], 256)          # uint8 [N, 256, 256, 3]
     names, images = load_images('proc:faces?n=8', 64)                 # through alignjax.data.make_dataset
+    inp = read_inputs(['photos/'], 256, bad='skip')                   # + sources, skipped files, warnings
 
 Files and folders go through `alignjax.data.decode_image` (EXIF orientation, any PIL mode to RGB, largest
-centred square, Lanczos resize). Names are file stems (folder-relative paths joined with '__' when they
-would clash); dataset items are named by index.
+centred square, Lanczos resize); folders are listed like `folder:` datasets (links followed once). Names are
+file stems, Unicode kept ('猫.jpg' -> '猫'; only characters unsafe in file names become '_'), folder-relative
+paths joined with '__' when they would clash; dataset items are named by index. `read_inputs` also returns
+each name's source path, the bad files skipped under bad='skip' and a warning for every image whose centre
+square is upsampled more than `UPSAMPLE_WARN` times (a 1x1 or 10000x10 photo makes a meaningless target).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 _SPEC = re.compile(r'^(folder|zip|tfds|proc):')
+UPSAMPLE_WARN = 4.0          # warn when an image's centre square is enlarged more than this
+_NAME_BYTES = 150            # names (file stems of the outputs) are cut to this many UTF-8 bytes
 
 
 def _image_exts():
@@ -25,21 +33,29 @@ def _image_exts():
 
 
 def _safe(name: str) -> str:
-    name = re.sub(r'[^A-Za-z0-9._+-]+', '_', name).strip('._') or 'image'
+    """A file-name-safe label that keeps letters and digits of every script (NFC-normalised)."""
+    name = unicodedata.normalize('NFC', name)
+    name = re.sub(r'[^\w.+-]+', '_', name).strip('._') or 'image'
+    raw = name.encode('utf-8')
+    if len(raw) > _NAME_BYTES:
+        name = raw[:_NAME_BYTES].decode('utf-8', 'ignore').rstrip('._') or 'image'
     return name
 
 
 def list_image_files(path) -> list[Path]:
+    from alignjax.data._image import describe_extensions
+    from alignjax.data.sources import walk_files
     p = Path(path)
     exts = _image_exts()
     if p.is_dir():
-        files = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in exts
-                       and not any(part.startswith('.') for part in f.relative_to(p).parts))
+        files = [p / rel for rel in walk_files(str(p)) if Path(rel).suffix.lower() in exts]
         if not files:
-            raise FileNotFoundError(f'{p}: no images found (extensions {sorted(exts)})')
+            raise FileNotFoundError(f'{p}: no images found (looked for {describe_extensions()})')
         return files
     if p.is_file():
         return [p]
+    if p.is_symlink():
+        raise FileNotFoundError(f'{p}: broken symbolic link')
     raise FileNotFoundError(f'{p}: no such file or folder')
 
 
@@ -66,34 +82,84 @@ def _names_for(files: Sequence[Path], roots: Sequence[Path]) -> list[str]:
     return out
 
 
-def load_images(sources, resolution: int, max_images: int | None = None) -> tuple[list[str], np.ndarray]:
-    """(names, uint8 [N, R, R, 3]) from a path, a list of paths, or one dataset spec
-    ('folder:', 'zip:', 'tfds:', 'proc:' prefixes or an NVlabs *.zip)."""
+@dataclasses.dataclass
+class Inputs:
+    names: list              # output labels, unique
+    images: np.ndarray       # uint8 [N, R, R, 3]
+    sources: list            # where each image came from (path, or the dataset item)
+    skipped: dict            # {path: reason} bad files left out (bad='skip')
+    warnings: list           # e.g. tiny images upsampled many times
+
+
+def _upsample_warning(where: str, size, resolution: int) -> str | None:
+    w, h = size
+    side = max(1, min(w, h))
+    factor = resolution / side
+    if factor <= UPSAMPLE_WARN:
+        return None
+    crop = f'its centre {side}x{side} square' if w != h else 'it'
+    return (f'{where} is {w}x{h}: {crop} is upsampled {factor:.0f}x to {resolution}x{resolution}, '
+            f'so the target is mostly interpolation')
+
+
+def read_inputs(sources, resolution: int, max_images: int | None = None, *, bad: str = 'fail') -> Inputs:
+    """Images from a path, a list of paths, or one dataset spec ('folder:', 'zip:', 'tfds:', 'proc:' prefixes
+    or an NVlabs *.zip). bad: 'fail' raises `BadImageError` on the first unreadable image; 'skip' leaves it out
+    and records it in `skipped`. `max_images` counts good images."""
+    from alignjax.data import EmptyDatasetError, decode_image
+    from alignjax.data._image import BadImageError, probe_image
+    if bad not in ('fail', 'skip'):
+        raise ValueError(f"bad must be 'fail' or 'skip', got {bad!r}")
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     sources = [os.fspath(s) for s in sources]
     if len(sources) == 1 and (_SPEC.match(sources[0]) or sources[0].lower().endswith('.zip')):
         from alignjax.data import make_dataset
-        ds = make_dataset(sources[0], resolution, max_images=max_images)
+        ds = make_dataset(sources[0], resolution, max_images=max_images, bad_file_policy=bad)
         n = len(ds)
         imgs = np.stack([np.asarray(ds[i]['image'], np.uint8) for i in range(n)])
         width = max(5, len(str(n - 1)))
-        names = []
+        names, where = [], []
         for i in range(n):
             d = ds.describe(i)
+            where.append(d)
             stem = Path(d.split(':')[-1]).stem if ('/' in d or '.' in d) and not d.endswith(']') else ''
             names.append(_safe(f'{i:0{width}d}_{stem}' if stem else f'{i:0{width}d}'))
-        return names, imgs
-    from alignjax.data import decode_image
+        return Inputs(names, imgs, where, dict(ds.bad_reasons), [])
     files, roots = [], []
     for s in sources:
         fs = list_image_files(s)
         files += fs
         roots += [Path(s)] * len(fs)
-    if max_images is not None:
-        files, roots = files[:max_images], roots[:max_images]
-    imgs = np.stack([decode_image(str(f), resolution) for f in files])
-    return _names_for(files, roots), imgs
+    good, good_roots, imgs, skipped, warnings = [], [], [], {}, []
+    for f, root in zip(files, roots):
+        if max_images is not None and len(imgs) >= max_images:
+            break
+        try:
+            size = probe_image(str(f))
+            imgs.append(decode_image(str(f), resolution))
+        except BadImageError as e:
+            if bad == 'fail':
+                raise
+            skipped[str(f)] = e.reason
+            continue
+        good.append(f)
+        good_roots.append(root)
+        msg = _upsample_warning(str(f), size, resolution)
+        if msg:
+            warnings.append(msg)
+    if not imgs:
+        raise EmptyDatasetError(f'none of the {len(files)} image file(s) could be read' if skipped else
+                                'no images given')
+    return Inputs(_names_for(good, good_roots), np.stack(imgs), [str(f) for f in good], skipped, warnings)
+
+
+def load_images(sources, resolution: int, max_images: int | None = None, *,
+                bad: str = 'fail') -> tuple[list[str], np.ndarray]:
+    """(names, uint8 [N, R, R, 3]) from a path, a list of paths, or one dataset spec
+    ('folder:', 'zip:', 'tfds:', 'proc:' prefixes or an NVlabs *.zip). See `read_inputs`."""
+    r = read_inputs(sources, resolution, max_images, bad=bad)
+    return r.names, r.images
 
 
 def to_float(images) -> np.ndarray:

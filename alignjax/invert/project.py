@@ -35,8 +35,11 @@ SPACES = ('z', 'w', 'w+')
 
 @dataclasses.dataclass(frozen=True)
 class InvertConfig:
-    """Projection settings. Defaults are NVlabs `projector.py`'s; `InvertConfig.stylealign()` is StyleAlign's
-    translation setting (Z space, z = 0 start, truncation 0.5, 500 steps, noise maps optimised)."""
+    """Projection settings. The schedule and hyperparameters default to NVlabs `projector.py`'s (Adam 0.1,
+    ramps, latent noise, noise regularisation 1e5); the plain defaults optimise W+ without noise maps.
+    `InvertConfig.nvlabs()` is exactly projector.py (one W plus the noise maps, randomly initialised);
+    `InvertConfig.stylealign()` is StyleAlign's translation setting (Z space, z = 0 start, truncation 0.5,
+    500 steps, noise maps optimised)."""
     space: str = 'w+'                  # 'z' | 'w' | 'w+'
     noise: bool = False                # also optimise per-image noise maps (else the model's const noise)
     noise_init: str = 'const'          # 'const': start from the model's noise_const | 'random': fresh N(0, 1)
@@ -66,6 +69,16 @@ class InvertConfig:
             raise ValueError(f'steps must be >= 1, got {self.steps}')
 
     @classmethod
+    def nvlabs(cls, **kw) -> 'InvertConfig':
+        """NVlabs `projector.py`: one W [1, w_dim] broadcast to every layer, started at w_avg, latent noise
+        w_std * 0.05 ramped down over 75% of the steps, and the noise maps optimised too (reset to N(0, 1),
+        regularised, renormalised after every step), Adam (0.9, 0.999) lr 0.1 with ramp-up 5% / cosine
+        ramp-down 25%, 1000 steps, w_avg / w_std from 10,000 z (seed 123)."""
+        base = dict(space='w', noise=True, noise_init='random')
+        base.update(kw)
+        return cls(**base)
+
+    @classmethod
     def stylealign(cls, **kw) -> 'InvertConfig':
         base = dict(space='z', noise=True, steps=500, truncation_psi=0.5)
         base.update(kw)
@@ -75,7 +88,7 @@ class InvertConfig:
         return dataclasses.replace(self, **kw)
 
 
-PRESETS = {'nvlabs': InvertConfig, 'stylealign': InvertConfig.stylealign}
+PRESETS = {'nvlabs': InvertConfig.nvlabs, 'stylealign': InvertConfig.stylealign}
 
 
 @flax.struct.dataclass
@@ -114,6 +127,36 @@ class Latents:
         cat = lambda xs: None if xs[0] is None else jnp.concatenate([jnp.asarray(x) for x in xs])
         noise = None if p0.noise is None else {k: cat([p.noise[k] for p in parts]) for k in p0.noise}
         return p0.replace(code=cat([p.code for p in parts]), noise=noise, c=cat([p.c for p in parts]))
+
+
+def check_latents(gen, latents: Latents, what: str = 'latents') -> None:
+    """ValueError unless `latents` fit `gen` (code, noise-map and label shapes): latents inverted in another
+    generator fail here with both shapes named instead of deep inside the first matrix product."""
+    code = np.shape(latents.code)
+    n = code[0] if code else 0
+    if latents.space == 'z':
+        want, have = (gen.z_dim,), tuple(code[1:])
+        kind = 'z [z_dim]'
+    else:
+        want, have = (gen.num_ws, gen.w_dim), tuple(code[1:])
+        kind = 'ws [num_ws, w_dim]'
+    if have != want:
+        raise ValueError(f'{what} do not fit this generator: {latents.space} codes of shape {list(have)}, the '
+                         f'generator takes {kind} = {list(want)} (latents inverted in another model?)')
+    if latents.noise is not None:
+        shapes = gen.noise_shapes
+        extra = sorted(set(latents.noise) - set(shapes))
+        missing = sorted(set(shapes) - set(latents.noise))
+        if extra or missing:
+            raise ValueError(f'{what}: noise maps {extra or missing} {"unknown to" if extra else "missing for"} '
+                             f'this generator (latents inverted in another model?)')
+        for k, (h, w) in shapes.items():
+            if tuple(np.shape(latents.noise[k])) != (n, h, w):
+                raise ValueError(f'{what}: noise map {k} has shape {list(np.shape(latents.noise[k]))}, '
+                                 f'the generator needs {[n, h, w]}')
+    c_dim = gen.config.c_dim
+    if c_dim and (latents.c is None or tuple(np.shape(latents.c)) != (n, c_dim)):
+        raise ValueError(f'{what}: a conditional generator ({c_dim} classes) needs labels c [{n}, {c_dim}]')
 
 
 def decode(gen, latents: Latents, noise_mode: str = 'const', key=None):

@@ -36,7 +36,7 @@ def save_latents(outdir, names: Sequence[str], latents: Latents, meta: dict | No
     if latents.c is not None:
         info['c'] = np.asarray(latents.c).tolist()
     tmp = outdir / '.inversion.json.tmp'
-    tmp.write_text(json.dumps(info, indent=1))
+    tmp.write_text(json.dumps(info, indent=1, ensure_ascii=False), encoding='utf-8')
     os.replace(tmp, outdir / 'inversion.json')
     return outdir
 
@@ -50,9 +50,17 @@ def _atomic_npz(path: Path, arrays: dict):
 def load_latents(path, names: Sequence[str] | None = None) -> tuple[list[str], Latents]:
     """(names, Latents) from an inversion folder (or its latents.npz). `names` selects / orders entries."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f'{path}: no such inversion folder (give a folder written by invert.py, with '
+                                f'latents.npz)')
     outdir = path if path.is_dir() else path.parent
+    if path.is_dir() and not (outdir / 'latents.npz').is_file():
+        raise FileNotFoundError(f'{path} is not an inversion folder: it has no latents.npz (written by invert.py)')
     info_path = outdir / 'inversion.json'
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    try:
+        info = json.loads(info_path.read_text(encoding='utf-8')) if info_path.exists() else {}
+    except ValueError as e:
+        raise ValueError(f'{info_path}: not valid JSON ({e})') from None
     with np.load(outdir / 'latents.npz') as z:
         order = list(info.get('names') or z.files)
         names = list(names) if names is not None else order
