@@ -1,4 +1,4 @@
-"""`python -m alignjax.metrics`: distribution metrics of a checkpoint against a dataset (as NVlabs calc_metrics.py).
+"""`python -m alignjax.metrics`: distribution metrics of a checkpoint against a dataset (like NVlabs calc_metrics).
 
     python -m alignjax.metrics --ckpt runs/toons/final --data 'proc:toons?n=20000' \\
         --metrics fd_eval10k,kid_eval10k,pr_eval10k --out metrics.json
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--data', required=True, help='real images: folder:, zip:, tfds:, proc: spec or a path')
     p.add_argument('--metrics', default='fd_eval10k,kid_eval10k,pr_eval10k',
                    help='comma-separated metric names (default: %(default)s)')
-    p.add_argument('--inception', help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (for fid / *_inception)")
+    p.add_argument('--inception', help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (fid, *_inception)")
     p.add_argument('--evaluator', help='domain or evaluator directory for *_eval metrics')
     p.add_argument('--net', default='G_ema', help="generator in the checkpoint: 'G_ema' (default) or 'G'")
     p.add_argument('--batch', type=int, default=64, help='images per batch')

@@ -77,24 +77,30 @@ def parse_metrics(metrics) -> list[MetricSpec]:
 # ----------------------------------------------------------------------------------------------------------
 # Generated images.
 
-@functools.partial(jax.jit, static_argnames=('noise_mode',))
-def _generate_uint8(gen, z, idx, key, noise_mode):
-    ws = gen.mapping(z)
-    noise = None
-    if noise_mode == 'random':
-        noise = {}
-        for li, (name, shape) in enumerate(sorted(gen.noise_shapes.items())):
-            def one(i, li=li, shape=shape):
-                return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, i), li), shape)
-            noise[name] = jax.vmap(one)(idx)
-    img = gen.synthesis(ws, noise_mode='const', noise=noise)
-    return jnp.clip(img * 127.5 + 128, 0, 255).astype(jnp.uint8)
+@functools.partial(jax.jit, static_argnames=('shapes',))
+def noise_maps(key, idx, shapes):
+    """Per-image noise maps: image i gets normal(fold_in(key, i)) over all layers at once (one draw, split in
+    layer order), so its maps depend on neither the batch nor its position in it. idx: [B] uint32 image indices;
+    shapes: ((layer, (h, w)), ...) -> {layer: [B, h, w]}."""
+    sizes = [h * w for _, (h, w) in shapes]
+    flat = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (sum(sizes),)))(idx)
+    out, start = {}, 0
+    for (name, (h, w)), size in zip(shapes, sizes):
+        out[name] = flat[:, start:start + size].reshape(-1, h, w)
+        start += size
+    return out
+
+
+@jax.jit
+def _synthesize_uint8(gen, z, noise):
+    img = gen.synthesis(gen.mapping(z), noise_mode='const', noise=noise)
+    return jnp.clip(img * 127.5 + 128, 0, 255).astype(jnp.uint8)     # as NVlabs: truncation, not rounding
 
 
 def generate_images(gen, n: int, batch_size: int = 64, seed: int = 0, noise_mode: str = 'random',
                     progress: bool = False, desc: str = 'generating'):
     """Yield uint8 [B, H, W, 3] batches of `n` images of `gen` (psi 1). z = RandomState(seed).randn(n, z_dim)
-    drawn in order and per-image noise from fold_in(key(seed), i): the images do not depend on batch_size."""
+    drawn in order and per-image noise (`noise_maps`): the images do not depend on batch_size."""
     from tqdm.auto import tqdm
     if gen.config.c_dim:
         raise MetricsError('conditional generators are not supported by the metrics yet (c_dim > 0)')
@@ -102,14 +108,17 @@ def generate_images(gen, n: int, batch_size: int = 64, seed: int = 0, noise_mode
         raise MetricsError(f"noise_mode must be 'random' or 'const', got {noise_mode!r}")
     rnd = np.random.RandomState(seed)
     key = jax.random.key(seed)
+    shapes = tuple(sorted(gen.noise_shapes.items()))
     bs = max(1, min(batch_size, n))
     with tqdm(total=n, desc=desc, unit='img', disable=not progress, leave=False) as bar:
         for s in range(0, n, bs):
             b = min(bs, n - s)
             z = np.zeros((bs, gen.z_dim), np.float32)
             z[:b] = rnd.randn(b, gen.z_dim)
-            idx = jnp.arange(s, s + bs, dtype=jnp.uint32)
-            img = _generate_uint8(gen, jnp.asarray(z), idx, key, noise_mode)
+            noise = None
+            if noise_mode == 'random':
+                noise = noise_maps(key, jnp.arange(s, s + bs, dtype=jnp.uint32), shapes)
+            img = _synthesize_uint8(gen, jnp.asarray(z), noise)
             bar.update(b)
             yield img[:b] if b < bs else img
 
@@ -241,7 +250,8 @@ def get_extractor(kind: str, resolution: int, *, evaluator=None, inception=None,
         try:
             from alignjax.eval import load_evaluator
         except ImportError as e:
-            raise MetricsError(f'the domain evaluators (alignjax.eval.load_evaluator) are not available: {e}') from e
+            raise MetricsError(f'the domain evaluators (alignjax.eval.load_evaluator) are not available: '
+                               f'{e}') from e
         _EXTRACTORS[key] = load_evaluator(str(what), resolution)
     return _EXTRACTORS[key]
 

@@ -112,9 +112,15 @@ def mean_cov(x) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------------------
 # Fréchet distance.
 
+def _clip_spectrum(w: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix: round-off below D * eps * max(w) (and negatives) -> 0."""
+    tol = len(w) * np.finfo(np.float64).eps * max(float(np.max(np.abs(w))), 0.0) if len(w) else 0.0
+    return np.where(w > tol, w, 0.0)
+
+
 def _sqrt_psd(a: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh(a)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return (v * np.sqrt(_clip_spectrum(w))) @ v.T
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -127,7 +133,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     r = _sqrt_psd((s1 + s1.T) / 2)
     m = r @ s2 @ r
     ev = np.linalg.eigvalsh((m + m.T) / 2)
-    tr_covmean = np.sqrt(np.clip(ev, 0, None)).sum()
+    tr_covmean = np.sqrt(_clip_spectrum(ev)).sum()
     return float(np.square(mu1 - mu2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 

@@ -233,7 +233,7 @@ class MixedBlock(nn.Module):
 
 
 class InceptionNet(nn.Module):
-    """FID Inception-v3 trunk. x: [N, 299, 299, 3] float in [-1, 1] -> {'features': [N, 2048], 'logits': [N, 1008]}."""
+    """FID Inception-v3. x: [N, 299, 299, 3] float in [-1, 1] -> {'features': [N, 2048], 'logits': [N, 1008]}."""
 
     @nn.compact
     def __call__(self, x):
