@@ -158,16 +158,37 @@ def test_unicode_names_sources_skip_and_tiny_warning(translated, photos):
     tiny = [w for w in metrics['warnings'] if 'dot.png' in w]
     assert tiny and 'upsampled 16x' in tiny[0] and 'warning: ' + tiny[0] in err
     assert '猫' in (out / 'translate.html').read_text(encoding='utf-8')
+    assert not list(out.rglob('.*'))                 # no temporary or probe files left behind
+
+
+def test_save_translation_keeps_uint8_inputs(tmp_path):
+    """Item 1 at the library level: uint8 inputs are pixels, not [-1, 1] floats (they came out white)."""
+    from alignjax.apps import Translation, save_translation
+    rng = np.random.RandomState(0)
+    src = rng.randint(0, 255, (2, 8, 8, 3)).astype(np.uint8)
+    recon = rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32)
+    tr = Translation(latents=Latents(code=np.zeros((2, 4, 4), np.float32)), inputs=src, recon=recon,
+                     outputs={'kid': -recon})
+    save_translation(tmp_path, ['a', 'b'], tr)
+    for i, n in enumerate('ab'):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'input' / f'{n}.png')), src[i])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'translate.png'))[10:18, :8], src[1])
+
+
+def test_nvlabs_preset_config():
+    """Item 6: the `nvlabs` preset is projector.py's settings: one W, noise maps from N(0, 1), NVlabs numbers."""
+    from alignjax.invert import PRESETS, InvertConfig
+    cfg = PRESETS['nvlabs']()
+    assert (cfg.space, cfg.noise, cfg.noise_init) == ('w', True, 'random')
+    got = (cfg.lr, cfg.steps, cfg.noise_reg, cfg.latent_noise, cfg.latent_noise_ramp, cfg.lr_rampup,
+           cfg.lr_rampdown, cfg.w_avg_samples, cfg.w_avg_seed)
+    assert got == (0.1, 1000, 1e5, 0.05, 0.75, 0.05, 0.25, 10000, 123)
+    assert InvertConfig.stylealign().space == 'z'
 
 
 def test_nvlabs_preset_is_one_w_plus_noise_maps(translated, ckpts):
-    """Item 6: the default preset is projector.py's: one W (every row equal) and optimised noise maps."""
-    from alignjax.invert import PRESETS, InvertConfig
+    """Item 6 through invert.py (default preset): every W row equal, noise maps optimised and renormalised."""
     from alignjax.invert.project import const_noise
-    cfg = PRESETS['nvlabs']()
-    assert (cfg.space, cfg.noise, cfg.noise_init) == ('w', True, 'random')
-    assert (cfg.lr, cfg.steps, cfg.noise_reg, cfg.latent_noise, cfg.w_avg_samples) == (0.1, 1000, 1e5, 0.05, 10000)
-    assert InvertConfig.stylealign().space == 'z'
     out, _ = translated
     info = json.loads((out / 'inversion.json').read_text(encoding='utf-8'))
     assert info['space'] == 'w' and info['preset'] == 'nvlabs' and info['config']['noise_init'] == 'random'
@@ -245,12 +266,18 @@ def test_layer_swap_latents_errors_and_default_seeds(ckpts, tmp_path, capsys):
     assert grid.size == (3 * 16 + 2 * 2, 8 * 16 + 7 * 2)
 
 
-def test_check_compatible_ignores_impl(ckpts):
+def test_check_compatible_ignores_impl_and_warns_on_unrelated_weights(ckpts, capsys):
     from alignjax.apps import check_compatible
+    from alignjax.invert.cli import check_aligned
     check_compatible(ckpts['gen'], ckpts['child_gen'].with_impl(dtype='bfloat16'))
     with pytest.raises(ValueError) as e:
         check_compatible(ckpts['gen'], ckpts['other_gen'])
     assert 'impl' not in str(e.value) and 'w_dim 16 vs 8' in str(e.value)
+    check_aligned(ckpts['gen'], ckpts['child_gen'], 'p', 'c')
+    assert 'warning' not in capsys.readouterr().err
+    stranger = aj.new_generator(jax.random.key(7), config=ckpts['gen'].config)    # same shapes, own weights
+    check_aligned(ckpts['gen'], stranger, 'p', 's')
+    assert 'warning: s does not look fine-tuned from p' in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -299,7 +326,8 @@ def test_export_errors_skip_progress_and_aliases(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'warning: --n is deprecated, use --max-images' in err and 'wrote 2 images (8x8)' in err
     none = tmp_path / 'none'
-    for spec, want in [('proc:faces?n=abc', "error: option n='abc' of dataset 'proc:faces?n=abc' is not an integer"),
+    for spec, want in [('proc:faces?n=abc', "error: option n='abc' of dataset 'proc:faces?n=abc' is not an "
+                                            "integer"),
                        (f'folder:{d / "0.png"}', f"error: dataset folder '{d / '0.png'}' is a file, not a folder"),
                        (f'folder:{none}', f"error: dataset folder '{none}' does not exist")]:
         assert _exits(main, ['--source', spec, '--out', str(out)], capsys) == want
