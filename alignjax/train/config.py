@@ -8,11 +8,14 @@ from __future__ import annotations
 import ml_collections
 from ml_collections.config_dict import placeholder
 
+from alignjax.errors import AlignjaxError
+
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.resume = True                      # continue from the workdir's latest checkpoint when there is one
+    c.resume = True                      # continue from the workdir's latest checkpoint (same config only);
+                                         # False: start afresh, the old run moved to <workdir>/replaced-<time>/
 
     c.data = ml_collections.ConfigDict(dict(
         spec='proc:faces',               # folder:/p, zip:/p.zip, tfds:name[:split], proc:faces?n=...
@@ -44,6 +47,7 @@ def base_config() -> ml_collections.ConfigDict:
         tick_kimg=4.0, snapshot_kimg=200.0, grid_kimg=200.0, keep=3, grid_size=32, grid_cols=8, grid_seed=0,
         compare_psi=0.7))
     c.debug = ml_collections.ConfigDict(dict(kill_at_step=0))   # tests: SIGKILL after the save at this step
+                                         # (and $ALIGNJAX_FAULT: see alignjax/train/faults.py)
     c.stages = ()                        # multi-stage runs, e.g. configs/demo.py
     return c
 
@@ -60,3 +64,73 @@ def nvlabs_preset(c, *, batch, mbstd, fmaps, lrate, gamma, ema, ramp, mapping):
     c.train.ema_kimg = ema
     c.train.ema_rampup = ramp
     return c
+
+
+# Keys that may change between a run and its resume: how long to train, logging, debugging and how the data is
+# read. Everything else must match the config stored with the snapshots (`config_differences`).
+RESUMABLE_KEYS = ('resume', 'name', 'stages', 'from_scratch', 'demo_outputs', 'train.kimg', 'log.', 'debug.',
+                  'data.workers', 'data.in_memory', 'finetune.init_from')
+
+
+class ConfigError(AlignjaxError, ValueError):
+    """A config value that cannot work (named with its key and the accepted values)."""
+
+
+def flatten(tree, prefix: str = '', lists: bool = True) -> dict:
+    """{'model.w_dim': 32, ...} from a nested dict / ConfigDict (tuples become lists, as in JSON)."""
+    out = {}
+    items = tree.items() if hasattr(tree, 'items') else []
+    for k, v in items:
+        key = f'{prefix}{k}'
+        if hasattr(v, 'items'):
+            out.update(flatten(v, key + '.', lists))
+        else:
+            out[key] = list(v) if lists and isinstance(v, tuple) else v
+    return out
+
+
+def config_differences(stored: dict, now: dict, ignore=RESUMABLE_KEYS) -> list[tuple[str, object, object]]:
+    """[(key, stored value, current value)] over flattened configs, skipping the resumable keys."""
+    a, b = flatten(stored), flatten(now)
+    skip = lambda k: any(k == i or (i.endswith('.') and k.startswith(i)) for i in ignore)
+    missing = object()
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        if skip(k):
+            continue
+        x, y = a.get(k, missing), b.get(k, missing)
+        if _norm(x) != _norm(y):
+            diffs.append((k, '(absent)' if x is missing else x, '(absent)' if y is missing else y))
+    return diffs
+
+
+def _norm(v):
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)
+    return v
+
+
+def validate_config(c) -> None:
+    """Reject values that would run but make no sense (before any data is read or anything compiled)."""
+    def positive(key, integer=False):
+        node = c
+        for part in key.split('.'):
+            node = node[part]
+        if node is None or isinstance(node, bool) or not node > 0 or (integer and int(node) != node):
+            kind = 'a positive integer' if integer else 'positive'
+            raise ConfigError(f'--config.{key}={node!r}: must be {kind}')
+    positive('train.kimg')
+    if c.train.batch != -1:
+        positive('train.batch', integer=True)
+    for k in ('log.tick_kimg', 'log.snapshot_kimg', 'log.grid_kimg'):
+        positive(k)
+    positive('log.keep', integer=True)
+    res = c.data.resolution
+    if not isinstance(res, int) or res < 4 or res & (res - 1):
+        raise ConfigError(f'--config.data.resolution={res!r}: must be a power of two, at least 4')
+    if c.train.augment not in ('none', 'ada', 'diffaugment'):
+        raise ConfigError(f"--config.train.augment={c.train.augment!r}: expected 'none', 'ada' or 'diffaugment'")

@@ -5,19 +5,31 @@ orbax checkpoints with exact resume, progress, metrics, sample grids and the fin
     run(config, workdir)                    # a run, or every stage of config.stages (e.g. parent -> child)
 
 Layout of a workdir:
-    checkpoints/<step>/   orbax CheckpointManager: train state, data-iterator state, metadata (keep K)
-    samples/grid_<kimg>.png   G_ema on fixed latents
-    metrics.jsonl         one line per tick
+    checkpoints/<step>/   orbax CheckpointManager: train state, data-iterator state, metadata incl. the run's
+                          config (keep K); an unreadable one is moved aside to <step>.corrupt-<time>
+    samples/grid_<images seen>.png   G_ema on fixed latents (and grid_init.png)
+    metrics.jsonl         one line per tick (cut back to the snapshot's step on resume)
     final/                the final G, G_ema and D (load with `alignjax.load_checkpoint`)
+
+Faults (tests/test_faults.py): SIGKILL anywhere resumes from the last committed snapshot; SIGINT/SIGTERM finish
+the step, snapshot and stop (a second SIGINT aborts at once); an unreadable snapshot is moved aside and the next
+older one used; a full disk names the path, the snapshot lost and the one kept; a workdir holding a run with
+another config is refused with the keys that differ.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
+import logging
 import math
 import os
+import re
+import shutil
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,13 +39,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax import vis
+from alignjax.errors import AlignjaxError
 from alignjax.model import Checkpoint, Generator, load_checkpoint, new_discriminator, new_generator
 from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
 from alignjax.train import step as S
+from alignjax.train.config import ConfigError, config_differences, validate_config
+from alignjax.train.faults import Faults
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(AlignjaxError, RuntimeError):
     """A loss became NaN/Inf; the last good checkpoint is kept."""
+
+
+class ResumeError(AlignjaxError):
+    """The workdir's snapshots cannot be resumed: all unreadable, or made for another model/config."""
+
+
+class DiskFull(AlignjaxError, OSError):
+    """The disk filled up while writing; says where, what was lost and which snapshot is kept."""
+
+
+class WorkdirError(AlignjaxError, OSError):
+    """The workdir cannot be created or written."""
 
 
 def log(msg: str):
@@ -102,10 +129,10 @@ def build_models(config, resolution: int, c_dim: int, key):
         notes += [f'{src}: {n}' for n in ck.notes]
         g_cfg = ck.g_config.replace(impl=impl)
         if g_cfg.resolution != resolution:
-            raise ValueError(f'{src} is a {g_cfg.resolution}x{g_cfg.resolution} model but the data is '
+            raise ConfigError(f'{src} is a {g_cfg.resolution}x{g_cfg.resolution} model but the data is '
                              f'{resolution}x{resolution}; set --config.data.resolution={g_cfg.resolution}')
         if g_cfg.c_dim != c_dim:
-            raise ValueError(f'{src} has c_dim={g_cfg.c_dim} but the dataset has {c_dim} label dims')
+            raise ConfigError(f'{src} has c_dim={g_cfg.c_dim} but the dataset has {c_dim} label dims')
         g_ema = ck.nets.get('G_ema') or ck.nets.get('G')
         g = ck.nets.get('G') or g_ema
         if 'G' not in ck.nets:
@@ -145,13 +172,32 @@ def _manager(workdir: Path, keep: int):
                                  item_names=('state', 'data', 'meta'))
 
 
+@contextlib.contextmanager
+def _quiet_writer_threads():
+    """orbax/tensorstore threads log every failed write (with tracebacks) on top of the exception the save
+    raises; the loop reports that exception itself, in one line."""
+    loggers = [logging.getLogger(n) for n in ('absl', 'asyncio')]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except BaseException:
+        logging.getLogger('asyncio').setLevel(logging.CRITICAL)  # its failed tasks are reported when collected
+        raise
+    else:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
 def _save(mgr, state: S.TrainState, data_state: bytes, meta: dict):
     import orbax.checkpoint as ocp
     step = int(state.step)
-    mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                           data=ocp.args.JsonSave({'iterator': data_state.decode()}),
-                                           meta=ocp.args.JsonSave(meta)), force=True)
-    mgr.wait_until_finished()
+    with _quiet_writer_threads():
+        mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               data=ocp.args.JsonSave({'iterator': data_state.decode()}),
+                                               meta=ocp.args.JsonSave(meta)), force=True)
+        mgr.wait_until_finished()
 
 
 def _restore(mgr, step: int, abstract_state):
@@ -161,12 +207,228 @@ def _restore(mgr, step: int, abstract_state):
     return out['state'], out['data']['iterator'].encode(), out['meta']
 
 
-def _final_checkpoint(state: S.TrainState, g_cfg, d_cfg, meta) -> Checkpoint:
+def _restore_meta(mgr, step: int) -> dict:
+    import orbax.checkpoint as ocp
+    meta = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+    if not isinstance(meta, dict) or 'config' not in meta:
+        raise ValueError('its metadata holds no config')
+    return meta
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    msg = ' '.join(str(e).split(' [tensorstore_spec')[0].split()) or type(e).__name__
+    return msg if len(msg) <= limit else msg[:limit - 3] + '...'
+
+
+def _stamp() -> str:
+    return time.strftime('%Y%m%d-%H%M%S')
+
+
+def _committed_steps(ckpt_dir: Path) -> list[int]:
+    """Committed snapshot steps on disk, newest first (orbax names them by the bare step number)."""
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted((int(p.name) for p in ckpt_dir.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)
+
+
+def _remove_temporaries(workdir: Path) -> list[str]:
+    """Half-written snapshots/exports left by a crash (never read; removed so they cannot fill the disk)."""
+    gone = []
+    for pattern, parent in (('*.orbax-checkpoint-tmp*', workdir / 'checkpoints'), ('.final.tmp-*', workdir),
+                            ('metrics.jsonl.tmp', workdir)):
+        if parent.is_dir():
+            for p in parent.glob(pattern):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                gone.append(p.name)
+    return gone
+
+
+def _model_differences(meta: dict, now: dict) -> list[tuple[str, Any, Any]]:
+    diffs = config_differences(meta.get('config') or {}, now['config'])
+    if diffs:
+        return diffs
+    for net in ('g_config', 'd_config'):           # what an init_from checkpoint decides (shapes)
+        old, new = dict(meta.get(net) or {}), dict(now[net] or {})
+        old.pop('impl', None), new.pop('impl', None)
+        if old and new:
+            diffs += [(f'{net}.{k}', a, b) for k, a, b in config_differences(old, new, ignore=())]
+    return diffs
+
+
+def _restore_newest_good(workdir: Path, keep: int, abstract, meta_now: dict):
+    """(state, data_state, step) from the newest readable snapshot, or None without any.
+
+    A snapshot that cannot be read is moved aside to `<step>.corrupt-<time>` (said, with the reason) and the next
+    older one tried; when none is readable the error names them all. A snapshot written with another config is
+    not corrupt: that raises ResumeError naming the differing keys and the two ways out."""
+    ckpt_dir = workdir / 'checkpoints'
+    bad = []
+    while True:
+        steps = _committed_steps(ckpt_dir)
+        if not steps:
+            if bad:
+                raise ResumeError(f'no readable snapshot in {ckpt_dir}: ' + '; '.join(
+                    f'{step} ({why}; moved to {moved})' for step, why, moved in bad)
+                    + '. Start afresh with --config.resume=False or use another --workdir')
+            return None
+        step = steps[0]
+        try:
+            mgr = _manager(workdir, keep)
+            meta = _restore_meta(mgr, step)
+        except Exception as e:  # orbax/tensorstore/JSON raise many types: any of them means unreadable
+            bad.append((step, _one_line(e), _move_aside(ckpt_dir, step)))
+            log(f'warning: snapshot {ckpt_dir}/{step} is unreadable ({bad[-1][1]}); moved it to {bad[-1][2]}')
+            continue
+        diffs = _model_differences(meta, meta_now)
+        if diffs:
+            shown = '; '.join(f'{k}: {_show(a)} in the workdir, {_show(b)} now' for k, a, b in diffs[:8])
+            more = f' and {len(diffs) - 8} more' if len(diffs) > 8 else ''
+            raise ResumeError(f'{workdir} holds a run with another config (snapshot {step}): {shown}{more}. Use a '
+                              f'new --workdir for this config, or pass --config.resume=False to start afresh here '
+                              f'(the old run is moved to {workdir}/replaced-<time>/)')
+        try:
+            state, data_state, _ = _restore(mgr, step, abstract)
+            return state, data_state, step
+        except Exception as e:
+            why = _one_line(e)
+            if 'not compatible with the stored shape' in why:
+                raise ResumeError(f'snapshot {ckpt_dir}/{step} does not fit this model although its config '
+                                  f'matches ({why}); use a new --workdir or --config.resume=False') from None
+            bad.append((step, why, _move_aside(ckpt_dir, step)))
+            log(f'warning: snapshot {ckpt_dir}/{step} is unreadable ({why}); moved it to {bad[-1][2]}')
+
+
+def _show(v):
+    return json.dumps(v) if isinstance(v, str) else v
+
+
+def _move_aside(ckpt_dir: Path, step: int) -> Path:
+    dst = ckpt_dir / f'{step}.corrupt-{_stamp()}'
+    i = 1
+    while dst.exists():
+        dst, i = ckpt_dir / f'{step}.corrupt-{_stamp()}-{i}', i + 1
+    os.rename(ckpt_dir / str(step), dst)
+    return dst
+
+
+def _replace_old_run(workdir: Path) -> Path | None:
+    """--config.resume=False in a workdir that holds a run: move that run's checkpoints, metrics and samples to
+    workdir/replaced-<time>/ (nothing is deleted)."""
+    items = [workdir / n for n in ('checkpoints', 'metrics.jsonl', 'samples', 'final') if (workdir / n).exists()]
+    if not (workdir / 'checkpoints').exists() or not _committed_steps(workdir / 'checkpoints'):
+        return None
+    dst = workdir / f'replaced-{_stamp()}'
+    dst.mkdir()
+    for p in items:
+        os.rename(p, dst / p.name)
+    return dst
+
+
+def _truncate_metrics(path: Path, step: int) -> int:
+    """Keep metrics.jsonl rows up to `step` (the rows after a snapshot are recomputed on resume); returns the
+    number of rows dropped (a torn last line counts)."""
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            if int(json.loads(line)['step']) <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass
+    if len(keep) != len(lines):
+        tmp = path.with_name(path.name + '.tmp')
+        tmp.write_text(''.join(line + '\n' for line in keep))
+        os.replace(tmp, path)
+    return len(lines) - len(keep)
+
+
+def check_workdir(workdir) -> Path:
+    """Create `workdir` and prove it writable, before any data is read or anything compiled."""
+    workdir = Path(workdir).absolute()
+    probe = workdir / f'.write-test-{os.getpid()}'
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b'')
+        probe.unlink()
+    except OSError as e:
+        raise WorkdirError(f'workdir {workdir} is not writable ({e.strerror or e}); choose another --workdir') \
+            from None
+    return workdir
+
+
+def _disk_full(e: BaseException) -> str | None:
+    """The path tensorstore/the OS failed to write when `e` (or its cause) is 'no space left', else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        msg = str(e)
+        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or 'RESOURCE_EXHAUSTED' in msg \
+                or 'No space left' in msg:
+            m = re.search(r'(?:writing|opening|creating)(?: local)? file "([^"]+)"', msg)
+            return m.group(1) if m else (getattr(e, 'filename', None) or '?')
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _mount_point(path: Path) -> Path:
+    path = path.absolute()
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _final_checkpoint(state: S.TrainState, g_cfg, d_cfg, meta, finished: bool = True) -> Checkpoint:
     host = lambda t: jax.tree_util.tree_map(np.asarray, jax.device_get(t))
     nets = {'G': host(state.g), 'G_ema': host(state.g_ema), 'D': host(state.d)}
     return Checkpoint(g_cfg, d_cfg, nets, source='alignjax train', format='orbax',
                       notes=[], extra={'augment_p': float(state.ada.p), 'kimg': int(state.nimg) / 1000,
-                                       'config': meta.get('config')})
+                                       'config': meta.get('config'), 'finished': finished})
+
+
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM while training: the first asks the loop to stop after the current step (it
+    writes a snapshot and says where); a second SIGINT aborts at once, exit 130, without a traceback."""
+
+    def __init__(self):
+        self.name = None
+        self._prev = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._prev[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.name is None:
+            self.name = name
+            hint = ' (Ctrl-C again aborts at once)' if signum == signal.SIGINT else ''
+            os.write(1, f'\n{name}: stopping after this step and writing a snapshot{hint}\n'.encode())
+        elif signum == signal.SIGINT:
+            os.write(2, b'\naborted by a second Ctrl-C: nothing saved since the last snapshot\n')
+            os._exit(130)
+
+    def __exit__(self, *exc):
+        for sig, prev in self._prev.items():
+            signal.signal(sig, prev)
+        return False
+
+
+# The jitted step programs of a (model, hyper-parameters, devices) combination, kept for the next train() call
+# in this process (tests, notebooks, stages resumed in one process): tracing is most of a tiny run's time.
+_STEP_FNS: dict = {}
+
+
+def _step_fns(g_cfg, d_cfg, hp) -> S.StepFns:
+    key = (g_cfg, d_cfg, hp, tuple(jax.devices()))
+    if key not in _STEP_FNS:
+        while len(_STEP_FNS) >= 2:
+            _STEP_FNS.pop(next(iter(_STEP_FNS)))
+        _STEP_FNS[key] = S.StepFns(g_cfg, d_cfg, hp)
+    return _STEP_FNS[key]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -186,16 +448,26 @@ def _save_grid(path, gen: Generator, z, c, cols):
     vis.save_png(path, vis.grid(vis.to_uint8(img), cols=cols))
 
 
-def train(config, workdir) -> dict:
-    """Train (or fine-tune) one model as `config` says, in `workdir`. Returns a summary dict."""
+def train(config, workdir, *, export_on_stop: bool = True) -> dict:
+    """Train (or fine-tune) one model as `config` says, in `workdir`. Returns a summary dict; `summary['stopped']`
+    is 'SIGINT'/'SIGTERM' when a signal stopped it (a snapshot is written; with `export_on_stop`, final/ too)."""
     from alignjax.data import make_dataset, make_loader
-    workdir = Path(workdir).absolute()              # orbax wants absolute paths
-    workdir.mkdir(parents=True, exist_ok=True)
+    validate_config(config)
+    workdir = check_workdir(workdir)               # orbax wants absolute paths
+    faults = Faults()
     res = int(config.data.resolution)
     config = resolve_config(config, res, jax.device_count())
-    ds = make_dataset(config.data.spec, res, xflip=bool(config.data.xflip),
-                      bad_file_policy=config.data.bad_file_policy, in_memory=config.data.in_memory,
-                      max_images=config.data.max_images)
+    gone = _remove_temporaries(workdir) if jax.process_index() == 0 else []
+    if gone:
+        log(f'note: removed what a crash left half-written in {workdir}: {", ".join(sorted(gone))}')
+    try:
+        ds = make_dataset(config.data.spec, res, xflip=bool(config.data.xflip),
+                          bad_file_policy=config.data.bad_file_policy, in_memory=config.data.in_memory,
+                          max_images=config.data.max_images)
+    except ValueError as e:
+        if isinstance(e, AlignjaxError):
+            raise
+        raise ConfigError(f'--config.data.spec={config.data.spec!r}: {e}') from e
     key = jax.random.key(int(config.seed))
     k_model, k_train = jax.random.split(key)
     g_cfg, d_cfg, g_vars, g_ema_vars, d_vars, notes, ada_p = build_models(config, res, ds.c_dim, k_model)
@@ -206,28 +478,37 @@ def train(config, workdir) -> dict:
         log(f'note: {n}')
     hp = hparams_from_config(config)
     if hp.batch % jax.process_count():
-        raise ValueError(f'global batch {hp.batch} must be divisible by the host count {jax.process_count()}')
+        raise ConfigError(f'global batch {hp.batch} must be divisible by the host count {jax.process_count()}')
     local_batch = hp.batch // jax.process_count()
-    fns = S.StepFns(g_cfg, d_cfg, hp)
+    fns = _step_fns(g_cfg, d_cfg, hp)
     g_tx, d_tx = fns.optimizers(g_vars['params'], d_vars['params'])
     state = fns.place(S.init_state(k_train, g_vars, d_vars, g_ema_vars, g_tx, d_tx,
                                    ada_p=ada_p if config.train.augment == 'ada' else 0.0))
-    loader = make_loader(ds, batch_size=local_batch, seed=int(config.seed),
+    loader = make_loader(faults.wrap_source(ds), batch_size=local_batch, seed=int(config.seed),
                          worker_count=int(config.data.workers))
     meta = {'config': json.loads(config.to_json_best_effort()), 'g_config': g_cfg.to_dict(),
             'd_config': d_cfg.to_dict(), 'dataset': ds.name, 'resolution': res}
 
-    mgr = _manager(workdir, int(config.log.keep))
-    latest = mgr.latest_step()
-    if latest is not None and config.resume:
+    keep = int(config.log.keep)
+    metrics_path = workdir / 'metrics.jsonl'
+    restored = None
+    if not config.resume and _committed_steps(workdir / 'checkpoints'):
+        moved = _replace_old_run(workdir) if jax.process_index() == 0 else None
+        log(f'note: --config.resume=False: starting afresh in {workdir}; the run that was there is now in {moved}')
+    else:
         abstract = jax.tree_util.tree_map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=fns.replicated), state)
-        state, data_state, _ = _restore(mgr, latest, abstract)
+        restored = _restore_newest_good(workdir, keep, abstract, meta)
+    mgr = _manager(workdir, keep)
+    if restored is not None:
+        state, data_state, _ = restored
         loader.set_state(data_state)
-        log(f'resumed from {workdir}/checkpoints/{latest} (kimg {int(state.nimg) / 1000:.1f})')
-    elif latest is not None:
-        raise FileExistsError(f'{workdir} already has checkpoints (latest step {latest}); pass --resume or use '
-                              f'another workdir')
+        log(f'resumed from {workdir}/checkpoints/{int(state.step)} (kimg {int(state.nimg) / 1000:.3f}; '
+            f'--config.resume=False would start afresh)')
+    dropped = _truncate_metrics(metrics_path, int(state.step)) if jax.process_index() == 0 else 0
+    if dropped:
+        log(f'note: {metrics_path}: dropped {dropped} row(s) written after step {int(state.step)} '
+            f'(they are recomputed)')
 
     total_img = int(round(float(config.train.kimg) * 1000))
     tick_img = max(int(float(config.log.tick_kimg) * 1000), 1)
@@ -237,20 +518,16 @@ def train(config, workdir) -> dict:
     grid_z, grid_c = _grid_latents(config, g_cfg, ds)
     cols = int(config.log.grid_cols)
     (workdir / 'samples').mkdir(exist_ok=True)
-    metrics_path = workdir / 'metrics.jsonl'
 
     # Host-side counters: the loop never reads the device state back per step, so steps are dispatched ahead.
     # Metrics stay on the device and are fetched (and checked for NaN/Inf) at each tick, grid and snapshot --
     # always before a save, so a checkpoint never holds a diverged state.
     nimg, host_step = int(state.nimg), int(state.step)
+    saved = (host_step, nimg) if restored is not None else None     # the last committed snapshot (step, nimg)
     last_tick, last_snap, last_grid = nimg // tick_img, nimg // snap_img, nimg // grid_img
-    if nimg == 0:
-        _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, state.g_ema), grid_z, grid_c, cols)
-    pbar = _progress(total_img, nimg)
     t_tick, img_tick, acc, pending = time.time(), nimg, {}, []
     first_step_time = None
-    stop = {'flag': False}
-    prev_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    writing = 'the first sample grid'
 
     def flush():
         """Fetch pending metrics; raise on non-finite values (nothing is saved after them)."""
@@ -267,56 +544,102 @@ def train(config, workdir) -> dict:
                              refresh=False)
         pending.clear()
 
+    def snapshot():
+        nonlocal saved
+        with faults.snapshot(host_step, workdir / 'checkpoints'):
+            _save(mgr, state, loader.get_state(), meta)
+        saved = (host_step, nimg)
+
+    def kept():
+        if saved is None:
+            return 'no snapshot was committed yet'
+        return f'the last good snapshot, {workdir}/checkpoints/{saved[0]} (kimg {saved[1] / 1000:.3f}), is kept'
+
+    pbar = _progress(total_img, nimg)
     try:
-        while nimg < total_img and not stop['flag']:
-            batch = next(loader)
-            t0 = time.time()
-            images, labels = fns.shard_batch((batch['image'], batch['label']))
-            state, metrics = fns.step(state, images, labels, host_step)
-            pending.append(metrics)
-            host_step += 1
-            nimg += hp.batch
-            if first_step_time is None:
-                jax.block_until_ready(state)
-                first_step_time = time.time() - t0
-            pbar.update(hp.batch)
-            done = nimg >= total_img
-            tick, grid, snap = nimg // tick_img > last_tick, nimg // grid_img > last_grid, nimg // snap_img > last_snap
-            if tick or grid or snap or done:
-                flush()
-            if tick or done:
-                last_tick = nimg // tick_img
-                dt = time.time() - t_tick
-                rec = dict(kimg=nimg / 1000, step=host_step, sec_per_kimg=dt / max((nimg - img_tick) / 1000, 1e-9),
-                           img_per_s=(nimg - img_tick) / max(dt, 1e-9),
-                           **{k: float(np.mean(v)) for k, v in acc.items()})
-                if jax.process_index() == 0:
-                    with open(metrics_path, 'a') as f:
-                        f.write(json.dumps(rec) + '\n')
-                t_tick, img_tick, acc = time.time(), nimg, {}
-            if grid or done:
-                last_grid = nimg // grid_img
-                if jax.process_index() == 0:
-                    _save_grid(workdir / 'samples' / f'grid_{nimg // 1000:06d}kimg.png',
-                               Generator(g_cfg, state.g_ema), grid_z, grid_c, cols)
-            if snap or done:
-                last_snap = nimg // snap_img
-                _save(mgr, state, loader.get_state(), meta)
-                if kill_at is not None and host_step >= kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)  # crash-recovery tests: die right after a save
-        flush()
+        with _StopSignals() as stop:
+            if nimg == 0:
+                _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, state.g_ema), grid_z, grid_c,
+                           cols)
+            while nimg < total_img and stop.name is None:
+                batch = next(loader)
+                t0 = time.time()
+                images, labels = fns.shard_batch((batch['image'], batch['label']))
+                state, metrics = fns.step(state, images, labels, host_step)
+                pending.append(metrics)
+                host_step += 1
+                nimg += hp.batch
+                faults.after_step(host_step)
+                if first_step_time is None:
+                    jax.block_until_ready(state)
+                    first_step_time = time.time() - t0
+                pbar.update(hp.batch)
+                done = nimg >= total_img
+                tick, grid = nimg // tick_img > last_tick, nimg // grid_img > last_grid
+                snap = nimg // snap_img > last_snap
+                if tick or grid or snap or done:
+                    flush()
+                if tick or done:
+                    last_tick = nimg // tick_img
+                    dt = time.time() - t_tick
+                    rec = dict(kimg=nimg / 1000, step=host_step,
+                               sec_per_kimg=dt / max((nimg - img_tick) / 1000, 1e-9),
+                               img_per_s=(nimg - img_tick) / max(dt, 1e-9),
+                               **{k: float(np.mean(v)) for k, v in acc.items()})
+                    if jax.process_index() == 0:
+                        writing = str(metrics_path)
+                        with open(metrics_path, 'a') as f:
+                            f.write(json.dumps(rec) + '\n')
+                    t_tick, img_tick, acc = time.time(), nimg, {}
+                if grid or done:
+                    last_grid = nimg // grid_img
+                    if jax.process_index() == 0:
+                        writing = f'the sample grid at {nimg} images'
+                        _save_grid(workdir / 'samples' / f'grid_{nimg:09d}.png', Generator(g_cfg, state.g_ema),
+                                   grid_z, grid_c, cols)
+                if snap or done:
+                    last_snap = nimg // snap_img
+                    writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
+                    snapshot()
+                    if kill_at is not None and host_step >= kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)  # crash-recovery tests: die right after a save
+            flush()
+            stopped = stop.name
+            if stopped and (saved is None or saved[0] != host_step):   # never re-save the step just saved
+                writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
+                snapshot()
+            if stopped and not export_on_stop:
+                log(f'stopped by {stopped} at kimg {nimg / 1000:.3f} (step {host_step}); snapshot '
+                    f'{workdir}/checkpoints/{host_step}. Rerun the same command to continue.')
+                return dict(kimg=nimg / 1000, step=host_step, workdir=str(workdir), final=None, stopped=stopped,
+                            first_step_s=first_step_time, state=state, g_config=g_cfg, d_config=d_cfg)
+            final = _final_checkpoint(state, g_cfg, d_cfg, meta, finished=not stopped)
+            if jax.process_index() == 0:
+                writing = f'the final export {workdir}/final'
+                with faults.export(workdir), _quiet_writer_threads():
+                    final.save(workdir / 'final')
+    except Exception as e:
+        where = _disk_full(e)
+        if where is None:
+            raise
+        lost = f'{writing} was not written'
+        if 'snapshot' in writing:
+            gone = _remove_temporaries(workdir)
+            lost += f' (removed {", ".join(gone)})' if gone else ''
+        mount = _mount_point(workdir)
+        free = shutil.disk_usage(mount).free
+        raise DiskFull(f'disk full on {mount} ({free // 1024} KiB free) writing {where}: {lost}; {kept()}. Free some '
+                       f'space and rerun the same command to continue from it') from None
     finally:
         pbar.close()
-        signal.signal(signal.SIGTERM, prev_handler)
-    if stop['flag']:
-        _save(mgr, state, loader.get_state(), meta)
-        log(f'stopped by SIGTERM at kimg {nimg / 1000:.2f}; checkpoint saved')
-    final = _final_checkpoint(state, g_cfg, d_cfg, meta)
-    if jax.process_index() == 0:
-        final.save(workdir / 'final')
-    log(f'done: {nimg / 1000:.2f} kimg; final model in {workdir}/final')
+    if stopped:
+        log(f'stopped by {stopped} at kimg {nimg / 1000:.3f} (step {host_step}); snapshot '
+            f'{workdir}/checkpoints/{host_step}; {workdir}/final holds this unfinished model. Rerun the same command '
+            f'to continue.')
+    else:
+        log(f'done: {nimg / 1000:.2f} kimg; final model in {workdir}/final')
     return dict(kimg=nimg / 1000, step=int(state.step), workdir=str(workdir), final=str(workdir / 'final'),
-                first_step_s=first_step_time, state=state, g_config=g_cfg, d_config=d_cfg)
+                stopped=stopped, first_step_s=first_step_time, state=state, g_config=g_cfg, d_config=d_cfg)
 
 
 def _progress(total, initial):
@@ -340,8 +663,13 @@ def run(config, workdir) -> dict:
     """Run `config`; if it has `stages`, run each in workdir/<stage name> in order, then write a side-by-side
     grid (same z through every stage). Stage dicts: name, overrides {dotted key: value} (string values may
     name earlier stages' final checkpoints as '{stage_name}'), and optionally pretrained: a checkpoint used
-    as that stage's result instead of training it, unless config.from_scratch is set or it is missing."""
-    workdir = Path(workdir)
+    as that stage's result instead of training it, unless config.from_scratch is set or it is missing.
+
+    A signal (SIGINT/SIGTERM) stops the whole run: the stage being trained writes a snapshot but no final/
+    (an unfinished stage is never used by the next one), later stages are not started, and
+    `results['stopped']` = {'stage', 'signal'}; the same call again continues that stage."""
+    validate_config(config)
+    workdir = check_workdir(workdir)
     stages = list(config.get('stages') or [])
     if not stages:
         return {'main': train(config, workdir)}
@@ -363,7 +691,14 @@ def run(config, workdir) -> dict:
                     v = v.format(**finals)
                 _set_path(cfg, k, v)
         log(f'=== stage {name}: {cfg.data.spec} -> {workdir / name}')
-        results[name] = train(cfg, workdir / name)
+        results[name] = train(cfg, workdir / name, export_on_stop=False)
+        if results[name].get('stopped'):
+            later = [s['name'] for s in stages[stages.index(st) + 1:]]
+            log(f'=== stage {name} is unfinished, so it was not exported' +
+                (f' and {", ".join(later)} not started' if later else '') +
+                '. Rerun the same command to continue it.')
+            results['stopped'] = dict(stage=name, signal=results[name]['stopped'])
+            return results
         finals[name] = str(workdir / name / 'final')
     compare_stages(config, workdir, finals)
     if config.get('demo_outputs') and len(finals) >= 2 and jax.process_index() == 0:
