@@ -537,6 +537,21 @@ def test_compute_metrics_generator_cache_and_batch_invariance(demo_gen):
         compute_metrics(demo_gen, ds, 'fd_eval32', extractor=ProjectionExtractor(resolution=16))
 
 
+def test_domain_evaluator_satisfies_the_protocol():
+    try:
+        from alignjax.eval.evaluator import new_evaluator
+    except ImportError as e:
+        pytest.skip(f'alignjax.eval.evaluator not available: {e}')
+    ev = new_evaluator(jax.random.key(0), 'faces', 32)            # random weights: only the plumbing
+    real, gen = _blobs(48, 32, 0, 40), _blobs(48, 32, 1, 90)
+    res = compute_metrics(gen, real, 'fd_eval48,pr_eval48', extractor=ev, batch_size=16)
+    assert res['fd_eval48'] > 0 and all(type(v) is float for v in res.values())
+    same = compute_metrics(real, real, 'fd_eval48', extractor=ev, batch_size=16)['fd_eval48']
+    assert abs(same) < 1e-6 * res['fd_eval48']
+    with pytest.raises(MetricsError, match=r'are 16x16 but the feature extractor evaluator\(faces\) is for 32x32'):
+        compute_metrics(_blobs(48, 16, 1, 0), _blobs(48, 16, 0, 0), 'fd_eval48', extractor=ev)
+
+
 def test_shipped_evaluator_as_extractor():
     try:
         from alignjax.eval import load_evaluator

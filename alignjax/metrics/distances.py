@@ -217,7 +217,7 @@ def _kth_block(rows, cols, n_cols, k, col_batch):
 
 @functools.partial(jax.jit, static_argnames=('col_batch',))
 def _covered_block(probes, cols, radii, col_batch):
-    """probes [R, D], cols [C, D], radii [C] squared (+inf... -inf for padding) -> [R] bool: inside some ball."""
+    """probes [R, D], cols [C, D], radii [C] (squared; -inf for padding) -> [R] bool: inside some ball."""
     cb = cols.reshape(-1, col_batch, cols.shape[1])
     rb = radii.reshape(-1, col_batch)
 
