@@ -29,7 +29,7 @@ class ZooModel:
 
 
 ZOO = {m.name: m for m in (
-    ZooModel('parent', 'faces', None, 60.0),
+    ZooModel('parent', 'faces', None, 40.0),
     ZooModel('toons', 'toons', 'parent', 6.0),
     ZooModel('animals', 'animals', 'parent', 6.0),
     ZooModel('buildings', 'buildings', 'parent', 6.0),
