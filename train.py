@@ -27,13 +27,6 @@ from ml_collections import config_flags
 HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = HERE / 'configs' / 'demo.py'
 
-config_flags.DEFINE_config_file('config', str(DEFAULT_CONFIG), 'ml_collections config file (default: the demo)',
-                                lock_config=False)
-flags.DEFINE_string('workdir', None, 'output directory (checkpoints, samples, metrics, final model); '
-                    'default runs/<config name>')
-flags.DEFINE_bool('multihost', False, 'initialise jax.distributed (TPU pods, multi-node GPU)')
-flags.DEFINE_bool('debug', False, 'show tracebacks instead of one-line errors (also ALIGNJAX_DEBUG=1)')
-FLAGS = flags.FLAGS
 
 
 def _debug() -> bool:
@@ -97,10 +90,26 @@ def parse_flags(argv):
     except SystemExit:
         raise
     except Exception as e:
-        if _debug():
-            raise
-        sys.stderr.write(f'error: {_explain_flag_error(argv[1:], e)}\n')
-        sys.exit(2)
+        _flag_error(argv[1:], e)
+
+
+def _flag_error(argv, e):
+    if _debug():
+        raise e
+    sys.stderr.write(f'error: {_explain_flag_error(argv, e)}\n')
+    sys.exit(2)
+
+
+try:   # with a default file, config_flags loads it and applies --config.* overrides right here
+    config_flags.DEFINE_config_file('config', str(DEFAULT_CONFIG), 'ml_collections config file (default: the demo)',
+                                    lock_config=False)
+except Exception as e:  # noqa: BLE001 (an unknown key, a bad value, a broken config file)
+    _flag_error(sys.argv[1:], e)
+flags.DEFINE_string('workdir', None, 'output directory (checkpoints, samples, metrics, final model); '
+                    'default runs/<config name>')
+flags.DEFINE_bool('multihost', False, 'initialise jax.distributed (TPU pods, multi-node GPU)')
+flags.DEFINE_bool('debug', False, 'show tracebacks instead of one-line errors (also ALIGNJAX_DEBUG=1)')
+FLAGS = flags.FLAGS
 
 
 def main(argv):
