@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.alignjax-installed
 # in torch. Set TORCH= to skip it.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo test test-slow install clean zoo evaluators
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,20 @@ test: $(STAMP) $(VENV)/.torch-checked
 
 test-slow: $(STAMP) $(VENV)/.torch-checked
 	$(BIN)/python -m pytest -q -m slow
+
+# The benchmark's rulers and models (issue 9). Each step is resumable: re-running continues where it stopped.
+# evaluators: ~19 min per domain on 2 shared CPU cores; zoo: parent ~25 kimg + 4 fine-tunes of 4 kimg.
+evaluators: $(STAMP)
+	for d in faces toons animals buildings; do \
+	  $(BIN)/python -m alignjax.eval.train --domain $$d --res 32 --out assets/evaluators/$${d}_32 || exit 1; done
+
+ZOO_MODELS := parent toons animals buildings animals_faces
+zoo: $(STAMP)
+	for n in $(ZOO_MODELS); do \
+	  $(BIN)/python train.py --config configs/zoo/$$n.py --workdir runs/zoo/$$n || exit 1; \
+	  $(BIN)/python -m alignjax.eval.zoo install $$n --workdir runs/zoo/$$n || exit 1; done
+	$(BIN)/python -m alignjax.eval.zoo cards
+	$(BIN)/python -m alignjax.eval.zoo sheet
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

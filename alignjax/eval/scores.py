@@ -103,6 +103,16 @@ def evaluate(ev, n: int = 2000, seed: int = EVAL_SEED, start: int = 0, degrade: 
     return res
 
 
+def readable_factors(domain: str, resolution: int = 32, threshold: float = 0.8, level: str = 'gan') -> tuple:
+    """The factors the shipped evaluator of `domain` reads well enough to measure with: held-out R^2 (glasses:
+    accuracy) >= `threshold` at degradation `level` (accuracy.json). The analyses mark the others 'not
+    measured'."""
+    import json
+    from alignjax.eval.evaluator import ASSETS
+    acc = json.loads((ASSETS / f'{domain}_{int(resolution)}' / 'accuracy.json').read_text())[level]
+    return tuple(k for k, v in acc['factors'].items() if v is not None and v >= threshold)
+
+
 def summary_line(res: dict) -> str:
     f = res['factors']
     vals = [v for k, v in f.items() if v is not None and k != 'glasses']

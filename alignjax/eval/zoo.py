@@ -29,11 +29,11 @@ class ZooModel:
 
 
 ZOO = {m.name: m for m in (
-    ZooModel('parent', 'faces', None, 40.0),
-    ZooModel('toons', 'toons', 'parent', 6.0),
-    ZooModel('animals', 'animals', 'parent', 6.0),
-    ZooModel('buildings', 'buildings', 'parent', 6.0),
-    ZooModel('animals_faces', 'faces', 'animals', 6.0),
+    ZooModel('parent', 'faces', None, 25.0),
+    ZooModel('toons', 'toons', 'parent', 4.0),
+    ZooModel('animals', 'animals', 'parent', 4.0),
+    ZooModel('buildings', 'buildings', 'parent', 4.0),
+    ZooModel('animals_faces', 'faces', 'animals', 4.0),
 )}
 CHILDREN = ('toons', 'animals', 'buildings')
 
@@ -94,3 +94,172 @@ def load_zoo(name: str):
 
 def zoo_card(name: str) -> dict:
     return json.loads((zoo_path(name) / 'card.json').read_text())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Installing trained models into assets/zoo, their cards, the contact sheet.
+
+def _wall_seconds(workdir: Path) -> float:
+    """Training wall time of a run from its metrics.jsonl (sum over ticks of sec/kimg x kimg)."""
+    rows = [json.loads(x) for x in (workdir / 'metrics.jsonl').read_text().splitlines() if x.strip()]
+    total, prev = 0.0, 0.0
+    for r in rows:
+        total += r['sec_per_kimg'] * (r['kimg'] - prev)
+        prev = r['kimg']
+    return total
+
+
+def machine() -> str:
+    import os
+    import platform
+    import jax
+    cpu = platform.processor() or platform.machine()
+    return f'{os.cpu_count()} CPU cores ({cpu}), {jax.default_backend()} backend, {platform.system()}'
+
+
+def install(name: str, workdir) -> Path:
+    """Copy workdir/final into assets/zoo/<name> (atomically) with a card: config, kimg, wall time, machine."""
+    import shutil
+    import uuid
+    workdir = Path(workdir)
+    final = workdir / 'final'
+    if not (final / 'alignjax_config.json').exists():
+        raise FileNotFoundError(f'{final} is not a finished model (run train.py with configs/zoo/{name}.py first)')
+    meta = json.loads((final / 'alignjax_config.json').read_text())
+    m = ZOO[name]
+    kimg = float(meta['extra'].get('kimg', 0.0))
+    base = zoo_card(m.parent)['kimg_total'] if m.parent else 61.2   # the demo parent's 61.2 kimg
+    dst = zoo_path(name)
+    tmp = dst.parent / f'.{name}.tmp-{uuid.uuid4().hex[:8]}'
+    shutil.copytree(final, tmp)
+    card = dict(name=name, domain=m.domain, parent=m.parent or 'assets/demo/parent (61.2 kimg)',
+                kimg=kimg, kimg_total=round(base + kimg, 3), wall_s=round(_wall_seconds(workdir), 1),
+                machine=machine(), command=f'python train.py --config configs/zoo/{name}.py --workdir {workdir}',
+                config=meta['extra'].get('config'))
+    old = None
+    if dst.exists():
+        old = card_prev = dst / 'card.json'
+        if card_prev.exists():
+            card['metrics'] = json.loads(card_prev.read_text()).get('metrics')
+        old = dst.parent / f'.{name}.old-{uuid.uuid4().hex[:8]}'
+        dst.rename(old)
+    (tmp / 'card.json').write_text(json.dumps(card, indent=1))
+    tmp.rename(dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return dst
+
+
+CARD_N = 5000
+
+
+def card_metrics(names=None, n: int = CARD_N, progress: bool = True) -> dict:
+    """FD_eval to every domain, and KID/precision/recall (evaluator features) to the model's own domain, for
+    every installed zoo model (and the demo parent, for comparison). Writes them into the cards."""
+    from alignjax.data import procedural as P
+    from alignjax.metrics import compute_metrics
+    from alignjax.model import load_checkpoint
+    names = [nm for nm in (names or list(ZOO)) if zoo_path(nm).exists()]
+    models = {nm: load_zoo(nm).generator() for nm in names}
+    models['demo_parent'] = load_checkpoint(DEMO_PARENT).generator()
+    out = {}
+    for nm, gen in models.items():
+        own = ZOO[nm].domain if nm in ZOO else 'faces'
+        res = {}
+        for dom in P.DOMAINS:
+            spec = f'proc:{dom}?n=20000'
+            want = f'fd_eval{n}' + (f',kid_eval{n},pr_eval{n}' if dom == own else '')
+            r = compute_metrics(gen, spec, want, progress=progress)
+            res[f'fd_eval_{dom}'] = r[f'fd_eval{n}']
+            if dom == own:
+                res['kid_eval'] = r[f'kid_eval{n}']
+                res['precision'] = r[f'pr_eval{n}_precision']
+                res['recall'] = r[f'pr_eval{n}_recall']
+        res['n'] = n
+        out[nm] = res
+        if nm in ZOO:
+            p = zoo_path(nm) / 'card.json'
+            card = json.loads(p.read_text())
+            card['metrics'] = res
+            p.write_text(json.dumps(card, indent=1))
+    return out
+
+
+def contact_sheet(path, n: int = 8, seed: int = 7, psi: float = 0.7, scale: int = 3) -> Path:
+    """Same z through every zoo model (one row each, labelled), upscaled `scale`x (nearest) to a PNG."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+    from alignjax import vis
+    from alignjax.model import load_checkpoint
+    rows, labels = [], []
+    gens = [('demo parent', load_checkpoint(DEMO_PARENT).generator())]
+    gens += [(nm, load_zoo(nm).generator()) for nm in ZOO if zoo_path(nm).exists()]
+    z = np.random.RandomState(seed).randn(n, gens[0][1].z_dim).astype(np.float32)
+    for label, g in gens:
+        img = vis.to_uint8(np.asarray(g.synthesis(g.mapping(z, truncation_psi=psi), noise_mode='const')))
+        rows.append(vis.grid(img, cols=n, pad=2))
+        labels.append(label)
+    r = gens[0][1].resolution
+    cell = r * scale
+    lab_w = 110
+    sheet = Image.new('RGB', (lab_w + n * (cell + 2 * scale), len(rows) * (cell + 2 * scale) + 20), 'white')
+    d = ImageDraw.Draw(sheet)
+    d.text((4, 4), f'same z per column (seed {seed}, psi {psi}); rows: models', fill='black')
+    for i, (row, label) in enumerate(zip(rows, labels)):
+        im = Image.fromarray(row).resize((row.shape[1] * scale, row.shape[0] * scale), Image.NEAREST)
+        y = 20 + i * (cell + 2 * scale)
+        sheet.paste(im, (lab_w, y))
+        d.text((4, y + cell // 2 - 6), label, fill='black')
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def markdown_table(cards: dict) -> str:
+    from alignjax.data import procedural as P
+    head = ('| model | domain | kimg (total) | train wall | FD_eval own | ' +
+            ' | '.join(f'FD_eval {d}' for d in P.DOMAINS) + ' | KID_eval own | precision | recall |')
+    lines = [head, '|' + '---|' * (9 + len(P.DOMAINS) - 1)]
+    for nm, c in cards.items():
+        m = c.get('metrics') or {}
+        own = c.get('domain', 'faces')
+        fd = lambda d: f"{m[f'fd_eval_{d}']:.1f}" if f'fd_eval_{d}' in m else 'n/a'
+        kimg = f"{c['kimg']:.1f} ({c['kimg_total']:.1f})" if 'kimg' in c else '61.2 (61.2)'
+        wall = f"{c['wall_s'] / 60:.0f} min" if 'wall_s' in c else '~33 min'
+        lines.append(f"| {nm} | {own} | {kimg} | {wall} | {fd(own)} | " + ' | '.join(fd(d) for d in P.DOMAINS) +
+                     f" | {m.get('kid_eval', float('nan')):.4f} | {m.get('precision', float('nan')):.3f} | "
+                     f"{m.get('recall', float('nan')):.3f} |")
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog='python -m alignjax.eval.zoo', description='the benchmark zoo')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    p = sub.add_parser('install', help='copy a finished run into assets/zoo/NAME with its card')
+    p.add_argument('name', choices=list(ZOO))
+    p.add_argument('--workdir', default=None, help='default: runs/zoo/NAME')
+    p = sub.add_parser('cards', help="compute the cards' metrics (FD_eval/KID/precision/recall)")
+    p.add_argument('--n', type=int, default=CARD_N)
+    p = sub.add_parser('sheet', help='the contact sheet (same z through every model)')
+    p.add_argument('--out', default=str(ROOT / 'docs' / 'zoo_contact_sheet.png'))
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == 'install':
+            dst = install(a.name, a.workdir or ROOT / 'runs' / 'zoo' / a.name)
+            print(f'installed {dst}: {json.loads((dst / "card.json").read_text())["kimg_total"]} kimg in total')
+        elif a.cmd == 'cards':
+            res = card_metrics(n=a.n)
+            cards = {nm: zoo_card(nm) for nm in ZOO if zoo_path(nm).exists()}
+            cards = {'demo_parent': dict(domain='faces', metrics=res['demo_parent']), **cards}
+            (ZOO_DIR / 'demo_parent_metrics.json').write_text(json.dumps(res['demo_parent'], indent=1))
+            print(markdown_table(cards))
+        else:
+            print(f'wrote {contact_sheet(a.out)}')
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        raise SystemExit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    main()
