@@ -3,3 +3,11 @@
 
 class AlignjaxError(Exception):
     """An error alignjax reports to the user in one line (bad input, a file or setting that does not fit)."""
+
+
+class CheckpointError(AlignjaxError, ValueError):
+    """A checkpoint file is malformed, truncated, unsupported or unsafe.
+
+    The message always names the file and, where relevant, the offending key, global or shape. (Also a
+    `ValueError`, as it always was, so existing `except ValueError` clauses still catch it.)
+    """

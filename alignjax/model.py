@@ -1,15 +1,20 @@
-"""The public model objects: `Generator`, `Discriminator`, `Checkpoint`, `load_checkpoint`, `new_generator`.
+"""The public model objects: `Generator`, `Discriminator`, `new_generator`, `new_discriminator`.
 
 `Generator` and `Discriminator` are pytrees (variables are leaves, the config is static), so they pass
 through `jax.jit`, `jax.grad` and `jax.vmap` as arguments; every method is itself jit-compiled, so eager
 calls are fast too. Parent, child and morphed models are the same class with different variables.
+They are what users hold (`alignjax.Generator`); the flax modules they run are `alignjax.nn.Generator` /
+`alignjax.nn.Discriminator` (`gen.module`).
+
+Checkpoints (`Checkpoint`, `load_checkpoint`) live in `alignjax.io.checkpoint`, which builds on this module;
+`alignjax.model.Checkpoint` / `alignjax.model.load_checkpoint` still work for old imports: the package
+(`alignjax/__init__.py`) sets them here, so this module never imports io (no cycle).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-from typing import Any, Mapping
+from typing import Any
 
 import flax.struct
 import jax
@@ -196,103 +201,3 @@ def compute_w_avg(gen: Generator, n: int = 10_000, seed: int = 0, batch: int = 1
         total += np.asarray(gen.mapping(z, c)[:, 0], np.float64).sum(0)
         done += b
     return (total / n).astype(np.float32)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Checkpoints.
-
-def _infer_base_max(chs: Mapping[int, int], what: str, source: str) -> tuple[int, int]:
-    from alignjax.io.safe_pickle import CheckpointError
-    chs = {int(r): int(c) for r, c in chs.items()}
-    cmax = max(chs.values())
-    below = [r for r, c in chs.items() if c < cmax]
-    base = chs[max(below)] * max(below) if below else cmax * max(chs)
-    if any(min(base // r, cmax) != c for r, c in chs.items()):
-        raise CheckpointError(f'{source}: {what} channels {dict(sorted(chs.items()))} do not follow '
-                              f'min(channel_base // res, channel_max) for any channel_base/channel_max')
-    return base, cmax
-
-
-def configs_from_raw(rc: Mapping[str, Any], source: str = '?') -> tuple[GeneratorConfig, DiscriminatorConfig | None]:
-    """Model configs from the tensor-inferred config dict of `alignjax.io.formats`."""
-    gb, gm = _infer_base_max(rc['g_channels'], 'generator', source) if rc.get('g_channels') else (
-        rc.get('channel_base', 32768), rc.get('channel_max', 512))
-    g = GeneratorConfig(resolution=int(rc['resolution']), z_dim=int(rc['z_dim']), w_dim=int(rc['w_dim']),
-                        c_dim=int(rc.get('c_dim') or 0), img_channels=int(rc.get('img_channels', 3)),
-                        mapping_layers=int(rc['mapping_layers']),
-                        mapping_lr_mul=float(rc.get('mapping_lr_mul') or 0.01),
-                        embed_features=rc.get('embed_features'),
-                        channel_base=gb, channel_max=gm, conv_clamp=rc.get('conv_clamp'))
-    d = None
-    if rc.get('d_channels'):
-        db, dm = _infer_base_max(rc['d_channels'], 'discriminator', source)
-        d = DiscriminatorConfig(resolution=g.resolution, img_channels=g.img_channels, c_dim=g.c_dim,
-                                channel_base=db, channel_max=dm, mbstd_group_size=rc.get('mbstd_group_size', 4),
-                                mbstd_num_channels=int(rc.get('mbstd_num_channels', 1)),
-                                cmap_dim=rc.get('cmap_dim') if g.c_dim else None,
-                                mapping_layers=int(rc.get('d_mapping_layers') or 8),
-                                conv_clamp=rc.get('conv_clamp'))
-    return g, d
-
-
-@dataclasses.dataclass
-class Checkpoint:
-    """A loaded checkpoint: networks 'G', 'G_ema', 'D' (whichever the file had) with their configs."""
-    g_config: GeneratorConfig
-    d_config: DiscriminatorConfig | None
-    nets: dict[str, Any]                    # name -> variables (numpy or jax arrays)
-    source: str = ''
-    format: str = ''
-    notes: list[str] = dataclasses.field(default_factory=list)
-    extra: dict = dataclasses.field(default_factory=dict)
-
-    def generator(self, which: str = 'G_ema') -> Generator:
-        if which not in self.nets or which == 'D':
-            have = [k for k in self.nets if k != 'D']
-            raise KeyError(f'{self.source}: no generator {which!r} in this checkpoint (has {have})')
-        return Generator(self.g_config, jax.tree_util.tree_map(jnp.asarray, self.nets[which]))
-
-    def discriminator(self) -> Discriminator:
-        if 'D' not in self.nets or self.d_config is None:
-            raise KeyError(f'{self.source}: this checkpoint has no discriminator')
-        return Discriminator(self.d_config, jax.tree_util.tree_map(jnp.asarray, self.nets['D']))
-
-    def save(self, path) -> None:
-        from alignjax.io.store import save_checkpoint
-        save_checkpoint(path, self)
-
-    def export_rosinality(self, path) -> None:
-        from alignjax.io.export import export_rosinality
-        export_rosinality(self, path)
-
-
-def load_checkpoint(path) -> Checkpoint:
-    """Load an NVlabs .pkl, rosinality .pt, NVlabs TF .pkl or our orbax directory (detected from content).
-
-    Nothing in the file is executed: pickles go through an allow-list unpickler. Errors name the file and key.
-    """
-    from alignjax.io import convert, formats
-    from alignjax.io.safe_pickle import CheckpointError
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
-    fmt = formats.detect_format(path)
-    if fmt == 'orbax':
-        from alignjax.io.store import load_store
-        return load_store(path)
-    raw = formats.read_raw(path)
-    g_cfg, d_cfg = configs_from_raw(raw.config, path)
-    nets, notes = {}, list(raw.notes)
-    for name, sd in raw.nets.items():
-        cfg = d_cfg if name == 'D' else g_cfg
-        if cfg is None:
-            raise CheckpointError(f'{path}: found network {name} but could not infer its architecture')
-        missing_ok = () if name == 'D' else ('mapping.w_avg',)
-        nets[name] = convert.from_nvlabs(sd, cfg, what=name, source=path, allow_missing=missing_ok)
-    for name, v in nets.items():
-        if name != 'D' and 'w_avg' not in v.get('buffers', {}).get('mapping', {}):
-            v.setdefault('buffers', {}).setdefault('mapping', {})['w_avg'] = np.zeros(g_cfg.w_dim, np.float32)
-            w_avg = compute_w_avg(Generator(g_cfg, jax.tree_util.tree_map(jnp.asarray, v)))
-            v['buffers']['mapping']['w_avg'] = w_avg
-            notes.append(f'{name}: the file has no w_avg; computed it as the mean of 10,000 mapped z (seed 0)')
-    return Checkpoint(g_cfg, d_cfg, nets, source=path, format=fmt, notes=notes, extra=dict(raw.extra))

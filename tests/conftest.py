@@ -1,4 +1,5 @@
-"""Test-wide setup: 8 fake CPU devices for the data-parallel tests (must precede the first jax import)."""
+"""Test-wide setup: 8 fake CPU devices for the data-parallel tests (must precede the first jax import), the
+shared fixture paths, and helpers that several test files use (a perturbed "fine-tuned" child)."""
 import os
 import pathlib
 
@@ -14,17 +15,53 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
 import pytest  # noqa: E402
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / 'shared'
-FIXTURES = SHARED / 'fixtures' / 'stylegan2_32'
+FIXTURES_ROOT = SHARED / 'fixtures'
+FIXTURES = FIXTURES_ROOT / 'stylegan2_32'
+CLAMP_FIXTURES = FIXTURES_ROOT / 'clamp_32'
+COND_FIXTURES = FIXTURES_ROOT / 'cond_c10_dmap0_32'
+REALDATA = SHARED / 'realdata'
+
+
+def require(path: pathlib.Path, what: str = 'fixtures'):
+    """Skip when `path` is missing -- but fail under CI (CI=true), where the parity tests must never skip."""
+    if not path.exists():
+        msg = f'{what} not found at {path}'
+        if os.environ.get('CI', '').lower() in ('1', 'true', 'yes'):
+            pytest.fail(f'{msg} (CI=true: the parity tests must not skip; provide ../shared/fixtures)')
+        pytest.skip(msg)
+    return path
 
 
 @pytest.fixture(scope='session')
 def fixtures_dir():
-    if not FIXTURES.is_dir():
-        pytest.skip(f'fixtures not found at {FIXTURES}')
-    return FIXTURES
+    return require(FIXTURES)
 
 
 @pytest.fixture(scope='session')
 def reference(fixtures_dir):
     import numpy as np
     return dict(np.load(fixtures_dir / 'reference.npz'))
+
+
+def child_of(parent, scale=0.3, seed=1, mapping=False):
+    """A 'fine-tuned' child: every synthesis weight (and optionally mapping weight) perturbed, buffers kept, so it
+    differs from the parent but stays aligned with it."""
+    import jax
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    v = jax.tree_util.tree_map(lambda x: x, parent.variables)
+    parts = ['synthesis', 'mapping'] if mapping else ['synthesis']
+    for part in parts:
+        leaves, tdef = jax.tree_util.tree_flatten(v['params'][part])
+        v['params'][part] = jax.tree_util.tree_unflatten(tdef, [
+            x + scale * np.asarray(rng.randn(*np.shape(x)), np.float32) * (np.std(x) + 0.05) for x in leaves])
+    return parent.with_variables(v)
+
+
+def save_child_checkpoint(parent_ck, path, scale=0.3, seed=1):
+    """A real child checkpoint on disk: `parent_ck`'s G_ema perturbed (`child_of`), saved by `Checkpoint.save`
+    (G_ema only)."""
+    import alignjax as aj
+    child = child_of(parent_ck.generator(), scale=scale, seed=seed)
+    aj.Checkpoint(child.config, None, {'G_ema': child.variables}).save(path)
+    return path

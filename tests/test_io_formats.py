@@ -10,6 +10,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import require
 
 from alignjax.io.formats import (
     RawCheckpoint,
@@ -32,8 +33,8 @@ FILES = {"nvlabs": "nvlabs.pkl", "rosinality": "rosinality.pt", "tf": "tf.pkl"}
 
 @pytest.fixture(scope="module")
 def fx() -> Path:
-    if not all((FIXTURES / f).is_file() for f in FILES.values()):
-        pytest.skip(f"checkpoint fixtures not found under {FIXTURES}")
+    for f in FILES.values():
+        require(FIXTURES / f, "checkpoint fixtures")   # fails instead of skipping under CI=true
     return FIXTURES
 
 
@@ -57,7 +58,7 @@ def test_detect_format_from_content(fx, tmp_path, fmt):
     alias = tmp_path / "checkpoint.bin"
     alias.write_bytes((fx / FILES[fmt]).read_bytes())
     assert detect_format(alias) == fmt
-    assert read_raw(alias).source == fmt
+    assert read_raw(alias).format == fmt
 
 
 def test_detect_orbax_and_unknown(tmp_path):
@@ -124,7 +125,7 @@ def test_config_inferred(raws, fmt):
     assert {k: cfg[k] for k in want} == want
     if fmt in ("nvlabs", "tf"):
         assert cfg["channel_base"] == 2048 and cfg["channel_max"] == 64
-    assert raws[fmt].source == fmt
+    assert raws[fmt].format == fmt
 
 
 def test_extras_and_notes(raws):

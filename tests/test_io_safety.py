@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from alignjax.io.formats import detect_format, read_nvlabs_pkl, read_raw, read_rosinality_pt, read_tf_pkl
 from alignjax.io.safe_pickle import CheckpointError, load_pickle
@@ -157,8 +158,8 @@ def test_out_of_bounds_tensor_view_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def fx() -> Path:
-    if not all((FIXTURES / f).is_file() for f in FILES.values()):
-        pytest.skip(f"checkpoint fixtures not found under {FIXTURES}")
+    for f in FILES.values():
+        require(FIXTURES / f, "checkpoint fixtures")   # fails instead of skipping under CI=true
     return FIXTURES
 
 

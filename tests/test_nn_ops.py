@@ -105,6 +105,61 @@ def test_modulated_conv_shared_equals_grouped(up, demod):
         assert np.all(np.isfinite(d))
 
 
+def modconv_numpy(x, w, s, demodulate, up, padding, noise):
+    """The StyleGAN2 paper's modulated conv (Karras et al. 2020, eqs. 1-3), per sample, written independently of
+    alignjax.nn.ops: w'_oik = s_i w_oik; w''_oik = w'_oik / sqrt(sum_ik w'_oik^2 + 1e-8); y = conv(x, w'')
+    (+ noise).
+    up=2 is NVlabs' order: stride-2 transposed conv, then the [1,3,3,1] FIR with gain 4."""
+    n, h, _, ci = x.shape
+    k, co = w.shape[0], w.shape[3]
+    outs = []
+    for b in range(n):
+        wb = w.astype(np.float64) * s[b].astype(np.float64)[None, None, :, None]         # modulate
+        if demodulate:
+            wb = wb / np.sqrt((wb ** 2).sum(axis=(0, 1, 2)) + 1e-8)                         # demodulate
+        xb = x[b].astype(np.float64)
+        if up == 1:                                                                          # 'same' correlation
+            xp = np.pad(xb, ((padding, padding), (padding, padding), (0, 0)))
+            oh = xp.shape[0] - k + 1
+            y = np.zeros((oh, oh, co))
+            for i, j in itertools.product(range(oh), range(oh)):
+                y[i, j] = np.einsum('abc,abco->o', xp[i:i + k, j:j + k], wb)
+        else:                                                  # transposed conv (scatter), then FIR
+            t = np.zeros((2 * h + k - 2, 2 * h + k - 2, co))
+            for i, j, a, c in itertools.product(range(h), range(h), range(k), range(k)):
+                t[2 * i + a, 2 * j + c] += xb[i, j] @ wb[a, c]
+            y = upfirdn_numpy(t[None], F, 1, 1, 1, 1, 4.0)[0]
+        outs.append(y)
+    y = np.stack(outs)
+    return y if noise is None else y + noise
+
+
+@pytest.mark.parametrize('up,demod', [(1, True), (2, True), (1, False)])
+@pytest.mark.parametrize('variant', ['shared', 'grouped', 'blended'])
+def test_modulated_conv_matches_paper_definition(up, demod, variant):
+    """Every modulated-conv variant against the independent numpy definition (the shared and grouped variants
+    share their demodulation line, so comparing them with each other alone would prove nothing)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 6, 6, 4)).astype(np.float32)
+    k = 3 if demod else 1
+    w = rng.standard_normal((k, k, 4, 5)).astype(np.float32)
+    s = (rng.standard_normal((3, 4)) + 1).astype(np.float32)
+    noise = rng.standard_normal((3, 6 * up, 6 * up, 1)).astype(np.float32)
+    kw = dict(demodulate=demod, up=up, padding=k // 2, f=F, noise=jnp.asarray(noise))
+    if variant == 'blended':     # per-sample kernels (1 - t) wa + t wb, without building them
+        w2 = rng.standard_normal(w.shape).astype(np.float32)
+        t = np.array([0.0, 0.3, 1.0], np.float32)
+        got = ops.blended_modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(w2), jnp.asarray(t),
+                                           jnp.asarray(s), **kw)
+        ref = np.concatenate([modconv_numpy(x[i:i + 1], (1 - t[i]) * w + t[i] * w2, s[i:i + 1], demod, up, k // 2,
+                                            noise[i:i + 1]) for i in range(3)])
+    else:
+        got = ops.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), impl=variant, **kw)
+        ref = modconv_numpy(x, w, s, demod, up, k // 2, noise)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(np.asarray(got), ref, atol=1e-4, rtol=1e-4)
+
+
 def test_minibatch_std_groups_like_nvlabs():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((8, 4, 4, 6)).astype(np.float32)

@@ -8,15 +8,26 @@
   (grid PNG + HTML).
 
 Everything takes `alignjax.Generator` objects (config + variables pytree), so it works from a notebook with
-weights built in memory. CLIs: `python invert.py --translate`, `python -m alignjax.apps.morph`,
+weights built in memory. CLIs: `python invert.py --translate`, `python -m alignjax.apps.morphing`,
 `python -m alignjax.apps.layer_swap`.
+
+Modules: `blend`, `layer_swap`, `morphing` (the function `morph`; the module was `morph.py`, which the function
+shadowed), `translate`, `video`.
 """
+import sys
+
 from alignjax.apps.blend import blend_variables, check_compatible, lerp_variables, pair_synthesis
 from alignjax.apps.layer_swap import layer_swap, swap_alphas
-from alignjax.apps.morph import endpoints, morph
+from alignjax.apps import morphing
+from alignjax.apps.morphing import endpoints, morph
 from alignjax.apps.translate import Translation, decode_children, save_translation, translate
 from alignjax.apps.video import save_animation, strip, write_gif, write_mp4, write_strip
 
 __all__ = ['Translation', 'blend_variables', 'check_compatible', 'decode_children', 'endpoints', 'layer_swap',
            'lerp_variables', 'morph', 'pair_synthesis', 'save_animation', 'save_translation', 'strip',
            'swap_alphas', 'translate', 'write_gif', 'write_mp4', 'write_strip']
+
+# The old module path keeps importing (`from alignjax.apps.morph import morph` in invert/cli.py, apps/demo.py,
+# bench/morph.py) while `alignjax.apps.morph`, the attribute, is the function. The command line is
+# `python -m alignjax.apps.morphing`.
+sys.modules.setdefault('alignjax.apps.morph', morphing)

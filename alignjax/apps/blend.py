@@ -11,22 +11,20 @@ per-sample weights. It uses the linearity of every weighted op in the weights:
 
 so a batch of frames with different weights costs two shared-weight convolutions instead of one grouped
 convolution per frame (grouped convolutions are very slow on XLA:CPU and slower than dense ones on GPU).
-The forward pass mirrors `alignjax.nn.networks.SynthesisNetwork` (float32 compute).
+The forward pass is `alignjax.nn.layers.synthesis_block`, the function the flax modules call.
 """
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from alignjax.nn import layers
 from alignjax.nn import networks as N
-from alignjax.nn import ops
 
-
-def _lerp(a, b, t):
-    return (1 - t) * a + t * b   # exact at t = 0 and t = 1
+_lerp = layers.lerp
 
 
 def lerp_variables(vars_a, vars_b, t, mapping_from: str = 'a'):
@@ -85,7 +83,6 @@ def check_compatible(a, b, what='generators'):
 def weight_correlation(a, b) -> float:
     """Correlation of the two generators' synthesis conv weights (all layers together): about 1 for a parent
     and a child fine-tuned from it, about 0 for unrelated models (e.g. two trained from scratch)."""
-    import numpy as np
     wa, wb = [], []
     for (_, x), (_, y) in zip(jax.tree_util.tree_leaves_with_path(a.variables['params']['synthesis']),
                               jax.tree_util.tree_leaves_with_path(b.variables['params']['synthesis'])):
@@ -104,59 +101,14 @@ def weight_correlation(a, b) -> float:
 # ----------------------------------------------------------------------------------------------------------
 # Fused two-endpoint synthesis.
 
-def _affine(p, w):
-    """FullyConnected(w_dim -> in) as alignjax.nn.networks (lr_mul 1, bias stored with its +1 init)."""
-    k = p['weight'] * (1 / math.sqrt(p['weight'].shape[0]))
-    return jnp.dot(w, k, precision=jax.lax.Precision.HIGHEST) + p['bias']
-
-
-def _per_sample(t, x):
-    return t.reshape((-1,) + (1,) * (x.ndim - 1))
-
-
-def _pair_layer(cfg, spec, pa, pb, x, w, t, noise):
-    """One modulated layer for per-sample blend t [B]; x [B, H, W, I] -> [B, H', W', O]."""
-    f = ops.setup_filter(cfg.resample_filter)
-    s = _lerp(_affine(pa['affine'], w), _affine(pb['affine'], w), t[:, None])           # [B, I]
-    wa, wb = pa['weight'], pb['weight']
-    o = wa.shape[-1]
-    if spec.kind == 'torgb':
-        s = s * (1 / math.sqrt(spec.in_channels))
-    y = ops.conv2d_resample(x * s[:, None, None, :], jnp.concatenate([wa, wb], axis=-1), f, up=spec.up,
-                            padding=1 if spec.kind == 'conv' else 0, fir_impl=cfg.impl.fir, up_impl=cfg.impl.upconv)
-    tt = _per_sample(t, y)
-    y = _lerp(y[..., :o], y[..., o:], tt)
-    bias = _lerp(pa['bias'][None], pb['bias'][None], t[:, None])                        # [B, O]
-    if spec.kind == 'torgb':
-        y = y + bias[:, None, None, :]
-        if cfg.conv_clamp is not None:
-            y = jnp.clip(y, -cfg.conv_clamp, cfg.conv_clamp)
-        return y
-    s2 = jnp.square(s)
-    hi = jax.lax.Precision.HIGHEST
-    saa = jnp.dot(s2, jnp.sum(wa * wa, axis=(0, 1)), precision=hi)
-    sab = jnp.dot(s2, jnp.sum(wa * wb, axis=(0, 1)), precision=hi)
-    sbb = jnp.dot(s2, jnp.sum(wb * wb, axis=(0, 1)), precision=hi)
-    tc = t[:, None]
-    d = jax.lax.rsqrt(jnp.square(1 - tc) * saa + 2 * tc * (1 - tc) * sab + jnp.square(tc) * sbb + 1e-8)
-    y = y * d[:, None, None, :]
-    if noise is not None:
-        strength = _lerp(pa['noise_strength'], pb['noise_strength'], t)
-        y = y + (noise * _per_sample(strength, noise))[..., None]
-    y = y + bias[:, None, None, :]
-    y = jnp.where(y >= 0, y, y * 0.2) * ops.LRELU_GAIN
-    if cfg.conv_clamp is not None:
-        c = cfg.conv_clamp * ops.LRELU_GAIN
-        y = jnp.clip(y, -c, c)
-    return y
-
-
 def pair_synthesis(cfg, params_a, params_b, ws, noise, t):
     """Images [B, H, W, C] of generators blended per sample: (1 - t) * a + t * b in every synthesis weight.
 
     params_a / params_b: the two `variables['params']['synthesis']` trees; ws [B, num_ws, w_dim];
     noise {layer: [B, r, r]} explicit unit-variance maps (every noise layer); t [B], or [B, n_blocks] for a
-    per-resolution blend (column j for block resolution 4 * 2**j).
+    per-resolution blend (column j for block resolution 4 * 2**j). The layers are `alignjax.nn.layers`' (the
+    ones the flax modules run), fed with `Blend` params, so `cfg.impl` (dtype, op variants) and `cfg.conv_clamp`
+    apply as in `Generator.synthesis`.
     """
     specs = N.synthesis_layers(cfg)
     t = jnp.asarray(t, jnp.float32)
@@ -164,20 +116,11 @@ def pair_synthesis(cfg, params_a, params_b, ws, noise, t):
         t = jnp.broadcast_to(t[:, None], (t.shape[0], len(cfg.block_resolutions)))
     img = x = None
     for j, res in enumerate(cfg.block_resolutions):
-        tj = t[:, j]
-        blk_a, blk_b = params_a[f'b{res}'], params_b[f'b{res}']
-        for s in (s for s in specs if s.res == res):
-            layer = s.name.split('.')[1]
-            if s.kind == 'conv':
-                if x is None:
-                    c = _lerp(blk_a['const'][None], blk_b['const'][None], _per_sample(tj, blk_a['const'][None]))
-                    x = jnp.broadcast_to(c, (ws.shape[0],) + blk_a['const'].shape)
-                x = _pair_layer(cfg, s, blk_a[layer], blk_b[layer], x, ws[:, s.w_index], tj, noise.get(s.name))
-            else:
-                if img is not None:
-                    img = ops.upsample2d(img, ops.setup_filter(cfg.resample_filter), impl=cfg.impl.fir)
-                y = _pair_layer(cfg, s, blk_a[layer], blk_b[layer], x, ws[:, s.w_index], tj, None)
-                img = y if img is None else img + y
+        p = layers.blend_params(params_a[f'b{res}'], params_b[f'b{res}'], t[:, j])
+        block = tuple(s for s in specs if s.res == res)
+        styles = {s.name: layers.dense(p[s.layer]['affine'], ws[:, s.w_index]) for s in block}
+        x, img = layers.synthesis_block(p, x, img, styles, noise, block, impl=cfg.impl, conv_clamp=cfg.conv_clamp,
+                                        resample_filter=cfg.resample_filter)
     return img
 
 

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from alignjax import vis
+from alignjax.apps.blend import check_compatible
 from alignjax.invert.project import InvertConfig, InvertResult, Latents, decode, invert
 
 
@@ -70,7 +71,6 @@ def translate(parent, child, inputs, *, config: InvertConfig | None = None, loss
     """Translate `inputs` (images [N, H, W, C] uint8 or float in [-1, 1], or parent `Latents`) with `child`
     (a Generator, a list of them, or a {label: Generator} dict). Images are first inverted in the parent
     with `config` (default: StyleAlign's, `InvertConfig.stylealign()`)."""
-    from alignjax.apps.blend import check_compatible
     kids = _children(child)
     for label, g in kids:
         check_compatible(parent, g, f'parent and {label}')

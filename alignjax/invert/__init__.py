@@ -16,16 +16,7 @@ Losses: LPIPS(VGG16) with user-supplied weights (`load_lpips(vgg16.pth, lpips_vg
 or `lpips_from_state_dicts` from arrays in memory), or the weight-free default `PixelSSIM`
 (100 * MSE + 10 * (1 - multi-scale SSIM)); `DFeatures` uses the checkpoint's own discriminator.
 
-Measured (CPU, the 32x32 fixture generator, 8 images it generated with const noise, default 1000 steps,
-PixelSSIM; PSNR of the reconstruction, mean / min over the 8):
-    W+ with noise maps 33.2 / 31.2 dB    W+ 33.9 / 31.0 dB
-    W  with noise maps 36.5 / 34.8 dB    W  117.7 / 90.3 dB (exact: the targets are W codes)
-    Z  with noise maps 29.0 / 26.6 dB    Z  27.9 / 24.4 dB
-    Z StyleAlign preset (500 steps, targets at psi 0.5): 28.3 / 23.4 dB
-Loss scale against the noise regulariser (W+ with noise): 1x 30.9 dB, 10x 31.3 dB, 100x (default) 33.1 dB;
-noise maps started from fresh N(0, 1) draws as NVlabs (1x scale): 21.4 dB. Other weight-free losses, same
-W+ noise setting: 100 * MSE alone 33.2 dB; DFeatures (the fixture's random D + pixels) 33.1 dB. These are
-synthetic targets the generator can reach exactly; a perceptual loss matters on real photos.
+Measured recovery PSNRs per space and loss: docs/performance.md.
 """
 from alignjax.invert.losses import DFeatures, PixelSSIM, Sum, make_loss, ms_ssim, psnr, ssim
 from alignjax.invert.lpips import LPIPS, load_lpips, lpips_from_state_dicts

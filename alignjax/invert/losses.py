@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.nn import networks as N
+
 
 def psnr(a, b):
     """Per-image PSNR in dB of [N, H, W, C] images in [-1, 1], both clipped to [-1, 1] first (what a saved
@@ -121,7 +123,6 @@ class DFeatures:
     pixel_weight: float = flax.struct.field(pytree_node=False, default=100.0)
 
     def features(self, img):
-        from alignjax.nn import networks as N
         img = jnp.asarray(img, jnp.float32)
         # The minibatch-stddev layer lives in the epilogue, whose output is not used; a group of the whole
         # batch keeps any batch size valid. Block activations are per image.

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.io.torch_file import load_torch
+
 # torchvision vgg16 `features` indices of the 13 convs; a 2x2 max-pool follows the convs marked below.
 VGG16_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 VGG16_CHANNELS = ((3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
@@ -169,7 +171,6 @@ def load_lpips(vgg_path, lin_path=None, max_size: int = 256) -> LPIPS:
     `lin_path` may be omitted when `vgg_path` is a full lpips model state dict holding both trunk
     (`net.slice*`) and heads (`lin*`). Files are read without torch.
     """
-    from alignjax.io.torch_file import load_torch
     vgg_path = os.fspath(vgg_path)
     vgg_sd = _state_dict(load_torch(vgg_path), 'VGG16', vgg_path)
     vgg = _vgg_from_state_dict(vgg_sd, vgg_path)

@@ -1,7 +1,9 @@
 """NVlabs state dicts (names and layouts of stylegan2-ada-pytorch) <-> our flax variables.
 
-The readers in `formats.py` turn every supported file into NVlabs state dicts; this module is the one place
-that knows how those tensors map onto `alignjax.nn.networks`. Rules, by the last name component:
+The readers in `alignjax.io.formats` turn every supported file into NVlabs state dicts; this module is the one
+place that knows how those tensors map onto `alignjax.nn.networks`. The expected tensors are the NVlabs schema
+(`formats.schema.g_schema_of` / `d_schema_of`, derived from the architecture table) in our layouts. Rules, by
+the last name component:
   weight, 2-D [out, in]          -> [in, out]
   weight, 4-D [O, I, kh, kw]     -> [kh, kw, I, O]
   const [C, 4, 4]                -> [4, 4, C]
@@ -14,11 +16,12 @@ from __future__ import annotations
 from typing import Mapping
 
 import flax
-import jax
 import numpy as np
 
-from alignjax.io.safe_pickle import CheckpointError
+from alignjax.errors import CheckpointError
+from alignjax.io.formats.schema import Schema, d_schema_of, filter_keys, g_schema_of
 from alignjax.nn import networks as N
+from alignjax.nn import ops
 
 _BUFFERS = ('w_avg', 'noise_const')
 
@@ -39,6 +42,10 @@ def _to_ours(name: str, a: np.ndarray) -> np.ndarray:
 def _to_theirs(name: str, a: np.ndarray) -> np.ndarray:
     perm = _layout(name, a.ndim)
     return a if perm is None else a.transpose(np.argsort(perm))
+
+
+def _collection(name: str) -> str:
+    return 'buffers' if name.rsplit('.', 1)[-1] in _BUFFERS else 'params'
 
 
 def _flat(tree, prefix=''):
@@ -63,55 +70,63 @@ def _nest(flat: Mapping[str, np.ndarray]) -> dict:
     return out
 
 
-def expected_shapes(module, cfg, sample_inputs) -> dict[str, dict[str, tuple]]:
-    """{collection: {dotted name: shape}} of the module's variables, without computing anything."""
-    shapes = jax.eval_shape(lambda *a: module.init(jax.random.key(0), *a), *sample_inputs)
-    return {col: {k: tuple(v.shape) for k, v in _flat(flax.core.unfreeze(tree)).items()}
-            for col, tree in shapes.items()}
+def schema_of(cfg) -> Schema:
+    """The NVlabs schema of a Generator or Discriminator config."""
+    return g_schema_of(cfg) if isinstance(cfg, N.GeneratorConfig) else d_schema_of(cfg)
+
+
+def variable_shapes(cfg) -> dict[str, dict[str, tuple]]:
+    """{collection: {dotted name: shape}} of the flax variables of `cfg`'s network (from the table, no tracing)."""
+    out: dict[str, dict[str, tuple]] = {'params': {}, 'buffers': {}}
+    for name, shape in schema_of(cfg):
+        if shape is not None:
+            perm = _layout(name, len(shape))
+            out[_collection(name)][name] = tuple(shape) if perm is None else tuple(shape[i] for i in perm)
+    return {col: d for col, d in out.items() if d}
 
 
 def generator_shapes(cfg: N.GeneratorConfig):
-    z = jax.ShapeDtypeStruct((1, cfg.z_dim), np.float32)
-    c = jax.ShapeDtypeStruct((1, cfg.c_dim), np.float32) if cfg.c_dim else None
-    return expected_shapes(N.Generator(cfg), cfg, (z, c))
+    return variable_shapes(cfg)
 
 
 def discriminator_shapes(cfg: N.DiscriminatorConfig):
-    g = cfg.mbstd_group_size or 1
-    img = jax.ShapeDtypeStruct((g, cfg.resolution, cfg.resolution, cfg.img_channels), np.float32)
-    c = jax.ShapeDtypeStruct((g, cfg.c_dim), np.float32) if cfg.c_dim else None
-    return expected_shapes(N.Discriminator(cfg), cfg, (img, c))
+    return variable_shapes(cfg)
 
 
-def from_nvlabs(sd: Mapping[str, np.ndarray], cfg, *, what: str = 'network', source: str = '?',
-                allow_missing=()) -> dict:
+def _filter2d(cfg) -> np.ndarray:
+    return np.outer(*[ops.setup_filter(cfg.resample_filter)] * 2).astype(np.float32)
+
+
+def from_nvlabs(sd: Mapping[str, np.ndarray], cfg, *, what: str = 'network', source: str = '?', allow_missing=(),
+                checked: bool = False) -> dict:
     """NVlabs state dict -> {'params': ..., 'buffers': ...} (numpy) for `cfg` (Generator or Discriminator
-    config). Every key and shape is checked; errors name the file, the network and the key."""
-    is_g = isinstance(cfg, N.GeneratorConfig)
-    expected = generator_shapes(cfg) if is_g else discriminator_shapes(cfg)
-    want = {(col, k): shp for col, d in expected.items() for k, shp in d.items()}
-    f2 = np.outer(*[N.ops.setup_filter(cfg.resample_filter)] * 2)
+    config). Every key and shape is checked, unless `checked` says the state dict already passed the schema of
+    this architecture (`formats.read_raw` does: then only keys outside it and filter values are refused);
+    errors name the file, the network and the key."""
+    schema = schema_of(cfg)
+    want = {k: shp for k, shp in schema if shp is not None}
+    f2 = _filter2d(cfg)
     got: dict[str, dict[str, np.ndarray]] = {'params': {}, 'buffers': {}}
     for name, a in sd.items():
         a = np.asarray(a)
-        last = name.rsplit('.', 1)[-1]
-        if last == 'resample_filter':
+        if name.rsplit('.', 1)[-1] == 'resample_filter':
             if a.shape != f2.shape or not np.allclose(a, f2, atol=1e-6):
                 raise CheckpointError(f'{source}: {what} key {name!r} holds a resample filter {a.shape} that is '
                                       f'not the configured {cfg.resample_filter}')
             continue
-        col = 'buffers' if last in _BUFFERS else 'params'
-        ours = np.array(_to_ours(name, a), dtype=np.float32, order='C', copy=True)
-        if (col, name) not in want:
+        if name not in want:
             raise CheckpointError(f'{source}: {what} has unexpected key {name!r} {a.shape}; the inferred '
                                   f'architecture has no such tensor')
-        if ours.shape != want[(col, name)]:
-            raise CheckpointError(f'{source}: {what} key {name!r} has shape {a.shape} (ours {ours.shape}) but '
-                                  f'the inferred architecture needs {want[(col, name)]}')
-        got[col][name] = ours
-    missing = [k for (col, k) in want if k not in got[col] and k not in allow_missing]
-    if missing:
-        raise CheckpointError(f'{source}: {what} lacks keys {missing[:8]}{" ..." if len(missing) > 8 else ""}')
+        if not checked and a.shape != tuple(want[name]):
+            ours = _to_ours(name, a).shape
+            need = _to_ours(name, np.empty(want[name], np.bool_)).shape
+            raise CheckpointError(f'{source}: {what} key {name!r} has shape {a.shape} (ours {ours}) but '
+                                  f'the inferred architecture needs {need}')
+        got[_collection(name)][name] = np.array(_to_ours(name, a), dtype=np.float32, order='C', copy=True)
+    if not checked:
+        missing = [k for k in want if k not in got[_collection(k)] and k not in allow_missing]
+        if missing:
+            raise CheckpointError(f'{source}: {what} lacks keys {missing[:8]}{" ..." if len(missing) > 8 else ""}')
     return {col: _nest(d) for col, d in got.items() if d}
 
 
@@ -122,16 +137,7 @@ def to_nvlabs(variables: Mapping, cfg) -> dict[str, np.ndarray]:
         if col in variables:
             flat.update(_flat(flax.core.unfreeze(variables[col])))
     sd = {k: np.asarray(_to_theirs(k, np.asarray(v))) for k, v in flat.items()}
-    f2 = np.outer(*[N.ops.setup_filter(cfg.resample_filter)] * 2).astype(np.float32)
-    if isinstance(cfg, N.GeneratorConfig):
-        for res in cfg.block_resolutions:
-            sd[f'synthesis.b{res}.resample_filter'] = f2
-            for conv in (['conv1'] if res == 4 else ['conv0', 'conv1']):
-                sd[f'synthesis.b{res}.{conv}.resample_filter'] = f2
-    else:
-        for i, res in enumerate(cfg.block_resolutions):
-            sd[f'b{res}.resample_filter'] = f2
-            for layer in (['fromrgb'] if i == 0 else []) + ['conv0', 'conv1', 'skip']:
-                sd[f'b{res}.{layer}.resample_filter'] = f2
-        sd['b4.conv.resample_filter'] = f2
+    f2 = _filter2d(cfg)
+    for key in filter_keys(schema_of(cfg)):
+        sd[key] = f2
     return sd

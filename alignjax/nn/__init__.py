@@ -1,4 +1,9 @@
-"""Flax StyleGAN2 networks and their ops (pure functions of params)."""
+"""Flax StyleGAN2 networks, their ops and layers (pure functions of params) and the architecture table.
+
+`alignjax.nn.Generator` / `alignjax.nn.Discriminator` are the flax modules; `alignjax.Generator` /
+`alignjax.Discriminator` are the model objects (config + variables pytrees) whose `.module` they are.
+"""
+from alignjax.nn.arch import (DLayerSpec, LayerSpec, discriminator_layers, mapping_layers, noise_shapes,
+                              style_names, synthesis_layers)
 from alignjax.nn.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, Impl,
-                                  MappingNetwork, SynthesisNetwork, mix_styles, noise_shapes, style_names,
-                                  synthesis_layers)
+                                  MappingNetwork, SynthesisNetwork, mix_styles)

@@ -9,6 +9,13 @@ checkpoint converts key by key. Layouts are JAX's: NHWC activations, dense kerne
 
 Shapes: z [N, z_dim], c [N, c_dim], ws [N, num_ws, w_dim], styles {layer name: [N, in_channels]},
 images [N, H, W, img_channels] float32 in about [-1, 1].
+
+The layer lists come from `alignjax.nn.arch` (the one architecture table); the synthesis computations are the
+pure functions of `alignjax.nn.layers`, which the modules here only feed with their parameters.
+
+Naming: these are the flax *modules*. `alignjax.Generator` / `alignjax.Discriminator` (in `alignjax.model`) are
+the model objects users hold (a config plus variables, a pytree); `gen.module` is the `alignjax.nn.Generator`
+they run.
 """
 from __future__ import annotations
 
@@ -21,7 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.nn import layers as L
 from alignjax.nn import ops
+from alignjax.nn.arch import (DLayerSpec, LayerSpec, block_resolutions, discriminator_layers, mapping_layers,
+                              noise_shapes, style_names, synthesis_layers)
+
+__all__ = ['Discriminator', 'DiscriminatorConfig', 'DLayerSpec', 'Generator', 'GeneratorConfig', 'Impl',
+           'LayerSpec', 'MappingNetwork', 'SynthesisNetwork', 'discriminator_layers', 'mix_styles', 'noise_shapes',
+           'style_names', 'synthesis_layers']
 
 NOISE_MODES = ('const', 'none', 'random')
 
@@ -80,7 +94,7 @@ class GeneratorConfig(_Config):
 
     @property
     def block_resolutions(self) -> list[int]:
-        return [2 ** i for i in range(2, int(math.log2(self.resolution)) + 1)]
+        return block_resolutions(self.resolution)
 
     @property
     def channels(self) -> dict[int, int]:
@@ -115,46 +129,7 @@ class DiscriminatorConfig(_Config):
         return channels_dict(self.block_resolutions + [4], self.channel_base, self.channel_max)
 
 
-@dataclasses.dataclass(frozen=True)
-class LayerSpec:
-    """One style-consuming layer of the synthesis network, in forward order."""
-    name: str          # 'b4.conv1', 'b8.conv0', 'b8.torgb', ...
-    res: int
-    kind: str          # 'conv' | 'torgb'
-    in_channels: int
-    out_channels: int
-    up: int
-    w_index: int       # which of the num_ws latents drives it
-    noise_index: int   # index among noise layers (-1 for ToRGB)
-
-
-def synthesis_layers(cfg: GeneratorConfig) -> list[LayerSpec]:
-    ch = cfg.channels
-    specs, w_idx, n_idx = [], 0, 0
-    for res in cfg.block_resolutions:
-        convs = ['conv1'] if res == 4 else ['conv0', 'conv1']
-        for i, conv in enumerate(convs):
-            cin = ch[res // 2] if conv == 'conv0' else ch[res]
-            specs.append(LayerSpec(f'b{res}.{conv}', res, 'conv', cin, ch[res], 2 if conv == 'conv0' else 1,
-                                   w_idx + i, n_idx))
-            n_idx += 1
-        specs.append(LayerSpec(f'b{res}.torgb', res, 'torgb', ch[res], cfg.img_channels, 1, w_idx + len(convs),
-                               -1))
-        w_idx += len(convs)
-    return specs
-
-
-def style_names(cfg: GeneratorConfig) -> list[str]:
-    """StyleSpace layer names in forward order."""
-    return [s.name for s in synthesis_layers(cfg)]
-
-
-def noise_shapes(cfg: GeneratorConfig) -> dict[str, tuple[int, int]]:
-    return {s.name: (s.res, s.res) for s in synthesis_layers(cfg) if s.kind == 'conv'}
-
-
-def _dtype(impl: Impl):
-    return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[impl.dtype]
+_dtype = L.compute_dtype
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -176,10 +151,11 @@ class FullyConnected(nn.Module):
         self.weight = self.param('weight', _randn_over(self.lr_mul), (self.in_features, self.out_features))
         self.bias = self.param('bias', nn.initializers.constant(self.bias_init), (self.out_features,))
 
+    def params(self):
+        return {'weight': self.weight, 'bias': self.bias}
+
     def __call__(self, x):
-        w = self.weight * (self.lr_mul / math.sqrt(self.in_features))
-        x = jnp.dot(x.astype(jnp.float32), w, precision=jax.lax.Precision.HIGHEST)
-        return ops.bias_act(x, self.bias * self.lr_mul, self.activation)
+        return L.dense(self.params(), x, lr_mul=self.lr_mul, activation=self.activation)
 
 
 class Conv2dLayer(nn.Module):
@@ -228,15 +204,13 @@ class SynthesisLayer(nn.Module):
     def style(self, w):
         return self.affine(w)
 
+    def params(self):
+        return {'weight': self.weight, 'bias': self.bias, 'noise_strength': self.noise_strength}
+
     def __call__(self, x, style, noise=None):
         """noise: unit-variance noise [N or 1, H, W] (scaled here by noise_strength), or None."""
-        if noise is not None:
-            noise = (noise * self.noise_strength)[..., None]
-        x = ops.modulated_conv2d(x, self.weight, style, up=self.spec.up, padding=1,
-                                 f=ops.setup_filter(self.resample_filter), noise=noise,
-                                 impl=self.impl.modconv, fir_impl=self.impl.fir, up_impl=self.impl.upconv)
-        clamp = None if self.conv_clamp is None else self.conv_clamp * ops.LRELU_GAIN
-        return ops.bias_act(x, self.bias, 'lrelu', clamp=clamp)
+        return L.modulated_layer(self.params(), x, style, self.spec, impl=self.impl, conv_clamp=self.conv_clamp,
+                                 resample_filter=self.resample_filter, noise=noise)
 
 
 class ToRGBLayer(nn.Module):
@@ -255,10 +229,11 @@ class ToRGBLayer(nn.Module):
     def style(self, w):
         return self.affine(w)
 
+    def params(self):
+        return {'weight': self.weight, 'bias': self.bias}
+
     def __call__(self, x, style, noise=None):
-        style = style * (1 / math.sqrt(self.spec.in_channels))
-        x = ops.modulated_conv2d(x, self.weight, style, demodulate=False, impl=self.impl.modconv)
-        return ops.bias_act(x, self.bias, 'linear', clamp=self.conv_clamp)
+        return L.torgb_layer(self.params(), x, style, self.spec, impl=self.impl, conv_clamp=self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
@@ -274,7 +249,7 @@ class SynthesisBlock(nn.Module):
         if first.res == 4:
             self.const = self.param('const', _randn_over(1.0), (4, 4, first.out_channels))
         for s in self.specs:
-            name = s.name.split('.')[1]
+            name = s.layer
             if s.kind == 'conv':
                 layer = SynthesisLayer(s, self.w_dim, self.conv_clamp, self.resample_filter, self.impl)
             else:
@@ -282,23 +257,16 @@ class SynthesisBlock(nn.Module):
             setattr(self, name, layer)
 
     def layer(self, spec: LayerSpec):
-        return getattr(self, spec.name.split('.')[1])
+        return getattr(self, spec.layer)
+
+    def params(self):
+        p = {'const': self.const} if self.specs[0].res == 4 else {}
+        return p | {s.layer: self.layer(s).params() for s in self.specs}
 
     def __call__(self, x, img, styles, noises):
         """x: [N, h, w, C] or None (4x4 block); img: [N, h, w, 3] float32 or None. Returns (x, img)."""
-        dtype = _dtype(self.impl)
-        for s in self.specs:
-            if s.kind == 'conv':
-                if x is None:
-                    n = styles[s.name].shape[0]
-                    x = jnp.broadcast_to(self.const.astype(dtype)[None], (n,) + self.const.shape)
-                x = self.layer(s)(x, styles[s.name], noises.get(s.name))
-            else:
-                if img is not None:
-                    img = ops.upsample2d(img, ops.setup_filter(self.resample_filter), impl=self.impl.fir)
-                y = self.layer(s)(x, styles[s.name]).astype(jnp.float32)
-                img = y if img is None else img + y
-        return x, img
+        return L.synthesis_block(self.params(), x, img, styles, noises, self.specs, impl=self.impl,
+                                 conv_clamp=self.conv_clamp, resample_filter=self.resample_filter)
 
 
 class SynthesisNetwork(nn.Module):
@@ -384,13 +352,10 @@ class MappingNetwork(nn.Module):
     w_avg_beta: float | None = 0.995
 
     def setup(self):
-        embed = self.embed_features or self.w_dim if self.c_dim else 0
-        hidden = self.layer_features or self.w_dim
-        feats = [self.z_dim + embed] + [hidden] * (self.num_layers - 1) + [self.w_dim]
-        if self.c_dim:
-            self.embed = FullyConnected(self.c_dim, embed)
-        for i in range(self.num_layers):
-            setattr(self, f'fc{i}', FullyConnected(feats[i], feats[i + 1], 'lrelu', lr_mul=self.lr_mul))
+        for d in mapping_layers(self.z_dim, self.c_dim, self.w_dim, self.num_layers, self.embed_features,
+                                self.layer_features):
+            lr_mul = 1.0 if d.name == 'embed' else self.lr_mul
+            setattr(self, d.name, FullyConnected(d.in_features, d.out_features, d.activation, lr_mul=lr_mul))
         if self.num_ws is not None and self.w_avg_beta is not None:
             self.w_avg = self.variable('buffers', 'w_avg', lambda: jnp.zeros((self.w_dim,), jnp.float32))
 
@@ -465,12 +430,9 @@ def mix_styles(ws_a, ws_b, crossover):
 # Discriminator.
 
 class DiscriminatorBlock(nn.Module):
-    """Resnet block: [fromrgb] conv0, conv1 (2x down), 1x1 skip (2x down); sum scaled by sqrt(1/2)."""
-    res: int
-    in_channels: int      # 0 for the first block (it reads the image)
-    tmp_channels: int
-    out_channels: int
-    img_channels: int
+    """Resnet block: [fromrgb] conv0, conv1 (2x down), 1x1 skip (2x down); sum scaled by sqrt(1/2).
+    specs: the block's layers from `discriminator_layers` (fromrgb only in the first block, which reads img)."""
+    specs: tuple[DLayerSpec, ...]
     conv_clamp: float | None
     resample_filter: tuple[int, ...]
     impl: Impl
@@ -478,15 +440,13 @@ class DiscriminatorBlock(nn.Module):
     @nn.compact
     def __call__(self, x, img):
         kw = dict(conv_clamp=self.conv_clamp, resample_filter=self.resample_filter, impl=self.impl)
-        dtype = _dtype(self.impl)
-        if self.in_channels == 0:
-            x = Conv2dLayer(self.img_channels, self.tmp_channels, 1, activation='lrelu', name='fromrgb',
-                            **kw)(img.astype(dtype))
-        y = Conv2dLayer(self.tmp_channels, self.out_channels, 1, bias=False, down=2, name='skip',
-                        **kw)(x, gain=math.sqrt(0.5))
-        x = Conv2dLayer(self.tmp_channels, self.tmp_channels, 3, activation='lrelu', name='conv0', **kw)(x)
-        x = Conv2dLayer(self.tmp_channels, self.out_channels, 3, activation='lrelu', down=2, name='conv1',
-                        **kw)(x, gain=math.sqrt(0.5))
+        conv = {s.layer: Conv2dLayer(s.in_features, s.out_features, s.kernel, bias=s.bias, activation=s.activation,
+                                     down=s.down, name=s.layer, **kw) for s in self.specs}
+        if 'fromrgb' in conv:
+            x = conv['fromrgb'](img.astype(_dtype(self.impl)))
+        y = conv['skip'](x, gain=math.sqrt(0.5))
+        x = conv['conv0'](x)
+        x = conv['conv1'](x, gain=math.sqrt(0.5))
         return y + x
 
 
@@ -500,12 +460,13 @@ class Discriminator(nn.Module):
         if img.ndim != 4 or img.shape[1:] != (cfg.resolution, cfg.resolution, cfg.img_channels):
             raise ValueError(f'D expects images [N, {cfg.resolution}, {cfg.resolution}, {cfg.img_channels}] '
                              f'(NHWC), got {tuple(img.shape)}')
-        ch = cfg.channels
+        specs = discriminator_layers(cfg)
         x = None
-        for i, res in enumerate(cfg.block_resolutions):
-            x = DiscriminatorBlock(res, 0 if i == 0 else ch[res], ch[res], ch[res // 2], cfg.img_channels,
-                                   cfg.conv_clamp, cfg.resample_filter, cfg.impl, name=f'b{res}')(x, img)
+        for res in cfg.block_resolutions:
+            x = DiscriminatorBlock(tuple(s for s in specs if s.res == res), cfg.conv_clamp, cfg.resample_filter,
+                                   cfg.impl, name=f'b{res}')(x, img)
         cmap = None
+        ch = cfg.channels
         cmap_dim = cfg.cmap_dim or ch[4]
         if cfg.c_dim:
             if c is None or c.ndim != 2 or c.shape[1] != cfg.c_dim:
@@ -513,14 +474,14 @@ class Discriminator(nn.Module):
                                  f'{None if c is None else tuple(c.shape)}')
             cmap = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, w_avg_beta=None,
                                   name='mapping')(None, c)
-        return DiscriminatorEpilogue(ch[4], cmap_dim if cfg.c_dim else 0, cfg.mbstd_group_size,
+        return DiscriminatorEpilogue(tuple(s for s in specs if s.res == 4), cfg.mbstd_group_size,
                                      cfg.mbstd_num_channels, cfg.conv_clamp, cfg.impl, name='b4')(x, cmap)
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """4x4: minibatch-stddev, 3x3 conv, dense over the NCHW flatten, output (projection when conditional)."""
-    channels: int
-    cmap_dim: int
+    """4x4: minibatch-stddev, 3x3 conv, dense over the NCHW flatten, output (projection when conditional).
+    specs: the b4.conv, b4.fc, b4.out layers of `discriminator_layers`."""
+    specs: tuple[DLayerSpec, ...]
     mbstd_group_size: int | None
     mbstd_num_channels: int
     conv_clamp: float | None
@@ -528,14 +489,14 @@ class DiscriminatorEpilogue(nn.Module):
 
     @nn.compact
     def __call__(self, x, cmap=None):
-        c = self.channels
+        conv, fc, out = self.specs
         if self.mbstd_num_channels > 0:
             x = ops.minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
-        x = Conv2dLayer(c + self.mbstd_num_channels, c, 3, activation='lrelu', conv_clamp=self.conv_clamp,
-                        impl=self.impl, name='conv')(x)
+        x = Conv2dLayer(conv.in_features, conv.out_features, conv.kernel, activation=conv.activation,
+                        conv_clamp=self.conv_clamp, impl=self.impl, name=conv.layer)(x)
         x = jnp.transpose(x.astype(jnp.float32), (0, 3, 1, 2)).reshape(x.shape[0], -1)  # NCHW flatten, as NVlabs
-        x = FullyConnected(c * 16, c, 'lrelu', name='fc')(x)
-        x = FullyConnected(c, self.cmap_dim or 1, name='out')(x)
-        if self.cmap_dim:
-            x = jnp.sum(x * cmap, axis=1, keepdims=True) * (1 / math.sqrt(self.cmap_dim))
+        x = FullyConnected(fc.in_features, fc.out_features, fc.activation, name=fc.layer)(x)
+        x = FullyConnected(out.in_features, out.out_features, out.activation, name=out.layer)(x)
+        if cmap is not None:
+            x = jnp.sum(x * cmap, axis=1, keepdims=True) * (1 / math.sqrt(out.out_features))
         return x

@@ -15,7 +15,10 @@ Implementations (`impl`): 'fused' (default): frames batched with per-frame blend
 under jax.vmap (grouped convolutions); 'reload': the reference loop, building each frame's weights and
 rendering it alone (what StyleAlign's MergeFace.py does). bench/morph.py compares them.
 
-    python -m alignjax.apps.morph --parent P.pkl --child C.pkl --source img.png [--target cat.png] --outdir out
+    python -m alignjax.apps.morphing --parent P.pkl --child C.pkl --source img.png [--target cat.png] --outdir out
+
+(This module was `alignjax/apps/morph.py`, which the function `alignjax.apps.morph` shadowed; the old module
+path still imports, as an alias registered by `alignjax.apps`.)
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax.apps.blend import check_compatible, lerp_variables, pair_synthesis
-from alignjax.invert.project import Latents, const_noise
+from alignjax.invert.project import Latents, check_latents, const_noise
+from alignjax.nn.arch import synthesis_layers
+from alignjax.nn.layers import lerp
 
 DEFAULT_FRAMES = 110
 DEFAULT_SECONDS = 8.0
@@ -62,8 +67,7 @@ def endpoints(parent, child, source: Latents, target: Latents | None = None):
     return ws_a, ws_b, na, nb
 
 
-def _lerp(a, b, t):
-    return (1 - t) * a + t * b   # exact at t = 0 and t = 1
+_lerp = lerp
 
 
 @functools.partial(jax.jit, static_argnames=('cfg',))
@@ -92,7 +96,6 @@ def frames_per_call(cfg, total: int, chunk='auto') -> int:
     conv outputs, [B, r, r, 2 * channels]) under CHUNK_BUDGET[platform] elements, then evened out over the calls so the
     last one is not padded (CPU, 110 frames at 64^2 / 128 ch: 7 calls of 16)."""
     if chunk == 'auto':
-        from alignjax.nn.networks import synthesis_layers
         per_frame = max(s.res * s.res * 2 * s.out_channels for s in synthesis_layers(cfg))
         budget = CHUNK_BUDGET.get(jax.default_backend(), CHUNK_BUDGET['default'])
         cap = max(1, min(total, budget // per_frame))
@@ -123,7 +126,6 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     if impl not in IMPLS:
         raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
     check_compatible(parent, child)
-    from alignjax.invert.project import check_latents
     check_latents(parent, source, 'source latents')
     if target is not None:
         check_latents(child, target, 'target latents')
@@ -139,7 +141,7 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     out = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm   # optional: progress bars only
         bar = tqdm(total=total, desc='morph', unit='frame', leave=False)
     va, vb = parent.variables, child.variables
     if impl == 'reload':
@@ -179,7 +181,6 @@ def _main(argv=None):
     from alignjax import _cli, vis
     from alignjax.apps.video import save_animation
     from alignjax.invert import cli as icli
-    from alignjax.invert.project import check_latents
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--parent', required=True, help='parent checkpoint (the source domain)')
     p.add_argument('--child', required=True, help='child checkpoint fine-tuned from the parent (target domain)')
@@ -270,7 +271,7 @@ def _main(argv=None):
 
 
 def main(argv=None):
-    """`python -m alignjax.apps.morph`: exit 0, or 1 with one `error: ...` line (traceback with --debug)."""
+    """`python -m alignjax.apps.morphing`: exit 0, or 1 with one `error: ...` line (traceback with --debug)."""
     from alignjax._cli import entry
     return entry(_main)(argv)
 

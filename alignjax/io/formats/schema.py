@@ -1,0 +1,311 @@
+"""The NVlabs state-dict schema (names, shapes, state_dict order), derived from the architecture table
+(`alignjax.nn.arch`), and the architecture inferred back from a state dict's tensors.
+
+Every reader ends in :func:`finish`: infer the config, check each network against its schema once, and
+return the :class:`RawCheckpoint`.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from typing import Any, Mapping
+
+import numpy as np
+
+from alignjax.errors import CheckpointError
+from alignjax.io.formats.common import (DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, _f32, _indices,
+                                        _is_array, _shape, _Src)
+from alignjax.nn.arch import block_resolutions, discriminator_table, mapping_layers, synthesis_table
+
+Schema = list[tuple[str, 'tuple | None']]   # (key, shape); shape None: a resample-filter buffer (any square 2-D)
+
+
+# --------------------------------------------------------------------------------------------
+# schema
+
+
+def _dense_shapes(prefix: str, name: str, n_in: int, n_out: int) -> Schema:
+    return [(f'{prefix}{name}.weight', (n_out, n_in)), (f'{prefix}{name}.bias', (n_out,))]
+
+
+def g_schema(resolution: int, channels: Mapping[int, int], img_channels: int, z_dim: int, w_dim: int, c_dim: int,
+             embed_features: int | None, num_mapping_layers: int) -> Schema:
+    """Ordered (key, shape) list of an NVlabs skip Generator state dict."""
+    specs = synthesis_table(resolution, channels, img_channels)
+    out: Schema = []
+    for r in block_resolutions(resolution):
+        b = f'synthesis.b{r}.'
+        layers = [s for s in specs if s.res == r]
+        if r == 4:
+            out.append((b + 'const', (layers[0].out_channels, 4, 4)))
+        out.append((b + 'resample_filter', None))
+        for s in layers:
+            p = f'synthesis.{s.name}.'
+            out.append((p + 'weight', (s.out_channels, s.in_channels, s.kernel, s.kernel)))
+            if s.kind == 'conv':
+                out += [(p + 'noise_strength', ()), (p + 'bias', (s.out_channels,)), (p + 'resample_filter', None),
+                        (p + 'noise_const', (s.res, s.res))]
+            else:
+                out.append((p + 'bias', (s.out_channels,)))
+            out += _dense_shapes(p, 'affine', w_dim, s.in_channels)
+    out.append(('mapping.w_avg', (w_dim,)))
+    for d in mapping_layers(z_dim, c_dim, w_dim, num_mapping_layers, embed_features):
+        out += _dense_shapes('mapping.', d.name, d.in_features, d.out_features)
+    return out
+
+
+def d_schema(resolution: int, channels: Mapping[int, int], img_channels: int, mbstd_num_channels: int = 1,
+             c_dim: int = 0, cmap_dim: int | None = None, num_mapping_layers: int = 0) -> Schema:
+    """Ordered (key, shape) list of an NVlabs resnet Discriminator state dict."""
+    out: Schema = []
+    blocks = set()
+    for s in discriminator_table(resolution, channels, img_channels, mbstd_num_channels, c_dim, cmap_dim,
+                                 num_mapping_layers):
+        if s.res > 4 and s.res not in blocks:
+            blocks.add(s.res)
+            out.append((f'b{s.res}.resample_filter', None))
+        if s.kind == 'dense':
+            out += _dense_shapes('', s.name, s.in_features, s.out_features)
+            continue
+        out.append((f'{s.name}.weight', (s.out_features, s.in_features, s.kernel, s.kernel)))
+        if s.bias:
+            out.append((f'{s.name}.bias', (s.out_features,)))
+        out.append((f'{s.name}.resample_filter', None))
+    return out
+
+
+def g_schema_of(cfg) -> Schema:
+    """:func:`g_schema` of a `GeneratorConfig`."""
+    return g_schema(cfg.resolution, cfg.channels, cfg.img_channels, cfg.z_dim, cfg.w_dim, cfg.c_dim,
+                    cfg.embed_features, cfg.mapping_layers)
+
+
+def d_schema_of(cfg) -> Schema:
+    """:func:`d_schema` of a `DiscriminatorConfig`."""
+    return d_schema(cfg.resolution, cfg.channels, cfg.img_channels, cfg.mbstd_num_channels, cfg.c_dim, cfg.cmap_dim,
+                    cfg.mapping_layers)
+
+
+def _g_shapes(cfg: dict) -> Schema:
+    return g_schema(cfg['resolution'], cfg['g_channels'], cfg['img_channels'], cfg['z_dim'], cfg['w_dim'],
+                    cfg['c_dim'], cfg['embed_features'], cfg['mapping_layers'])
+
+
+def _d_shapes(cfg: dict) -> Schema:
+    return d_schema(cfg['resolution'], cfg['d_channels'], cfg['img_channels'], cfg['mbstd_num_channels'],
+                    cfg['c_dim'], cfg['cmap_dim'] or None, cfg['d_mapping_layers'])
+
+
+def filter_keys(schema: Schema) -> list[str]:
+    """The resample-filter buffers of a schema."""
+    return [k for k, shape in schema if shape is None]
+
+
+def expected_shapes(config: dict) -> dict[str, dict[str, tuple | None]]:
+    """``{'G': {key: shape}, 'D': {...}}`` for ``config`` (shape None for resample-filter buffers)."""
+    out: dict[str, dict[str, tuple | None]] = {}
+    if config.get('g_channels'):
+        out['G'] = dict(_g_shapes(config))
+    if config.get('d_channels'):
+        out['D'] = dict(_d_shapes(config))
+    return out
+
+
+def _block_resolutions(res: int, ascending: bool) -> list[int]:
+    rs = block_resolutions(res)
+    return rs if ascending else [r for r in reversed(rs) if r > 4]
+
+
+def _canonicalize(sd: Mapping[str, np.ndarray], schema: list[tuple[str, tuple | None]], path: str, label: str,
+                  notes: list[str], optional: set[str] = frozenset()) -> 'collections.OrderedDict[str, np.ndarray]':
+    """Check ``sd`` against the schema; return float32 copies in state_dict order."""
+    out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+    for key, shape in schema:
+        if key not in sd:
+            if key in optional:
+                continue
+            raise CheckpointError(f"{path}: {label} is missing key '{key}'" +
+                                  (f' (expected shape {shape})' if shape is not None else ''))
+        value = sd[key]
+        if not _is_array(value):
+            raise CheckpointError(f"{path}: {label} key '{key}' is {type(value).__name__}, expected a tensor")
+        value = np.asarray(value)
+        if shape is None:
+            if value.ndim != 2 or value.shape[0] != value.shape[1]:
+                raise CheckpointError(f"{path}: {label} key '{key}' has shape {_shape(value)}, expected a square 2-D filter")
+        elif _shape(value) != tuple(shape):
+            raise CheckpointError(f"{path}: {label} key '{key}' has shape {_shape(value)}, expected {tuple(shape)}")
+        out[key] = _f32(value)
+    extra = [k for k in sd if k not in out and k not in optional]
+    if extra:
+        for k in extra:
+            if _is_array(sd[k]):
+                out[k] = _f32(sd[k])
+        notes.append(f"{label}: kept {len(extra)} key(s) outside the StyleGAN2 schema: {', '.join(extra[:8])}"
+                     + (' ...' if len(extra) > 8 else ''))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# config inference (from NVlabs-named state dicts)
+
+
+def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str) -> dict:
+    keys = list(sd)
+    if any(k.startswith('synthesis.input.') or re.match(r'synthesis\.L\d+_', k) for k in keys):
+        raise CheckpointError(f'{path}: {label} is a StyleGAN3 generator, which is not supported (StyleGAN2 only)')
+    src = _Src(sd, path, label)
+    rs = _indices(keys, r'synthesis\.b(\d+)\..*')
+    if not rs:
+        src.get('synthesis.b4.const')  # raises: missing key
+    res = max(rs)
+    if res < 4 or res & (res - 1) or rs != _block_resolutions(res, ascending=True):
+        raise CheckpointError(f'{path}: {label} has synthesis blocks {rs}, expected 4, 8, ..., {res}')
+    torgb = [r for r in rs if f'synthesis.b{r}.torgb.weight' in sd]
+    if any(f'synthesis.b{r}.skip.weight' in sd for r in rs):
+        arch = 'resnet'
+    elif torgb == rs:
+        arch = 'skip'
+    else:
+        arch = 'orig'
+    if arch != 'skip':
+        raise CheckpointError(
+            f"{path}: {label} uses the '{arch}' generator architecture; only the StyleGAN2 'skip' "
+            'generator is supported'
+        )
+    img_channels = _shape(src.get(f'synthesis.b{res}.torgb.weight'))[0]
+    g_channels = {r: _shape(src.get(f'synthesis.b{r}.conv1.weight'))[0] for r in rs}
+    w_dim = _shape(src.get('synthesis.b4.conv1.affine.weight'))[1]
+    fcs = _indices(keys, r'mapping\.fc(\d+)\.weight')
+    if fcs != list(range(len(fcs))) or not fcs:
+        raise CheckpointError(f'{path}: {label} mapping layers {fcs} are not fc0..fc(N-1)')
+    c_dim, embed = 0, None
+    if 'mapping.embed.weight' in sd:
+        embed, c_dim = _shape(src.get('mapping.embed.weight'))
+    fc0_in = _shape(src.get('mapping.fc0.weight'))[1]
+    z_dim = fc0_in - (embed or 0)
+    n_conv = sum(1 for r in rs for n in ('conv0', 'conv1') if f'synthesis.b{r}.{n}.weight' in sd)
+    return dict(
+        resolution=res,
+        img_channels=img_channels,
+        z_dim=z_dim,
+        w_dim=w_dim,
+        c_dim=c_dim,
+        num_ws=n_conv + 1,
+        mapping_layers=len(fcs),
+        embed_features=embed,
+        g_channels=g_channels,
+        architecture=arch,
+    )
+
+
+def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str) -> dict:
+    keys = list(sd)
+    src = _Src(sd, path, label)
+    rs = _indices(keys, r'b(\d+)\..*')
+    if not rs or 4 not in rs:
+        src.get('b4.conv.weight')  # raises
+    res = max(rs)
+    if res & (res - 1) or rs != _block_resolutions(res, ascending=True):
+        raise CheckpointError(f'{path}: {label} has blocks {rs}, expected 4, 8, ..., {res}')
+    upper = [r for r in rs if r > 4]
+    fromrgb = [r for r in upper if f'b{r}.fromrgb.weight' in sd]
+    skip = [r for r in upper if f'b{r}.skip.weight' in sd]
+    if 'b4.fromrgb.weight' in sd or len(fromrgb) > 1:
+        arch = 'skip'
+    elif skip == upper:
+        arch = 'resnet'
+    else:
+        arch = 'orig'
+    if arch != 'resnet':
+        raise CheckpointError(
+            f"{path}: {label} uses the '{arch}' discriminator architecture; only the StyleGAN2 'resnet' "
+            'discriminator is supported'
+        )
+    d_channels = {r: _shape(src.get(f'b{r}.conv0.weight'))[0] for r in upper}
+    conv4 = _shape(src.get('b4.conv.weight'))
+    d_channels[4] = conv4[0]
+    d_channels = dict(sorted(d_channels.items()))
+    img_channels = _shape(src.get(f'b{res}.fromrgb.weight'))[1]
+    c_dim, cmap = 0, 0
+    if 'mapping.embed.weight' in sd:
+        c_dim = _shape(src.get('mapping.embed.weight'))[1]
+        cmap = _shape(src.get('b4.out.weight'))[0]
+    fcs = _indices(keys, r'mapping\.fc(\d+)\.weight')
+    return dict(
+        resolution=res,
+        img_channels=img_channels,
+        c_dim=c_dim,
+        d_channels=d_channels,
+        mbstd_num_channels=conv4[1] - d_channels[4],
+        cmap_dim=cmap,
+        d_mapping_layers=len(fcs) if c_dim else 0,
+        d_architecture=arch,
+    )
+
+
+def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<checkpoint>',
+                 hints: Mapping[str, Any] | None = None) -> dict:
+    """Infer the architecture config from NVlabs-named state dicts.
+
+    ``hints`` supplies what tensors cannot tell (``mbstd_group_size``, ``conv_clamp``,
+    ``mapping_lr_mul``, ``channel_base``, ``channel_max``); they are merged in afterwards.
+    """
+    hints = dict(hints or {})
+    g_label = next((n for n in ('G_ema', 'G') if n in nets), None)
+    cfg: dict[str, Any] = {}
+    g_cfgs = {n: _infer_g(nets[n], path, n) for n in ('G_ema', 'G') if n in nets}
+    if len(g_cfgs) == 2 and g_cfgs['G'] != g_cfgs['G_ema']:
+        raise CheckpointError(f"{path}: G and G_ema have different architectures: {g_cfgs['G']} vs {g_cfgs['G_ema']}")
+    if g_label:
+        cfg.update(g_cfgs[g_label])
+    d_cfg = _infer_d(nets['D'], path, 'D') if 'D' in nets else None
+    if d_cfg is not None:
+        if g_label:
+            for k in ('resolution', 'img_channels', 'c_dim'):
+                if d_cfg[k] != cfg[k]:
+                    raise CheckpointError(f'{path}: D has {k}={d_cfg[k]} but {g_label} has {k}={cfg[k]}')
+        else:
+            cfg.update(resolution=d_cfg['resolution'], img_channels=d_cfg['img_channels'], c_dim=d_cfg['c_dim'],
+                       z_dim=None, w_dim=None, num_ws=None, mapping_layers=None, embed_features=None,
+                       g_channels=None, architecture=None)
+        cfg.update({k: d_cfg[k] for k in ('d_channels', 'mbstd_num_channels', 'cmap_dim', 'd_mapping_layers',
+                                          'd_architecture')})
+    else:
+        cfg.update(d_channels=None, mbstd_num_channels=None, cmap_dim=None, d_mapping_layers=None,
+                   d_architecture=None)
+    if not g_label and d_cfg is None:
+        raise CheckpointError(f'{path}: no networks (G, G_ema, D) found')
+    cfg['mbstd_group_size'] = hints.pop('mbstd_group_size', None) if d_cfg is not None else None
+    if d_cfg is not None and cfg['mbstd_num_channels'] == 0:
+        cfg['mbstd_group_size'] = None
+    cfg['conv_clamp'] = hints.pop('conv_clamp', None)
+    cfg['mapping_lr_mul'] = hints.pop('mapping_lr_mul', DEFAULT_MAPPING_LR_MUL)
+    for k, v in hints.items():
+        if v is not None:
+            cfg[k] = v
+    order = ['resolution', 'img_channels', 'z_dim', 'w_dim', 'c_dim', 'num_ws', 'mapping_layers', 'embed_features',
+             'g_channels', 'd_channels', 'mbstd_group_size', 'mbstd_num_channels', 'cmap_dim', 'd_mapping_layers',
+             'architecture', 'd_architecture', 'conv_clamp', 'mapping_lr_mul']
+    return {k: cfg[k] for k in order} | {k: v for k, v in cfg.items() if k not in order}
+
+
+def finish(nets: dict[str, Mapping[str, np.ndarray]], *, path: str, fmt: str, hints: dict, notes: list[str],
+            extra: dict) -> RawCheckpoint:
+    if not nets:
+        raise CheckpointError(f'{path}: no networks (G, G_ema, D) found')
+    config = infer_config(nets, path=path, hints=hints)
+    schema_g = _g_shapes(config) if config.get('g_channels') else None
+    schema_d = _d_shapes(config) if config.get('d_channels') else None
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name in NET_NAMES:
+        if name not in nets:
+            continue
+        schema = schema_d if name == 'D' else schema_g
+        optional = {'mapping.w_avg'} if name != 'D' else set()
+        out[name] = _canonicalize(nets[name], schema, path, name, notes, optional)
+    if any(n in out and 'mapping.w_avg' not in out[n] for n in ('G', 'G_ema')):
+        if not any('latent_avg absent' in n or 'w_avg absent' in n for n in notes):
+            notes.append('mapping.w_avg absent: compute it as the mean of mapping(z) over 10,000 random z')
+    return RawCheckpoint(nets=out, config=config, notes=notes, format=fmt, extra=extra, path=path)

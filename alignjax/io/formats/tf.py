@@ -1,0 +1,243 @@
+"""NVlabs TensorFlow StyleGAN2 / StyleGAN2-ADA pickles ``(G, D, Gs)`` (the official StyleAlign models).
+
+The networks come back as :class:`TFNetwork` stand-ins (their state: variables, components, kwargs). Names
+are derived from the architecture table: ``{r}x{r}/Conv0_up`` (conv0, TF kernel flipped spatially),
+``{r}x{r}/Conv1`` (``4x4/Conv``), ``{r}x{r}/ToRGB``, ``noise{noise_index}``; D ``FromRGB``, ``Conv0``,
+``Conv1_down``, ``Skip``, ``4x4/Conv``, ``4x4/Dense0``, ``Output``. TF weights are HWIO / [in, out].
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from alignjax.errors import CheckpointError
+from alignjax.io.formats.common import (ANY_CHANNELS, DEFAULT_MAPPING_LR_MUL, RawCheckpoint, _indices, _plain,
+                                        _shape, _Src, default_resample_filter)
+from alignjax.io.formats.schema import finish
+from alignjax.io.safe_pickle import BASE_GLOBALS, DNNLIB_GLOBALS, load_pickle
+from alignjax.nn.arch import DLayerSpec, LayerSpec, discriminator_table, synthesis_table
+
+
+class TFNetwork:
+    """Stand-in for ``dnnlib.tflib.network.Network`` (TensorFlow StyleGAN/StyleGAN2/ADA pickles).
+
+    After unpickling: ``name``, ``static_kwargs``, ``components`` ({name: TFNetwork}),
+    ``variables`` ({var_name: ndarray}, insertion order kept), ``build_func_name``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self.state: dict = {}
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise TypeError('TF network state is not a dict')
+        self.state = state
+
+    @property
+    def name(self) -> str:
+        return str(self.state.get('name', ''))
+
+    @property
+    def static_kwargs(self) -> dict:
+        kw = self.state.get('static_kwargs') or {}
+        return dict(kw) if isinstance(kw, dict) else {}
+
+    @property
+    def components(self) -> dict:
+        comps = self.state.get('components') or {}
+        return dict(comps) if isinstance(comps, dict) else {}
+
+    @property
+    def build_func_name(self) -> str | None:
+        return self.state.get('build_func_name')
+
+    @property
+    def variables(self) -> 'collections.OrderedDict[str, np.ndarray]':
+        out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        for item in self.state.get('variables') or []:
+            name, value = item
+            out[str(name)] = value
+        return out
+
+    def __repr__(self) -> str:
+        return f'TFNetwork({self.name})'
+
+
+# what a TensorFlow network pickle may reference
+TF_GLOBALS: dict[tuple[str, str], Any] = {**BASE_GLOBALS, **DNNLIB_GLOBALS,
+                                          ('dnnlib.tflib.network', 'Network'): TFNetwork}
+
+
+def _tf_g_layer(s: LayerSpec) -> str:
+    if s.kind == 'torgb':
+        return f'synthesis/{s.res}x{s.res}/ToRGB'
+    if s.res == 4:
+        return 'synthesis/4x4/Conv'
+    return f'synthesis/{s.res}x{s.res}/' + ('Conv0_up' if s.layer == 'conv0' else 'Conv1')
+
+
+_TF_D_LAYER = {'fromrgb': 'FromRGB', 'conv0': 'Conv0', 'conv1': 'Conv1_down', 'skip': 'Skip'}
+_TF_D_EPILOGUE = {'b4.conv': '4x4/Conv', 'b4.fc': '4x4/Dense0', 'b4.out': 'Output'}
+
+
+def _tf_d_layer(s: DLayerSpec) -> str:
+    return _TF_D_EPILOGUE.get(s.name) or f'{s.res}x{s.res}/{_TF_D_LAYER[s.layer]}'
+
+
+def _tf_params(net: TFNetwork) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+
+    def walk(prefix: str, n: TFNetwork, depth: int) -> None:
+        if depth > 8:
+            return
+        for name, value in n.variables.items():
+            out[prefix + name] = value
+        for name, comp in n.components.items():
+            if isinstance(comp, TFNetwork):
+                walk(prefix + name + '/', comp, depth + 1)
+
+    walk('', net, 0)
+    return out
+
+
+def _tf_kwargs(net: TFNetwork) -> dict:
+    kw = dict(net.static_kwargs)
+    for comp in net.components.values():
+        if isinstance(comp, TFNetwork):
+            for k, v in comp.static_kwargs.items():
+                kw.setdefault(k, v)
+    return kw
+
+
+def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
+    tf = _tf_params(net)
+    src = _Src(tf, path, label)
+    kw = _tf_kwargs(net)
+    arch = kw.get('architecture', 'skip')
+    if arch != 'skip' or any(re.fullmatch(r'synthesis/\d+x\d+/Skip/weight', k) for k in tf):
+        raise CheckpointError(f"{path}: {label} uses the '{arch}' generator architecture; only 'skip' is supported")
+    if any(k.startswith('mapping/LabelConcat') for k in tf):
+        raise CheckpointError(f"{path}: {label} uses 'LabelConcat' conditioning, which is not supported")
+    rs = sorted({int(m.group(1)) for k in tf if (m := re.fullmatch(r'synthesis/(\d+)x\1/.*', k))})
+    if not rs:
+        src.get('synthesis/4x4/Const/const')  # raises
+    res = max(rs)
+    filt = default_resample_filter(kw.get('resample_kernel', [1, 3, 3, 1]))
+    out: dict[str, np.ndarray] = {}
+    if src.has('dlatent_avg'):
+        out['mapping.w_avg'] = src.get('dlatent_avg')
+    if src.has('mapping/LabelEmbed/weight'):
+        out['mapping.embed.weight'] = src.get('mapping/LabelEmbed/weight').T
+        out['mapping.embed.bias'] = src.get('mapping/LabelEmbed/bias')
+    for i in _indices(tf, r'mapping/Dense(\d+)/weight'):
+        out[f'mapping.fc{i}.weight'] = src.get(f'mapping/Dense{i}/weight').T
+        out[f'mapping.fc{i}.bias'] = src.get(f'mapping/Dense{i}/bias')
+    out['synthesis.b4.const'] = src.get('synthesis/4x4/Const/const')[0]
+
+    def layer(nv: str, tfp: str, conv: str | None, noise_index: int) -> None:
+        w = src.get(f'{tfp}/weight')
+        if w.ndim != 4:
+            raise CheckpointError(f"{path}: {label} key '{tfp}/weight' has shape {_shape(w)}, expected 4-D HWIO")
+        if conv == 'conv0':
+            w = w[::-1, ::-1]  # TF's transposed convolution uses the spatially flipped kernel
+        out[f'{nv}.weight'] = w.transpose(3, 2, 0, 1)
+        out[f'{nv}.bias'] = src.get(f'{tfp}/bias')
+        out[f'{nv}.affine.weight'] = src.get(f'{tfp}/mod_weight').T
+        out[f'{nv}.affine.bias'] = src.get(f'{tfp}/mod_bias') + 1.0  # TF adds the +1 at run time
+        if conv is not None:
+            out[f'{nv}.noise_strength'] = src.get(f'{tfp}/noise_strength').reshape(())
+            noise = src.get(f'synthesis/noise{noise_index}')
+            out[f'{nv}.noise_const'] = noise.reshape(noise.shape[-2:])
+            out[f'{nv}.resample_filter'] = filt
+
+    for r in rs:
+        out[f'synthesis.b{r}.resample_filter'] = filt
+    for s in synthesis_table(res, ANY_CHANNELS, 0):
+        layer(f'synthesis.{s.name}', _tf_g_layer(s), s.layer if s.kind == 'conv' else None, s.noise_index)
+    unused = [k for k in src.unused() if not re.fullmatch(r'synthesis/noise\d+', k)]
+    if unused:
+        raise CheckpointError(f'{path}: {label} has variables that do not belong to a StyleGAN2 generator: {unused[:8]}')
+    return out, kw
+
+
+def _tf_d_to_nvlabs(net: TFNetwork, path: str) -> tuple[dict, dict]:
+    tf = _tf_params(net)
+    src = _Src(tf, path, 'D')
+    kw = _tf_kwargs(net)
+    arch = kw.get('architecture', 'resnet')
+    if arch != 'resnet':
+        raise CheckpointError(f"{path}: D uses the '{arch}' discriminator architecture; only 'resnet' is supported")
+    rs = sorted({int(m.group(1)) for k in tf if (m := re.fullmatch(r'(\d+)x\1/.*', k))})
+    if not rs:
+        src.get('4x4/Conv/weight')  # raises
+    res = max(rs)
+    filt = default_resample_filter(kw.get('resample_kernel', [1, 3, 3, 1]))
+
+    def conv(nv: str, tfp: str, bias: bool = True) -> None:
+        w = src.get(f'{tfp}/weight')
+        if w.ndim != 4:
+            raise CheckpointError(f"{path}: D key '{tfp}/weight' has shape {_shape(w)}, expected 4-D HWIO")
+        out[f'{nv}.weight'] = w.transpose(3, 2, 0, 1)
+        if bias:
+            out[f'{nv}.bias'] = src.get(f'{tfp}/bias')
+        out[f'{nv}.resample_filter'] = filt
+
+    out: dict[str, np.ndarray] = {}
+    for r in [x for x in reversed(rs) if x > 4]:
+        out[f'b{r}.resample_filter'] = filt
+    for s in discriminator_table(res, ANY_CHANNELS, 0):
+        if s.kind == 'conv':
+            conv(s.name, _tf_d_layer(s), bias=s.bias)
+    if src.has('LabelEmbed/weight'):
+        out['mapping.embed.weight'] = src.get('LabelEmbed/weight').T
+        out['mapping.embed.bias'] = src.get('LabelEmbed/bias')
+        for i in _indices(tf, r'Mapping(\d+)/weight'):
+            out[f'mapping.fc{i}.weight'] = src.get(f'Mapping{i}/weight').T
+            out[f'mapping.fc{i}.bias'] = src.get(f'Mapping{i}/bias')
+    for s in discriminator_table(res, ANY_CHANNELS, 0):
+        if s.kind == 'dense':
+            out[f'{s.name}.weight'] = src.get(f'{_tf_d_layer(s)}/weight').T
+            out[f'{s.name}.bias'] = src.get(f'{_tf_d_layer(s)}/bias')
+    unused = src.unused()
+    if unused:
+        raise CheckpointError(f'{path}: D has variables that do not belong to a StyleGAN2 discriminator: {unused[:8]}')
+    return out, kw
+
+
+def read_tf_pkl(path: str | os.PathLike) -> RawCheckpoint:
+    """NVlabs TensorFlow StyleGAN2 / StyleGAN2-ADA pickle ``(G, D, Gs)``."""
+    path = os.fspath(path)
+    data = load_pickle(path, TF_GLOBALS)
+    if not (isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetwork) for n in data)):
+        raise CheckpointError(f'{path}: not a TensorFlow StyleGAN2 pickle (expected a tuple (G, D, Gs) of networks)')
+    tf_g, tf_d, tf_gs = data
+    nets: dict[str, dict] = {}
+    g, gkw = _tf_g_to_nvlabs(tf_g, path, 'G')
+    gs, gskw = _tf_g_to_nvlabs(tf_gs, path, 'Gs')
+    d, dkw = _tf_d_to_nvlabs(tf_d, path)
+    nets = {'G': g, 'G_ema': gs, 'D': d}
+    notes: list[str] = []
+    for n, sd in (('G', g), ('Gs', gs)):
+        if 'mapping.w_avg' not in sd:
+            notes.append(f'dlatent_avg absent from {n}: mapping.w_avg left out (latent_avg absent); compute it '
+                         'as the mean of mapping(z) over 10,000 random z')
+    hints: dict[str, Any] = {
+        'mbstd_group_size': dkw.get('mbstd_group_size', 4),
+        'conv_clamp': gskw.get('conv_clamp'),
+        'mapping_lr_mul': float(gskw.get('mapping_lrmul', DEFAULT_MAPPING_LR_MUL)),
+    }
+    if hints['mbstd_group_size'] is not None:
+        hints['mbstd_group_size'] = int(hints['mbstd_group_size'])
+    if 'fmap_base' in gskw and float(gskw.get('fmap_decay', 1.0)) == 1.0:
+        hints['channel_base'] = int(gskw['fmap_base']) * 2  # TF counts stages from 1, NVlabs-pytorch from 0
+    if 'fmap_max' in gskw:
+        hints['channel_max'] = int(gskw['fmap_max'])
+    if 'mbstd_group_size' not in dkw:
+        notes.append('mbstd_group_size not stored in the TF pickle; assuming 4')
+    extra = {'static_kwargs': {'G': _plain(gkw), 'Gs': _plain(gskw), 'D': _plain(dkw)}}
+    return finish(nets, path=path, fmt='tf', hints=hints, notes=notes, extra=extra)

@@ -1,0 +1,139 @@
+"""The architecture table: every weighted layer of the StyleGAN2 generator (skip) and discriminator (resnet).
+
+This is the one place that lists the layers. The flax modules (`alignjax.nn.networks`), the checkpoint schema
+and the name maps of every file format (`alignjax.io.formats`), the converter (`alignjax.io.convert`) and the
+fused morph (`alignjax.apps.blend`) all iterate these tables instead of restating them.
+
+    synthesis_layers(cfg)      -> [LayerSpec]   style-consuming layers of G.synthesis, in forward order
+    mapping_layers(...)        -> [DenseSpec]   the mapping network's dense layers (G, and D's label mapping)
+    discriminator_layers(cfg)  -> [DLayerSpec]  D's weighted layers, in NVlabs' module (state-dict) order
+
+The `*_table` functions take the channel dicts directly (checkpoint readers infer them before any config
+exists); the `*_layers(cfg)` ones read a `GeneratorConfig` / `DiscriminatorConfig`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Mapping
+
+
+def block_resolutions(resolution: int) -> list[int]:
+    """[4, 8, ..., resolution]."""
+    return [2 ** i for i in range(2, int(round(math.log2(resolution))) + 1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One style-consuming layer of the synthesis network, in forward order."""
+    name: str          # 'b4.conv1', 'b8.conv0', 'b8.torgb', ...
+    res: int
+    kind: str          # 'conv' | 'torgb'
+    in_channels: int
+    out_channels: int
+    up: int
+    w_index: int       # which of the num_ws latents drives it
+    noise_index: int   # index among noise layers (-1 for ToRGB)
+    kernel: int = 3    # 3 (conv) | 1 (torgb)
+
+    @property
+    def layer(self) -> str:
+        """The layer's name inside its block: 'conv0' | 'conv1' | 'torgb'."""
+        return self.name.split('.')[1]
+
+
+def synthesis_table(resolution: int, channels: Mapping[int, int], img_channels: int) -> list[LayerSpec]:
+    """Layers of a skip generator with `channels[res]` features per block resolution."""
+    specs, w_idx, n_idx = [], 0, 0
+    for res in block_resolutions(resolution):
+        convs = ['conv1'] if res == 4 else ['conv0', 'conv1']
+        for i, conv in enumerate(convs):
+            cin = channels[res // 2] if conv == 'conv0' else channels[res]
+            specs.append(LayerSpec(f'b{res}.{conv}', res, 'conv', cin, channels[res], 2 if conv == 'conv0' else 1,
+                                   w_idx + i, n_idx, 3))
+            n_idx += 1
+        specs.append(LayerSpec(f'b{res}.torgb', res, 'torgb', channels[res], img_channels, 1, w_idx + len(convs),
+                               -1, 1))
+        w_idx += len(convs)
+    return specs
+
+
+def synthesis_layers(cfg) -> list[LayerSpec]:
+    """`synthesis_table` of a `GeneratorConfig`."""
+    return synthesis_table(cfg.resolution, cfg.channels, cfg.img_channels)
+
+
+def style_names(cfg) -> list[str]:
+    """StyleSpace layer names in forward order."""
+    return [s.name for s in synthesis_layers(cfg)]
+
+
+def noise_shapes(cfg) -> dict[str, tuple[int, int]]:
+    """{conv layer name: (res, res)} of every noise input."""
+    return {s.name: (s.res, s.res) for s in synthesis_layers(cfg) if s.kind == 'conv'}
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseSpec:
+    """One dense layer of a mapping network: `embed` (labels) or `fc{i}`."""
+    name: str
+    in_features: int
+    out_features: int
+    activation: str    # 'linear' | 'lrelu'
+
+
+def mapping_layers(z_dim: int, c_dim: int, w_dim: int, num_layers: int, embed_features: int | None = None,
+                   layer_features: int | None = None) -> list[DenseSpec]:
+    """The mapping network's layers (NVlabs `MappingNetwork`): [embed (c_dim only)], fc0 .. fc{num_layers-1}."""
+    embed = (embed_features or w_dim) if c_dim else 0
+    hidden = layer_features or w_dim
+    feats = [z_dim + embed] + [hidden] * (num_layers - 1) + [w_dim]
+    out = [DenseSpec('embed', c_dim, embed, 'linear')] if c_dim else []
+    return out + [DenseSpec(f'fc{i}', feats[i], feats[i + 1], 'lrelu') for i in range(num_layers)]
+
+
+@dataclasses.dataclass(frozen=True)
+class DLayerSpec:
+    """One weighted layer of the discriminator."""
+    name: str          # 'b32.fromrgb', 'b32.conv0', 'b32.conv1', 'b32.skip', 'mapping.fc0', 'b4.conv', ...
+    res: int           # block resolution (4: the epilogue; 0: the label mapping)
+    kind: str          # 'conv' | 'dense'
+    in_features: int
+    out_features: int
+    kernel: int = 0    # conv kernel size (0: dense)
+    bias: bool = True
+    activation: str = 'linear'
+    down: int = 1
+
+    @property
+    def layer(self) -> str:
+        return self.name.split('.', 1)[1]
+
+
+def discriminator_table(resolution: int, channels: Mapping[int, int], img_channels: int,
+                        mbstd_num_channels: int = 1, c_dim: int = 0, cmap_dim: int | None = None,
+                        mapping_layers_: int = 0) -> list[DLayerSpec]:
+    """Layers of a resnet discriminator in NVlabs' module order: blocks b{res} .. b8 ([fromrgb] conv0 conv1
+    skip), the label mapping (conditional only), the 4x4 epilogue (conv, fc over the NCHW flatten, out)."""
+    out = []
+    for i, res in enumerate(r for r in reversed(block_resolutions(resolution)) if r > 4):
+        c, c2 = channels[res], channels[res // 2]
+        if i == 0:
+            out.append(DLayerSpec(f'b{res}.fromrgb', res, 'conv', img_channels, c, 1, activation='lrelu'))
+        out += [DLayerSpec(f'b{res}.conv0', res, 'conv', c, c, 3, activation='lrelu'),
+                DLayerSpec(f'b{res}.conv1', res, 'conv', c, c2, 3, activation='lrelu', down=2),
+                DLayerSpec(f'b{res}.skip', res, 'conv', c, c2, 1, bias=False, down=2)]
+    c4 = channels[4]
+    cmap = (cmap_dim or c4) if c_dim else 0
+    if c_dim:
+        out += [DLayerSpec(f'mapping.{d.name}', 0, 'dense', d.in_features, d.out_features, activation=d.activation)
+                for d in mapping_layers(0, c_dim, cmap, mapping_layers_)]
+    return out + [DLayerSpec('b4.conv', 4, 'conv', c4 + mbstd_num_channels, c4, 3, activation='lrelu'),
+                  DLayerSpec('b4.fc', 4, 'dense', c4 * 16, c4, activation='lrelu'),
+                  DLayerSpec('b4.out', 4, 'dense', c4, cmap or 1)]
+
+
+def discriminator_layers(cfg) -> list[DLayerSpec]:
+    """`discriminator_table` of a `DiscriminatorConfig`."""
+    return discriminator_table(cfg.resolution, cfg.channels, cfg.img_channels, cfg.mbstd_num_channels, cfg.c_dim,
+                               cfg.cmap_dim, cfg.mapping_layers)

@@ -1,0 +1,130 @@
+"""The import graph of the package: no cycles, and no function-local import that only dodges one.
+
+Module-level imports of alignjax modules must form a DAG; a function-local import of an alignjax module is
+allowed only where importing it at the top would *not* close a cycle (it then defers a heavy or optional stack,
+e.g. a CLI's plumbing) -- except in the listed CLI modules, which step 4 of issue 10 moves into alignjax/cli/.
+Function-local imports of third-party packages are allowed only for the slow or optional ones named here.
+"""
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PKG = ROOT / 'alignjax'
+# slow to import or optional, needed by few functions: orbax (~1 s, directory checkpoints), tqdm (progress bars),
+# PIL / imageio / imageio_ffmpeg (image and video files), torch (only to check exports in tests)
+LAZY_OK = {'orbax', 'tqdm', 'PIL', 'imageio', 'imageio_ffmpeg', 'torch', 'grain', 'tensorflow_datasets', 'scipy',
+           'ml_collections', 'absl', 'optax', 'warnings', 'dataclasses', 'ml_dtypes'}
+# modules whose function-local alignjax imports are other engineers' (CLIs and training, issue 10 steps 4-5)
+NOT_CHECKED = ('alignjax._cli', 'alignjax.invert.cli', 'alignjax.apps.demo', 'alignjax.generate', 'alignjax.train',
+               'alignjax.eval', 'alignjax.metrics', 'alignjax.data')
+# the CLI entry points still inside library modules (their `_main` / `main` import the CLI plumbing lazily)
+CLI_FUNCTIONS = {'_main', 'main'}
+
+
+def _modules():
+    mods = {}
+    for p in sorted(PKG.rglob('*.py')):
+        name = '.'.join(p.relative_to(ROOT).with_suffix('').parts)
+        mods[name.removesuffix('.__init__')] = p
+    return mods
+
+
+MODS = _modules()
+
+
+def _targets(node, mod, is_pkg):
+    """The alignjax modules an import statement loads (for `from a.b import c`: a.b.c if it is a module)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name in MODS]
+    base = node.module or ''
+    if node.level:
+        parts = mod.split('.') if is_pkg else mod.split('.')[:-1]
+        parts = parts[:len(parts) - node.level + 1]
+        base = '.'.join(parts + ([node.module] if node.module else []))
+    out = []
+    for a in node.names:
+        full = f'{base}.{a.name}'
+        out.append(full if full in MODS else base)
+    return [t for t in out if t in MODS]
+
+
+def _graph():
+    top, local = {m: set() for m in MODS}, []
+    for mod, path in MODS.items():
+        tree = ast.parse(path.read_text())
+        is_pkg = path.name == '__init__.py'
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                top[mod].update(_targets(node, mod, is_pkg))
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)):
+                        local.append((mod, fn.name, node, _targets(node, mod, is_pkg)))
+    return top, local
+
+
+def _reaches(graph, start, goal):
+    seen, todo = set(), [start]
+    while todo:
+        m = todo.pop()
+        if m == goal:
+            return True
+        if m not in seen:
+            seen.add(m)
+            todo += graph[m]
+    return False
+
+
+def test_module_level_imports_have_no_cycle():
+    top, _ = _graph()
+    cycles = [(m, t) for m in top for t in top[m] if t != m and _reaches(top, t, m)]
+    assert not cycles, f'import cycles through: {cycles}'
+
+
+def test_no_function_local_import_dodges_a_cycle():
+    top, local = _graph()
+    bad = []
+    for mod, fn, node, targets in local:
+        if mod.startswith(NOT_CHECKED):
+            continue
+        for t in targets:
+            if fn in CLI_FUNCTIONS or t == mod:
+                continue
+            if _reaches(top, t, mod):
+                bad.append(f'{mod}.{fn}: {t} (importing it at the top would close a cycle)')
+        if not targets and isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or '']
+            for name in names:
+                if name.split('.')[0] not in LAZY_OK and not name.startswith('alignjax'):
+                    bad.append(f'{mod}.{fn}: lazy import of {name} (not a slow / optional dependency)')
+    assert not bad, '\n'.join(bad)
+
+
+def test_every_module_imports_in_a_fresh_interpreter():
+    """Import every module of the package in one fresh process, in sorted order (a cycle that the order of a
+    test run hides would raise here), and check the old import paths."""
+    mods = [m for m in MODS if not m.endswith('__main__')]
+    code = ('import importlib, sys\n'
+            f'for m in {mods!r}:\n'
+            '    importlib.import_module(m)\n'
+            'from alignjax.model import Checkpoint, load_checkpoint\n'
+            'import alignjax as aj\n'
+            'from alignjax.apps import morph\n'
+            'from alignjax.apps.morph import morph as morph2, frames_per_call\n'
+            'from alignjax.io.safe_pickle import CheckpointError\n'
+            'assert Checkpoint is aj.Checkpoint and load_checkpoint is aj.load_checkpoint\n'
+            'assert callable(morph) and morph is morph2 and aj.CheckpointError is CheckpointError\n'
+            'assert issubclass(CheckpointError, (aj.AlignjaxError, ValueError))\n')
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={'JAX_PLATFORMS': 'cpu', 'PATH': '/usr/bin:/bin'})
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize('path', sorted((PKG / 'io').rglob('*.py')), ids=lambda p: str(p.relative_to(PKG)))
+def test_io_files_stay_small(path):
+    assert len(path.read_text().splitlines()) <= 400
