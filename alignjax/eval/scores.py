@@ -119,3 +119,25 @@ def summary_line(res: dict) -> str:
     return (f"factor R2 median {np.median(vals):.3f} (min {min(vals):.3f}), glasses acc "
             f"{f['glasses'] if f['glasses'] is not None else float('nan'):.3f}, landmark PCK@0.1 "
             f"{res['landmarks']['pck_0_1']:.3f} (NME {res['landmarks']['nme']:.4f}), mIoU {res['mask']['miou']:.3f}")
+
+
+def accuracy_markdown(resolution: int = 32, levels=('clean', 'gan')) -> str:
+    """The held-out accuracy table of the shipped evaluators (one column per domain and level)."""
+    import json
+    from alignjax.eval.evaluator import ASSETS
+    accs = {}
+    for d in P.DOMAINS:
+        p = ASSETS / f'{d}_{resolution}' / 'accuracy.json'
+        if p.exists():
+            accs[d] = json.loads(p.read_text())
+    cols = [(d, lv) for d in accs for lv in levels]
+    fmt = lambda v: 'n/a' if v is None else f'{v:.3f}'
+    lines = ['| measure | ' + ' | '.join(f'{d} {lv}' for d, lv in cols) + ' |', '|---' * (len(cols) + 1) + '|']
+    for name in FACTOR_NAMES:
+        label = 'glasses (accuracy)' if name == 'glasses' else f'{name} R²'
+        lines.append(f'| {label} | ' + ' | '.join(fmt(accs[d][lv]['factors'][name]) for d, lv in cols) + ' |')
+    for key, label in (('nme', 'landmark NME'), ('pck_0_05', 'PCK@0.05'), ('pck_0_1', 'PCK@0.1')):
+        lines.append(f'| {label} | ' + ' | '.join(fmt(accs[d][lv]['landmarks'][key]) for d, lv in cols) + ' |')
+    lines.append('| visibility accuracy | ' + ' | '.join(fmt(accs[d][lv]['visible_acc']) for d, lv in cols) + ' |')
+    lines.append('| mask mIoU | ' + ' | '.join(fmt(accs[d][lv]['mask']['miou']) for d, lv in cols) + ' |')
+    return '\n'.join(lines)

@@ -217,9 +217,27 @@ def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings =
 
 
 def accuracy_report(ev, n: int = 2000, levels=None) -> dict:
-    """Held-out scores of `ev` at every degradation level (renders of EVAL_SEED indices 0..n-1)."""
-    from alignjax.eval.scores import evaluate
-    return {name: evaluate(ev, n=n, degrade=lv) for name, lv in (levels or DEGRADE_LEVELS).items()}
+    """Held-out scores of `ev` at every degradation level (renders of EVAL_SEED indices 0..n-1, rendered once)."""
+    from alignjax.eval.data import degrade, render_set
+    from alignjax.eval.scores import score
+    data = render_set(ev.domain, ev.resolution, EVAL_SEED, 0, n)
+    out = {}
+    for name, lv in (levels or DEGRADE_LEVELS).items():
+        res = score(ev, data, degrade(data['image'], seed=EVAL_SEED, **lv) if lv else None)
+        out[name] = dict(res, degrade=dict(lv), seed=EVAL_SEED, start=0)
+    return out
+
+
+def rescore(path, n: int = 2000) -> dict:
+    """Recompute a trained evaluator's accuracy.json at the current DEGRADE_LEVELS (keeps its 'train' record)."""
+    path = Path(path)
+    ev = E.load_evaluator(path)
+    old = json.loads((path / 'accuracy.json').read_text()) if (path / 'accuracy.json').exists() else {}
+    acc = accuracy_report(ev, n=n)
+    if 'train' in old:
+        acc['train'] = old['train']
+    (path / 'accuracy.json').write_text(json.dumps(acc, indent=1))
+    return acc
 
 
 def main(argv=None):
@@ -233,8 +251,14 @@ def main(argv=None):
     ap.add_argument('--width', type=int, default=16, help='channels at full resolution')
     ap.add_argument('--eval-n', type=int, default=2000, help='held-out renders scored at the end')
     ap.add_argument('--keep-state', action='store_true', help='keep OUT/_train (the resumable state)')
+    ap.add_argument('--rescore', action='store_true', help='only recompute OUT/accuracy.json of a trained evaluator')
     a = ap.parse_args(argv)
     try:
+        if a.rescore:
+            from alignjax.eval.scores import summary_line
+            acc = rescore(a.out, n=a.eval_n)
+            print(f'{a.domain}@{a.res}: {summary_line(acc["clean"])}; wrote {a.out}/accuracy.json')
+            return
         train_evaluator(a.domain, a.res, a.out, TrainSettings(steps=a.steps, batch=a.batch), width=a.width,
                         keep_state=a.keep_state, eval_n=a.eval_n)
     except E.EvaluatorError as e:

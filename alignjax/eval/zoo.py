@@ -242,6 +242,7 @@ def main(argv=None):
     p.add_argument('--workdir', default=None, help='default: runs/zoo/NAME')
     p = sub.add_parser('cards', help="compute the cards' metrics (FD_eval/KID/precision/recall)")
     p.add_argument('--n', type=int, default=CARD_N)
+    sub.add_parser('tables', help="print the evaluators' accuracy table and the zoo table (markdown)")
     p = sub.add_parser('sheet', help='the contact sheet (same z through every model)')
     p.add_argument('--out', default=str(ROOT / 'docs' / 'zoo_contact_sheet.png'))
     a = ap.parse_args(argv)
@@ -254,6 +255,15 @@ def main(argv=None):
             cards = {nm: zoo_card(nm) for nm in ZOO if zoo_path(nm).exists()}
             cards = {'demo_parent': dict(domain='faces', metrics=res['demo_parent']), **cards}
             (ZOO_DIR / 'demo_parent_metrics.json').write_text(json.dumps(res['demo_parent'], indent=1))
+            print(markdown_table(cards))
+        elif a.cmd == 'tables':
+            from alignjax.eval.scores import accuracy_markdown
+            print(accuracy_markdown(levels=('clean', 'gan')))
+            print()
+            demo = ZOO_DIR / 'demo_parent_metrics.json'
+            cards = {'demo_parent': dict(domain='faces', metrics=json.loads(demo.read_text()) if demo.exists()
+                                         else None)}
+            cards.update({nm: zoo_card(nm) for nm in ZOO if zoo_path(nm).exists()})
             print(markdown_table(cards))
         else:
             print(f'wrote {contact_sheet(a.out)}')
