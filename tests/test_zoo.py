@@ -8,7 +8,10 @@ from alignjax.eval import zoo as Z
 CARD_KEYS = {'name', 'domain', 'parent', 'kimg', 'kimg_total', 'wall_s', 'machine', 'command', 'config'}
 
 
-@pytest.mark.parametrize('name', list(Z.ZOO))
+SHIPPED = [n for n in Z.ZOO if (Z.zoo_path(n) / 'card.json').exists()]
+
+
+@pytest.mark.parametrize('name', SHIPPED)
 def test_zoo_model_loads_and_samples(name):
     ck = Z.load_zoo(name)
     assert set(ck.nets) == {'G', 'G_ema', 'D'}
@@ -27,7 +30,7 @@ def _rel_change(a, b):
     return np.sqrt(num / sum(float(np.sum(np.asarray(y) ** 2)) for y in lb))
 
 
-@pytest.mark.parametrize('name', [n for n, m in Z.ZOO.items() if m.parent])
+@pytest.mark.parametrize('name', [n for n in SHIPPED if Z.ZOO[n].parent])
 def test_child_is_a_fine_tune_of_its_parent(name):
     """Not a copy (weights moved, images differ) and not unrelated (weights stay close to the parent's)."""
     child = Z.load_zoo(name).nets['G_ema']
