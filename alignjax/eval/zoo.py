@@ -153,7 +153,7 @@ def install(name: str, workdir) -> Path:
 CARD_N = 5000
 
 
-def card_metrics(names=None, n: int = CARD_N, progress: bool = True) -> dict:
+def card_metrics(names=None, n: int = CARD_N, progress: bool = True, demo: bool = True) -> dict:
     """FD_eval to every domain, and KID/precision/recall (evaluator features) to the model's own domain, for
     every installed zoo model (and the demo parent, for comparison). Writes them into the cards."""
     from alignjax.data import procedural as P
@@ -161,7 +161,8 @@ def card_metrics(names=None, n: int = CARD_N, progress: bool = True) -> dict:
     from alignjax.model import load_checkpoint
     names = [nm for nm in (names or list(ZOO)) if zoo_path(nm).exists()]
     models = {nm: load_zoo(nm).generator() for nm in names}
-    models['demo_parent'] = load_checkpoint(DEMO_PARENT).generator()
+    if demo:
+        models['demo_parent'] = load_checkpoint(DEMO_PARENT).generator()
     out = {}
     for nm, gen in models.items():
         own = ZOO[nm].domain if nm in ZOO else 'faces'
@@ -177,7 +178,9 @@ def card_metrics(names=None, n: int = CARD_N, progress: bool = True) -> dict:
                 res['recall'] = r[f'pr_eval{n}_recall']
         res['n'] = n
         out[nm] = res
-        if nm in ZOO:
+        if nm == 'demo_parent':
+            (ZOO_DIR / 'demo_parent_metrics.json').write_text(json.dumps(res, indent=1))
+        else:
             p = zoo_path(nm) / 'card.json'
             card = json.loads(p.read_text())
             card['metrics'] = res
@@ -242,6 +245,8 @@ def main(argv=None):
     p.add_argument('--workdir', default=None, help='default: runs/zoo/NAME')
     p = sub.add_parser('cards', help="compute the cards' metrics (FD_eval/KID/precision/recall)")
     p.add_argument('--n', type=int, default=CARD_N)
+    p.add_argument('--models', default=None, help='comma-separated zoo names (default: all installed)')
+    p.add_argument('--no-demo', action='store_true', help='skip the demo parent (compared in the table)')
     sub.add_parser('tables', help="print the evaluators' accuracy table and the zoo table (markdown)")
     p = sub.add_parser('sheet', help='the contact sheet (same z through every model)')
     p.add_argument('--out', default=str(ROOT / 'docs' / 'zoo_contact_sheet.png'))
@@ -251,11 +256,8 @@ def main(argv=None):
             dst = install(a.name, a.workdir or ROOT / 'runs' / 'zoo' / a.name)
             print(f'installed {dst}: {json.loads((dst / "card.json").read_text())["kimg_total"]} kimg in total')
         elif a.cmd == 'cards':
-            res = card_metrics(n=a.n)
-            cards = {nm: zoo_card(nm) for nm in ZOO if zoo_path(nm).exists()}
-            cards = {'demo_parent': dict(domain='faces', metrics=res['demo_parent']), **cards}
-            (ZOO_DIR / 'demo_parent_metrics.json').write_text(json.dumps(res['demo_parent'], indent=1))
-            print(markdown_table(cards))
+            card_metrics(a.models.split(',') if a.models else None, n=a.n, demo=not a.no_demo)
+            main(['tables'])
         elif a.cmd == 'tables':
             from alignjax.eval.scores import accuracy_markdown
             print(accuracy_markdown(levels=('clean', 'gan')))
