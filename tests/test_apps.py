@@ -10,23 +10,12 @@ import alignjax as aj
 from alignjax.apps import (blend_variables, layer_swap, lerp_variables, morph, save_animation,
                            save_translation, swap_alphas, translate)
 from alignjax.apps import video
-from alignjax.apps.morph import CHUNK_BUDGET, frames_per_call
+from alignjax.apps.morphing import CHUNK_BUDGET, frames_per_call
 from alignjax.nn.networks import synthesis_layers
 from alignjax.invert import InvertConfig, Latents, decode
 
+from conftest import child_of, save_child_checkpoint
 from test_invert import tiny_generator  # same cached test generator (shares compiled functions)
-
-
-def child_of(parent, scale=0.3, seed=1, mapping=False):
-    """A 'fine-tuned' child: every synthesis weight (and optionally mapping weight) perturbed, buffers kept."""
-    rng = np.random.RandomState(seed)
-    v = jax.tree_util.tree_map(lambda x: x, parent.variables)
-    parts = ['synthesis', 'mapping'] if mapping else ['synthesis']
-    for part in parts:
-        leaves, tdef = jax.tree_util.tree_flatten(v['params'][part])
-        v['params'][part] = jax.tree_util.tree_unflatten(tdef, [
-            l + scale * np.asarray(rng.randn(*np.shape(l)), np.float32) * (np.std(l) + 0.05) for l in leaves])
-    return parent.with_variables(v)
 
 
 @pytest.fixture(scope='module')
@@ -221,23 +210,61 @@ def test_video_writers(tmp_path, monkeypatch, capsys):
     assert 'no ffmpeg here' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('impl', ['conv_clamp', 'reference_ops', 'bfloat16'])
+def test_morph_honours_impl(models, latents, impl):
+    """The fused morph runs the flax modules' own layer functions: under any Impl (and conv_clamp) its endpoints
+    are the parent's and the child's synthesis under the same Impl."""
+    parent, child, _ = models
+    kw = dict(reference_ops=dict(modconv='grouped', upconv='transpose', fir='depthwise'),
+              bfloat16=dict(dtype='bfloat16')).get(impl, {})
+    p, c = parent.with_impl(**kw), child.with_impl(**kw)
+    if impl == 'conv_clamp':      # small enough to bind on these activations
+        p, c = (g.replace(config=g.config.replace(conv_clamp=0.3)) for g in (p, c))
+    src = latents.take([0, 1])
+    frames = morph(p, c, src, None, 3, chunk=16)
+    for got, ref in ((frames[:, 0], np.asarray(decode(p, src))), (frames[:, -1], np.asarray(decode(c, src)))):
+        if impl == 'bfloat16':     # the fused conv (both kernels in one) rounds apart from the plain one in bf16
+            assert np.abs(got - ref).max() / np.abs(ref).max() < 0.03
+        else:
+            np.testing.assert_allclose(got, ref, atol=2e-5)
+    assert np.abs(frames[:, 0] - frames[:, -1]).mean() > 1e-2              # a real child
+    plain = morph(parent, child, src, None, 3, chunk=16)
+    if impl == 'reference_ops':
+        np.testing.assert_allclose(frames, plain, atol=1e-4)
+    else:                          # the clamp binds / bf16 rounds: not the default-Impl frames
+        assert not np.allclose(frames, plain, atol=1e-6)
+
+
 def test_morph_and_layer_swap_clis(tmp_path, fixtures_dir):
     import importlib
+    from PIL import Image
+    import imageio.v3 as iio
     ls_mod = importlib.import_module('alignjax.apps.layer_swap')     # (the package exports same-named functions)
-    morph_mod = importlib.import_module('alignjax.apps.morph')
+    morph_mod = importlib.import_module('alignjax.apps.morphing')
     from alignjax.invert.store import save_latents
-    g = aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl').generator()
+    ck = aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl')
+    g = ck.generator()
+    child = str(save_child_checkpoint(ck, tmp_path / 'child'))          # a real child, saved as a checkpoint
     z = np.random.RandomState(0).randn(2, 64).astype(np.float32)
     save_latents(tmp_path / 'src', ['s0', 's1'], Latents(code=np.asarray(z), space='z', truncation_psi=0.7))
     save_latents(tmp_path / 'tgt', ['t0'], Latents(code=np.asarray(g.mapping(z[:1])), space='w+'))
-    morph_mod.main(['--parent', str(fixtures_dir / 'nvlabs.pkl'), '--child', str(fixtures_dir / 'rosinality.pt'),
+    morph_mod.main(['--parent', str(fixtures_dir / 'nvlabs.pkl'), '--child', child,
                     '--source-latents', str(tmp_path / 'src'), '--target-latents', str(tmp_path / 'tgt'),
                     '--frames', '5', '--formats', 'gif,png', '--outdir', str(tmp_path / 'morph'),
                     '--no-progress'])
     assert (tmp_path / 'morph' / 's0_to_t0.gif').is_file() and (tmp_path / 'morph' / 's1_to_t0.png').is_file()
     assert (tmp_path / 'morph' / 'strips.png').is_file()
-    ls_mod.main(['--parent', str(fixtures_dir / 'nvlabs.pkl'), '--child', str(fixtures_dir / 'tf.pkl'),
+    # into its own translation (same latent): the frames move only because the child's weights differ
+    morph_mod.main(['--parent', str(fixtures_dir / 'nvlabs.pkl'), '--child', child, '--source-latents',
+                    str(tmp_path / 'src'), '--frames', '4', '--formats', 'gif', '--outdir', str(tmp_path / 'own'),
+                    '--no-progress'])
+    gif = iio.imread(tmp_path / 'own' / 's0.gif', index=None).astype(np.float32)
+    assert gif.shape[0] == 4 and np.abs(gif[0] - gif[-1]).mean() > 2.0
+    ls_mod.main(['--parent', str(fixtures_dir / 'nvlabs.pkl'), '--child', child,
                  '--latents', str(tmp_path / 'src'), '--swap-res', '8,16', '--outdir', str(tmp_path / 'ls')])
-    from PIL import Image
     assert Image.open(tmp_path / 'ls' / 'layer_swap.png').size == (4 * 32 + 3 * 2, 2 * 32 + 2)
+    cols = {c: np.asarray(Image.open(tmp_path / 'ls' / c / 's0.png'), np.float32) for c in ('parent', 'swap8',
+                                                                                             'child')}
+    for a, b in (('parent', 'child'), ('parent', 'swap8'), ('swap8', 'child')):
+        assert np.abs(cols[a] - cols[b]).mean() > 1.0, (a, b)
     assert json.loads((tmp_path / 'src' / 'inversion.json').read_text())['space'] == 'z'

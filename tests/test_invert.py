@@ -290,10 +290,12 @@ def test_cli_real_photos_end_to_end(tmp_path, fixtures_dir, capsys):
     StyleAlign's setting (Z, psi 0.5), translated by a child checkpoint. Quality is poor by construction (a
     random 32x32 parent); it must run and write everything."""
     from alignjax.invert.cli import main
+    from conftest import save_child_checkpoint
     files = _real_photos()
     out = tmp_path / 'out'
+    child = save_child_checkpoint(aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl'), tmp_path / 'tf')  # a real child
     main(['--ckpt', str(fixtures_dir / 'nvlabs.pkl'), '--images', *map(str, files), '--preset', 'stylealign',
-          '--steps', '5', '--batch', '8', '--outdir', str(out), '--translate', str(fixtures_dir / 'tf.pkl'),
+          '--steps', '5', '--batch', '8', '--outdir', str(out), '--translate', str(child),
           '--no-progress'])
     names = [f.stem for f in files]
     with np.load(out / 'latents.npz') as z:
@@ -312,13 +314,16 @@ def test_cli_real_photos_end_to_end(tmp_path, fixtures_dir, capsys):
     from PIL import Image
     grid = Image.open(out / 'translate.png')
     assert grid.size == (3 * 32 + 2 * 2, len(names) * 32 + (len(names) - 1) * 2)  # input | recon | child
+    for n in names:                                  # the translation is the child's, not the reconstruction
+        recon = np.asarray(Image.open(out / 'recon' / f'{n}.png'), np.float32)
+        assert np.abs(recon - np.asarray(Image.open(out / 'translate' / 'tf' / f'{n}.png'), np.float32)).mean() > 1
     assert 'mean PSNR' in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_fixture_default_steps_all_spaces(fixtures_dir):
     """The 32x32 fixture generator, NVlabs defaults (1000 steps), PixelSSIM loss, 8 generated images.
-    Measured (CPU): W+ noise 33.1 dB mean (min 31.4), see the report in alignjax/invert/__init__.py."""
+    Measured (CPU): W+ noise 33.1 dB mean (min 31.4), see docs/performance.md."""
     g = aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl').generator()
     z = np.random.RandomState(5).randn(8, 64).astype(np.float32)
     target = np.asarray(g.synthesis(g.mapping(z), noise_mode='const'))
