@@ -367,7 +367,7 @@ def _disk_full(e: BaseException) -> str | None:
         if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or 'RESOURCE_EXHAUSTED' in msg \
                 or 'No space left' in msg:
             m = re.search(r'(?:writing|opening|creating)(?: local)? file "([^"]+)"', msg)
-            return m.group(1) if m else (getattr(e, 'filename', None) or '?')
+            return m.group(1) if m else (getattr(e, 'filename', None) or '')
         e = e.__cause__ or e.__context__
     return None
 
@@ -528,6 +528,7 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
     t_tick, img_tick, acc, pending = time.time(), nimg, {}, []
     first_step_time = None
     writing = 'the first sample grid'
+    target = None
 
     def flush():
         """Fetch pending metrics; raise on non-finite values (nothing is saved after them)."""
@@ -588,6 +589,7 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
                                **{k: float(np.mean(v)) for k, v in acc.items()})
                     if jax.process_index() == 0:
                         writing = str(metrics_path)
+                        target = None
                         with open(metrics_path, 'a') as f:
                             f.write(json.dumps(rec) + '\n')
                     t_tick, img_tick, acc = time.time(), nimg, {}
@@ -595,11 +597,13 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
                     last_grid = nimg // grid_img
                     if jax.process_index() == 0:
                         writing = f'the sample grid at {nimg} images'
+                        target = None
                         _save_grid(workdir / 'samples' / f'grid_{nimg:09d}.png', Generator(g_cfg, state.g_ema),
                                    grid_z, grid_c, cols)
                 if snap or done:
                     last_snap = nimg // snap_img
                     writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
+                    target = workdir / 'checkpoints' / f'{host_step}.orbax-checkpoint-tmp'
                     snapshot()
                     if kill_at is not None and host_step >= kill_at:
                         os.kill(os.getpid(), signal.SIGKILL)  # crash-recovery tests: die right after a save
@@ -607,6 +611,7 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
             stopped = stop.name
             if stopped and (saved is None or saved[0] != host_step):   # never re-save the step just saved
                 writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
+                target = workdir / 'checkpoints' / f'{host_step}.orbax-checkpoint-tmp'
                 snapshot()
             if stopped and not export_on_stop:
                 log(f'stopped by {stopped} at kimg {nimg / 1000:.3f} (step {host_step}); snapshot '
@@ -616,12 +621,14 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
             final = _final_checkpoint(state, g_cfg, d_cfg, meta, finished=not stopped)
             if jax.process_index() == 0:
                 writing = f'the final export {workdir}/final'
+                target = None
                 with faults.export(workdir), _quiet_writer_threads():
                     final.save(workdir / 'final')
     except Exception as e:
         where = _disk_full(e)
         if where is None:
             raise
+        where = where or str(target or workdir)          # the error named no file: the directory being written
         lost = f'{writing} was not written'
         if 'snapshot' in writing:
             gone = _remove_temporaries(workdir)
