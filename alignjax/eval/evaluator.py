@@ -30,6 +30,7 @@ import numpy as np
 
 from alignjax.data import procedural as P
 from alignjax.errors import AlignjaxError
+from alignjax.io.store import atomic_directory
 
 ASSETS = Path(__file__).resolve().parents[2] / 'assets' / 'evaluators'
 CONFIG_NAME = 'evaluator.json'
@@ -209,28 +210,13 @@ def _init(cfg, key):
 
 
 def _save(ev: Evaluator, path) -> Path:
-    import os
-    import shutil
-    import uuid
-    import orbax.checkpoint as ocp
+    import orbax.checkpoint as ocp   # slow to import; only saving and loading need it
     path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f'.{path.name}.tmp-{uuid.uuid4().hex[:8]}'
-    try:
+    with atomic_directory(path) as tmp:
         with ocp.StandardCheckpointer() as cp:
             cp.save(tmp / 'params', jax.tree_util.tree_map(np.asarray, ev.params))
             cp.wait_until_finished()
         (tmp / CONFIG_NAME).write_text(json.dumps(dict(format_version=1, config=ev.config.to_dict()), indent=1))
-        if path.exists():
-            old = path.parent / f'.{path.name}.old-{uuid.uuid4().hex[:8]}'
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

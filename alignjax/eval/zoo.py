@@ -15,6 +15,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from alignjax.io.store import atomic_directory
+
 ROOT = Path(__file__).resolve().parents[2]
 ZOO_DIR = ROOT / 'assets' / 'zoo'
 DEMO_PARENT = ROOT / 'assets' / 'demo' / 'parent'
@@ -120,7 +122,6 @@ def machine() -> str:
 def install(name: str, workdir) -> Path:
     """Copy workdir/final into assets/zoo/<name> (atomically) with a card: config, kimg, wall time, machine."""
     import shutil
-    import uuid
     workdir = Path(workdir)
     final = workdir / 'final'
     if not (final / 'alignjax_config.json').exists():
@@ -130,23 +131,15 @@ def install(name: str, workdir) -> Path:
     kimg = float(meta['extra'].get('kimg', 0.0))
     base = zoo_card(m.parent)['kimg_total'] if m.parent else 61.2   # the demo parent's 61.2 kimg
     dst = zoo_path(name)
-    tmp = dst.parent / f'.{name}.tmp-{uuid.uuid4().hex[:8]}'
-    shutil.copytree(final, tmp)
     card = dict(name=name, domain=m.domain, parent=m.parent or 'assets/demo/parent (61.2 kimg)',
                 kimg=kimg, kimg_total=round(base + kimg, 3), wall_s=round(_wall_seconds(workdir), 1),
                 machine=machine(), command=f'python train.py --config configs/zoo/{name}.py --workdir {workdir}',
                 config=meta['extra'].get('config'))
-    old = None
-    if dst.exists():
-        old = card_prev = dst / 'card.json'
-        if card_prev.exists():
-            card['metrics'] = json.loads(card_prev.read_text()).get('metrics')
-        old = dst.parent / f'.{name}.old-{uuid.uuid4().hex[:8]}'
-        dst.rename(old)
-    (tmp / 'card.json').write_text(json.dumps(card, indent=1))
-    tmp.rename(dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if (dst / 'card.json').exists():                 # keep the metrics of an earlier card
+        card['metrics'] = json.loads((dst / 'card.json').read_text()).get('metrics')
+    with atomic_directory(dst) as tmp:
+        shutil.copytree(final, tmp)
+        (tmp / 'card.json').write_text(json.dumps(card, indent=1))
     return dst
 
 

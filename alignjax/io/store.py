@@ -4,6 +4,7 @@ temporary sibling directory that is renamed into place, so a crash leaves the pr
 Also reads the networks of a training snapshot (`read_snapshot`)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,22 +35,17 @@ def _jsonable(obj):
         return repr(obj)
 
 
-def save_checkpoint(path, ck) -> Path:
-    """Write `ck` (an `alignjax.Checkpoint`) to directory `path` atomically; returns the path."""
-    import orbax.checkpoint as ocp   # slow to import (~1 s); only directory checkpoints need it
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a fresh temporary sibling path (not yet created) to fill; when the block succeeds it replaces
+    directory `path` by renames (the old one is removed only after), and on error it is removed and `path`
+    is untouched. So a crash never leaves a half-written `path`."""
     path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     tmp = path.parent / f'.{path.name}.tmp-{tag}'
-    state = jax.tree_util.tree_map(lambda a: np.asarray(a), ck.nets)
     try:
-        with ocp.StandardCheckpointer() as cp:
-            cp.save(tmp / 'state', state)
-            cp.wait_until_finished()
-        meta = dict(format_version=FORMAT_VERSION, nets=sorted(ck.nets), g_config=ck.g_config.to_dict(),
-                    d_config=None if ck.d_config is None else ck.d_config.to_dict(), source=str(ck.source),
-                    source_format=ck.format, notes=list(ck.notes), extra=_jsonable(dict(ck.extra)))
-        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=1))
+        yield tmp
         if path.exists():
             old = path.parent / f'.{path.name}.old-{tag}'
             os.rename(path, old)
@@ -60,6 +56,21 @@ def save_checkpoint(path, ck) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_checkpoint(path, ck) -> Path:
+    """Write `ck` (an `alignjax.Checkpoint`) to directory `path` atomically; returns the path."""
+    import orbax.checkpoint as ocp   # slow to import (~1 s); only directory checkpoints need it
+    path = Path(path).absolute()
+    state = jax.tree_util.tree_map(lambda a: np.asarray(a), ck.nets)
+    with atomic_directory(path) as tmp:
+        with ocp.StandardCheckpointer() as cp:
+            cp.save(tmp / 'state', state)
+            cp.wait_until_finished()
+        meta = dict(format_version=FORMAT_VERSION, nets=sorted(ck.nets), g_config=ck.g_config.to_dict(),
+                    d_config=None if ck.d_config is None else ck.d_config.to_dict(), source=str(ck.source),
+                    source_format=ck.format, notes=list(ck.notes), extra=_jsonable(dict(ck.extra)))
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=1))
     return path
 
 
