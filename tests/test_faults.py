@@ -271,7 +271,7 @@ def _umount(path: Path):
 def test_disk_full_during_a_snapshot(tmp_path, capsys):
     from alignjax.train import loop
     mnt = tmp_path / 'small'
-    _mount_tmpfs(mnt, 'size=2m')
+    _mount_tmpfs(mnt, 'size=8m')          # room for two snapshots + final/ once the filler is gone
     try:
         wd = mnt / 'run'
         train(cfg(train__kimg=steps_kimg(2)), wd)
