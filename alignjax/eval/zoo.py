@@ -48,39 +48,22 @@ def zoo_path(name: str) -> Path:
 
 def zoo_config(name: str):
     """The training config of zoo model `name` (an ml_collections ConfigDict)."""
-    from alignjax.train.config import base_config
-    m = ZOO[name] if name in ZOO else None
-    if m is None:
+    from alignjax.train.config import small32_config
+    if name not in ZOO:
         raise KeyError(f'unknown zoo model {name!r}; the zoo has {sorted(ZOO)}')
-    c = base_config()
+    m = ZOO[name]
+    c = small32_config(f'proc:{m.domain}?n=20000')      # the demo parent's architecture and hyperparameters
     c.name = f'zoo_{name}'
-    c.data.spec = f'proc:{m.domain}?n=20000'
-    c.data.resolution = 32
-    c.data.xflip = True
-    c.model.z_dim = c.model.w_dim = 128
-    c.model.mapping_layers = 4
-    c.model.channel_base = 2048          # 64 channels at every resolution up to 32x32 (as the demo parent)
-    c.model.channel_max = 64
-    c.model.mbstd_group_size = 4
-    c.train.batch = 16
-    c.train.g_lr = c.train.d_lr = 0.0025
-    c.train.r1_gamma = 0.0002 * 32 ** 2 / 16          # NVlabs 'auto' gamma for this resolution and batch
-    c.train.ema_kimg = 16 * 10 / 32
-    c.train.ema_rampup = 0.05
     c.train.kimg = m.kimg
-    c.log.tick_kimg = 1.0
-    c.log.snapshot_kimg = 2.0
-    c.log.grid_kimg = 2.0
     if m.parent is None:
         # The root continues the shipped demo parent (61.2 kimg, same architecture and hyperparameters).
         c.finetune.init_from = str(DEMO_PARENT)
-        c.log.snapshot_kimg = 5.0
-        c.log.grid_kimg = 5.0
     else:
         # Children: every weight trained (as StyleAlign), ADA on, G/G_ema/D from the parent.
         c.finetune.init_from = str(zoo_path(m.parent))
         c.train.augment = 'ada'
         c.log.tick_kimg = 0.5
+        c.log.snapshot_kimg = c.log.grid_kimg = 2.0
     return c
 
 

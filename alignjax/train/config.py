@@ -52,6 +52,29 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def small32_config(spec: str) -> ml_collections.ConfigDict:
+    """The demo's model and hyperparameters on `spec`: 32x32, 64 channels everywhere, z = w = 128, 4 mapping
+    layers, batch 16, NVlabs 'auto' R1 gamma and EMA. The demo parent and the benchmark zoo start from it."""
+    c = base_config()
+    c.data.spec = spec
+    c.data.resolution = 32
+    c.data.xflip = True
+    c.model.z_dim = c.model.w_dim = 128
+    c.model.mapping_layers = 4
+    c.model.channel_base = 2048          # 64 channels at every resolution up to 32x32
+    c.model.channel_max = 64
+    c.model.mbstd_group_size = 4
+    c.train.batch = 16
+    c.train.g_lr = c.train.d_lr = 0.0025
+    c.train.r1_gamma = 0.0002 * 32 ** 2 / 16          # NVlabs 'auto' gamma for this resolution and batch
+    c.train.ema_kimg = 16 * 10 / 32
+    c.train.ema_rampup = 0.05
+    c.log.tick_kimg = 1.0
+    c.log.snapshot_kimg = 5.0
+    c.log.grid_kimg = 5.0
+    return c
+
+
 def nvlabs_preset(c, *, batch, mbstd, fmaps, lrate, gamma, ema, ramp, mapping):
     """Apply one row of NVlabs stylegan2-ada-pytorch train.py's cfg_specs."""
     c.train.batch = batch
