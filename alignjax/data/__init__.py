@@ -8,12 +8,21 @@ procedural aligned-domain benchmark, served through a resumable grain loader.
 See docs/data.md.
 """
 
-from alignjax.data._image import BadImageError, EmptyDatasetError, decode_image, to_rgb
+from alignjax.data._image import (
+    BadImageError,
+    DatasetError,
+    DatasetNotFoundError,
+    EmptyDatasetError,
+    decode_image,
+    to_rgb,
+)
 from alignjax.data.loader import EpochShuffleSampler, make_loader
 from alignjax.data.sources import DatasetSpec, ImageDataset, make_dataset, parse_spec
 
 __all__ = [
     "BadImageError",
+    "DatasetError",
+    "DatasetNotFoundError",
     "DatasetSpec",
     "EmptyDatasetError",
     "EpochShuffleSampler",

@@ -24,7 +24,11 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from alignjax.errors import AlignjaxError
+
 __all__ = [
+    "DatasetError",
+    "DatasetNotFoundError",
     "BadImageError",
     "EmptyDatasetError",
     "IMAGE_EXTENSIONS",
@@ -36,7 +40,21 @@ __all__ = [
 ]
 
 
-class BadImageError(ValueError):
+class DatasetError(AlignjaxError, ValueError):
+    """A dataset spec, its options or its files cannot be used (the message names the spec or file).
+    Also a `ValueError`, as these always were."""
+
+
+class DatasetNotFoundError(AlignjaxError, FileNotFoundError):
+    """A dataset folder or archive that does not exist (or a folder that is a file: see `check_folder`).
+    Also a `FileNotFoundError`, as it always was."""
+
+
+class DatasetNotADirectoryError(AlignjaxError, NotADirectoryError):
+    """A `folder:` dataset that names a file. Also a `NotADirectoryError`, as it always was."""
+
+
+class BadImageError(DatasetError):
     """A file that should hold an image could not be decoded.
 
     ``path`` names the file (``archive.zip:member`` for zip members),
@@ -57,7 +75,7 @@ class BadImageError(ValueError):
         return (type(self), (self.path, self.reason, self.hint))
 
 
-class EmptyDatasetError(ValueError):
+class EmptyDatasetError(DatasetError):
     """A dataset spec resolved to zero usable images."""
 
 

@@ -43,6 +43,9 @@ import numpy as np
 from alignjax.data._image import (
     IMAGE_EXTENSIONS,
     BadImageError,
+    DatasetError,
+    DatasetNotADirectoryError,
+    DatasetNotFoundError,
     EmptyDatasetError,
     decode_image,
     describe_extensions,
@@ -96,7 +99,7 @@ _KINDS = ("folder", "zip", "tfds", "proc")
 def parse_spec(spec: str) -> DatasetSpec:
     """Parse ``kind:target[:split][?k=v&...]`` (see the module docstring)."""
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"dataset spec must be a non-empty string, got {spec!r}")
+        raise DatasetError(f"dataset spec must be a non-empty string, got {spec!r}")
     body, _, query = spec.partition("?")
     options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True)) if query else {}
     kind, sep, rest = body.partition(":")
@@ -107,12 +110,12 @@ def parse_spec(spec: str) -> DatasetSpec:
             return DatasetSpec("folder", path, None, options)
         if path.lower().endswith(".zip"):
             return DatasetSpec("zip", path, None, options)
-        raise ValueError(
+        raise DatasetError(
             f"cannot tell what kind of dataset {spec!r} is: use one of "
             + ", ".join(f"'{k}:...'" for k in _KINDS)
         )
     if not rest:
-        raise ValueError(f"dataset spec {spec!r} names no {'path' if kind in ('folder', 'zip') else 'dataset'}")
+        raise DatasetError(f"dataset spec {spec!r} names no {'path' if kind in ('folder', 'zip') else 'dataset'}")
     if kind in ("folder", "zip"):
         return DatasetSpec(kind, os.path.expanduser(rest), None, options)
     if kind == "tfds":
@@ -130,7 +133,7 @@ def _flag(options: dict[str, str], key: str, default: bool) -> bool:
         return True
     if v in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"option {key}={v!r} is not a boolean")
+    raise DatasetError(f"option {key}={v!r} is not a boolean")
 
 
 def _int_option(spec: DatasetSpec, key: str, default: int) -> int:
@@ -140,13 +143,13 @@ def _int_option(spec: DatasetSpec, key: str, default: int) -> int:
     try:
         return int(v)
     except ValueError:
-        raise ValueError(f"option {key}={v!r} of dataset {str(spec)!r} is not an integer") from None
+        raise DatasetError(f"option {key}={v!r} of dataset {str(spec)!r} is not an integer") from None
 
 
 def _check_options(spec: DatasetSpec, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(spec.options) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise DatasetError(
             f"unknown option(s) {unknown} for a {spec.kind!r} dataset; allowed: {list(allowed)}"
         )
 
@@ -197,20 +200,20 @@ def _load_json_labels(raw: bytes | None, names: list[str], where: str) -> np.nda
     try:
         meta = json.loads(raw)
     except ValueError as e:
-        raise ValueError(f"{where}: dataset.json is not valid JSON: {e}") from e
+        raise DatasetError(f"{where}: dataset.json is not valid JSON: {e}") from e
     labels = meta.get("labels") if isinstance(meta, dict) else None
     if labels is None:
         return None
     table = {str(k).replace("\\", "/"): v for k, v in labels}
     missing = [n for n in names if n not in table]
     if missing:
-        raise ValueError(
+        raise DatasetError(
             f"{where}: dataset.json has no label for {len(missing)} image(s), e.g. {missing[0]!r}"
         )
     arr = np.array([table[n] for n in names])
     if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
         if arr.size and arr.min() < 0:
-            raise ValueError(f"{where}: negative class label in dataset.json")
+            raise DatasetError(f"{where}: negative class label in dataset.json")
         onehot = np.zeros((len(arr), int(arr.max()) + 1 if arr.size else 0), np.float32)
         onehot[np.arange(len(arr)), arr] = 1
         return onehot
@@ -218,7 +221,7 @@ def _load_json_labels(raw: bytes | None, names: list[str], where: str) -> np.nda
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(f"{where}: labels in dataset.json must be ints or flat vectors")
+        raise DatasetError(f"{where}: labels in dataset.json must be ints or flat vectors")
     return arr
 
 
@@ -282,10 +285,10 @@ def check_folder(root: str, what: str = "dataset folder") -> None:
         return
     if os.path.isfile(root):
         hint = f" (for an NVlabs zip use 'zip:{root}')" if root.lower().endswith(".zip") else ""
-        raise NotADirectoryError(f"{what} {root!r} is a file, not a folder{hint}")
+        raise DatasetNotADirectoryError(f"{what} {root!r} is a file, not a folder{hint}")
     if os.path.islink(root):
-        raise FileNotFoundError(f"{what} {root!r} is a broken symbolic link")
-    raise FileNotFoundError(f"{what} {root!r} does not exist")
+        raise DatasetNotFoundError(f"{what} {root!r} is a broken symbolic link")
+    raise DatasetNotFoundError(f"{what} {root!r} does not exist")
 
 
 def walk_files(root: str, report=_report) -> list[str]:
@@ -380,7 +383,7 @@ class _ZipBackend(_FileBackend):
 
     def __init__(self, path: str, use_labels: bool = True):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"dataset zip {path!r} does not exist")
+            raise DatasetNotFoundError(f"dataset zip {path!r} does not exist")
         self._path = path
         self._local = threading.local()
         try:
@@ -390,7 +393,7 @@ class _ZipBackend(_FileBackend):
                 self._sizes = {n: infos[n].file_size for n in names}
                 raw_json = z.read("dataset.json") if "dataset.json" in infos and use_labels else None
         except zipfile.BadZipFile as e:
-            raise ValueError(f"{path!r} is not a readable zip archive: {e}") from e
+            raise DatasetError(f"{path!r} is not a readable zip archive: {e}") from e
         labels = _load_json_labels(raw_json, names, f"{path}:dataset.json")
         super().__init__(names, labels)
         self.name = os.path.splitext(os.path.basename(path))[0]
@@ -445,10 +448,10 @@ class _TfdsBackend(_Backend):
         if image_key is None:
             images = [k for k, f in feats.items() if type(f).__name__ == "Image"]
             if not images:
-                raise ValueError(f"tfds:{name} has no Image feature (features: {list(feats)})")
+                raise DatasetError(f"tfds:{name} has no Image feature (features: {list(feats)})")
             image_key = "image" if "image" in images else images[0]
         elif image_key not in feats:
-            raise ValueError(f"tfds:{name} has no feature {image_key!r} (features: {list(feats)})")
+            raise DatasetError(f"tfds:{name} has no feature {image_key!r} (features: {list(feats)})")
         self._image_key = image_key
         self._label_key = None
         self.c_dim = 0
@@ -456,7 +459,7 @@ class _TfdsBackend(_Backend):
             label_key = "label"
         if label_key not in (None, "none", ""):
             if label_key not in feats or not hasattr(feats[label_key], "num_classes"):
-                raise ValueError(f"tfds:{name}: {label_key!r} is not a ClassLabel feature")
+                raise DatasetError(f"tfds:{name}: {label_key!r} is not a ClassLabel feature")
             self._label_key = label_key
             self.c_dim = int(feats[label_key].num_classes)
         self.name = name.split("/")[0]
@@ -488,7 +491,7 @@ class _ProceduralBackend(_Backend):
         from alignjax.data import procedural
 
         if domain not in procedural.DOMAINS:
-            raise ValueError(f"unknown procedural domain {domain!r}; choose from {procedural.DOMAINS}")
+            raise DatasetError(f"unknown procedural domain {domain!r}; choose from {procedural.DOMAINS}")
         if n <= 0:
             raise EmptyDatasetError(f"proc:{domain} with n={n} has no images")
         self._proc = procedural

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.errors import AlignjaxError
 from alignjax.metrics import distances as D
 from alignjax.metrics.extractors import PixelProjection, check_images, extractor_name
 
@@ -33,8 +34,8 @@ METRIC_HELP = ('fd_eval<N>, kid_eval<N>, pr_eval<N>, fd_inception<N>, kid_incept
                'fid<N>, fd_pix<N>, kid_pix<N>, pr_pix<N> (N images, e.g. 2000 or 2k; e.g. fd_eval10k, fid50k)')
 
 
-class MetricsError(ValueError):
-    """Bad metric request or input: the message says what and where."""
+class MetricsError(AlignjaxError, ValueError):
+    """Bad metric request or input: the message says what and where. (Also a `ValueError`, as it always was.)"""
 
 
 @dataclasses.dataclass(frozen=True)
