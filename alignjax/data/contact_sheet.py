@@ -1,15 +1,12 @@
 """Contact sheet of the procedural domains: one row per factor vector, one
 column per domain (the same factors across a row), at several resolutions.
 
-    python -m alignjax.data.contact_sheet --out docs/procedural_domains.png
+    alignjax-contact-sheet --out docs/procedural_domains.png     # or python -m alignjax.data.contact_sheet
 """
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from PIL import Image
 
 from alignjax.data import procedural
 
@@ -54,31 +51,7 @@ def contact_sheet(
     return sheet
 
 
-def _main(argv=None):
-    from alignjax import _cli
+if __name__ == "__main__":  # `python -m alignjax.data.contact_sheet` (the command line: alignjax.cli.contact_sheet)
+    from alignjax.cli.contact_sheet import main
 
-    p = argparse.ArgumentParser(prog="python -m alignjax.data.contact_sheet", description=__doc__)
-    p.add_argument("--out", default="docs/procedural_domains.png", help="the PNG to write")
-    p.add_argument("--rows", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resolution", type=int, nargs="+", default=[64, 32], help="render resolutions (64 32)")
-    p.add_argument("--display", type=int, default=128)
-    _cli.deprecated(p, "--res", "--resolution", nargs="+")
-    _cli.add_debug(p)
-    a = p.parse_args(argv)
-    if a.rows < 1 or a.display < 1 or min(a.resolution) < 1:
-        p.error("--rows, --display and --resolution must be >= 1")
-    _cli.check_outfile(a.out)
-    Image.fromarray(contact_sheet(a.rows, a.seed, a.resolution, a.display)).save(a.out)
-    print(a.out)
-    return 0
-
-
-def main(argv=None):
-    from alignjax._cli import entry
-
-    return entry(_main)(argv)
-
-
-if __name__ == "__main__":
     raise SystemExit(main())

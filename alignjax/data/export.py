@@ -1,6 +1,7 @@
 """Write any dataset spec as an NVlabs ``dataset_tool.py``-layout zip.
 
-    python -m alignjax.data.export --source proc:toons?seed=1 --max-images 5000 --resolution 256 --out toons256.zip
+    alignjax-export-data --source 'proc:toons?seed=1' --max-images 5000 --resolution 256 --out toons256.zip
+    python -m alignjax.data.export ...     # the same command line (alignjax/cli/export_data.py)
 
 The archive holds ``00000/img00000000.png`` ... (1000 images per folder) and a
 ``dataset.json`` with ``{"labels": [[name, label], ...]}`` or ``{"labels":
@@ -16,7 +17,6 @@ Unreadable images stop the export (naming the file) unless ``--skip-bad``.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -28,6 +28,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
+from alignjax.data import procedural
 from alignjax.data._image import BadImageError, EmptyDatasetError
 from alignjax.data.sources import ImageDataset, _ProceduralBackend, make_dataset
 
@@ -143,8 +144,6 @@ def export(
             meta = {"labels": label_rows if label_rows else None}
             zf.writestr("dataset.json", json.dumps(meta))
             if annotations:
-                from alignjax.data import procedural
-
                 buf = io.BytesIO()
                 dom = ds._backend.domain
                 np.savez_compressed(
@@ -170,47 +169,7 @@ def export(
     return {"n": written, "resolution": ds.resolution, "seconds": dt, "out": out, "skipped": skipped}
 
 
-def _main(argv=None):
-    from alignjax import _cli
+if __name__ == "__main__":  # `python -m alignjax.data.export` (the command line: alignjax.cli.export_data)
+    from alignjax.cli.export_data import main
 
-    p = argparse.ArgumentParser(prog="python -m alignjax.data.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", required=True, help="dataset spec, e.g. proc:faces?seed=0, folder:/x, zip:/y.zip")
-    p.add_argument("--max-images", type=int, default=None, help="number of images (default: all)")
-    p.add_argument("--resolution", type=int, default=256, help="output resolution (default 256)")
-    p.add_argument("--out", required=True, help="output .zip")
-    p.add_argument("--labels", choices=("source", "factors", "none"), default="source")
-    p.add_argument("--annotations", action="store_true", help="add annotations.npz (proc: sources)")
-    p.add_argument("--compress-level", type=int, default=0, help="PNG zlib level (NVlabs uses 0)")
-    p.add_argument("--skip-bad", action="store_true", help="leave unreadable images out instead of stopping")
-    _cli.deprecated(p, "--n", "--max-images")
-    _cli.deprecated(p, "--res", "--resolution")
-    _cli.add_debug(p)
-    a = p.parse_args(argv)
-    if a.resolution < 1:
-        p.error("--resolution must be >= 1")
-    if a.max_images is not None and a.max_images < 1:
-        p.error("--max-images must be >= 1")
-    if not 0 <= a.compress_level <= 9:
-        p.error("--compress-level must be in 0..9")
-    _cli.check_outfile(a.out)
-    if (a.labels == "factors" or a.annotations) and not a.source.startswith("proc:"):
-        raise _cli.CliError("--labels factors and --annotations need a proc: source")
-    try:
-        export(a.source, a.out, n=a.max_images, resolution=a.resolution, labels=a.labels,
-               annotations=a.annotations, compress_level=a.compress_level,
-               bad_file_policy="skip" if a.skip_bad else "fail")
-    except BadImageError as e:
-        raise _cli.CliError(str(e.with_hint(SKIP_HINT))) from None
-    return 0
-
-
-def main(argv=None):
-    """Exit 0, or 1 with one `error: ...` line (the traceback with --debug or ALIGNJAX_DEBUG=1)."""
-    from alignjax._cli import entry
-
-    return entry(_main)(argv)
-
-
-if __name__ == "__main__":
     raise SystemExit(main())
