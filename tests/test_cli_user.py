@@ -310,7 +310,7 @@ def _folder_with_bad(tmp_path):
 
 
 def test_export_errors_skip_progress_and_aliases(tmp_path, capsys):
-    from alignjax.data.export import main
+    from alignjax.cli.export_data import main
     d = _folder_with_bad(tmp_path)
     out = tmp_path / 'o.zip'
     line = _exits(main, ['--source', f'folder:{d}', '--out', str(out)], capsys)
@@ -345,7 +345,7 @@ def test_cli_processes_print_one_error_line(tmp_path, monkeypatch):
         p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
         errors = [ln for ln in p.stderr.splitlines() if ln.startswith('error:')]
         assert p.returncode == 1 and len(errors) == 1 and 'Traceback' not in p.stderr, p.stderr
-    from alignjax.data.export import main
+    from alignjax.cli.export_data import main
     argv = ['--source', 'proc:nope', '--out', str(tmp_path / 'a.zip')]
     with pytest.raises(ValueError, match='unknown procedural domain'):
         main(argv + ['--debug'])

@@ -405,7 +405,7 @@ def test_export_roundtrip(tmp_path):
         np.testing.assert_array_equal(ds[i]["image"], ref[i]["image"])  # PNG is lossless
     # the CLI entry point, with class labels from a labelled zip
     src = _nvlabs_zip(tmp_path / "src.zip", n=5, res=20)
-    from alignjax.data.export import main
+    from alignjax.cli.export_data import main
 
     main(["--source", f"zip:{src}", "--n", "5", "--res", "16", "--out", str(tmp_path / "o.zip")])
     back = make_dataset(str(tmp_path / "o.zip"), 16)
