@@ -196,3 +196,27 @@ def test_aligned_across_domains():
     dss = {d: make_dataset(f"proc:{d}?seed=9&n=10", 32) for d in P.DOMAINS}
     for d, ds in dss.items():
         np.testing.assert_array_equal(ds.annotations([4])["factors"], P.sample_factors(9, indices=[4]))
+
+
+@pytest.mark.parametrize("domain", ["faces", "toons", "animals"])
+def test_every_part_painter_of_a_head_style_paints(domain, monkeypatch):
+    """The per-domain style record drives the painting: leaving out any one of its part painters changes the
+    image (a painter that silently paints nothing, or a style field nothing reads, fails here)."""
+    import dataclasses
+
+    from alignjax.data.procedural import _heads
+
+    fac = P.sample_factors(3, 12)
+    fac[:, P.FACTOR_NAMES.index("glasses")] = 1.0
+    full = P.render(domain, fac, 32)["image"]
+    style = _heads.STYLES[domain]
+    painters = [f.name for f in dataclasses.fields(style) if callable(getattr(style, f.name))]
+    assert len(painters) >= 5
+    for name in painters:
+        if name == "background":
+            continue            # it fills the canvas: leaving it out leaves uninitialised memory
+        monkeypatch.setitem(_heads.STYLES, domain, dataclasses.replace(style, **{name: lambda *a, **k: None}))
+        img = P.render(domain, fac, 32)["image"]
+        assert np.abs(img.astype(int) - full).max() > 20, f"{domain}: {name} painted nothing"
+    monkeypatch.setitem(_heads.STYLES, domain, dataclasses.replace(style, ink=not style.ink))
+    assert not np.array_equal(P.render(domain, fac, 32)["image"], full)
