@@ -1,15 +1,15 @@
 """Train one domain evaluator on procedural renders (exact resume; held-out accuracy at the end).
 
-    python -m alignjax.eval.train --domain faces --res 32 --out assets/evaluators/faces_32
+    alignjax-train-evaluator --domain faces --res 32 --out assets/evaluators/faces_32
+    python -m alignjax.eval.train --domain faces --res 32 --out assets/evaluators/faces_32    # the same
 
-Training state (params, Adam, step) is checkpointed every `--ckpt-every` steps in OUT/_train/ (orbax); running
+Training state (params, Adam, step) is checkpointed every `ckpt_every` (500) steps in OUT/_train/ (orbax); running
 the same command again continues from there, bit-exactly (batches are pure functions of seed and step). When
 done, OUT holds the evaluator (evaluator.json + params/) and accuracy.json (held-out scores, clean and
 degraded), and OUT/_train/ is removed unless --keep-state.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -25,7 +25,8 @@ import optax
 
 from alignjax.data import procedural as P
 from alignjax.eval import evaluator as E
-from alignjax.eval.data import EVAL_SEED, TRAIN_SEED, RenderPool
+from alignjax.eval.data import EVAL_SEED, TRAIN_SEED, RenderPool, degrade, render_set
+from alignjax.eval.scores import score, summary_line
 
 # Degradation levels of the accuracy report. The demo parent's samples are as sharp as renders blurred with
 # sigma 0.5 px (mean |Laplacian| 12.8 vs 12.9, high-frequency power 3.0% vs 3.2%; clean renders: 18.3, 5.5%):
@@ -138,7 +139,7 @@ def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings =
 
     `stop_after`: leave after that step with a checkpoint (a time-boxed run; the same call continues it);
     returns None then. Otherwise returns the accuracy report written to out/accuracy.json."""
-    import orbax.checkpoint as ocp
+    import orbax.checkpoint as ocp   # slow to import (~1 s): only when training
     from tqdm import tqdm
     if domain not in P.DOMAINS:
         raise E.EvaluatorError(f'unknown domain {domain!r}; choose from {P.DOMAINS}')
@@ -209,7 +210,6 @@ def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings =
     if not keep_state:
         shutil.rmtree(out / '_train', ignore_errors=True)
     if not quiet:
-        from alignjax.eval.scores import summary_line
         print(f'{domain}@{resolution}: {summary_line(acc["clean"])}')
         print(f'  degraded (gan level): {summary_line(acc["gan"])}')
         print(f'wrote {out} (evaluator.json, params/, accuracy.json) in {train_s / 60:.1f} min')
@@ -218,8 +218,6 @@ def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings =
 
 def accuracy_report(ev, n: int = 2000, levels=None) -> dict:
     """Held-out scores of `ev` at every degradation level (renders of EVAL_SEED indices 0..n-1, rendered once)."""
-    from alignjax.eval.data import degrade, render_set
-    from alignjax.eval.scores import score
     data = render_set(ev.domain, ev.resolution, EVAL_SEED, 0, n)
     out = {}
     for name, lv in (levels or DEGRADE_LEVELS).items():
@@ -240,30 +238,7 @@ def rescore(path, n: int = 2000) -> dict:
     return acc
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument('--domain', required=True, choices=P.DOMAINS)
-    ap.add_argument('--res', type=int, default=32, help='image resolution')
-    ap.add_argument('--out', required=True, help='output directory (the evaluator)')
-    ap.add_argument('--steps', type=int, default=TrainSettings.steps)
-    ap.add_argument('--batch', type=int, default=TrainSettings.batch)
-    ap.add_argument('--width', type=int, default=16, help='channels at full resolution')
-    ap.add_argument('--eval-n', type=int, default=2000, help='held-out renders scored at the end')
-    ap.add_argument('--keep-state', action='store_true', help='keep OUT/_train (the resumable state)')
-    ap.add_argument('--rescore', action='store_true', help='only recompute OUT/accuracy.json of a trained evaluator')
-    a = ap.parse_args(argv)
-    try:
-        if a.rescore:
-            from alignjax.eval.scores import summary_line
-            acc = rescore(a.out, n=a.eval_n)
-            print(f'{a.domain}@{a.res}: {summary_line(acc["clean"])}; wrote {a.out}/accuracy.json')
-            return
-        train_evaluator(a.domain, a.res, a.out, TrainSettings(steps=a.steps, batch=a.batch), width=a.width,
-                        keep_state=a.keep_state, eval_n=a.eval_n)
-    except E.EvaluatorError as e:
-        sys.exit(f'error: {e}')
+if __name__ == '__main__':   # `python -m alignjax.eval.train` (the command line: alignjax.cli.eval_train)
+    from alignjax.cli.eval_train import main
 
-
-if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
