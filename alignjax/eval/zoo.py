@@ -7,7 +7,8 @@ for the forgotten-directions study). All 32x32, 64 channels, trained by this pro
     card = zoo_card('toons')             # its JSON card: config, kimg, wall time, machine, FD_eval, P/R
 
 `make zoo` trains every model in order (each resumable: re-running continues) and copies each final model
-into assets/zoo/<name>; `python -m alignjax.eval.zoo cards` recomputes the cards' metrics.
+into assets/zoo/<name>; `alignjax-zoo cards` (or `python -m alignjax.eval.zoo cards`) recomputes the cards'
+metrics.
 """
 from __future__ import annotations
 
@@ -212,42 +213,7 @@ def markdown_table(cards: dict) -> str:
     return '\n'.join(lines)
 
 
-def main(argv=None):
-    import argparse
-    ap = argparse.ArgumentParser(prog='python -m alignjax.eval.zoo', description='the benchmark zoo')
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    p = sub.add_parser('install', help='copy a finished run into assets/zoo/NAME with its card')
-    p.add_argument('name', choices=list(ZOO))
-    p.add_argument('--workdir', default=None, help='default: runs/zoo/NAME')
-    p = sub.add_parser('cards', help="compute the cards' metrics (FD_eval/KID/precision/recall)")
-    p.add_argument('--n', type=int, default=CARD_N)
-    p.add_argument('--models', default=None, help='comma-separated zoo names (default: all installed)')
-    p.add_argument('--no-demo', action='store_true', help='skip the demo parent (compared in the table)')
-    sub.add_parser('tables', help="print the evaluators' accuracy table and the zoo table (markdown)")
-    p = sub.add_parser('sheet', help='the contact sheet (same z through every model)')
-    p.add_argument('--out', default=str(ROOT / 'docs' / 'zoo_contact_sheet.png'))
-    a = ap.parse_args(argv)
-    try:
-        if a.cmd == 'install':
-            dst = install(a.name, a.workdir or ROOT / 'runs' / 'zoo' / a.name)
-            print(f'installed {dst}: {json.loads((dst / "card.json").read_text())["kimg_total"]} kimg in total')
-        elif a.cmd == 'cards':
-            card_metrics(a.models.split(',') if a.models else None, n=a.n, demo=not a.no_demo)
-            main(['tables'])
-        elif a.cmd == 'tables':
-            from alignjax.eval.scores import accuracy_markdown
-            print(accuracy_markdown(levels=('clean', 'gan')))
-            print()
-            demo = ZOO_DIR / 'demo_parent_metrics.json'
-            cards = {'demo_parent': dict(domain='faces', metrics=json.loads(demo.read_text()) if demo.exists()
-                                         else None)}
-            cards.update({nm: zoo_card(nm) for nm in ZOO if zoo_path(nm).exists()})
-            print(markdown_table(cards))
-        else:
-            print(f'wrote {contact_sheet(a.out)}')
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        raise SystemExit(f'error: {e}')
+if __name__ == '__main__':   # `python -m alignjax.eval.zoo install|cards|tables|sheet` (alignjax/cli/zoo.py)
+    from alignjax.cli.zoo import main
 
-
-if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
