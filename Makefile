@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/python train.py --config configs/demo.py --workdir runs/demo
 
 test: $(STAMP) $(VENV)/.torch-checked
-	$(BIN)/python -m pytest -q -n 2 --durations=10
+	$(BIN)/python -m pytest -q -rs -n 2 --durations=10
 
 test-slow: $(STAMP) $(VENV)/.torch-checked
 	$(BIN)/python -m pytest -q -m slow
