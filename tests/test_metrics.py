@@ -18,7 +18,7 @@ from alignjax.io.torch_file import save_torch
 from alignjax.metrics import (FeatureStats, MetricsError, PixelProjection, compute_metrics, fd_from_features,
                               frechet_distance, generate_images, kid, kid_subsets, knn_radii, mean_cov,
                               parse_metric, precision_recall, to_unit_range)
-from alignjax.metrics import __main__ as cli
+from alignjax.cli import metrics as cli
 from alignjax.metrics import compute as C
 from alignjax.metrics import inception as I
 
