@@ -1,84 +1,42 @@
-"""Render images from a checkpoint: one grid (--out FILE) or, as NVlabs generate.py, one PNG per seed (--outdir).
+"""Images from seeds, as NVlabs generate.py renders them (z = np.random.RandomState(seed).randn(z_dim)).
 
-    python -m alignjax.generate --ckpt network.pkl --seeds 0-15 --psi 0.7 --out grid.png
-    python -m alignjax.generate --ckpt network.pkl --seeds 0-7 --outdir out/      # out/seed0000.png ... + grid.png
+    from alignjax.generate import render_seeds
+    u8 = render_seeds(gen, range(8), psi=0.7)            # uint8 [8, H, W, 3]
 
-Seeds give the same z as NVlabs generate.py (np.random.RandomState(seed).randn). Default: seeds 0-7, psi 1,
-grid.png. (--trunc / --trunc-cutoff are deprecated spellings of --psi / --psi-cutoff.)
+The command line is `alignjax-generate` (alignjax/cli/generate.py); `python -m alignjax.generate` still runs it.
 """
 from __future__ import annotations
 
-import argparse
-
+import jax
 import numpy as np
 
-from alignjax import _cli, vis
+from alignjax import vis
 
 
-def _main(argv=None):
-    p = argparse.ArgumentParser(prog='python -m alignjax.generate', description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--ckpt', required=True, help='.pkl (NVlabs / TF), rosinality .pt or alignjax checkpoint dir')
-    p.add_argument('--seeds', default=_cli.DEFAULT_SEEDS, help=f"e.g. '0-15' or '1,5,9' (default "
-                                                               f"{_cli.DEFAULT_SEEDS})")
-    p.add_argument('--psi', type=float, default=1.0, help='truncation psi (default 1: none)')
-    p.add_argument('--psi-cutoff', type=int, default=None, help='truncate only the first K ws')
-    p.add_argument('--noise-mode', default='const', choices=['const', 'none', 'random'])
-    p.add_argument('--net', default='G_ema', help="which generator: 'G_ema' (default) or 'G'")
-    p.add_argument('--class-idx', type=int, default=None, help='class for conditional models')
-    p.add_argument('--cols', type=int, default=None)
-    p.add_argument('--batch', type=int, default=8)
-    p.add_argument('--out', default=None, help='the grid PNG (default grid.png, or OUTDIR/grid.png)')
-    p.add_argument('--outdir', default=None, help='also write OUTDIR/seedNNNN.png per seed (NVlabs layout)')
-    _cli.deprecated(p, '--trunc', '--psi')
-    _cli.deprecated(p, '--trunc-cutoff', '--psi-cutoff')
-    _cli.add_debug(p)
-    a = p.parse_args(argv)
-    if a.batch < 1:
-        p.error('--batch must be >= 1')
-    if a.cols is not None and a.cols < 1:
-        p.error('--cols must be >= 1')
-    seeds = _cli.parse_seeds(a.seeds)
-    if a.outdir is not None:
-        _cli.check_outdir(a.outdir)
-    out = a.out if a.out is not None else (f'{a.outdir}/grid.png' if a.outdir is not None else 'grid.png')
-    _cli.check_outfile(out)
-
-    import jax
-    from alignjax.invert.cli import load_generator
-    gen, _ = load_generator(a.ckpt, a.net)
+def render_seeds(gen, seeds, *, psi: float = 1.0, psi_cutoff: int | None = None, noise_mode: str = 'const',
+                 class_idx: int | None = None, batch: int = 8, key=None) -> np.ndarray:
+    """uint8 [len(seeds), H, W, 3]: NVlabs z per seed, mapped with truncation (psi, psi_cutoff), rendered in
+    batches of `batch`; a conditional generator needs `class_idx`. noise_mode 'random' folds the batch's start
+    index into `key` (default jax.random.key(0))."""
+    seeds = list(seeds)
     c = None
     if gen.config.c_dim:
-        if a.class_idx is None:
-            raise _cli.CliError(f'{a.ckpt} is conditional ({gen.config.c_dim} classes): pass --class-idx')
-        if not 0 <= a.class_idx < gen.config.c_dim:
-            raise _cli.CliError(f'--class-idx {a.class_idx}: {a.ckpt} has classes 0..{gen.config.c_dim - 1}')
+        if class_idx is None or not 0 <= class_idx < gen.config.c_dim:
+            raise ValueError(f'class_idx must be in 0..{gen.config.c_dim - 1} for this conditional generator, '
+                             f'got {class_idx}')
         c = np.zeros((len(seeds), gen.config.c_dim), np.float32)
-        c[:, a.class_idx] = 1
-    elif a.class_idx is not None:
-        raise _cli.CliError(f'--class-idx given but {a.ckpt} is not conditional')
-    if a.psi_cutoff is not None and not 0 < a.psi_cutoff <= gen.num_ws:
-        raise _cli.CliError(f'--psi-cutoff {a.psi_cutoff}: the generator has {gen.num_ws} ws')
+        c[:, class_idx] = 1
+    elif class_idx is not None:
+        raise ValueError('class_idx given but the generator is not conditional')
     z = vis.nvlabs_z(seeds, gen.config.z_dim)
-    key = jax.random.key(0)
+    key = jax.random.key(0) if key is None else key
     imgs = []
-    for i in range(0, len(seeds), a.batch):
-        ws = gen.mapping(z[i:i + a.batch], None if c is None else c[i:i + a.batch], a.psi, a.psi_cutoff)
-        imgs.append(np.asarray(gen.synthesis(ws, a.noise_mode, key=jax.random.fold_in(key, i))))
-    u8 = vis.to_uint8(np.concatenate(imgs))
-    if a.outdir is not None:
-        for s, im in zip(seeds, u8):
-            vis.save_png(f'{a.outdir}/seed{s:04d}.png', im)
-    path = vis.save_png(out, vis.grid(u8, cols=a.cols))
-    print(f'wrote {path} ({len(seeds)} images, {gen.config.resolution}x{gen.config.resolution})'
-          + (f' and {a.outdir}/seed*.png' if a.outdir is not None else ''))
-    return 0
+    for i in range(0, len(seeds), batch):
+        ws = gen.mapping(z[i:i + batch], None if c is None else c[i:i + batch], psi, psi_cutoff)
+        imgs.append(np.asarray(gen.synthesis(ws, noise_mode, key=jax.random.fold_in(key, i))))
+    return vis.to_uint8(np.concatenate(imgs))
 
 
-def main(argv=None):
-    """Exit 0, or 1 with one `error: ...` line (the traceback with --debug or ALIGNJAX_DEBUG=1)."""
-    return _cli.entry(_main)(argv)
-
-
-if __name__ == '__main__':
+if __name__ == '__main__':          # the old spelling of `alignjax-generate`
+    from alignjax.cli.generate import main
     raise SystemExit(main())

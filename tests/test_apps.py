@@ -239,8 +239,8 @@ def test_morph_and_layer_swap_clis(tmp_path, fixtures_dir):
     import importlib
     from PIL import Image
     import imageio.v3 as iio
-    ls_mod = importlib.import_module('alignjax.apps.layer_swap')     # (the package exports same-named functions)
-    morph_mod = importlib.import_module('alignjax.apps.morphing')
+    ls_mod = importlib.import_module('alignjax.cli.layer_swap')      # (the package exports same-named functions)
+    morph_mod = importlib.import_module('alignjax.cli.morph')
     from alignjax.invert.store import save_latents
     ck = aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl')
     g = ck.generator()

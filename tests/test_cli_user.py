@@ -19,13 +19,14 @@ import pytest
 from PIL import Image
 
 import alignjax as aj
+from alignjax.apps import morphing
 from alignjax.invert import Latents, w_stats
 from alignjax.invert.store import save_latents
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REALDATA = ROOT.parent / 'shared' / 'realdata' / 'celebamask_hq_samples'
-morph_cli = importlib.import_module('alignjax.apps.morph')        # the package exports same-named functions
-swap_cli = importlib.import_module('alignjax.apps.layer_swap')
+morph_cli = importlib.import_module('alignjax.cli.morph')
+swap_cli = importlib.import_module('alignjax.cli.layer_swap')
 
 
 def _tiny(seed, w_dim=16):
@@ -116,7 +117,7 @@ def photos(tmp_path_factory):
 def translated(ckpts, photos, tmp_path_factory):
     """One invert.py --translate run (default preset, 3 steps) over the photo folder, stderr captured."""
     import io
-    from alignjax.invert.cli import main
+    from alignjax.cli.invert import main
     out = tmp_path_factory.mktemp('inv') / 'out'
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -205,7 +206,7 @@ def test_nvlabs_preset_is_one_w_plus_noise_maps(translated, ckpts):
 def test_invert_bad_photo_fails_with_one_line_before_inverting(ckpts, photos, capsys, monkeypatch):
     """Item 2/3: a 0-byte photo stops invert.py with the same words as a training dataset, and a hint."""
     from alignjax.data import BadImageError, make_dataset
-    from alignjax.invert.cli import main
+    from alignjax.cli.invert import main
     with _no_inversion(monkeypatch):
         line = _exits(main, ['--ckpt', ckpts['parent'], '--images', str(photos), '--outdir',
                              str(photos.parent / 'x')], capsys)
@@ -217,7 +218,7 @@ def test_invert_bad_photo_fails_with_one_line_before_inverting(ckpts, photos, ca
 
 
 def test_invert_checks_outdir_and_child_first(ckpts, photos, tmp_path, capsys, monkeypatch):
-    from alignjax.invert.cli import main
+    from alignjax.cli.invert import main
     afile = tmp_path / 'afile'
     afile.write_text('x')
     with _no_inversion(monkeypatch):
@@ -249,7 +250,7 @@ def test_morph_refuses_unaligned_child_and_foreign_latents_before_inverting(ckpt
                                        '--outdir', str(tmp_path / 'm')], capsys)
         assert 'zero-byte file' in line
     with pytest.raises(ValueError, match='do not fit'):     # the Python API says so too (not a dot_general error)
-        morph_cli.morph(ckpts['gen'], ckpts['child_gen'], Latents(code=np.zeros((1, 6, 8), np.float32)), frames=2)
+        morphing.morph(ckpts['gen'], ckpts['child_gen'], Latents(code=np.zeros((1, 6, 8), np.float32)), frames=2)
 
 
 def test_layer_swap_latents_errors_and_default_seeds(ckpts, tmp_path, capsys):
@@ -268,7 +269,7 @@ def test_layer_swap_latents_errors_and_default_seeds(ckpts, tmp_path, capsys):
 
 def test_check_compatible_ignores_impl_and_warns_on_unrelated_weights(ckpts, capsys):
     from alignjax.apps import check_compatible
-    from alignjax.invert.cli import check_aligned
+    from alignjax.cli.invert import check_aligned
     check_compatible(ckpts['gen'], ckpts['child_gen'].with_impl(dtype='bfloat16'))
     with pytest.raises(ValueError) as e:
         check_compatible(ckpts['gen'], ckpts['other_gen'])
@@ -281,10 +282,65 @@ def test_check_compatible_ignores_impl_and_warns_on_unrelated_weights(ckpts, cap
 
 
 # ----------------------------------------------------------------------------------------------------------
+# the generator CLIs in alignjax/cli/ (issue 10 step 4): --help, multi-value flags, old spellings.
+
+GEN_CLIS = {'generate': 'Render images from a checkpoint', 'invert': 'Project images into a generator',
+            'morph': 'Cross-domain morph', 'layer_swap': 'Layer swapping (Toonify)'}
+
+
+@pytest.mark.parametrize('name', sorted(GEN_CLIS))
+def test_generator_cli_help(name, capsys):
+    mod = importlib.import_module(f'alignjax.cli.{name}')
+    with pytest.raises(SystemExit) as e:
+        mod.main(['--help'])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: alignjax-{name.replace('_', '-')} [flags]") and GEN_CLIS[name] in out
+    assert '--outdir' in out and '--[no]debug' in out and ('--ckpt' in out or '--parent' in out)
+    assert ('--[no]noise' in out) == (name in ('invert', 'morph'))
+
+
+def test_multi_value_flags_spaces_repeats_and_commas(tmp_path, capsys):
+    from alignjax.cli import _apps, invert, morph
+    comma = tmp_path / 'a,b.png'
+    comma.write_bytes(b'')
+    a = _apps.parse(invert.command(), ['--ckpt', 'p', '--images', 'x', 'y', '--images=z,w', '--images', str(comma),
+                                       '--outdir', 'o', '--translate', 'c1.pkl', 'c2.pkl', '--no-noise'],
+                    invert.MULTI)
+    assert a.images == ['x', 'y', 'z', 'w', str(comma)] and a.translate == ['c1.pkl', 'c2.pkl']
+    assert a.noise is False and a.outdir == 'o' and a.ckpt == 'p'
+    assert _apps.parse(invert.command(), ['--ckpt', 'p', '--images', 'x', '--outdir', 'o', '--noise'],
+                       invert.MULTI).noise is True
+    assert _apps.parse(invert.command(), ['--ckpt', 'p', '--images', 'x', '--outdir', 'o'],
+                       invert.MULTI).noise is None                                # the preset decides
+    a = _apps.parse(morph.command(), ['--parent', 'p', '--source', 's1', 's2', '--target', 't1', 't2',
+                                      '--child', 'c', '--outdir', 'o'], morph.MULTI)
+    assert a.source == ['s1', 's2'] and a.target == ['t1', 't2'] and a.child == 'c'
+    # a bare argument after a single-value flag is not taken as more values: exit 2, one line
+    line = _exits(invert.main, ['--ckpt', 'p', '--outdir', 'o', 'extra', '--images', 'x'], capsys, code=2)
+    assert line.startswith('error: extra: unexpected argument')
+    line = _exits(invert.main, ['--images', 'x', '--outdir', 'o'], capsys, code=2)
+    assert line.startswith('error: --ckpt is required')
+
+
+def test_old_cli_spellings_still_run(tmp_path):
+    """python -m alignjax.generate / .apps.morphing / .apps.layer_swap and python invert.py run the new mains."""
+    env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='')
+    for cmd, prog in ([['-m', 'alignjax.generate'], 'generate'], [[str(ROOT / 'invert.py')], 'invert'],
+                      [['-m', 'alignjax.apps.morphing'], 'morph'], [['-m', 'alignjax.apps.layer_swap'], 'layer-swap']):
+        p = subprocess.run([sys.executable, *cmd, '--help'], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0 and p.stdout.startswith(f'usage: alignjax-{prog} '), p.stderr[-2000:]
+    from alignjax.invert.cli import main
+    from alignjax.cli.invert import main as new_main
+    assert main is new_main
+
+
+# ----------------------------------------------------------------------------------------------------------
 # generate and export (items 2, 5, 7).
 
 def test_generate_flags_and_seed_errors(ckpts, tmp_path, capsys):
-    from alignjax.generate import main
+    from alignjax.cli.generate import main
     for bad in ('abc', '5-2', ''):
         assert _exits(main, ['--ckpt', ckpts['parent'], '--seeds', bad, '--out', str(tmp_path / 'g.png')],
                       capsys).startswith(f'error: --seeds {bad!r}')

@@ -289,7 +289,7 @@ def test_cli_real_photos_end_to_end(tmp_path, fixtures_dir, capsys):
     """invert.py on real photos (read from shared/realdata, never copied) with the 32x32 fixture as parent, in
     StyleAlign's setting (Z, psi 0.5), translated by a child checkpoint. Quality is poor by construction (a
     random 32x32 parent); it must run and write everything."""
-    from alignjax.invert.cli import main
+    from alignjax.cli.invert import main
     from conftest import save_child_checkpoint
     files = _real_photos()
     out = tmp_path / 'out'

@@ -8,8 +8,8 @@
   (grid PNG + HTML).
 
 Everything takes `alignjax.Generator` objects (config + variables pytree), so it works from a notebook with
-weights built in memory. CLIs: `python invert.py --translate`, `python -m alignjax.apps.morphing`,
-`python -m alignjax.apps.layer_swap`.
+weights built in memory. Command lines (alignjax/cli/): `alignjax-invert --translate`, `alignjax-morph`,
+`alignjax-layer-swap` (the old `python -m alignjax.apps.morphing` / `python -m alignjax.apps.layer_swap` still run).
 
 Modules: `blend`, `layer_swap`, `morphing` (the function `morph`; the module was `morph.py`, which the function
 shadowed), `translate`, `video`.
@@ -27,7 +27,7 @@ __all__ = ['Translation', 'blend_variables', 'check_compatible', 'decode_childre
            'lerp_variables', 'morph', 'pair_synthesis', 'save_animation', 'save_translation', 'strip',
            'swap_alphas', 'translate', 'write_gif', 'write_mp4', 'write_strip']
 
-# The old module path keeps importing (`from alignjax.apps.morph import morph` in invert/cli.py, apps/demo.py,
-# bench/morph.py) while `alignjax.apps.morph`, the attribute, is the function. The command line is
-# `python -m alignjax.apps.morphing`.
+# The old module path keeps importing (`from alignjax.apps.morph import morph` in apps/demo.py, bench/morph.py,
+# users' scripts) while `alignjax.apps.morph`, the attribute, is the function. The command line is
+# `alignjax-morph` (alignjax/cli/morph.py).
 sys.modules.setdefault('alignjax.apps.morph', morphing)

@@ -15,16 +15,16 @@ Implementations (`impl`): 'fused' (default): frames batched with per-frame blend
 under jax.vmap (grouped convolutions); 'reload': the reference loop, building each frame's weights and
 rendering it alone (what StyleAlign's MergeFace.py does). bench/morph.py compares them.
 
-    python -m alignjax.apps.morphing --parent P.pkl --child C.pkl --source img.png [--target cat.png] --outdir out
+    alignjax-morph --parent P.pkl --child C.pkl --source img.png [--target cat.png] --outdir out
+
+(the command line: alignjax/cli/morph.py; `python -m alignjax.apps.morphing` still runs it.)
 
 (This module was `alignjax/apps/morph.py`, which the function `alignjax.apps.morph` shadowed; the old module
 path still imports, as an alias registered by `alignjax.apps`.)
 """
 from __future__ import annotations
 
-import argparse
 import functools
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -174,107 +174,6 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     return imgs.reshape((n, f) + imgs.shape[1:])
 
 
-# ----------------------------------------------------------------------------------------------------------
-# CLI.
-
-def _main(argv=None):
-    from alignjax import _cli, vis
-    from alignjax.apps.video import save_animation
-    from alignjax.invert import cli as icli
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--parent', required=True, help='parent checkpoint (the source domain)')
-    p.add_argument('--child', required=True, help='child checkpoint fine-tuned from the parent (target domain)')
-    p.add_argument('--source', nargs='+', help='source image(s) / folder / dataset spec, inverted in the parent')
-    p.add_argument('--source-latents', help='an invert.py output folder for the parent instead of --source')
-    p.add_argument('--target', nargs='+', help='target image(s), inverted in the child; omitted: morph each '
-                                               'source into its own translation')
-    p.add_argument('--target-latents', help='an invert.py output folder for the child instead of --target')
-    p.add_argument('--frames', type=int, default=DEFAULT_FRAMES)
-    p.add_argument('--seconds', type=float, default=DEFAULT_SECONDS, help='duration of the GIF / MP4')
-    p.add_argument('--scale', type=int, default=1, help='integer upscaling of the written frames')
-    p.add_argument('--impl', default='fused', choices=IMPLS)
-    p.add_argument('--formats', default='gif,mp4,png', help='any of gif, mp4, png (strip)')
-    p.add_argument('--outdir', required=True)
-    icli.add_invert_args(p, images=False)
-    a = p.parse_args(argv)
-    if not (a.source or a.source_latents):
-        p.error('give --source or --source-latents')
-    if a.source and a.source_latents:
-        p.error('give --source or --source-latents, not both')
-    if a.target and a.target_latents:
-        p.error('give --target or --target-latents, not both')
-    if a.frames < 2:
-        p.error('--frames must be >= 2')
-    formats = tuple(f.strip() for f in a.formats.split(',') if f.strip())
-    unknown = sorted(set(formats) - {'gif', 'mp4', 'png'})
-    if unknown or not formats:
-        p.error(f'--formats: unknown format(s) {unknown} (any of gif, mp4, png)')
-    # Everything that can be checked is checked before the first (expensive) inversion.
-    outdir = _cli.check_outdir(a.outdir)
-    parent, ck_p = icli.load_generator(a.parent, a.net)
-    child, _ = icli.load_generator(a.child, a.net)
-    icli.check_aligned(parent, child, a.parent, a.child)
-    try:
-        cfg = icli.config_from_args(a)
-    except ValueError as e:
-        raise _cli.CliError(str(e)) from None
-    loss = icli.loss_from_args(a, ck_p)
-
-    def latents(folder, gen, flag):
-        from alignjax.invert.store import load_latents
-        try:
-            names, lat = load_latents(folder)
-            check_latents(gen, lat, f'{flag} {folder}')
-        except (OSError, KeyError, ValueError) as e:
-            raise _cli.CliError(_cli.message(e)) from None
-        return names, lat
-
-    src = tgt = src_imgs = tgt_imgs = None
-    tgt_names = None
-    if a.source_latents:
-        src_names, src = latents(a.source_latents, parent, '--source-latents')
-    else:
-        inp = icli.read_images(a.source, parent, a, '--source')
-        src_names, src_imgs = inp.names, inp.images
-    if a.target_latents:
-        tgt_names, tgt = latents(a.target_latents, child, '--target-latents')
-    elif a.target:
-        inp = icli.read_images(a.target, child, a, '--target')
-        tgt_names, tgt_imgs = inp.names, inp.images
-    if tgt_names is not None and len(tgt_names) not in (1, len(src_names)):
-        raise _cli.CliError(f'{len(src_names)} source(s) but {len(tgt_names)} targets (give one target or as '
-                            f'many)')
-
-    from alignjax.invert import invert
-    for which, imgs, gen, label in (('src', src_imgs, parent, 'source in parent'),
-                                    ('tgt', tgt_imgs, child, 'target in child')):
-        if imgs is None:
-            continue
-        res = invert(gen, imgs, cfg, loss=loss, seed=a.seed, batch_size=a.batch, progress=not a.no_progress,
-                     desc=f'invert ({label})')
-        print(f'{label}: inverted {len(imgs)} image(s), PSNR ' + ', '.join(f'{v:.1f}' for v in res.psnr))
-        if which == 'src':
-            src = res.latents
-        else:
-            tgt = res.latents
-    frames = morph(parent, child, src, tgt, a.frames, impl=a.impl, progress=not a.no_progress)
-    strips = []
-    for i, name in enumerate(src_names):
-        label = name if tgt_names is None else f'{name}_to_{tgt_names[i if len(tgt_names) > 1 else 0]}'
-        written = save_animation(outdir / label, frames[i], a.seconds, formats, scale=a.scale)
-        strips.append(vis.to_uint8(frames[i]))
-        print(f'{label}: ' + ', '.join(str(v) for v in written.values()))
-    if len(strips) > 1 and 'png' in formats:
-        from alignjax.apps.video import strip
-        vis.save_png(outdir / 'strips.png', np.concatenate([strip(s) for s in strips], axis=0))
-    return 0
-
-
-def main(argv=None):
-    """`python -m alignjax.apps.morphing`: exit 0, or 1 with one `error: ...` line (traceback with --debug)."""
-    from alignjax._cli import entry
-    return entry(_main)(argv)
-
-
-if __name__ == '__main__':
-    main()
+if __name__ == '__main__':          # the old spelling of `alignjax-morph`
+    from alignjax.cli.morph import main
+    raise SystemExit(main())
