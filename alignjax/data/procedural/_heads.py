@@ -332,7 +332,7 @@ def _background_flat(cv, p):
 
 def _background_photo(cv, p):
     """A lit, vignetted, slightly mottled backdrop with the soft cast shadow of the head and shoulders."""
-    u, v, g = cv.u, cv.v, p.g
+    u, v = cv.u, cv.v
     cx, cy, rx, ry = p.cx, p.cy, p.rx, p.ry
     lx, ly, lz = p.light
     grad = 1.08 - 0.16 * (v + 1) / 2
@@ -715,7 +715,7 @@ def _nose_photo(cv, p, a_head, lam):
 def _mouth_frame(cv, g):
     """Mouth coordinates shared by the mouth painters: a_m in [-1, 1] along the mouth, the centre line,
     openness and half-widths."""
-    u, v = cv.u, cv.v
+    u = cv.u
     m = SimpleNamespace()
     m.mcx, m.mcy, _ = g.mouth_c
     m.lcx, m.lcy, _ = g.mouth_l
