@@ -410,3 +410,62 @@ def test_export_roundtrip(tmp_path):
     main(["--source", f"zip:{src}", "--n", "5", "--res", "16", "--out", str(tmp_path / "o.zip")])
     back = make_dataset(str(tmp_path / "o.zip"), 16)
     assert len(back) == 5 and back.c_dim == 3
+
+
+# ---------------------------------------------------------------------------- command lines (alignjax/cli)
+
+
+def _help(main, capsys, first_line):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and first_line in out and "flags:" in out
+    return out
+
+
+def _flag_error(main, argv, capsys, code=2):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert e.value.code == code and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_export_cli_help_and_flag_errors(tmp_path, capsys):
+    from alignjax.cli.export_data import main
+
+    out = _help(main, capsys, "Write any dataset spec as an NVlabs")
+    assert "--max-images" in out and "--skip-bad" in out
+    zip_ = str(tmp_path / "a.zip")
+    assert "--bogus: no such flag" in _flag_error(main, ["--source", "proc:faces", "--out", zip_, "--bogus"], capsys)
+    assert "--source is required" in _flag_error(main, ["--out", zip_], capsys)
+    assert "--labels" in _flag_error(main, ["--source", "proc:faces", "--out", zip_, "--labels", "x"], capsys)
+    assert _flag_error(main, ["--source", "proc:faces", "--out", zip_, "--resolution", "0"], capsys, 1) == \
+        "error: --resolution must be >= 1"
+    assert "need a proc: source" in _flag_error(main, ["--source", f"folder:{tmp_path}", "--out", zip_,
+                                                       "--annotations"], capsys, 1)
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_contact_sheet_cli_resolution_spellings(tmp_path, capsys):
+    """argparse's nargs='+' spelling (--resolution 8 4) still works, as do comma lists and repeated flags."""
+    from alignjax.cli.contact_sheet import join_spaced_values, main
+    from alignjax.data.contact_sheet import contact_sheet
+
+    _help(main, capsys, "Contact sheet of the procedural domains")
+    assert join_spaced_values(["--resolution", "8", "4", "--rows", "1"]) == ["--resolution=8,4", "--rows", "1"]
+    assert join_spaced_values(["--res=8", "4"]) == ["--res=8,4"]
+    want = contact_sheet(1, 0, (8, 4), 8)
+    base = ["--rows", "1", "--display", "8"]
+    for i, spelling in enumerate([["--resolution", "8", "4"], ["--resolution", "8,4"], ["--resolution=8", "4"],
+                                  ["--resolution", "8", "--resolution", "4"], ["--res", "8", "4"]]):
+        out = tmp_path / f"s{i}.png"
+        assert main(spelling + base + ["--out", str(out)]) == 0, spelling
+        np.testing.assert_array_equal(np.asarray(Image.open(out)), want, err_msg=str(spelling))
+    assert capsys.readouterr().err.count("warning: --res is deprecated") == 1
+    assert main(base + ["--out", str(tmp_path / "d.png")]) == 0      # default 64,32
+    assert np.asarray(Image.open(tmp_path / "d.png")).shape == contact_sheet(1, 0, (64, 32), 8).shape
+    assert _flag_error(main, ["--resolution", "8", "x"] + base, capsys, 1).startswith("error: --resolution '8,x'")
+    assert "unexpected argument" in _flag_error(main, base + ["stray", "--resolution", "8"], capsys)
+    assert "must be >= 1" in _flag_error(main, ["--resolution", "0"] + base, capsys, 1)
