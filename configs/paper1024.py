@@ -1,9 +1,4 @@
-"""NVlabs 'paper1024': batch 32, mbstd 4, full width, lr 0.002, gamma 2, ema 10."""
-from alignjax.train.config import base_config, nvlabs_preset
+"""The 'paper1024' preset (alignjax/configs/presets.py); kept so `--config configs/paper1024.py` works (so does `--config paper1024`)."""
+from alignjax.configs import preset
 
-
-def get_config():
-    c = nvlabs_preset(base_config(), batch=32, mbstd=4, fmaps=1, lrate=0.002, gamma=2, ema=10, ramp=None,
-                      mapping=8)
-    c.data.resolution = 1024
-    return c
+get_config = lambda: preset('paper1024')  # noqa: E731

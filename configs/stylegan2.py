@@ -1,9 +1,4 @@
-"""NVlabs 'stylegan2' (config F): batch 32, gamma 10, 8 mapping layers, full width."""
-from alignjax.train.config import base_config, nvlabs_preset
+"""The 'stylegan2' preset (alignjax/configs/presets.py); kept so `--config configs/stylegan2.py` works (so does `--config stylegan2`)."""
+from alignjax.configs import preset
 
-
-def get_config():
-    c = nvlabs_preset(base_config(), batch=32, mbstd=4, fmaps=1, lrate=0.002, gamma=10, ema=10, ramp=None,
-                      mapping=8)
-    c.data.resolution = 1024
-    return c
+get_config = lambda: preset('stylegan2')  # noqa: E731

@@ -101,11 +101,16 @@ def test_lazy_regularisation_adam_correction():
 
 
 def test_ema_beta_formula():
+    """S.ema_beta is what the step traces (StepFns._finish calls it; test_step_updates_everything_and_ema checks
+    the step's own beta against it and against the EMA update)."""
     # half-life of ema_kimg thousand images: after ema_kimg*1000/batch steps the weight of the old average is 1/2
-    beta = S.ema_beta(1e9, 32, 10.0, None)
-    assert beta ** (10_000 / 32) == pytest.approx(0.5, rel=1e-9)
-    assert S.ema_beta(0, 32, 10.0, 0.05) == 0.0                      # ramp-up: copy at the start
-    assert S.ema_beta(32_000, 32, 10.0, 0.05) == pytest.approx(0.5 ** (32 / 1600))
+    hp = S.TrainHParams(batch=32, ema_kimg=10.0, ema_rampup=None)
+    beta = float(S.ema_beta(1_000_000_000, hp))
+    assert beta ** (10_000 / 32) == pytest.approx(0.5, rel=1e-5)      # float32, as in the step
+    ramp = S.TrainHParams(batch=32, ema_kimg=10.0, ema_rampup=0.05)
+    assert float(S.ema_beta(0, ramp)) == 0.0                           # ramp-up: copy at the start
+    assert float(S.ema_beta(32_000, ramp)) == pytest.approx(0.5 ** (32 / 1600), rel=1e-6)
+    assert float(S.ema_beta(10_000_000, ramp)) == pytest.approx(beta, rel=1e-6)   # ramp over: the half-life
 
 
 @pytest.fixture(scope='module')
@@ -122,7 +127,8 @@ def test_step_updates_everything_and_ema(fns):
     assert int(host1.step) == 1 and int(host1.nimg) == 8
     assert set(m) >= {'loss_G', 'loss_D', 'pl_penalty', 'r1_penalty', 'ema_beta', 'ada_p'}
     assert all(np.isfinite(float(v)) for v in m.values())
-    beta = S.ema_beta(0, 8, 0.1, None)
+    beta = float(m['ema_beta'])                       # the coefficient the step used (in the graph)
+    assert beta == pytest.approx(0.5 ** (8 / 100), rel=1e-6) and beta == pytest.approx(float(S.ema_beta(0, fns.hp)))
     for a, e, e0 in zip(jax.tree_util.tree_leaves(host1.g['params']), jax.tree_util.tree_leaves(host1.g_ema['params']),
                         jax.tree_util.tree_leaves(host0.g_ema['params'])):
         np.testing.assert_allclose(e, a + beta * (e0 - a), rtol=1e-6, atol=1e-7)
@@ -264,13 +270,9 @@ def test_kill_and_resume_is_bit_exact(tmp_path):
 
 
 def test_nan_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from alignjax.configs import get_config
     from alignjax.train import loop
-    from ml_collections import config_flags  # noqa: F401  (config module import path)
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('demo_cfg', ROOT / 'configs' / 'demo.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cfg = mod.get_config()
+    cfg = get_config('demo')
     cfg.stages = ()
     for o in TINY_OVERRIDES:
         key, val = o[len('--config.'):].split('=', 1)

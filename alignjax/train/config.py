@@ -1,18 +1,114 @@
-"""The training config schema (ml_collections). Preset files in configs/ start from `base_config()`.
+"""The training config schema (ml_collections) and the step's hyper-parameters.
+
+`base_config()` declares every key a training config has (with `lock_config=True` an unknown key is an
+error); the presets in `alignjax.configs` start from it. Each default is written once: the `train.*` keys are
+the fields of `TrainHParams`, the `model.*` keys those of `GeneratorConfig` / `DiscriminatorConfig` and
+`model.impl.*` those of `Impl`, read from the dataclasses; `TrainHParams.from_config` and
+`model_configs` build the dataclasses back from a config by field name.
 
 A value of -1 means 'auto' and is resolved at start-up as NVlabs' `auto` config does (see
 `alignjax.train.loop.resolve_config`).
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 import ml_collections
 from ml_collections.config_dict import placeholder
 
 from alignjax.errors import AlignjaxError
+from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainHParams:
+    """Static hyper-parameters of the training step (defaults: NVlabs 'stylegan2'). Every field but the freezing
+    regexes is a `train.*` config key with this default."""
+    batch: int = 32                  # global batch
+    g_lr: float = 0.002
+    d_lr: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    eps: float = 1e-8
+    r1_gamma: float = 10.0
+    r1_interval: int = 16            # 0: no R1
+    pl_weight: float = 2.0           # 0: no path-length regularisation
+    pl_interval: int = 4
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    style_mixing: float = 0.9
+    ema_kimg: float = 10.0
+    ema_rampup: float | None = None
+    augment: str = 'none'            # 'none' | 'ada' | 'diffaugment'
+    ada_spec: str = 'bgc'
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
+    diffaugment_policy: str = 'color,translation,cutout'
+    freeze_g: tuple[str, ...] = ()   # regexes over 'mapping/fc0/weight'-style parameter paths (from config.finetune)
+    freeze_d: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config) -> TrainHParams:
+        """The step's hyper-parameters of a (resolved) training config: every field that config.train has, by
+        name and converted to the field's type, plus the freezing regexes of config.finetune (freeze_mapping
+        adds '^mapping/'; `train` has already turned freeze_d=k into regexes)."""
+        f = config.finetune
+        freeze_g = tuple(f.freeze_g_regex or ()) + ((r'^mapping/',) if f.freeze_mapping else ())
+        return from_section(cls, config.train, freeze_g=freeze_g, freeze_d=tuple(f.freeze_d_regex or ()))
+
+
+# The model.* keys: GeneratorConfig's (by these names) and DiscriminatorConfig's minibatch-std fields. The
+# other dataclass fields come from the data (resolution, c_dim) or keep their defaults; D's own
+# `mapping_layers` (conditioning) is not G's `model.mapping_layers`.
+G_KEYS = ('z_dim', 'w_dim', 'mapping_layers', 'mapping_lr_mul', 'channel_base', 'channel_max', 'conv_clamp')
+D_KEYS = ('channel_base', 'channel_max', 'mbstd_group_size', 'mbstd_num_channels', 'conv_clamp')
+
+
+def _coerce(tp, v):
+    """A config value as a dataclass field's type (a config may hold an int where a float is meant, or a list)."""
+    args = typing.get_args(tp)
+    if type(None) in args:                     # 'float | None'
+        return None if v is None else _coerce(next(a for a in args if a is not type(None)), v)
+    origin = typing.get_origin(tp) or tp
+    if origin is tuple:
+        return tuple(v or ())
+    return origin(v)
+
+
+def from_section(cls, section, **extra):
+    """`cls(...)` from the fields of dataclass `cls` that config section `section` has (by name, converted to the
+    field's type), plus `extra`."""
+    hints = typing.get_type_hints(cls)
+    kw = {f.name: _coerce(hints[f.name], section[f.name]) for f in dataclasses.fields(cls)
+          if f.name in section and f.name not in extra}
+    return cls(**kw, **extra)
+
+
+def model_configs(config, resolution: int, c_dim: int) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """The fresh G and D configs of `config.model` (and its impl) for data of `resolution` with `c_dim` labels."""
+    m = config.model
+    impl = from_section(Impl, m.impl)
+    g_cfg = GeneratorConfig(resolution=resolution, c_dim=c_dim, impl=impl, **{k: m[k] for k in G_KEYS})
+    d_cfg = DiscriminatorConfig(resolution=resolution, c_dim=c_dim, impl=impl, **{k: m[k] for k in D_KEYS})
+    return g_cfg, d_cfg
+
+
+def _defaults(obj, names) -> ml_collections.ConfigDict:
+    """A config section holding `obj`'s fields `names` with their defaults (None: a typed placeholder)."""
+    hints = typing.get_type_hints(type(obj))
+    out = {}
+    for n in names:
+        v = getattr(obj, n)
+        if v is None:
+            v = placeholder(next(a for a in typing.get_args(hints[n]) if a is not type(None)))
+        out[n] = v
+    return ml_collections.ConfigDict(out)
 
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
+    c.name = 'run'                       # the default workdir is runs/<name>
     c.seed = 0
     c.resume = True                      # continue from the workdir's latest checkpoint (same config only);
                                          # False: start afresh, the old run moved to <workdir>/replaced-<time>/
@@ -22,20 +118,18 @@ def base_config() -> ml_collections.ConfigDict:
         resolution=256, xflip=False, bad_file_policy='fail', in_memory=placeholder(bool), max_images=placeholder(int),
         workers=0))
 
-    c.model = ml_collections.ConfigDict(dict(
-        z_dim=512, w_dim=512, mapping_layers=8, mapping_lr_mul=0.01, channel_base=32768, channel_max=512,
-        conv_clamp=placeholder(float),
-        mbstd_group_size=4, mbstd_num_channels=1,
-        impl=ml_collections.ConfigDict(dict(modconv='shared', upconv='phase', fir='polyphase', downconv='s2d',
-                                           dtype='float32'))))
+    g, d = GeneratorConfig(), DiscriminatorConfig()
+    c.model = _defaults(g, G_KEYS)
+    for k in D_KEYS:
+        if k not in c.model:
+            c.model[k] = _defaults(d, [k])[k]
+    c.model.impl = _defaults(Impl(), [f.name for f in dataclasses.fields(Impl)])
 
-    c.train = ml_collections.ConfigDict(dict(
-        kimg=25000.0, batch=32, g_lr=0.002, d_lr=0.002, betas=(0.0, 0.99), eps=1e-8,
-        r1_gamma=10.0, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_batch_shrink=2, pl_decay=0.01,
-        style_mixing=0.9, ema_kimg=10.0, ema_rampup=placeholder(float),
-        augment='none',                  # 'none' | 'ada' | 'diffaugment'
-        ada_spec='bgc', ada_target=0.6, ada_interval=4, ada_kimg=500.0,
-        diffaugment_policy='color,translation,cutout'))
+    c.train = ml_collections.ConfigDict(dict(kimg=25000.0))
+    hp = TrainHParams()
+    for k, v in _defaults(hp, [f.name for f in dataclasses.fields(hp) if f.name not in ('freeze_g', 'freeze_d')]
+                          ).items():
+        c.train[k] = v                   # augment: 'none' | 'ada' | 'diffaugment'
 
     c.finetune = ml_collections.ConfigDict(dict(
         init_from='',                    # any checkpoint alignjax.load_checkpoint reads
@@ -48,7 +142,9 @@ def base_config() -> ml_collections.ConfigDict:
         compare_psi=0.7))
     c.debug = ml_collections.ConfigDict(dict(kill_at_step=0))   # tests: SIGKILL after the save at this step
                                          # (and $ALIGNJAX_FAULT: see alignjax/train/faults.py)
-    c.stages = ()                        # multi-stage runs, e.g. configs/demo.py
+    c.stages = ()                        # multi-stage runs (alignjax.train.loop.run), e.g. the demo preset
+    c.from_scratch = False               # stages: train a stage even when it names a pretrained checkpoint
+    c.demo_outputs = False               # after the stages: the demo's translation and morph (alignjax.apps.demo)
     return c
 
 
@@ -72,20 +168,6 @@ def small32_config(spec: str) -> ml_collections.ConfigDict:
     c.log.tick_kimg = 1.0
     c.log.snapshot_kimg = 5.0
     c.log.grid_kimg = 5.0
-    return c
-
-
-def nvlabs_preset(c, *, batch, mbstd, fmaps, lrate, gamma, ema, ramp, mapping):
-    """Apply one row of NVlabs stylegan2-ada-pytorch train.py's cfg_specs."""
-    c.train.batch = batch
-    c.model.mbstd_group_size = mbstd
-    c.model.channel_base = -1 if fmaps == -1 else int(fmaps * 32768)
-    c.model.channel_max = 512
-    c.model.mapping_layers = mapping
-    c.train.g_lr = c.train.d_lr = lrate
-    c.train.r1_gamma = gamma
-    c.train.ema_kimg = ema
-    c.train.ema_rampup = ramp
     return c
 
 

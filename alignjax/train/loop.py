@@ -39,11 +39,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax import vis
+from alignjax.data import make_dataset, make_loader
 from alignjax.errors import AlignjaxError
-from alignjax.model import Checkpoint, Generator, load_checkpoint, new_discriminator, new_generator
+from alignjax.io.checkpoint import Checkpoint, load_checkpoint
+from alignjax.model import Generator, new_discriminator, new_generator
 from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
 from alignjax.train import step as S
-from alignjax.train.config import ConfigError, config_differences, validate_config
+from alignjax.train.config import ConfigError, config_differences, from_section, model_configs, validate_config
 from alignjax.train.faults import Faults
 
 
@@ -92,36 +94,16 @@ def resolve_config(config, resolution: int, num_devices: int):
     return cfg
 
 
-def hparams_from_config(config) -> S.TrainHParams:
-    t, f = config.train, config.finetune
-    freeze_g = list(f.freeze_g_regex or [])
-    if f.freeze_mapping:
-        freeze_g.append(r'^mapping/')
-    return S.TrainHParams(
-        batch=int(t.batch), g_lr=float(t.g_lr), d_lr=float(t.d_lr), betas=tuple(t.betas), eps=float(t.eps),
-        r1_gamma=float(t.r1_gamma), r1_interval=int(t.r1_interval), pl_weight=float(t.pl_weight),
-        pl_interval=int(t.pl_interval), pl_batch_shrink=int(t.pl_batch_shrink), pl_decay=float(t.pl_decay),
-        style_mixing=float(t.style_mixing), ema_kimg=float(t.ema_kimg),
-        ema_rampup=None if t.ema_rampup is None else float(t.ema_rampup), augment=t.augment,
-        ada_spec=t.ada_spec, ada_target=float(t.ada_target), ada_interval=int(t.ada_interval),
-        ada_kimg=float(t.ada_kimg), diffaugment_policy=t.diffaugment_policy, freeze_g=tuple(freeze_g),
-        freeze_d=tuple(f.freeze_d_regex or []))
-
-
 def freeze_d_patterns(d_cfg: DiscriminatorConfig, k: int) -> list[str]:
     """FreezeD: the first k discriminator blocks, from the image side."""
     return [rf'^b{r}/' for r in d_cfg.block_resolutions[:k]]
-
-
-def _impl(config) -> Impl:
-    return Impl(**{k: config.model.impl[k] for k in ('modconv', 'upconv', 'fir', 'downconv', 'dtype')})
 
 
 def build_models(config, resolution: int, c_dim: int, key):
     """(g_cfg, d_cfg, G vars, G_ema vars, D vars, notes, ada_p), fresh or from config.finetune.init_from."""
     m = config.model
     notes: list[str] = []
-    impl = _impl(config)
+    impl = from_section(Impl, m.impl)
     k_g, k_d = jax.random.split(key)
     src = config.finetune.init_from
     if src:
@@ -150,13 +132,7 @@ def build_models(config, resolution: int, c_dim: int, key):
             notes.append(f'{src} has no discriminator: D starts from a fresh random initialisation')
         ada_p = float(ck.extra.get('augment_p', 0.0) or 0.0)
         return g_cfg, d_cfg, g, g_ema, d, notes, ada_p
-    g_cfg = GeneratorConfig(resolution=resolution, z_dim=m.z_dim, w_dim=m.w_dim, c_dim=c_dim,
-                            mapping_layers=m.mapping_layers, mapping_lr_mul=m.mapping_lr_mul,
-                            channel_base=m.channel_base, channel_max=m.channel_max, conv_clamp=m.conv_clamp,
-                            impl=impl)
-    d_cfg = DiscriminatorConfig(resolution=resolution, c_dim=c_dim, channel_base=m.channel_base,
-                                channel_max=m.channel_max, mbstd_group_size=m.mbstd_group_size,
-                                mbstd_num_channels=m.mbstd_num_channels, conv_clamp=m.conv_clamp, impl=impl)
+    g_cfg, d_cfg = model_configs(config, resolution, c_dim)
     g = new_generator(k_g, config=g_cfg).variables
     d = new_discriminator(k_d, config=d_cfg).variables
     return g_cfg, d_cfg, g, g, d, notes, 0.0
@@ -166,7 +142,7 @@ def build_models(config, resolution: int, c_dim: int, key):
 # Checkpointing.
 
 def _manager(workdir: Path, keep: int):
-    import orbax.checkpoint as ocp
+    import orbax.checkpoint as ocp   # (lazy: orbax takes ~1.5 s to import, and only the loop needs it)
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
     return ocp.CheckpointManager(workdir / 'checkpoints', options=opts,
                                  item_names=('state', 'data', 'meta'))
@@ -451,7 +427,6 @@ def _save_grid(path, gen: Generator, z, c, cols):
 def train(config, workdir, *, export_on_stop: bool = True) -> dict:
     """Train (or fine-tune) one model as `config` says, in `workdir`. Returns a summary dict; `summary['stopped']`
     is 'SIGINT'/'SIGTERM' when a signal stopped it (a snapshot is written; with `export_on_stop`, final/ too)."""
-    from alignjax.data import make_dataset, make_loader
     validate_config(config)
     workdir = check_workdir(workdir)               # orbax wants absolute paths
     faults = Faults()
@@ -476,7 +451,7 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
             d_cfg, int(config.finetune.freeze_d)))
     for n in notes:
         log(f'note: {n}')
-    hp = hparams_from_config(config)
+    hp = S.TrainHParams.from_config(config)
     if hp.batch % jax.process_count():
         raise ConfigError(f'global batch {hp.batch} must be divisible by the host count {jax.process_count()}')
     local_batch = hp.batch // jax.process_count()
@@ -650,7 +625,7 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
 
 
 def _progress(total, initial):
-    from tqdm import tqdm
+    from tqdm import tqdm          # (lazy: only a training run draws a progress bar)
     return tqdm(total=total, initial=initial, unit='img', unit_scale=True, dynamic_ncols=True,
                 disable=jax.process_index() != 0, mininterval=2.0, file=sys.stdout)
 
@@ -677,14 +652,14 @@ def run(config, workdir) -> dict:
     `results['stopped']` = {'stage', 'signal'}; the same call again continues that stage."""
     validate_config(config)
     workdir = check_workdir(workdir)
-    stages = list(config.get('stages') or [])
+    stages = list(config.stages or [])
     if not stages:
         return {'main': train(config, workdir)}
     results, finals = {}, {}
     for st in stages:
         name = st['name']
         pre = st.get('pretrained')
-        if pre and not config.get('from_scratch', False):
+        if pre and not config.from_scratch:
             if Path(pre).exists():
                 finals[name] = str(pre)
                 log(f'=== stage {name}: using the pretrained checkpoint {pre} (--config.from_scratch=True trains it)')
@@ -708,10 +683,6 @@ def run(config, workdir) -> dict:
             return results
         finals[name] = str(workdir / name / 'final')
     compare_stages(config, workdir, finals)
-    if config.get('demo_outputs') and len(finals) >= 2 and jax.process_index() == 0:
-        from alignjax.apps.demo import demo_outputs
-        names = list(finals)
-        demo_outputs(finals[names[0]], finals[names[1]], workdir, child_label=names[1])
     results['finals'] = finals
     return results
 

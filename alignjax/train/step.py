@@ -8,7 +8,6 @@ drawn for the global batch, so the result does not depend on the number of devic
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -22,33 +21,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from alignjax.nn import networks as N
 from alignjax.train import augment as A
 from alignjax.train import losses as L
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainHParams:
-    """Static hyper-parameters of the step (defaults: NVlabs 'stylegan2')."""
-    batch: int = 32                  # global batch
-    g_lr: float = 0.002
-    d_lr: float = 0.002
-    betas: tuple[float, float] = (0.0, 0.99)
-    eps: float = 1e-8
-    r1_gamma: float = 10.0
-    r1_interval: int = 16            # 0: no R1
-    pl_weight: float = 2.0           # 0: no path-length regularisation
-    pl_interval: int = 4
-    pl_batch_shrink: int = 2
-    pl_decay: float = 0.01
-    style_mixing: float = 0.9
-    ema_kimg: float = 10.0
-    ema_rampup: float | None = None
-    augment: str = 'none'            # 'none' | 'ada' | 'diffaugment'
-    ada_spec: str = 'bgc'
-    ada_target: float = 0.6
-    ada_interval: int = 4
-    ada_kimg: float = 500.0
-    diffaugment_policy: str = 'color,translation,cutout'
-    freeze_g: tuple[str, ...] = ()   # regexes over 'mapping/fc0/weight'-style parameter paths
-    freeze_d: tuple[str, ...] = ()
+from alignjax.train.config import TrainHParams   # (defined with the config keys it is built from)
 
 
 def lazy_adam(lr, betas, eps, interval):
@@ -258,10 +231,7 @@ class StepFns:
         """G_ema (half-life ema_kimg over the global batch, optional ramp-up; buffers copied), ADA p, counters."""
         hp = self.hp
         b = hp.batch
-        ema_nimg = jnp.float32(hp.ema_kimg * 1000)
-        if hp.ema_rampup is not None:
-            ema_nimg = jnp.minimum(ema_nimg, state.nimg.astype(jnp.float32) * hp.ema_rampup)
-        beta = 0.5 ** (b / jnp.maximum(ema_nimg, 1e-8))
+        beta = ema_beta(state.nimg, hp)
         g_ema = {'params': jax.tree_util.tree_map(lambda p_, e: p_ + beta * (e - p_), state.g['params'],
                                                   state.g_ema['params']),
                  'buffers': state.g['buffers']}
@@ -296,12 +266,13 @@ class StepFns:
         return state, metrics
 
 
-def ema_beta(nimg: float, batch: int, ema_kimg: float, ema_rampup: float | None) -> float:
-    """The EMA coefficient the step uses (host-side, for tests and docs)."""
-    ema_nimg = ema_kimg * 1000
-    if ema_rampup is not None:
-        ema_nimg = min(ema_nimg, nimg * ema_rampup)
-    return 0.5 ** (batch / max(ema_nimg, 1e-8))
+def ema_beta(nimg, hp: TrainHParams):
+    """The G_ema coefficient of the step after `nimg` images (int32 []): half-life `ema_kimg` thousand images over
+    the global batch, with the optional ramp-up. The step traces this; tests call it eagerly."""
+    ema_nimg = jnp.float32(hp.ema_kimg * 1000)
+    if hp.ema_rampup is not None:
+        ema_nimg = jnp.minimum(ema_nimg, jnp.asarray(nimg).astype(jnp.float32) * hp.ema_rampup)
+    return 0.5 ** (hp.batch / jnp.maximum(ema_nimg, 1e-8))
 
 
 def finite(tree) -> bool:

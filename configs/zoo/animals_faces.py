@@ -1,6 +1,4 @@
-"""Zoo model 'animals_faces' (see alignjax/eval/zoo.py; `make zoo` trains the whole zoo in order)."""
-from alignjax.eval.zoo import zoo_config
+"""The zoo model 'animals_faces' (preset 'zoo_animals_faces' of alignjax/configs/presets.py; `make zoo` trains the zoo in order)."""
+from alignjax.configs import preset
 
-
-def get_config():
-    return zoo_config('animals_faces')
+get_config = lambda: preset('zoo_animals_faces')  # noqa: E731

@@ -1,6 +1,4 @@
-"""Zoo model 'parent' (see alignjax/eval/zoo.py; `make zoo` trains the whole zoo in order)."""
-from alignjax.eval.zoo import zoo_config
+"""The zoo model 'parent' (preset 'zoo_parent' of alignjax/configs/presets.py; `make zoo` trains the zoo in order)."""
+from alignjax.configs import preset
 
-
-def get_config():
-    return zoo_config('parent')
+get_config = lambda: preset('zoo_parent')  # noqa: E731

@@ -1,6 +1,4 @@
-"""Zoo model 'toons' (see alignjax/eval/zoo.py; `make zoo` trains the whole zoo in order)."""
-from alignjax.eval.zoo import zoo_config
+"""The zoo model 'toons' (preset 'zoo_toons' of alignjax/configs/presets.py; `make zoo` trains the zoo in order)."""
+from alignjax.configs import preset
 
-
-def get_config():
-    return zoo_config('toons')
+get_config = lambda: preset('zoo_toons')  # noqa: E731
