@@ -116,3 +116,35 @@ def test_shipped_evaluator_reaches_reported_accuracy_on_a_fresh_seed(name):
 
 def test_shipped_evaluators_exist_for_every_domain():
     assert SHIPPED == sorted(f'{d}_32' for d in P.DOMAINS)
+
+
+def test_train_evaluator_cli(tmp_path, capsys, monkeypatch):
+    """`alignjax-train-evaluator` / `python -m alignjax.eval.train`: the Makefile's flags reach train_evaluator;
+    --help; flag errors are one line (exit 2); a library error is one line (exit 1)."""
+    import subprocess
+    import sys
+
+    from alignjax.cli import eval_train as cli
+    with pytest.raises(SystemExit) as e:
+        cli.main(['--help'])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and 'Train one domain evaluator' in out and '--keep-state' in out
+    calls = []
+    monkeypatch.setattr(cli, 'train_evaluator', lambda *a, **kw: calls.append((a, kw)))
+    assert cli.main(['--domain', 'toons', '--res', '16', '--out', str(tmp_path / 'ev'), '--steps', '7',
+                     '--batch', '5', '--width', '8', '--eval-n', '9', '--keep-state']) == 0
+    assert calls == [(('toons', 16, str(tmp_path / 'ev'), TrainSettings(steps=7, batch=5)),
+                      dict(width=8, keep_state=True, eval_n=9))]
+    for argv, code, want in [(['--domain', 'nope', '--out', 'x'], 2, 'error: --domain=nope: value should be one of'),
+                             (['--out', 'x'], 2, 'error: --domain is required'),
+                             (['--domain', 'faces', '--out', 'x', '--bogus'], 2, 'error: --bogus: no such flag'),
+                             (['--domain', 'faces', '--out', 'x', '--steps', '0'], 1, 'error: --steps must be >= 1'),
+                             (['--domain', 'faces', '--out', str(tmp_path / 'none'), '--rescore'], 1,
+                              'error: ')]:
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == code and err.startswith(want) and err.count('\n') == 1, (argv, err)
+    p = subprocess.run([sys.executable, '-m', 'alignjax.eval.train', '--help'], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert p.returncode == 0 and 'Train one domain evaluator' in p.stdout, p.stderr

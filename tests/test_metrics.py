@@ -635,6 +635,23 @@ def test_cli_subprocess_exit_code():
     assert 'Traceback' not in p.stderr
 
 
+def test_cli_help_and_flag_errors(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(['--help'])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and 'Distribution metrics of a checkpoint' in out and '--noise-mode' in out
+    for argv, want in [(['--data', 'proc:faces'], 'error: --ckpt is required'),
+                       (['--ckpt', 'x', '--data', 'y', '--bogus'], 'error: --bogus: no such flag'),
+                       (['--ckpt', 'x', '--data', 'y', '--noise-mode', 'z'], 'error: --noise-mode=z')]:
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.startswith(want) and err.count('\n') == 1, err
+    rc, _, err = _cli(capsys, '--ckpt', str(DEMO_PARENT), '--data', 'proc:faces?n=8', '--metrics', 'fd_pix4',
+                      '--net', 'nope')
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("error: --net: ") and "'nope'" in err, err
+
+
 def test_pixel_projection_extractor():
     ext = PixelProjection.create(8, dim=16)
     f = np.asarray(ext(_blobs(3, 8, 0, 0))['features'])

@@ -41,3 +41,46 @@ def test_child_is_a_fine_tune_of_its_parent(name):
     z = np.random.RandomState(1).randn(4, gc.z_dim).astype(np.float32)
     diff = np.abs(np.asarray(gc.synthesis(gc.mapping(z))) - np.asarray(gp.synthesis(gp.mapping(z)))).mean()
     assert diff > 0.05, diff
+
+
+def test_zoo_cli(tmp_path, capsys, monkeypatch):
+    """`alignjax-zoo install NAME --workdir W | cards | tables | sheet` (also `python -m alignjax.eval.zoo`):
+    --help, usage errors (exit 2), an unfinished run (one error line), an install into a scratch zoo."""
+    import json
+    import subprocess
+    import sys
+
+    from alignjax.cli import zoo as cli
+
+    def fails(argv, code=2):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == code and err.startswith('error: ') and err.count('\n') == 1, (argv, err)
+        return err
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(['--help'])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and 'install NAME' in out and '--workdir' in out
+    assert 'give a subcommand' in fails([])
+    assert 'no such subcommand' in fails(['bogus'])
+    assert 'install takes one zoo name' in fails(['install', 'nope'])
+    assert "--n is not a flag of 'tables'" in fails(['tables', '--n', '3'])
+    assert "unknown zoo model 'foo'" in fails(['cards', '--models', 'toons,foo'], 1)
+    assert 'is not a finished model' in fails(['install', 'toons', '--workdir', str(tmp_path / 'run')], 1)
+    # a finished run of the root model, installed into a scratch zoo
+    run = tmp_path / 'run'
+    (run / 'final').mkdir(parents=True)
+    (run / 'final' / 'alignjax_config.json').write_text(json.dumps({'extra': {'kimg': 2.0, 'config': {}}}))
+    (run / 'final' / 'weights').write_text('w')
+    (run / 'metrics.jsonl').write_text(json.dumps({'kimg': 2.0, 'sec_per_kimg': 30.0}) + '\n')
+    monkeypatch.setattr(Z, 'ZOO_DIR', tmp_path / 'zoo')
+    assert cli.main(['install', 'parent', '--workdir', str(run)]) == 0
+    assert 'installed' in capsys.readouterr().out
+    card = json.loads((tmp_path / 'zoo' / 'parent' / 'card.json').read_text())
+    assert card['kimg'] == 2.0 and card['kimg_total'] == 63.2 and card['wall_s'] == 60.0
+    assert (tmp_path / 'zoo' / 'parent' / 'weights').read_text() == 'w'
+    p = subprocess.run([sys.executable, '-m', 'alignjax.eval.zoo', 'install'], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2 and 'error: install takes one zoo name' in p.stderr and 'Traceback' not in p.stderr
