@@ -25,7 +25,7 @@ $(VENV)/.torch-checked: $(STAMP)
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/python train.py --config configs/demo.py --workdir runs/demo
+	$(BIN)/python -m alignjax.cli.demo --workdir runs/demo
 
 test: $(STAMP) $(VENV)/.torch-checked
 	$(BIN)/python -m pytest -q -rs -n 2 --durations=10
@@ -42,7 +42,7 @@ evaluators: $(STAMP)
 ZOO_MODELS := parent toons animals buildings animals_faces
 zoo: $(STAMP)
 	for n in $(ZOO_MODELS); do \
-	  $(BIN)/python train.py --config configs/zoo/$$n.py --workdir runs/zoo/$$n || exit 1; \
+	  $(BIN)/python -m alignjax.cli.train --config zoo_$$n --workdir runs/zoo/$$n || exit 1; \
 	  $(BIN)/python -m alignjax.eval.zoo install $$n --workdir runs/zoo/$$n || exit 1; done
 	$(BIN)/python -m alignjax.eval.zoo cards
 	$(BIN)/python -m alignjax.eval.zoo sheet

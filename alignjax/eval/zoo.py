@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from alignjax.io.store import atomic_directory
+from alignjax.train.config import small32_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO_DIR = ROOT / 'assets' / 'zoo'
@@ -48,8 +49,8 @@ def zoo_path(name: str) -> Path:
 
 
 def zoo_config(name: str):
-    """The training config of zoo model `name` (an ml_collections ConfigDict)."""
-    from alignjax.train.config import small32_config
+    """The training config of zoo model `name` (an ml_collections ConfigDict; preset 'zoo_<name>' of
+    alignjax.configs)."""
     if name not in ZOO:
         raise KeyError(f'unknown zoo model {name!r}; the zoo has {sorted(ZOO)}')
     m = ZOO[name]
