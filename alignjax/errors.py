@@ -11,3 +11,8 @@ class CheckpointError(AlignjaxError, ValueError):
     The message always names the file and, where relevant, the offending key, global or shape. (Also a
     `ValueError`, as it always was, so existing `except ValueError` clauses still catch it.)
     """
+
+
+class InputError(AlignjaxError, ValueError):
+    """An argument that cannot work: latents or images that do not fit a generator, models that are not
+    aligned, a setting out of range. (A `ValueError` too, so `except ValueError` callers still catch it.)"""

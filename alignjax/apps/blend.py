@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.errors import InputError
 from alignjax.nn import layers
 from alignjax.nn import networks as N
 
@@ -68,7 +69,7 @@ def check_compatible(a, b, what='generators'):
     cb = b.config.replace(impl=N.Impl()).to_dict()
     if ca != cb:
         diff = ', '.join(f'{k} {ca.get(k)!r} vs {cb.get(k)!r}' for k in ca if ca.get(k) != cb.get(k))
-        raise ValueError(f'{what} are not aligned (not a parent and its fine-tuned child): architectures '
+        raise InputError(f'{what} are not aligned (not a parent and its fine-tuned child): architectures '
                          f'differ in {diff}')
     la = jax.tree_util.tree_leaves_with_path(a.variables['params']['synthesis'])
     lb = dict(jax.tree_util.tree_leaves_with_path(b.variables['params']['synthesis']))
@@ -76,7 +77,7 @@ def check_compatible(a, b, what='generators'):
         other = lb.get(path)
         if other is None or jnp.shape(other) != jnp.shape(leaf):
             name = jax.tree_util.keystr(path)
-            raise ValueError(f'{what} are not aligned: synthesis parameter {name} has shape {jnp.shape(leaf)} vs '
+            raise InputError(f'{what} are not aligned: synthesis parameter {name} has shape {jnp.shape(leaf)} vs '
                              f'{None if other is None else jnp.shape(other)}')
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from alignjax.apps.blend import blend_variables, check_compatible
+from alignjax.errors import InputError
 
 
 def swap_alphas(resolutions, swap_res: float, width: float | None = None) -> dict[int, float]:
@@ -25,7 +26,7 @@ def swap_alphas(resolutions, swap_res: float, width: float | None = None) -> dic
     if hasattr(resolutions, 'block_resolutions'):
         resolutions = resolutions.block_resolutions
     if swap_res <= 0:
-        raise ValueError(f'swap_res must be > 0, got {swap_res}')
+        raise InputError(f'swap_res must be > 0, got {swap_res}')
     out = {}
     for r in resolutions:
         x = math.log2(r) - math.log2(swap_res)
@@ -41,7 +42,7 @@ def layer_swap(parent, child, swap_res: float, width: float | None = None, *, lo
     child; mapping and w_avg from the parent. low='child' (Toonify): res <= swap_res from the child.
     swap_res >= resolution: everything from `low`; swap_res < 4: everything from the other model."""
     if low not in ('child', 'parent'):
-        raise ValueError(f"low must be 'child' or 'parent', got {low!r}")
+        raise InputError(f"low must be 'child' or 'parent', got {low!r}")
     check_compatible(parent, child)
     alphas = swap_alphas(parent.config, swap_res, width)
     lo, hi = (child, parent) if low == 'child' else (parent, child)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax.apps.blend import check_compatible, lerp_variables, pair_synthesis
+from alignjax.errors import InputError
 from alignjax.invert.project import Latents, check_latents, const_noise
 from alignjax.nn.arch import synthesis_layers
 from alignjax.nn.layers import lerp
@@ -59,7 +60,7 @@ def endpoints(parent, child, source: Latents, target: Latents | None = None):
         if len(tgt) == 1:
             tgt = tgt.take(np.zeros(n, int))
         else:
-            raise ValueError(f'{n} source latents but {len(tgt)} targets (give one target or as many)')
+            raise InputError(f'{n} source latents but {len(tgt)} targets (give one target or as many)')
     ws_a = jnp.asarray(source.ws(parent), jnp.float32)
     ws_b = jnp.asarray(tgt.ws(child), jnp.float32)
     na = _noise_for(parent, source, n)
@@ -101,7 +102,7 @@ def frames_per_call(cfg, total: int, chunk='auto') -> int:
         cap = max(1, min(total, budget // per_frame))
     else:
         if int(chunk) < 1:
-            raise ValueError(f'chunk must be a positive frame count or "auto", got {chunk!r}')
+            raise InputError(f'chunk must be a positive frame count or "auto", got {chunk!r}')
         cap = min(int(chunk), total)
     calls = -(-total // cap)
     return -(-total // calls)
@@ -110,7 +111,7 @@ def frames_per_call(cfg, total: int, chunk='auto') -> int:
 def _as_ts(frames):
     if isinstance(frames, (int, np.integer)):
         if frames < 2:
-            raise ValueError('need at least 2 frames')
+            raise InputError('need at least 2 frames')
         return np.linspace(0.0, 1.0, int(frames), dtype=np.float32)
     return np.asarray(frames, np.float32).reshape(-1)
 
@@ -124,7 +125,7 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     compiled call for 'fused' / 'vmap', or 'auto' (`frames_per_call`).
     """
     if impl not in IMPLS:
-        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+        raise InputError(f'impl must be one of {IMPLS}, got {impl!r}')
     check_compatible(parent, child)
     check_latents(parent, source, 'source latents')
     if target is not None:
@@ -132,7 +133,7 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     tl = _as_ts(frames)
     tw = tl if t_weights is None else _as_ts(t_weights)
     if tw.shape != tl.shape:
-        raise ValueError('t_weights must have as many values as frames')
+        raise InputError('t_weights must have as many values as frames')
     ws_a, ws_b, na, nb = endpoints(parent, child, source, target)
     n, f = ws_a.shape[0], tl.shape[0]
     img_i = np.repeat(np.arange(n), f)
@@ -141,7 +142,7 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     out = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm   # optional: progress bars only
+        from tqdm.auto import tqdm  # optional: progress bars only
         bar = tqdm(total=total, desc='morph', unit='frame', leave=False)
     va, vb = parent.variables, child.variables
     if impl == 'reload':

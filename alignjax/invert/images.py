@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from alignjax.errors import InputError
+
 _SPEC = re.compile(r'^(folder|zip|tfds|proc):')
 UPSAMPLE_WARN = 4.0          # warn when an image's centre square is enlarged more than this
 _NAME_BYTES = 150            # names (file stems of the outputs) are cut to this many UTF-8 bytes
@@ -109,7 +111,7 @@ def read_inputs(sources, resolution: int, max_images: int | None = None, *, bad:
     from alignjax.data import EmptyDatasetError, decode_image
     from alignjax.data._image import BadImageError, probe_image
     if bad not in ('fail', 'skip'):
-        raise ValueError(f"bad must be 'fail' or 'skip', got {bad!r}")
+        raise InputError(f"bad must be 'fail' or 'skip', got {bad!r}")
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     sources = [os.fspath(s) for s in sources]

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.errors import InputError
 from alignjax.nn import networks as N
 
 
@@ -173,7 +174,7 @@ def make_loss(kind: str = 'auto', *, lpips=None, disc=None):
         kind = 'lpips' if lpips is not None else 'pixel'
     if kind in ('lpips', 'lpips+pixel'):
         if lpips is None:
-            raise ValueError(f"loss {kind!r} needs LPIPS weights (alignjax.invert.load_lpips)")
+            raise InputError(f"loss {kind!r} needs LPIPS weights (alignjax.invert.load_lpips)")
         return lpips if kind == 'lpips' else Sum((lpips, PixelSSIM(1.0, 0.0)), (1.0, 1.0))
     if kind == 'pixel':
         return PixelSSIM()
@@ -181,6 +182,6 @@ def make_loss(kind: str = 'auto', *, lpips=None, disc=None):
         return PixelSSIM(100.0, 0.0)
     if kind == 'dfeat':
         if disc is None:
-            raise ValueError("loss 'dfeat' needs the checkpoint's discriminator")
+            raise InputError("loss 'dfeat' needs the checkpoint's discriminator")
         return DFeatures(disc)
-    raise ValueError(f"unknown loss {kind!r}: use auto | lpips | lpips+pixel | pixel | mse | dfeat")
+    raise InputError(f"unknown loss {kind!r}: use auto | lpips | lpips+pixel | pixel | mse | dfeat")

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.errors import InputError
 from alignjax.io.torch_file import load_torch
 
 # torchvision vgg16 `features` indices of the 13 convs; a 2x2 max-pool follows the convs marked below.
@@ -44,7 +45,7 @@ def area_resize(img, size: int):
     if h == size and w == size:
         return img
     if h % size or w % size:
-        raise ValueError(f'area resize needs a multiple of {size}, got {h}x{w}')
+        raise InputError(f'area resize needs a multiple of {size}, got {h}x{w}')
     fh, fw = h // size, w // size
     return img.reshape(n, size, fh, size, fw, c).mean(axis=(2, 4))
 
@@ -118,7 +119,7 @@ def _state_dict(obj, what: str, path) -> dict:
                 obj = obj[k]
                 break
         return _flatten(obj)
-    raise ValueError(f'{path}: expected a state dict for {what}, got {type(obj).__name__}')
+    raise InputError(f'{path}: expected a state dict for {what}, got {type(obj).__name__}')
 
 
 def _vgg_from_state_dict(sd: Mapping[str, Any], path) -> list:
@@ -130,13 +131,13 @@ def _vgg_from_state_dict(sd: Mapping[str, Any], path) -> list:
             by_index.setdefault(int(m.group(1)), {})[m.group(2)] = np.asarray(v, np.float32)
     missing = [i for i in VGG16_CONVS if i not in by_index or len(by_index[i]) != 2]
     if missing:
-        raise ValueError(f'{path}: not a VGG16 state dict: no weight/bias for features.{missing} '
+        raise InputError(f'{path}: not a VGG16 state dict: no weight/bias for features.{missing} '
                          f'(expected torchvision vgg16 keys features.{{0,2,5,...,28}}.weight/bias)')
     params = []
     for i, (cin, cout) in zip(VGG16_CONVS, VGG16_CHANNELS):
         w, b = by_index[i]['weight'], by_index[i]['bias']
         if w.shape != (cout, cin, 3, 3) or b.shape != (cout,):
-            raise ValueError(f'{path}: features.{i}.weight has shape {w.shape}, expected {(cout, cin, 3, 3)}')
+            raise InputError(f'{path}: features.{i}.weight has shape {w.shape}, expected {(cout, cin, 3, 3)}')
         params.append((jnp.asarray(w.transpose(2, 3, 1, 0)), jnp.asarray(b)))
     return params
 
@@ -148,13 +149,13 @@ def _lin_from_state_dict(sd: Mapping[str, Any], path) -> list:
         if m:
             lins[int(m.group(1))] = np.asarray(v, np.float32)
     if sorted(lins) != list(range(5)):
-        raise ValueError(f'{path}: expected LPIPS heads lin0..lin4 (keys lin{{k}}.model.1.weight), '
+        raise InputError(f'{path}: expected LPIPS heads lin0..lin4 (keys lin{{k}}.model.1.weight), '
                          f'found {sorted(lins)}')
     out = []
     for k, c in enumerate(LPIPS_CHANNELS):
         w = lins[k].reshape(-1)
         if w.size != c:
-            raise ValueError(f'{path}: lin{k} has {w.size} weights, expected {c} (VGG16 heads)')
+            raise InputError(f'{path}: lin{k} has {w.size} weights, expected {c} (VGG16 heads)')
         out.append(jnp.asarray(w))
     return out
 

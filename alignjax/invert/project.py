@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from alignjax.errors import InputError
 from alignjax.invert.losses import make_loss, psnr
 
 SPACES = ('z', 'w', 'w+')
@@ -62,11 +63,11 @@ class InvertConfig:
 
     def __post_init__(self):
         if self.space not in SPACES:
-            raise ValueError(f'space must be one of {SPACES}, got {self.space!r}')
+            raise InputError(f'space must be one of {SPACES}, got {self.space!r}')
         if self.noise_init not in ('const', 'random'):
-            raise ValueError(f"noise_init must be 'const' or 'random', got {self.noise_init!r}")
+            raise InputError(f"noise_init must be 'const' or 'random', got {self.noise_init!r}")
         if self.steps < 1:
-            raise ValueError(f'steps must be >= 1, got {self.steps}')
+            raise InputError(f'steps must be >= 1, got {self.steps}')
 
     @classmethod
     def nvlabs(cls, **kw) -> 'InvertConfig':
@@ -141,22 +142,22 @@ def check_latents(gen, latents: Latents, what: str = 'latents') -> None:
         want, have = (gen.num_ws, gen.w_dim), tuple(code[1:])
         kind = 'ws [num_ws, w_dim]'
     if have != want:
-        raise ValueError(f'{what} do not fit this generator: {latents.space} codes of shape {list(have)}, the '
+        raise InputError(f'{what} do not fit this generator: {latents.space} codes of shape {list(have)}, the '
                          f'generator takes {kind} = {list(want)} (latents inverted in another model?)')
     if latents.noise is not None:
         shapes = gen.noise_shapes
         extra = sorted(set(latents.noise) - set(shapes))
         missing = sorted(set(shapes) - set(latents.noise))
         if extra or missing:
-            raise ValueError(f'{what}: noise maps {extra or missing} {"unknown to" if extra else "missing for"} '
+            raise InputError(f'{what}: noise maps {extra or missing} {"unknown to" if extra else "missing for"} '
                              f'this generator (latents inverted in another model?)')
         for k, (h, w) in shapes.items():
             if tuple(np.shape(latents.noise[k])) != (n, h, w):
-                raise ValueError(f'{what}: noise map {k} has shape {list(np.shape(latents.noise[k]))}, '
+                raise InputError(f'{what}: noise map {k} has shape {list(np.shape(latents.noise[k]))}, '
                                  f'the generator needs {[n, h, w]}')
     c_dim = gen.config.c_dim
     if c_dim and (latents.c is None or tuple(np.shape(latents.c)) != (n, c_dim)):
-        raise ValueError(f'{what}: a conditional generator ({c_dim} classes) needs labels c [{n}, {c_dim}]')
+        raise InputError(f'{what}: a conditional generator ({c_dim} classes) needs labels c [{n}, {c_dim}]')
 
 
 def decode(gen, latents: Latents, noise_mode: str = 'const', key=None):
@@ -350,11 +351,11 @@ def invert(gen, images, config: InvertConfig | None = None, *, loss=None, seed: 
     imgs = imgs.astype(np.float32)
     res = gen.resolution
     if imgs.ndim != 4 or imgs.shape[1:] != (res, res, gen.config.img_channels):
-        raise ValueError(f'images must be [N, {res}, {res}, {gen.config.img_channels}] (NHWC), got {imgs.shape}')
+        raise InputError(f'images must be [N, {res}, {res}, {gen.config.img_channels}] (NHWC), got {imgs.shape}')
     n = imgs.shape[0]
     ids = np.arange(n) if ids is None else np.asarray(ids)
     if gen.config.c_dim and c is None:
-        raise ValueError(f'conditional generator ({gen.config.c_dim} classes): pass c [N, c_dim]')
+        raise InputError(f'conditional generator ({gen.config.c_dim} classes): pass c [N, c_dim]')
     if stats is None and cfg.space != 'z':
         stats = w_stats(gen, cfg.w_avg_samples, cfg.w_avg_seed, c=c)
     elif stats is None:   # Z starts at 0 and perturbs with z_std: no W statistics needed
@@ -389,7 +390,7 @@ def _invert_batch(gen, target, cfg, loss, seed, ids, c, init, stats, progress, d
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.asarray(ids, jnp.uint32))
     if init is not None:
         if init.space != cfg.space:
-            raise ValueError(f'init latents are in {init.space!r}, config.space is {cfg.space!r}')
+            raise InputError(f'init latents are in {init.space!r}, config.space is {cfg.space!r}')
         x0 = jnp.asarray(init.code, jnp.float32)
         if cfg.space == 'w':
             x0 = x0[:, :1]

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from alignjax.errors import InputError
 from alignjax.invert.project import Latents
 
 
@@ -21,7 +22,7 @@ def save_latents(outdir, names: Sequence[str], latents: Latents, meta: dict | No
     outdir.mkdir(parents=True, exist_ok=True)
     names = list(names)
     if len(set(names)) != len(names):
-        raise ValueError('image names must be unique')
+        raise InputError('image names must be unique')
     code = np.asarray(latents.code, np.float32)
     _atomic_npz(outdir / 'latents.npz', {n: code[i] for i, n in enumerate(names)})
     if latents.noise is not None:
@@ -60,7 +61,7 @@ def load_latents(path, names: Sequence[str] | None = None) -> tuple[list[str], L
     try:
         info = json.loads(info_path.read_text(encoding='utf-8')) if info_path.exists() else {}
     except ValueError as e:
-        raise ValueError(f'{info_path}: not valid JSON ({e})') from None
+        raise InputError(f'{info_path}: not valid JSON ({e})') from None
     with np.load(outdir / 'latents.npz') as z:
         order = list(info.get('names') or z.files)
         names = list(names) if names is not None else order
