@@ -14,12 +14,18 @@ with :func:`pickle.load` runs arbitrary code, so this module never does that.  I
 * ``argparse.Namespace`` (:class:`Namespace`), ``dnnlib.EasyDict`` (:class:`EasyDict`): plain containers
 
 Any other global raises :class:`CheckpointError` naming ``module.name`` and the file.
+
+Memory is bounded by what the file holds, not by what it claims: every stand-in that allocates by an argument
+(``bytearray(n)``, numpy arrays, containers built from other objects, torch storages) charges the bytes to the
+load's :class:`AllocationBudget` (``2 x file size + 16 MiB``) *before* allocating, and a charge over it raises
+:class:`CheckpointError` naming the file and what asked for the memory.
 """
 
 from __future__ import annotations
 
 import collections
 import io
+import math
 import os
 import pickle
 import struct
@@ -29,9 +35,12 @@ from typing import Any, BinaryIO, Callable, Mapping
 import numpy as np
 
 from alignjax.errors import CheckpointError
+from alignjax.io.budget import ALLOC_SLACK, AllocationBudget, _stream_size, allocation_budget, charge
 
 __all__ = [
+    'ALLOC_SLACK',
     'ARGPARSE_GLOBALS',
+    'AllocationBudget',
     'BASE_GLOBALS',
     'CheckpointError',
     'DNNLIB_GLOBALS',
@@ -39,6 +48,8 @@ __all__ = [
     'Namespace',
     'PARSE_ERRORS',
     'RestrictedUnpickler',
+    'allocation_budget',
+    'charge',
     'corrupt_error',
     'load_pickle',
     'loads_pickle',
@@ -92,10 +103,64 @@ class Namespace:
 # ---- numpy
 
 
+class _Marker:
+    """A global that may only be passed to other stand-ins (never called, never a class for NEWOBJ)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_NDARRAY = _Marker('numpy.ndarray')  # np.ndarray itself would let NEWOBJ allocate any shape
+
+
 def _np_reconstruct(subtype, shape, dtype):
-    if subtype is not np.ndarray:
+    if subtype is not _NDARRAY:
         raise TypeError(f'refusing to reconstruct numpy subtype {subtype!r}')
-    return np.ndarray.__new__(np.ndarray, shape, dtype)
+    if not isinstance(dtype, (np.dtype, str, bytes)):
+        raise TypeError('numpy array without a dtype')
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise TypeError('refusing an object-dtype numpy array')
+    shape = tuple(int(n) for n in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+    charge(math.prod(shape) * dtype.itemsize if all(n >= 0 for n in shape) else -1, f'a numpy array {shape}')
+    return np.ndarray.__new__(_PickledArray, shape, dtype)
+
+
+class _PickledArray(np.ndarray):
+    """An array being unpickled: its ``__setstate__`` (the BUILD opcode) refuses object dtypes, whose numpy
+    ``__setstate__`` trusts the pickled shape (a wrong one crashed the process). :func:`unpickle` turns these back
+    into plain arrays."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise TypeError('malformed numpy array state')
+        dtype = state[-3]
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise TypeError('refusing an object-dtype numpy array')
+        super().__setstate__(state)
+
+
+def _plain_arrays(obj: Any, seen: dict) -> Any:
+    """``obj`` with every _PickledArray replaced by a plain ndarray view (containers and stand-ins' __dict__)."""
+    if isinstance(obj, _PickledArray):
+        return obj.view(np.ndarray)
+    if id(obj) in seen:
+        return seen[id(obj)]
+    seen[id(obj)] = obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            obj[k] = _plain_arrays(v, seen)
+    elif isinstance(obj, list):
+        obj[:] = [_plain_arrays(v, seen) for v in obj]
+    elif isinstance(obj, tuple):
+        seen[id(obj)] = new = tuple(_plain_arrays(v, seen) for v in obj)
+        return new if any(a is not b for a, b in zip(new, obj)) else obj
+    elif isinstance(getattr(obj, '__dict__', None), dict) and not isinstance(obj, type):
+        _plain_arrays(obj.__dict__, seen)
+    return obj
 
 
 def _np_scalar(dtype, data=None):
@@ -111,6 +176,9 @@ def _np_scalar(dtype, data=None):
 def _np_frombuffer(buf, dtype, shape, order):
     if not isinstance(dtype, np.dtype) or dtype.hasobject:
         raise TypeError('refusing object-dtype numpy buffer')
+    if not isinstance(buf, (bytes, bytearray)):
+        raise TypeError('numpy buffer payload is not bytes')
+    charge(len(buf), f'a numpy array {tuple(shape) if isinstance(shape, (tuple, list)) else shape}')
     arr = np.frombuffer(bytearray(buf), dtype=dtype)
     return arr.reshape(shape, order=order if order in ('C', 'F') else 'C')
 
@@ -122,11 +190,64 @@ def _codecs_encode(obj, encoding='utf-8', errors='strict'):
     # protocol<=2 pickles of bytes objects: _codecs.encode('...', 'latin1')
     if not isinstance(obj, str) or str(encoding).lower().replace('-', '') not in ('latin1', 'utf8'):
         raise TypeError('unsupported _codecs.encode call')
+    charge(len(obj) * (1 if str(encoding).lower().startswith('latin') else 4), '_codecs.encode')
     return obj.encode(encoding)
+
+
+# ---- builtins that allocate by their argument: only from objects the pickle built, charged to the budget
+
+_CONTAINERS = (list, tuple, set, frozenset, dict, collections.OrderedDict)
+
+
+def _sized(kind: str, args: tuple, per_item: int) -> tuple:
+    if len(args) > 1 or (args and not isinstance(args[0], _CONTAINERS)):
+        raise TypeError(f'builtins.{kind} of {type(args[0]).__name__ if args else "?"} is not supported')
+    charge(per_item * (len(args[0]) if args else 0), f'builtins.{kind}')
+    return args
+
+
+def _tuple(*args):
+    return tuple(*_sized('tuple', args, 8))
+
+
+def _list(*args):
+    return list(*_sized('list', args, 8))
+
+
+def _set(*args):
+    return set(*_sized('set', args, 64))
+
+
+def _frozenset(*args):
+    return frozenset(*_sized('frozenset', args, 64))
+
+
+def _dict(*args, **kwargs):
+    return dict(*_sized('dict', args, 64), **kwargs)
+
+
+def _ordered_dict(*args):
+    return collections.OrderedDict(*_sized('OrderedDict', args, 96))
+
+
+def _bytearray(*args):
+    if not args:
+        return bytearray()
+    src = args[0]
+    if isinstance(src, bool) or not isinstance(src, (int, bytes, bytearray, str, list, tuple)):
+        raise TypeError(f'builtins.bytearray of {type(src).__name__} is not supported')
+    n = src if isinstance(src, int) else len(src)
+    charge(n if n >= 0 else -1, f'builtins.bytearray({n})' if isinstance(src, int) else 'builtins.bytearray')
+    return bytearray(*args)
+
+
+# the stand-ins that replace container types, for _copyreg_reconstructor's `base`
+_BASES = {_tuple: tuple, _list: list, _set: set, _dict: dict}
 
 
 def _copyreg_reconstructor(cls, base, state):
     # protocol 0/1 object pickles; cls and base were resolved through the allow-list
+    base = _BASES.get(base, base)
     if base is object:
         obj = object.__new__(cls)
     elif base in (dict, list, tuple, set):
@@ -147,8 +268,8 @@ def _copyreg_newobj(cls, *args):
 
 # (module, name) -> stand-in for plain Python / numpy data.  Nothing here is imported.
 BASE_GLOBALS: dict[tuple[str, str], Any] = {
-    ('collections', 'OrderedDict'): collections.OrderedDict,
-    ('numpy', 'ndarray'): np.ndarray,
+    ('collections', 'OrderedDict'): _ordered_dict,
+    ('numpy', 'ndarray'): _NDARRAY,
     ('numpy', 'dtype'): np.dtype,
     ('numpy.core.multiarray', '_reconstruct'): _np_reconstruct,
     ('numpy._core.multiarray', '_reconstruct'): _np_reconstruct,
@@ -156,18 +277,20 @@ BASE_GLOBALS: dict[tuple[str, str], Any] = {
     ('numpy._core.multiarray', 'scalar'): _np_scalar,
     ('numpy.core.numeric', '_frombuffer'): _np_frombuffer,
     ('numpy._core.numeric', '_frombuffer'): _np_frombuffer,
-    ('builtins', 'set'): set,
-    ('builtins', 'frozenset'): frozenset,
+    ('builtins', 'set'): _set,
+    ('builtins', 'frozenset'): _frozenset,
     ('builtins', 'slice'): slice,
     ('builtins', 'complex'): complex,
-    ('builtins', 'bytearray'): bytearray,
+    ('builtins', 'bytearray'): _bytearray,
     ('builtins', 'object'): object,
-    ('builtins', 'dict'): dict,
-    ('builtins', 'list'): list,
-    ('builtins', 'tuple'): tuple,
-    ('__builtin__', 'set'): set,
-    ('__builtin__', 'frozenset'): frozenset,
+    ('builtins', 'dict'): _dict,
+    ('builtins', 'list'): _list,
+    ('builtins', 'tuple'): _tuple,
+    ('__builtin__', 'set'): _set,
+    ('__builtin__', 'frozenset'): _frozenset,
     ('__builtin__', 'object'): object,
+    ('__builtin__', 'bytearray'): _bytearray,
+    ('__builtin__', 'complex'): complex,
     ('_codecs', 'encode'): _codecs_encode,
     ('copyreg', '_reconstructor'): _copyreg_reconstructor,
     ('copy_reg', '_reconstructor'): _copyreg_reconstructor,
@@ -242,9 +365,12 @@ PARSE_ERRORS = (
 
 def unpickle(file: BinaryIO, *, path: Any, allowed: Globals = BASE_GLOBALS,
              persistent_load: Callable[[Any], Any] | None = None) -> Any:
-    """One restricted ``load`` from ``file``; parse failures become :class:`CheckpointError`."""
+    """One restricted ``load`` from ``file``; parse failures become :class:`CheckpointError`. Allocations are
+    charged to the current :func:`allocation_budget` (one for ``file``'s size when none is current)."""
     try:
-        return RestrictedUnpickler(file, path=path, allowed=allowed, persistent_load=persistent_load).load()
+        with allocation_budget(path, _stream_size(file)):
+            obj = RestrictedUnpickler(file, path=path, allowed=allowed, persistent_load=persistent_load).load()
+            return _plain_arrays(obj, {})
     except CheckpointError:
         raise
     except PARSE_ERRORS as exc:

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from alignjax.io.budget import _fmt_bytes, allocation_budget, charge, current_budget
 from alignjax.io.safe_pickle import (ARGPARSE_GLOBALS, BASE_GLOBALS, DNNLIB_GLOBALS, PARSE_ERRORS, CheckpointError,
                                      Globals, corrupt_error, unpickle)
 from alignjax.io.torch_pickle import TORCH_GLOBALS, NumpyStorage, TorchDType, TorchStorageType
@@ -48,6 +49,10 @@ MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 _MAGIC_LE = MAGIC_NUMBER.to_bytes(10, 'little')
 _ZIP_MAGIC = b'PK\x03\x04'
+# compressed zip members (torch.save never compresses; a re-zipped file may): what one may expand to
+ZIP_MAX_RATIO = 32
+ZIP_RATIO_SLACK = 1 << 20
+_CHUNK = 16 << 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,13 +124,14 @@ def _load_stream(f: BinaryIO, *, name: str, size: int, allowed: Globals | None) 
         raise CheckpointError(f'{name} is empty (0 bytes): truncated or corrupt')
     head = f.read(64)
     f.seek(0)
-    if is_torch_zip(head):
-        return _load_zip(f, name=name, allowed=allowed)
-    if is_torch_legacy(head):
-        return _load_legacy(f, name=name, size=size, allowed=allowed)
-    if _is_tar(f):
-        raise CheckpointError(f'{name}: the tar-based torch.save format (torch < 0.4) is not supported')
-    return unpickle(f, path=name, allowed=allowed)
+    with allocation_budget(name, size):
+        if is_torch_zip(head):
+            return _load_zip(f, name=name, size=size, allowed=allowed)
+        if is_torch_legacy(head):
+            return _load_legacy(f, name=name, size=size, allowed=allowed)
+        if _is_tar(f):
+            raise CheckpointError(f'{name}: the tar-based torch.save format (torch < 0.4) is not supported')
+        return unpickle(f, path=name, allowed=allowed)
 
 
 def _storage_dtype(storage_type: Any, name: str) -> np.dtype:
@@ -148,13 +154,55 @@ def _swap_to_native(arr: np.ndarray) -> None:
         arr.byteswap(inplace=True)
 
 
-def _load_zip(f: BinaryIO, *, name: str, allowed: Globals) -> Any:
+def _check_members(zf: zipfile.ZipFile, name: str, size: int) -> None:
+    """Before anything is read: every member lies inside the file, and a compressed one expands at most
+    ZIP_MAX_RATIO-fold (+1 MiB); the budget grows by what the compressed members may expand to."""
+    grant = 0
+    for info in zf.infolist():
+        if info.header_offset + info.compress_size > size or info.file_size < 0:
+            raise CheckpointError(f"{name}: zip record '{info.filename}' claims {info.compress_size} bytes at offset "
+                                  f'{info.header_offset}, past the end of the {size}-byte file (truncated or corrupt)')
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.file_size != info.compress_size:
+                raise CheckpointError(f"{name}: stored zip record '{info.filename}' claims {info.file_size} bytes "
+                                      f'but holds {info.compress_size} (corrupt)')
+            continue
+        if info.file_size > ZIP_MAX_RATIO * info.compress_size + ZIP_RATIO_SLACK:
+            raise CheckpointError(
+                f"{name}: zip record '{info.filename}' would expand from {_fmt_bytes(info.compress_size)} to "
+                f'{_fmt_bytes(info.file_size)} (more than {ZIP_MAX_RATIO}x): refusing to decompress it (a '
+                'decompression bomb, or a corrupt file)')
+        grant += min(info.file_size, ZIP_MAX_RATIO * info.compress_size)
+    budget = current_budget()
+    if budget is not None:
+        budget.grant(grant)
+
+
+def _read_record(zf: zipfile.ZipFile, record: str, nbytes: int) -> bytearray:
+    """The whole record (CRC-checked) into one buffer of its size, in chunks (no second copy)."""
+    buf = bytearray(nbytes)
+    view = memoryview(buf)
+    with zf.open(record) as rf:
+        pos = 0
+        while pos < nbytes:
+            chunk = rf.read(min(_CHUNK, nbytes - pos))
+            if not chunk:
+                raise EOFError(f"zip record '{record}' ends after {pos} of {nbytes} bytes")
+            view[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        if rf.read(1):
+            raise ValueError(f"zip record '{record}' holds more than {nbytes} bytes")
+    return buf
+
+
+def _load_zip(f: BinaryIO, *, name: str, size: int, allowed: Globals) -> Any:
     try:
         zf = zipfile.ZipFile(f)
         names = zf.namelist()
     except PARSE_ERRORS as exc:
         raise corrupt_error(name, exc) from exc
     with zf:
+        _check_members(zf, name, size)
         pkl = [n for n in names if n.endswith('data.pkl') and n.count('/') == 1]
         if not pkl:
             raise CheckpointError(f"{name}: zip file without a torch 'data.pkl' record (not a torch.save file)")
@@ -181,18 +229,21 @@ def _load_zip(f: BinaryIO, *, name: str, allowed: Globals) -> Any:
             if cache_key in storages:
                 return storages[cache_key]
             record = f'{prefix}data/{key}'
-            if key not in raw_cache:
-                if record not in names:
-                    raise CheckpointError(f"{name}: storage record '{record}' is missing (truncated or corrupt)")
-                raw_cache[key] = bytearray(zf.read(record))
-            raw = raw_cache[key]
+            if record not in names:
+                raise CheckpointError(f"{name}: storage record '{record}' is missing (truncated or corrupt)")
+            held = zf.getinfo(record).file_size
             numel = int(numel)
             nbytes = numel * dtype.itemsize
-            if numel < 0 or len(raw) < nbytes:
+            if numel < 0 or held < nbytes:
                 raise CheckpointError(
-                    f"{name}: storage '{record}' holds {len(raw)} bytes, expected {nbytes} "
+                    f"{name}: storage '{record}' holds {held} bytes, expected {nbytes} "
                     f'({numel} x {dtype}) (truncated or corrupt)'
                 )
+            if key not in raw_cache:
+                # the record is read only once its size is known to fit the file (and the tensor it holds)
+                charge(held, f"storage record '{record}' ({numel} x {dtype})")
+                raw_cache[key] = _read_record(zf, record, held)
+            raw = raw_cache[key]
             arr = np.frombuffer(raw, dtype=dtype, count=numel)
             if byteorder == 'big':
                 arr = arr.copy()
@@ -224,6 +275,7 @@ def _load_legacy(f: BinaryIO, *, name: str, size: int, allowed: Globals) -> Any:
 
     roots: dict[str, NumpyStorage] = {}
     views: dict[str, NumpyStorage] = {}
+    claimed = [0]  # bytes of all root storages so far: their data must follow in this file
 
     def persistent_load(pid: Any) -> Any:
         typename = _typename(pid, name)
@@ -234,11 +286,13 @@ def _load_legacy(f: BinaryIO, *, name: str, size: int, allowed: Globals) -> Any:
         root_key = str(root_key)
         numel = int(numel)
         if root_key not in roots:
-            if numel < 0 or numel * dtype.itemsize > size:
+            claimed[0] += numel * dtype.itemsize
+            if numel < 0 or claimed[0] > size:
                 raise CheckpointError(
                     f"{name}: storage '{root_key}' claims {numel} x {dtype} but the file has only "
-                    f'{size} bytes (truncated or corrupt)'
+                    f'{size} bytes for all its storages (truncated or corrupt)'
                 )
+            charge(numel * dtype.itemsize, f"storage '{root_key}' ({numel} x {dtype})")
             roots[root_key] = NumpyStorage(np.empty(numel, dtype=dtype), location=str(location), key=root_key)
         root = roots[root_key]
         if view_metadata is None:

@@ -167,6 +167,8 @@ def _rebuild_from_type_v2(func, new_type, args, state):
 
 
 def _torch_size(values=()):
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f'torch.Size of {type(values).__name__}')
     return tuple(int(v) for v in values)
 
 
