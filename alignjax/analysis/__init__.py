@@ -24,3 +24,8 @@ __all__ = ['AnalysisError', 'ForgottenResult', 'Labeller', 'MorphResult', 'NotAF
            'ResetResult', 'SemanticResult', 'WeightChanges', 'as_labeller', 'check_pair', 'forgotten_directions',
            'glasses_direction', 'jsonable', 'morph_quality', 'pointwise_alignment', 'reference_features',
            'reset_hybrids', 's_relevance', 'semantic_alignment', 'w_directions', 'weight_changes']
+from alignjax.analysis.translation import TranslationResult, invert_inputs, translation_methods  # noqa: E402
+from alignjax.analysis.zeroshot import ZeroShotResult, fit_latent_models, zero_shot  # noqa: E402
+
+__all__ += ['TranslationResult', 'ZeroShotResult', 'fit_latent_models', 'invert_inputs', 'translation_methods',
+            'zero_shot']

@@ -205,8 +205,11 @@ def circ_diff(a, b):
 
 def agreement(pred, ref, k: int) -> dict:
     """R^2 of `pred` against `ref` (1 - MSE / var(ref); circular for bg_hue) and Pearson r (circular
-    correlation for bg_hue: of the unit vectors' components, averaged), for factor index k."""
+    correlation for bg_hue: of the unit vectors' components, averaged), for factor index k. glasses (a logit):
+    r2 None, 'accuracy' = share of equal decisions (logit > 0)."""
     pred, ref = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
+    if k == GLASSES:   # logits of two different labellers: their scales differ; score the decisions
+        return dict(r2=None, accuracy=float(np.mean((pred > 0) == (ref > 0))), pearson=float(pearson(pred, ref)))
     if k == HUE:
         m = np.angle(np.mean(np.exp(2j * np.pi * ref))) / (2 * np.pi)
         cvar = np.mean(circ_diff(ref, m) ** 2)

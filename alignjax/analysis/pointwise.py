@@ -20,7 +20,7 @@ class PointwiseResult:
     factors: dict               # factor -> {'z': {'r2', 'pearson'}, 'w': {...}}
     not_measured: list          # factors one of the two labellers does not read
     landmarks: dict | None      # {'z': {'px', 'nme', 'n_points'}, 'w': ...} or None (different landmark sets)
-    mean_r2: dict               # 'z' / 'w' -> mean R^2 over measured factors
+    mean_r2: dict               # 'z' / 'w' -> mean R^2 over measured factors (glasses: scored by accuracy)
     mean_pearson: dict
     n: int
     seed: int
@@ -62,7 +62,9 @@ def pointwise_alignment(parent, child, parent_labeller, child_labeller, *, n: in
                          nme=float(err.mean() / parent.resolution) if err.size else float('nan'),
                          n_points=int(err.size))
     measured = [f for f in out]
-    mean = lambda key, m: float(np.mean([out[f][m][key] for f in measured])) if measured else float('nan')
+    def mean(key, m):
+        v = [out[f][m][key] for f in measured if out[f][m][key] is not None]
+        return float(np.mean(v)) if v else float('nan')
     names = [f for f in FACTOR_NAMES if f != 'detail']
     return PointwiseResult(factors=out, not_measured=[f for f in names if f not in out], landmarks=lm,
                            mean_r2={m: mean('r2', m) for m in oc}, mean_pearson={m: mean('pearson', m) for m in oc},
