@@ -450,12 +450,14 @@ def test_export_cli_help_and_flag_errors(tmp_path, capsys):
 
 def test_contact_sheet_cli_resolution_spellings(tmp_path, capsys):
     """argparse's nargs='+' spelling (--resolution 8 4) still works, as do comma lists and repeated flags."""
-    from alignjax.cli.contact_sheet import join_spaced_values, main
+    from alignjax.cli._common import spread_values
+    from alignjax.cli.contact_sheet import main
     from alignjax.data.contact_sheet import contact_sheet
 
     _help(main, capsys, "Contact sheet of the procedural domains")
-    assert join_spaced_values(["--resolution", "8", "4", "--rows", "1"]) == ["--resolution=8,4", "--rows", "1"]
-    assert join_spaced_values(["--res=8", "4"]) == ["--res=8,4"]
+    assert spread_values(["--resolution", "8", "4", "--rows", "1"], {"resolution"}) == \
+        ["--resolution", "8", "--resolution=4", "--rows", "1"]
+    assert spread_values(["--res=8", "4"], {"res"}) == ["--res=8", "--res=4"]
     want = contact_sheet(1, 0, (8, 4), 8)
     base = ["--rows", "1", "--display", "8"]
     for i, spelling in enumerate([["--resolution", "8", "4"], ["--resolution", "8,4"], ["--resolution=8", "4"],

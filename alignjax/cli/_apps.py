@@ -6,16 +6,12 @@
   its weights look unrelated to the parent's.
 * `define_inversion_flags(cmd)`, `inversion_config(args)`, `inversion_loss(args, ck)`, `read_images(...)`: the
   inversion settings of `alignjax-invert` and `alignjax-morph`, one definition.
-* Multi-value flags (`--images`, `--translate`, `--source`, `--target`): argparse's `--images a b c` spelling
-  keeps working. The rule (`spread_values`): the bare arguments (not starting with `-`) after a multi-value flag,
-  up to the next flag, are more values of that flag. The flag may also be repeated (`--images a --images b`),
-  and a value that is not an existing path is split on commas (`--translate a.pkl,b.pkl`; a file whose name
-  holds a comma is taken whole). Any other bare argument is an error.
+* Multi-value flags (`--images`, `--translate`, `--source`, `--target`) follow `_common`'s rule
+  (`spread_values`: `--images a b c`, repeated flags, comma lists); any other bare argument is an error.
 * `--no-noise` is accepted for absl's `--nonoise` (`NO_ALIASES`).
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import flags
@@ -42,52 +38,11 @@ PRESET_HELP = {
 
 
 # ----------------------------------------------------------------------------------------------------------
-# argv: multi-value flags and aliases.
-
-def spread_values(argv, multi, aliases=NO_ALIASES) -> list[str]:
-    """`--images a b c` -> `--images a --images=b --images=c` for the flag names in `multi` (see the module
-    doc); tokens in `aliases` are replaced first; everything after `--` is left as it is."""
-    out, current, takes_value = [], None, False
-    for i, arg in enumerate(argv):
-        if arg == '--':
-            out += argv[i:]
-            break
-        arg = aliases.get(arg, arg)
-        if takes_value:                       # the value absl reads for `--flag value`
-            out.append(arg)
-            takes_value = False
-        elif arg.startswith('-') and arg != '-':
-            name, eq, _ = arg.lstrip('-').partition('=')
-            current = name if name in multi else None
-            takes_value = current is not None and not eq
-            out.append(arg)
-        elif current is not None:
-            out.append(f'--{current}={arg}')
-        else:
-            out.append(arg)
-    return out
-
-
-def split_values(values) -> list[str] | None:
-    """Comma-separated values of a multi-value flag split (a value naming an existing path is kept whole)."""
-    if values is None:
-        return None
-    out = []
-    for v in values:
-        if ',' in v and not os.path.exists(v):
-            out += [p.strip() for p in v.split(',') if p.strip()]
-        else:
-            out.append(v)
-    return out
-
+# argv: aliases and leftovers.
 
 def parse(cmd, argv, multi=()):
-    """`cmd.parse` with the multi-value rule applied; bare arguments left over are an error (exit 2)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    a = cmd.parse(spread_values(argv, set(multi)))
-    for name in multi:
-        key = name.replace('-', '_')
-        setattr(a, key, split_values(getattr(a, key)))
+    """`cmd.parse` with the multi-value rule and `NO_ALIASES`; bare arguments left over are an error (exit 2)."""
+    a = cmd.parse(argv, multi=multi, aliases=NO_ALIASES)
     if a.positional:
         fail(f'{a.positional[0]}: unexpected argument (see {cmd.prog} --help)', 2)
     return a

@@ -99,14 +99,26 @@ class Command:
         self._aliases.append((old, new))
 
     def help_text(self) -> str:
-        rows = self.fv.get_help(include_special_flags=False).splitlines()
-        rows = [r for r in rows if r and not r.endswith(':') or r.startswith(' ')]   # drop per-module headings
+        """Usage, the program's docstring, then every flag with its help and default (aliases hidden)."""
+        aliases = dict(self._aliases)
+        rows = []
+        for name in sorted(n for n in self.fv if self.fv[n].name == n and n not in aliases):
+            f = self.fv[name]
+            spell = (f'-{f.short_name}, ' if f.short_name else '') + (f'--[no]{name}' if f.boolean else f'--{name}')
+            said = 'default' in (f.help or '')
+            shown = None if said or f.default is None or f.default is False or f.default in ('', []) else f.default_as_str
+            rows.append(f'  {spell}: {f.help}' + (f' (default: {shown})' if shown else ''))
         return f'usage: {self.prog} [flags]\n\n{self.doc}\n\nflags:\n' + '\n'.join(rows) + '\n'
 
-    def parse(self, argv=None) -> types.SimpleNamespace:
+    def parse(self, argv=None, multi=(), aliases=None) -> types.SimpleNamespace:
         """Parse `argv` (default sys.argv[1:]); --help prints the help and exits 0; a bad or missing flag
-        prints one `error:` line and exits 2. Returns flags as attributes and `args.positional`."""
+        prints one `error:` line and exits 2. Returns flags as attributes and `args.positional`.
+        `multi`: names of multi-value flags (DEFINE_multi_string), read by the rule of `spread_values` and
+        split on commas (`split_values`); `aliases`: {'--old-token': '--new-token'} replaced first."""
         argv = sys.argv[1:] if argv is None else list(argv)
+        multi = {m.lstrip('-') for m in multi}
+        if multi or aliases:
+            argv = spread_values(argv, multi, aliases or {})
         if any(a in ('-h', '--help', '-help', '--helpfull') for a in argv):
             print(self.help_text())
             raise SystemExit(0)
@@ -136,8 +148,51 @@ class Command:
         unknown_opts = [a for a in rest if a.startswith('-') and a != '-']
         if unknown_opts:
             fail(f'{unknown_opts[0]}: unexpected argument (see {self.prog} --help)', 2)
+        for name in multi:
+            if name in values:
+                values[name] = split_values(values[name])
         return types.SimpleNamespace(**values, positional=rest,
                                      present={n.replace('-', '_') for n in names if self.fv[n].present})
+
+
+def spread_values(argv, multi, aliases=None) -> list[str]:
+    """The multi-value rule: `--images a b c` -> `--images a --images=b --images=c` for the flag names in
+    `multi` (argparse's nargs='+' spelling keeps working): the bare arguments after a multi-value flag, up to
+    the next flag, are more values of it; the flag may also be repeated. Tokens in `aliases` are replaced
+    first; everything after `--` is left as it is."""
+    aliases = aliases or {}
+    out, current, takes_value = [], None, False
+    for i, arg in enumerate(argv):
+        if arg == '--':
+            out += argv[i:]
+            break
+        arg = aliases.get(arg, arg)
+        if takes_value:                       # the value absl reads for `--flag value`
+            out.append(arg)
+            takes_value = False
+        elif arg.startswith('-') and arg != '-':
+            name, eq, _ = arg.lstrip('-').partition('=')
+            current = name if name in multi else None
+            takes_value = current is not None and not eq
+            out.append(arg)
+        elif current is not None:
+            out.append(f'--{current}={arg}')
+        else:
+            out.append(arg)
+    return out
+
+
+def split_values(values) -> list[str] | None:
+    """Comma-separated values of a multi-value flag split (a value naming an existing path is kept whole)."""
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        if ',' in v and not os.path.exists(v):
+            out += [p.strip() for p in v.split(',') if p.strip()]
+        else:
+            out.append(v)
+    return out
 
 
 def _probe_dir(d: Path, what: str):

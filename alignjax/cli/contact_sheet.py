@@ -8,8 +8,6 @@ deprecated spelling.) The library: `alignjax.data.contact_sheet.contact_sheet`.
 """
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 from PIL import Image
 
@@ -28,28 +26,6 @@ flags.DEFINE_integer('display', 128, 'cell size in pixels (renders upscaled, nea
 cmd.deprecated('--res', '--resolution')
 
 
-def join_spaced_values(argv, names=MULTI):
-    """`--resolution 64 32` -> `--resolution 64,32`: the values that follow a multi-value flag (up to the next
-    flag) are joined with commas, so the argparse `nargs='+'` spelling keeps working."""
-    out, i = [], 0
-    while i < len(argv):
-        a = argv[i]
-        out.append(a)
-        i += 1
-        name, eq, _ = a.partition('=')
-        if name not in names:
-            continue
-        if not eq:
-            if i == len(argv):
-                break
-            out[-1] = f'{a}={argv[i]}'
-            i += 1
-        while i < len(argv) and not argv[i].startswith('-'):
-            out[-1] += f',{argv[i]}'
-            i += 1
-    return out
-
-
 def parse_ints(values, flag: str) -> list[int]:
     """['64,32', '16'] -> [64, 32, 16]; CliError naming the flag for anything that is not an integer."""
     try:
@@ -60,7 +36,7 @@ def parse_ints(values, flag: str) -> list[int]:
 
 @entry
 def main(argv=None) -> int:
-    a = cmd.parse(join_spaced_values(sys.argv[1:] if argv is None else list(argv)))
+    a = cmd.parse(argv, multi=MULTI)
     if a.positional:
         fail(f'{a.positional[0]}: unexpected argument (see {cmd.prog} --help)', 2)
     resolutions = parse_ints(a.resolution, '--resolution')
