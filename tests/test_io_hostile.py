@@ -202,3 +202,238 @@ def test_zip_records_are_checked_before_reading(tmp_path):
     z = _zip([_stored("archive/data.pkl", tensor_pickle(64)), ("archive/data/0", zlib.compress(raw)[2:-4], 8,
               zlib.crc32(raw), len(raw))])
     np.testing.assert_array_equal(load_torch_bytes(z)["w"], np.arange(64, dtype=np.float32))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# edited copies of the fixtures: the file's own key names, non-finite weights, CRC, StyleGAN3
+
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "stylegan2_32"
+
+
+@pytest.fixture(scope="module")
+def fx() -> Path:
+    from conftest import require
+
+    for f in ("nvlabs.pkl", "rosinality.pt", "tf.pkl"):
+        require(FIXTURES / f, "checkpoint fixtures")
+    return FIXTURES
+
+
+def _ros_copy(fx, tmp_path, edit, name="edited.pt") -> Path:
+    from alignjax.io.torch_file import save_torch
+
+    ck = load_torch(fx / "rosinality.pt")
+    ck = {k: dict(v) if isinstance(v, dict) else v for k, v in ck.items() if k != "args"}
+    edit(ck)
+    p = tmp_path / name
+    save_torch(ck, p)
+    return p
+
+
+def _raises(path, *fragments, absent=(), **kw) -> str:
+    import alignjax as aj
+
+    with pytest.raises(CheckpointError) as e:
+        aj.load_checkpoint(path, **kw)
+    msg = str(e.value)
+    assert str(path) in msg, msg
+    for f in fragments:
+        assert f in msg, (f, msg)
+    for f in absent:
+        assert f not in msg, (f, msg)
+    return msg
+
+
+def test_rosinality_errors_name_the_files_keys(fx, tmp_path):
+    def shape(ck):
+        ck["g_ema"]["convs.0.conv.weight"] = np.zeros((1, 64, 32, 3, 3), np.float32)
+
+    _raises(_ros_copy(fx, tmp_path, shape), "g_ema key 'convs.0.conv.weight'", "(64, 32, 3, 3)",
+            "NVlabs G_ema 'synthesis.b8.conv0.weight'")
+
+    def missing_weight(ck):
+        del ck["g"]["style.8.weight"]
+
+    _raises(_ros_copy(fx, tmp_path, missing_weight), "g is missing key 'style.8.weight'", absent=("belong",))
+
+    def missing_rgb(ck):
+        del ck["g_ema"]["to_rgbs.1.conv.weight"]
+
+    _raises(_ros_copy(fx, tmp_path, missing_rgb), "g_ema is missing key 'to_rgbs.1.conv.weight'", absent=("belong",))
+
+    def missing_block(ck):
+        for k in [k for k in ck["d"] if k.startswith("convs.1.")]:
+            del ck["d"][k]
+
+    _raises(_ros_copy(fx, tmp_path, missing_block), "d is missing key 'convs.1.conv1.0.weight'")
+
+    def bad_kernel(ck):
+        ck["g_ema"]["convs.0.conv.blur.kernel"] = ck["g_ema"]["convs.0.conv.blur.kernel"] * 2
+
+    _raises(_ros_copy(fx, tmp_path, bad_kernel), "g_ema key 'convs.0.conv.blur.kernel'", "resample filter")
+
+
+def test_nonfinite_weights_are_refused_by_their_file_names(fx, tmp_path):
+    import alignjax as aj
+
+    def nan_conv(ck):
+        w = ck["g_ema"]["convs.0.conv.weight"].copy()
+        w[0, 1, 2, 0, 0] = np.nan
+        ck["g_ema"]["convs.0.conv.weight"] = w
+
+    p = _ros_copy(fx, tmp_path, nan_conv)
+    _raises(p, "g_ema key 'convs.0.conv.weight'", "1 of 36864 values are NaN/Inf", "allow_nonfinite=True")
+    with pytest.warns(UserWarning, match=r"g_ema key 'convs\.0\.conv\.weight'"):
+        ck = aj.load_checkpoint(p, allow_nonfinite=True)
+    assert any("non-finite" in n for n in ck.notes)
+    assert np.isnan(np.asarray(ck.nets["G_ema"]["params"]["synthesis"]["b8"]["conv0"]["weight"])).sum() == 1
+
+    def inf_latent(ck):
+        ck["latent_avg"] = np.full_like(ck["latent_avg"], np.inf)
+
+    _raises(_ros_copy(fx, tmp_path, inf_latent, "inf.pt"), "'latent_avg' (NVlabs G_ema 'mapping.w_avg')")
+
+
+def test_zip_crc_catches_a_flipped_byte_in_a_tensor(fx, tmp_path):
+    """zip .pt files are CRC-checked (legacy .pt / .pkl tensor data has no checksum: see docs/checkpoints.md)."""
+    import zipfile
+
+    data = bytearray((fx / "rosinality.pt").read_bytes())
+    with zipfile.ZipFile(fx / "rosinality.pt") as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    start = info.header_offset + 30 + struct.unpack_from("<HH", data, info.header_offset + 26)[0] \
+        + struct.unpack_from("<HH", data, info.header_offset + 26)[1]
+    data[start + info.compress_size // 2] ^= 0x10
+    p = tmp_path / "flipped.pt"
+    p.write_bytes(bytes(data))
+    _raises(p, "truncated or corrupt", "CRC")
+
+
+class _TFWriter:
+    """Re-pickles TFNetwork stand-ins as dnnlib.tflib.network.Network objects (the TF pickle layout)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        return (_TFWriter, (), self.state)
+
+
+def _tf_copy(fx, tmp_path, monkeypatch, edit) -> Path:
+    import types
+
+    from alignjax.io.formats.tf import TF_GLOBALS, TFNetwork
+    from alignjax.io.safe_pickle import load_pickle
+
+    def conv(n):
+        if isinstance(n, TFNetwork):
+            st = dict(n.state)
+            st["components"] = {k: conv(v) for k, v in (st.get("components") or {}).items()}
+            st["variables"] = [(k, np.array(v)) for k, v in st.get("variables") or []]
+            return _TFWriter(st)
+        return n
+
+    nets = [conv(n) for n in load_pickle(fx / "tf.pkl", TF_GLOBALS)]
+    edit(dict(zip(("G", "D", "Gs"), nets)))
+    mod = types.ModuleType("dnnlib.tflib.network")
+    mod.Network = _TFWriter
+    for name in ("dnnlib", "dnnlib.tflib"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "dnnlib.tflib.network", mod)
+    _TFWriter.__module__, _TFWriter.__qualname__ = "dnnlib.tflib.network", "Network"  # a test-only class
+    p = tmp_path / "tf_edited.pkl"
+    p.write_bytes(pickle.dumps(tuple(nets), protocol=4))
+    return p
+
+
+def _tf_vars(net, component=None):
+    st = net.state["components"][component].state if component else net.state
+    return st["variables"]
+
+
+def test_tf_errors_name_the_files_variables(fx, tmp_path, monkeypatch):
+    def shape(nets):
+        v = _tf_vars(nets["Gs"], "synthesis")
+        i = next(i for i, (k, _) in enumerate(v) if k == "8x8/Conv0_up/weight")
+        v[i] = (v[i][0], np.zeros((3, 3, 32, 64), np.float32))
+
+    _raises(_tf_copy(fx, tmp_path, monkeypatch, shape), "Gs key 'synthesis/8x8/Conv0_up/weight'",
+            "NVlabs G_ema 'synthesis.b8.conv0.weight'")
+
+    def missing(nets):
+        v = _tf_vars(nets["G"], "mapping")
+        v[:] = [(k, a) for k, a in v if k != "Dense7/weight"]
+
+    _raises(_tf_copy(fx, tmp_path, monkeypatch, missing), "G is missing key 'mapping/Dense7/weight'",
+            absent=("belong",))
+
+    def nan_avg(nets):
+        v = _tf_vars(nets["Gs"])
+        i = next(i for i, (k, _) in enumerate(v) if k == "dlatent_avg")
+        v[i] = ("dlatent_avg", np.full_like(v[i][1], np.nan))
+
+    _raises(_tf_copy(fx, tmp_path, monkeypatch, nan_avg), "Gs key 'dlatent_avg'", "NaN/Inf")
+
+
+def test_stylegan3_pickles_are_refused_clearly(tmp_path, monkeypatch):
+    import types
+
+    class Persistent:
+        def __init__(self, class_name, params=None, modules=None):
+            self.meta = dict(type="class", version=4, module_src="# stub", class_name=class_name,
+                             state={"_parameters": params or {}, "_buffers": {}, "_modules": modules or {}})
+
+        def __reduce__(self):
+            return (_reconstruct_persistent_obj, (self.meta,))
+
+    def _reconstruct_persistent_obj(meta):  # only ever called by pickle.loads in a real torch_utils
+        raise AssertionError
+
+    mod = types.ModuleType("torch_utils.persistence")
+    mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    monkeypatch.setitem(sys.modules, "torch_utils", types.ModuleType("torch_utils"))
+    monkeypatch.setitem(sys.modules, "torch_utils.persistence", mod)
+    w = np.zeros((4, 4), np.float32)
+
+    def g3():
+        synth = Persistent("SynthesisNetwork", modules={
+            "input": Persistent("SynthesisInput", {"weight": w, "freqs": w}),
+            "L0_36_512": Persistent("SynthesisLayer", {"weight": w, "bias": w[0]})})
+        mapping = Persistent("MappingNetwork", modules={"fc0": Persistent("FullyConnectedLayer", {"weight": w})})
+        return Persistent("Generator", modules={"synthesis": synth, "mapping": mapping})
+
+    p = tmp_path / "stylegan3.pkl"
+    p.write_bytes(pickle.dumps({"G": g3(), "D": None, "G_ema": g3(), "augment_pipe": None}, protocol=4))
+    _raises(p, "G_ema is a StyleGAN3 generator, which is not supported")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# export says what it loses
+
+
+def test_rosinality_export_notes_what_it_loses(fx, tmp_path):
+    import dataclasses
+    import warnings
+
+    import alignjax as aj
+
+    ck = aj.load_checkpoint(fx / "nvlabs.pkl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default model loses nothing
+        assert ck.export_rosinality(tmp_path / "plain.pt") == []
+    cases = {
+        "group": (dataclasses.replace(ck, d_config=dataclasses.replace(ck.d_config, mbstd_group_size=2)),
+                  "minibatch-std group 4; this D uses 2"),
+        "lr": (dataclasses.replace(ck, g_config=dataclasses.replace(ck.g_config, mapping_lr_mul=0.1)),
+               "mapping lr multiplier 0.1"),
+        "g_clamp": (dataclasses.replace(ck, g_config=dataclasses.replace(ck.g_config, conv_clamp=256)),
+                    "this generator clamps its activations (conv_clamp=256)"),
+        "d_clamp": (dataclasses.replace(ck, d_config=dataclasses.replace(ck.d_config, conv_clamp=256)),
+                    "this discriminator clamps its activations (conv_clamp=256)"),
+    }
+    for name, (model, text) in cases.items():
+        with pytest.warns(UserWarning, match=text.replace("(", r"\(").replace(")", r"\)")):
+            notes = model.export_rosinality(tmp_path / f"{name}.pt")
+        assert len(notes) == 1 and text in notes[0], (name, notes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -56,8 +57,12 @@ def configs_from_raw(rc: Mapping[str, Any],
                                 channel_base=db, channel_max=dm, mbstd_group_size=rc.get('mbstd_group_size', 4),
                                 mbstd_num_channels=int(rc.get('mbstd_num_channels', 1)),
                                 cmap_dim=rc.get('cmap_dim') if g.c_dim else None,
-                                mapping_layers=int(rc.get('d_mapping_layers') or 8),
-                                conv_clamp=rc.get('conv_clamp'))
+                                # a conditional D's mapping depth as the tensors show it (0: embed only, TF-ADA's
+                                # default); an unconditional D keeps the default (it builds no mapping)
+                                mapping_layers=int(rc['d_mapping_layers']) if g.c_dim and
+                                rc.get('d_mapping_layers') is not None else 8,
+                                mapping_lr_mul=float(rc.get('d_mapping_lr_mul') or 0.01),
+                                conv_clamp=rc.get('d_conv_clamp', rc.get('conv_clamp')))
     return g, d
 
 
@@ -91,15 +96,44 @@ class Checkpoint:
         """Write our orbax directory format (atomically); `load_checkpoint(path)` reads it back."""
         save_checkpoint(path, self)
 
-    def export_rosinality(self, path) -> None:
-        export_rosinality(self, path)
+    def export_rosinality(self, path) -> list[str]:
+        """Write a rosinality checkpoint; returns (and warns) what the format cannot express."""
+        return export_rosinality(self, path)
 
 
-def load_checkpoint(path) -> Checkpoint:
+def _nonfinite_variables(nets: Mapping[str, Any]) -> list[str]:
+    out = []
+    for name, variables in nets.items():
+        for col, flat in ((c, convert._flat(v)) for c, v in variables.items() if isinstance(v, Mapping)):
+            for k, a in flat.items():
+                a = np.asarray(a)
+                if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
+                    out.append(f"{name} {col} '{k}': {int(a.size - np.count_nonzero(np.isfinite(a)))} of {a.size} "
+                               'values are NaN/Inf')
+    return out
+
+
+def _refuse_nonfinite(path: str, bad: list[str], allow: bool, notes: list[str]) -> None:
+    """NaN/Inf weights give NaN images: refuse them, naming each tensor as the file does (or warn when allowed).
+    (A flipped bit in a .pkl / legacy .pt is only caught this way: those formats have no checksum.)"""
+    if not bad:
+        return
+    listing = '; '.join(bad[:8]) + (f'; ... ({len(bad)} tensors)' if len(bad) > 8 else '')
+    if not allow:
+        raise CheckpointError(f'{path}: non-finite weights: {listing} (the file is corrupt or its training diverged; '
+                              'load_checkpoint(..., allow_nonfinite=True) loads it anyway)')
+    msg = f'{path}: loaded with non-finite weights (allow_nonfinite=True): {listing}'
+    warnings.warn(msg, stacklevel=3)
+    notes.append(msg)
+
+
+def load_checkpoint(path, *, allow_nonfinite: bool = False) -> Checkpoint:
     """Load an NVlabs .pkl, rosinality .pt, NVlabs TF .pkl, our orbax directory or a training snapshot
     (`runs/x/checkpoints/<step>`), detected from content.
 
-    Nothing in the file is executed: pickles go through an allow-list unpickler. Errors name the file and key.
+    Nothing in the file is executed: pickles go through an allow-list unpickler. Errors name the file and key
+    (the file's own key: `convs.0.conv.weight` in a rosinality file). Tensors holding NaN/Inf are refused unless
+    `allow_nonfinite=True` (then a warning and a note say which).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -107,16 +141,19 @@ def load_checkpoint(path) -> Checkpoint:
     fmt = formats.detect_format(path)
     if fmt in ('orbax', 'snapshot'):
         parts = store.read_store(path) if fmt == 'orbax' else store.read_snapshot(path)
-        return Checkpoint(source=str(Path(path).absolute()), format=fmt, **parts)
+        ck = Checkpoint(source=str(Path(path).absolute()), format=fmt, **parts)
+        _refuse_nonfinite(path, _nonfinite_variables(ck.nets), allow_nonfinite, ck.notes)
+        return ck
     raw = formats.read_raw(path, fmt)
     g_cfg, d_cfg = configs_from_raw(raw.config, path)
     nets, notes = {}, list(raw.notes)
+    _refuse_nonfinite(path, raw.nonfinite(), allow_nonfinite, notes)
     for name, sd in raw.nets.items():
         cfg = d_cfg if name == 'D' else g_cfg
         if cfg is None:
             raise CheckpointError(f'{path}: found network {name} but could not infer its architecture')
         # read_raw checked every key and shape against the schema of this very architecture: convert only
-        nets[name] = convert.from_nvlabs(sd, cfg, what=name, source=path, checked=True)
+        nets[name] = convert.from_nvlabs(sd, cfg, what=name, source=path, checked=True, names=raw.names.get(name))
     for name, v in nets.items():
         if name != 'D' and 'w_avg' not in v.get('buffers', {}).get('mapping', {}):
             v.setdefault('buffers', {}).setdefault('mapping', {})['w_avg'] = np.zeros(g_cfg.w_dim, np.float32)

@@ -19,6 +19,7 @@ import flax
 import numpy as np
 
 from alignjax.errors import CheckpointError
+from alignjax.io.formats.common import _where
 from alignjax.io.formats.schema import Schema, d_schema_of, filter_keys, g_schema_of
 from alignjax.nn import networks as N
 from alignjax.nn import ops
@@ -98,11 +99,12 @@ def _filter2d(cfg) -> np.ndarray:
 
 
 def from_nvlabs(sd: Mapping[str, np.ndarray], cfg, *, what: str = 'network', source: str = '?', allow_missing=(),
-                checked: bool = False) -> dict:
+                checked: bool = False, names: Mapping[str, tuple] | None = None) -> dict:
     """NVlabs state dict -> {'params': ..., 'buffers': ...} (numpy) for `cfg` (Generator or Discriminator
     config). Every key and shape is checked, unless `checked` says the state dict already passed the schema of
     this architecture (`formats.read_raw` does: then only keys outside it and filter values are refused);
-    errors name the file, the network and the key."""
+    errors name the file, the network and the key (`names`: {NVlabs key: (the file's label, its key)}, as
+    `RawCheckpoint.names` has them, for the file's own names)."""
     schema = schema_of(cfg)
     want = {k: shp for k, shp in schema if shp is not None}
     f2 = _filter2d(cfg)
@@ -111,7 +113,8 @@ def from_nvlabs(sd: Mapping[str, np.ndarray], cfg, *, what: str = 'network', sou
         a = np.asarray(a)
         if name.rsplit('.', 1)[-1] == 'resample_filter':
             if a.shape != f2.shape or not np.allclose(a, f2, atol=1e-6):
-                raise CheckpointError(f'{source}: {what} key {name!r} holds a resample filter {a.shape} that is '
+                where = _where((names or {}).get(name), what, name)
+                raise CheckpointError(f'{source}: {where} holds a resample filter {a.shape} that is '
                                       f'not the configured {cfg.resample_filter}')
             continue
         if name not in want:

@@ -14,10 +14,18 @@ def nvlabs_state_dicts(ck) -> dict:
     return out
 
 
-def export_rosinality(ck, path) -> None:
+def export_rosinality(ck, path) -> list[str]:
     """Write a rosinality stylegan2-pytorch checkpoint {g_ema, g, d, latent_avg} that
-    `torch.load(path, weights_only=True)` reads (for e4e, PTI and other PyTorch tools)."""
-    cfg = dict(resolution=ck.g_config.resolution, z_dim=ck.g_config.z_dim, w_dim=ck.g_config.w_dim,
-               mapping_layers=ck.g_config.mapping_layers, num_ws=ck.g_config.num_ws,
-               g_channels=ck.g_config.channels, d_channels=None if ck.d_config is None else ck.d_config.channels)
-    write_rosinality_pt(path, nvlabs_state_dicts(ck), cfg)
+    `torch.load(path, weights_only=True)` reads (for e4e, PTI and other PyTorch tools).
+
+    Returns what the format loses for this model (each also a `UserWarning`): a minibatch-std group other than
+    rosinality's 4, a mapping lr multiplier other than 0.01 (pass `--lr_mlp`), conv_clamp (rosinality cannot
+    clamp: outputs differ wherever a clamp binds)."""
+    g, d = ck.g_config, ck.d_config
+    cfg = dict(resolution=g.resolution, z_dim=g.z_dim, w_dim=g.w_dim, mapping_layers=g.mapping_layers,
+               num_ws=g.num_ws, g_channels=g.channels, d_channels=None if d is None else d.channels,
+               mapping_lr_mul=g.mapping_lr_mul, conv_clamp=g.conv_clamp)
+    if d is not None and 'D' in ck.nets:
+        cfg.update(mbstd_group_size=d.mbstd_group_size, mbstd_num_channels=d.mbstd_num_channels,
+                   d_conv_clamp=d.conv_clamp)
+    return write_rosinality_pt(path, nvlabs_state_dicts(ck), cfg)

@@ -38,6 +38,33 @@ class RawCheckpoint:
     format: str = ''
     extra: dict = field(default_factory=dict)
     path: str = ''
+    # {net: {NVlabs key: (the file's label, the file's key)}} where the file names it differently (set by the
+    # readers through the tags `_Src.get` puts on every tensor it hands out)
+    names: dict[str, dict[str, tuple]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for net, sd in self.nets.items():
+            for k, v in sd.items():
+                origin = origin_of(v)
+                if origin is not None:
+                    if origin != (net, k):
+                        self.names.setdefault(net, {})[k] = origin
+                    sd[k] = v.view(np.ndarray)
+
+    def where(self, net: str, key: str) -> str:
+        """``key`` of network ``net`` as the file names it: "g_ema key 'convs.0.conv.weight' (NVlabs ...)"."""
+        return _where(self.names.get(net, {}).get(key), net, key)
+
+    def nonfinite(self) -> list[str]:
+        """One line per tensor holding NaN or Inf, named as the file names it."""
+        out = []
+        for net, sd in self.nets.items():
+            for k, v in sd.items():
+                v = np.asarray(v)
+                if np.issubdtype(v.dtype, np.inexact) and not np.isfinite(v).all():
+                    bad = int(v.size - np.count_nonzero(np.isfinite(v)))
+                    out.append(f'{self.where(net, k)}: {bad} of {v.size} values are NaN/Inf')
+        return out
 
     @property
     def source(self) -> str:
@@ -55,8 +82,49 @@ def default_resample_filter(taps=(1, 3, 3, 1)) -> np.ndarray:
     return (f / f.sum()).astype(np.float32)
 
 
+# ---- the file's own names, carried by the tensors themselves
+
+
+class _Tagged(np.ndarray):
+    """A view of a file's tensor that remembers the file's name for it, ``origin = (label, key)``, through views,
+    transposes and arithmetic (so a reader can convert freely and errors still name the file's key)."""
+
+    def __array_finalize__(self, obj):
+        self.origin = getattr(obj, 'origin', None)
+
+
+def tag(value: Any, label: str | None, key: str) -> np.ndarray:
+    """``value`` as an array tagged with the file's name for it (kept if it already has one)."""
+    if origin_of(value) is not None:
+        return value
+    a = np.asarray(value).view(_Tagged)
+    a.origin = (label, key)
+    return a
+
+
+def origin_of(value: Any) -> tuple | None:
+    return value.origin if isinstance(value, _Tagged) else None
+
+
+def _where(origin: tuple | None, label: str, key: str) -> str:
+    if origin is None or tuple(origin) == (label, key):
+        return f"{label} key '{key}'"
+    file_label, file_key = origin
+    return (f"{file_label} key '{file_key}'" if file_label else f"'{file_key}'") + f" (NVlabs {label} '{key}')"
+
+
+def key_desc(value: Any, label: str, key: str) -> str:
+    """How errors name ``key`` of ``label``: the file's own name where ``value`` carries one."""
+    return _where(origin_of(value), label, key)
+
+
 def _f32(x: Any) -> np.ndarray:
-    return np.array(x, dtype=np.float32, copy=True, order='C')
+    out = np.array(x, dtype=np.float32, copy=True, order='C')
+    origin = origin_of(x)
+    if origin is not None:  # RawCheckpoint strips the tag (into .names)
+        out = out.view(_Tagged)
+        out.origin = origin
+    return out
 
 
 def _shape(x: Any) -> tuple:
@@ -83,21 +151,31 @@ class _Src:
         return key in self.sd
 
     def get(self, key: str, shape: tuple | None = None) -> np.ndarray:
+        """The tensor, tagged with its name in the file (``label``, ``key``) unless it already has one."""
         if key not in self.sd:
             raise CheckpointError(f"{self.path}: {self.label} is missing key '{key}'")
         value = self.sd[key]
+        where = key_desc(value, self.label, key)
         if not _is_array(value):
-            raise CheckpointError(f"{self.path}: {self.label} key '{key}' is {type(value).__name__}, expected a tensor")
-        value = np.asarray(value)
+            raise CheckpointError(f'{self.path}: {where} is {type(value).__name__}, expected a tensor')
+        value = tag(value, self.label, key)
         if shape is not None and _shape(value) != tuple(shape):
-            raise CheckpointError(
-                f"{self.path}: {self.label} key '{key}' has shape {_shape(value)}, expected {tuple(shape)}"
-            )
+            raise CheckpointError(f'{self.path}: {where} has shape {_shape(value)}, expected {tuple(shape)}')
         self.used.add(key)
         return value
 
     def unused(self) -> list[str]:
-        return [k for k in self.sd if k not in self.used]
+        """Keys never read. A ``.../bias`` left over whose ``.../weight`` is absent (and nothing else of that layer
+        was read) means the weight is missing: that is what is reported, not an unexpected bias."""
+        left = [k for k in self.sd if k not in self.used]
+        for k in left:
+            for sep in ('.', '/'):
+                stem, _, last = k.rpartition(sep)
+                if (stem and last == 'bias' and f'{stem}{sep}weight' not in self.sd
+                        and not any(u.startswith(stem + sep) for u in self.used)):
+                    raise CheckpointError(f"{self.path}: {self.label} is missing key '{stem}{sep}weight' "
+                                          f"(its '{k}' is there)")
+        return left
 
 
 def _indices(keys, pattern: str) -> list[int]:

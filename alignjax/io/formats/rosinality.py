@@ -17,7 +17,7 @@ import numpy as np
 
 from alignjax.errors import CheckpointError
 from alignjax.io.formats.common import (ANY_CHANNELS, DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, _f32,
-                                        _indices, _is_array, _plain, _shape, _Src, default_resample_filter)
+                                        _indices, _is_array, _plain, _shape, _Src, default_resample_filter, tag)
 from alignjax.io.formats.schema import d_schema, filter_keys, finish, g_schema, infer_config
 from alignjax.io.safe_pickle import ARGPARSE_GLOBALS, BASE_GLOBALS
 from alignjax.io.torch_file import load_torch
@@ -48,17 +48,19 @@ def _ros_g_names(res: int) -> list[tuple[str, str, LayerSpec]]:
 
 def _ros_g_to_nvlabs(sd: Mapping[str, Any], path: str, label: str, latent_avg: np.ndarray | None) -> dict:
     src = _Src(sd, path, label)
-    n_rgb = len(_indices(sd, r'to_rgbs\.(\d+)\.conv\.weight'))
-    res = 2 ** (n_rgb + 2)
-    layers = _indices(sd, r'style\.(\d+)\.weight')
-    if layers != list(range(1, len(layers) + 1)) or not layers:
+    # indices from any key of a layer, so that a missing tensor is reported as missing (not its siblings as extra)
+    rgbs = _indices(sd, r'to_rgbs\.(\d+)\..+')
+    res = 2 ** (max(rgbs, default=-1) + 3)
+    layers = _indices(sd, r'style\.(\d+)\..+')
+    if not layers or max(layers) > 64:
         raise CheckpointError(f'{path}: {label} mapping layers style.{layers} are not style.1..style.N')
+    layers = list(range(1, max(layers) + 1))
     out: dict[str, np.ndarray] = {}
     for i in layers:
         out[f'mapping.fc{i - 1}.weight'] = src.get(f'style.{i}.weight')
         out[f'mapping.fc{i - 1}.bias'] = src.get(f'style.{i}.bias')
     if latent_avg is not None:
-        out['mapping.w_avg'] = np.asarray(latent_avg).reshape(-1)
+        out['mapping.w_avg'] = tag(latent_avg, None, 'latent_avg').reshape(-1)
     const = src.get('input.input')
     if const.ndim != 4 or const.shape[0] != 1:
         raise CheckpointError(f"{path}: {label} key 'input.input' has shape {_shape(const)}, expected (1, C, 4, 4)")
@@ -127,10 +129,10 @@ def _ros_d_names(res: int) -> list[tuple[str, str]]:
 
 def _ros_d_to_nvlabs(sd: Mapping[str, Any], path: str, label: str) -> dict:
     src = _Src(sd, path, label)
-    ks = _indices(sd, r'convs\.(\d+)\.conv1\.0\.weight')
-    if ks != list(range(1, len(ks) + 1)) or not ks:
+    ks = [k for k in _indices(sd, r'convs\.(\d+)\..+') if k > 0]  # convs.0 is fromrgb
+    if not ks or max(ks) > 16:
         raise CheckpointError(f'{path}: {label} residual blocks convs.{ks} are not convs.1..convs.N')
-    res = 2 ** (len(ks) + 2)
+    res = 2 ** (max(ks) + 2)  # a missing block's keys are then reported as missing
     out = {nv: src.get(ro) for nv, ro in _ros_d_names(res)}
     # rosinality stores the down filters of conv1 and skip only; the others are the same filter in NVlabs' D
     default = out[f'b{res}.conv1.resample_filter']
@@ -247,14 +249,16 @@ def _nvlabs_d_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str) -> 'col
         for nv, ro in _ros_d_names(cfg['resolution']))
 
 
-def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str, np.ndarray]], config: dict) -> None:
+def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str, np.ndarray]], config: dict) -> list[str]:
     """Export NVlabs-named state dicts (any of G, G_ema, D) as a rosinality checkpoint
     ``{'g_ema', 'g', 'd', 'latent_avg'}`` (only the parts present), readable by
     ``torch.load(path, weights_only=True)`` and by :func:`read_rosinality_pt`.
 
     ``latent_avg`` is G_ema's ``mapping.w_avg`` (else G's); it is omitted when neither has one.  The
-    format has a single ``latent_avg``, so a G whose ``w_avg`` differs from G_ema's loses it (a warning
-    says so); everything else round-trips exactly through :func:`read_rosinality_pt`.
+    format has a single ``latent_avg``, so a G whose ``w_avg`` differs from G_ema's loses it; everything else
+    round-trips exactly through :func:`read_rosinality_pt`. What rosinality's networks compute differently
+    (``config``: ``mbstd_group_size`` other than 4, ``mapping_lr_mul`` other than 0.01, ``conv_clamp`` /
+    ``d_conv_clamp`` set) is returned as notes, each also a ``UserWarning``.
     """
     path = os.fspath(path)
     nets = {k: v for k, v in nets.items() if v is not None}
@@ -274,6 +278,11 @@ def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str,
                 raise CheckpointError(f'{path}: config {k} disagrees with the tensors at {clash} (config, tensors)')
     if cfg.get('c_dim'):
         raise CheckpointError(f"{path}: conditional networks (c_dim={cfg['c_dim']}) cannot be expressed in the rosinality format")
+    for k, want in (('architecture', 'skip'), ('d_architecture', 'resnet')):
+        if cfg.get(k) not in (None, want):
+            raise CheckpointError(f"{path}: rosinality's networks are {want!r}; this one is {cfg[k]!r}")
+    has_g = 'G' in nets or 'G_ema' in nets
+    notes: list[str] = []
     if 'D' in nets:
         if cfg['mbstd_num_channels'] != ROSINALITY_MBSTD_CHANNELS:
             raise CheckpointError(
@@ -282,12 +291,24 @@ def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str,
             )
         group = config.get('mbstd_group_size', ROSINALITY_MBSTD_GROUP)
         if group != ROSINALITY_MBSTD_GROUP:
-            warnings.warn(f"rosinality's discriminator uses minibatch-std group {ROSINALITY_MBSTD_GROUP}; "
-                          f'this D was trained with {group}', stacklevel=2)
+            notes.append(f"rosinality's discriminator uses minibatch-std group {ROSINALITY_MBSTD_GROUP}; this D uses "
+                         f"{'the whole batch' if group is None else group}: its logits differ for batches over "
+                         f'{min(group, ROSINALITY_MBSTD_GROUP) if group else ROSINALITY_MBSTD_GROUP}')
     lr = config.get('mapping_lr_mul', DEFAULT_MAPPING_LR_MUL)
-    if lr is not None and not math.isclose(float(lr), DEFAULT_MAPPING_LR_MUL) and ('G' in nets or 'G_ema' in nets):
-        warnings.warn(f"mapping lr multiplier {lr} differs from rosinality's default {DEFAULT_MAPPING_LR_MUL}; "
-                      'pass --lr_mlp accordingly when using the export', stacklevel=2)
+    if lr is not None and not math.isclose(float(lr), DEFAULT_MAPPING_LR_MUL) and has_g:
+        notes.append(f"mapping lr multiplier {lr} differs from rosinality's default {DEFAULT_MAPPING_LR_MUL}; "
+                     'pass --lr_mlp accordingly when using the export')
+    d_clamp = config['d_conv_clamp'] if 'd_conv_clamp' in config else config.get('conv_clamp')
+    for clamp, which, present in ((config.get('conv_clamp'), 'generator', has_g), (d_clamp, 'discriminator', 'D' in nets)):
+        if present and clamp is not None:
+            notes.append(f"this {which} clamps its activations (conv_clamp={clamp}) and rosinality's cannot: "
+                         'its outputs differ wherever a clamp binds')
+    if all(n in nets and 'mapping.w_avg' in nets[n] for n in ('G', 'G_ema')) and not np.array_equal(
+            _f32(nets['G']['mapping.w_avg']), _f32(nets['G_ema']['mapping.w_avg'])):
+        notes.append("the rosinality format has a single latent_avg: G_ema's w_avg is written and G's "
+                     '(different) w_avg is dropped')
+    for note in notes:
+        warnings.warn(f'{path}: {note}', stacklevel=2)
     ckpt: collections.OrderedDict[str, Any] = collections.OrderedDict()
     if 'G_ema' in nets:
         ckpt['g_ema'] = _nvlabs_g_to_ros(nets['G_ema'], cfg, path, 'G_ema')
@@ -299,8 +320,5 @@ def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str,
         if n in nets and 'mapping.w_avg' in nets[n]:
             ckpt['latent_avg'] = _f32(nets[n]['mapping.w_avg']).reshape(-1)
             break
-    if all(n in nets and 'mapping.w_avg' in nets[n] for n in ('G', 'G_ema')) and not np.array_equal(
-            _f32(nets['G']['mapping.w_avg']), _f32(nets['G_ema']['mapping.w_avg'])):
-        warnings.warn("the rosinality format has a single latent_avg: G_ema's w_avg is written and G's "
-                      '(different) w_avg is dropped', stacklevel=2)
     save_torch(ckpt, path)
+    return notes

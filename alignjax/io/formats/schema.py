@@ -15,7 +15,7 @@ import numpy as np
 
 from alignjax.errors import CheckpointError
 from alignjax.io.formats.common import (DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, _f32, _indices,
-                                        _is_array, _shape, _Src)
+                                        _is_array, _shape, _Src, key_desc)
 from alignjax.nn.arch import block_resolutions, discriminator_table, mapping_layers, synthesis_table
 
 Schema = list[tuple[str, 'tuple | None']]   # (key, shape); shape None: a resample-filter buffer (any square 2-D)
@@ -128,14 +128,14 @@ def _canonicalize(sd: Mapping[str, np.ndarray], schema: list[tuple[str, tuple | 
             raise CheckpointError(f"{path}: {label} is missing key '{key}'" +
                                   (f' (expected shape {shape})' if shape is not None else ''))
         value = sd[key]
+        where = key_desc(value, label, key)  # the file's own name for it
         if not _is_array(value):
-            raise CheckpointError(f"{path}: {label} key '{key}' is {type(value).__name__}, expected a tensor")
-        value = np.asarray(value)
+            raise CheckpointError(f"{path}: {where} is {type(value).__name__}, expected a tensor")
         if shape is None:
-            if value.ndim != 2 or value.shape[0] != value.shape[1]:
-                raise CheckpointError(f"{path}: {label} key '{key}' has shape {_shape(value)}, expected a square 2-D filter")
+            if np.ndim(value) != 2 or _shape(value)[0] != _shape(value)[1]:
+                raise CheckpointError(f"{path}: {where} has shape {_shape(value)}, expected a square 2-D filter")
         elif _shape(value) != tuple(shape):
-            raise CheckpointError(f"{path}: {label} key '{key}' has shape {_shape(value)}, expected {tuple(shape)}")
+            raise CheckpointError(f"{path}: {where} has shape {_shape(value)}, expected {tuple(shape)}")
         out[key] = _f32(value)
     extra = [k for k in sd if k not in out and k not in optional]
     if extra:
