@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alignjax.train.config import base_config
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, BATCH, SNAP_EVERY = 12, 8, 2          # 12 steps of 8 images, a snapshot every 2 steps (keep 3)
 
 
 def get_config():
-    from alignjax.train.config import base_config
     c = base_config()
     c.name = 'faults'
     c.data.spec = 'proc:faces?n=32'

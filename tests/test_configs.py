@@ -294,6 +294,28 @@ def test_every_preset_equals_the_old_config_file(path):
     assert typed(load_file(path)) == want                  # the shim file, as --config configs/x.py loads it
 
 
+def field_types(c, prefix=''):
+    out = {}
+    for k in c.keys():
+        if hasattr(c[k], 'keys'):
+            out.update(field_types(c[k], f'{prefix}{k}.'))
+        else:
+            out[prefix + k] = c.get_ref(k).get_type()
+    return out
+
+
+def test_every_key_has_its_override_type():
+    """A key whose default is None is a typed placeholder (`--config.train.ema_rampup=0.05` must parse); the
+    others have their value's type."""
+    placeholders = {'data.in_memory': bool, 'data.max_images': int, 'model.conv_clamp': float,
+                    'train.ema_rampup': float}
+    want = {k: placeholders.get(k, type(v) if not isinstance(v, list) else tuple)
+            for k, v in {**OLD_BASE, **NEW_KEYS}.items()}
+    assert field_types(base_config()) == want
+    for name in PRESETS:
+        assert field_types(preset(name)) == want, name
+
+
 def test_every_preset_has_a_shim_and_names_are_config_names():
     assert sorted(SHIMS.values()) == sorted(PRESETS)
     for name in PRESETS:
@@ -404,5 +426,6 @@ def test_cli_preset_name_and_overrides_reach_the_config(tmp_path):
     """`--config paper256` loads the preset; an override is applied and type-checked (a bad value is one line)."""
     line = error_line(cli('--config', 'paper256', '--config.train.kimg=-2', f'--workdir={tmp_path / "w"}'), 1)
     assert line == 'error: --config.train.kimg=-2.0: must be positive'
-    line = error_line(cli('--config', 'paper256', '--config.data.resolution=100', f'--workdir={tmp_path / "w"}'), 1)
+    line = error_line(cli('--config', 'paper256', '--config.train.ema_rampup=0.05', '--config.model.conv_clamp=256',
+                          '--config.data.max_images=10', '--config.data.resolution=100', f'--workdir={tmp_path / "w"}'), 1)
     assert line == 'error: --config.data.resolution=100: must be a power of two, at least 4'

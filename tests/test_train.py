@@ -299,3 +299,25 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     mgr = loop._manager(tmp_path, 3)
     assert mgr.latest_step() == 4          # the save at step 4 survives; nothing after the NaN was written
     assert not (tmp_path / 'final').exists()
+
+
+def test_demo_runs_stages_then_apps(tmp_path, monkeypatch):
+    """alignjax.apps.demo.run_demo (the job of alignjax-demo, and of alignjax-train for a config with
+    demo_outputs): every stage through the training loop, then the apps on the first (parent) and second (child)
+    stage's final models. The loop's own `run` writes no app output, whatever the config says."""
+    import fault_harness as H
+    from alignjax.apps import demo
+    from alignjax.train import loop
+    cfg = H.get_config()
+    cfg.train.kimg = 2 * H.BATCH / 1000
+    cfg.stages = (dict(name='parent', overrides={}),
+                  dict(name='child', overrides={'finetune.init_from': '{parent}', 'data.spec': 'proc:toons?n=32'}))
+    cfg.demo_outputs = True
+    calls = []
+    monkeypatch.setattr(demo, 'demo_outputs', lambda *a, **kw: calls.append((a, kw)))
+    res = loop.run(cfg, tmp_path / 'a')
+    assert list(res['finals']) == ['parent', 'child'] and (tmp_path / 'a' / 'compare.png').exists() and not calls
+    res = demo.run_demo(cfg, tmp_path / 'b')
+    wd = tmp_path / 'b'
+    assert res['finals'] == {'parent': str(wd / 'parent' / 'final'), 'child': str(wd / 'child' / 'final')}
+    assert calls == [((str(wd / 'parent' / 'final'), str(wd / 'child' / 'final'), wd), {'child_label': 'child'})]

@@ -94,8 +94,9 @@ def model_configs(config, resolution: int, c_dim: int) -> tuple[GeneratorConfig,
     return g_cfg, d_cfg
 
 
-def _defaults(obj, names) -> ml_collections.ConfigDict:
-    """A config section holding `obj`'s fields `names` with their defaults (None: a typed placeholder)."""
+def _defaults(obj, names) -> dict:
+    """`obj`'s fields `names` with their defaults, as config values (None: a typed placeholder, so that
+    `--config.train.ema_rampup=0.05` parses)."""
     hints = typing.get_type_hints(type(obj))
     out = {}
     for n in names:
@@ -103,7 +104,7 @@ def _defaults(obj, names) -> ml_collections.ConfigDict:
         if v is None:
             v = placeholder(next(a for a in typing.get_args(hints[n]) if a is not type(None)))
         out[n] = v
-    return ml_collections.ConfigDict(out)
+    return out
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -118,18 +119,14 @@ def base_config() -> ml_collections.ConfigDict:
         resolution=256, xflip=False, bad_file_policy='fail', in_memory=placeholder(bool), max_images=placeholder(int),
         workers=0))
 
-    g, d = GeneratorConfig(), DiscriminatorConfig()
-    c.model = _defaults(g, G_KEYS)
-    for k in D_KEYS:
-        if k not in c.model:
-            c.model[k] = _defaults(d, [k])[k]
-    c.model.impl = _defaults(Impl(), [f.name for f in dataclasses.fields(Impl)])
+    c.model = ml_collections.ConfigDict({
+        **_defaults(GeneratorConfig(), G_KEYS), **_defaults(DiscriminatorConfig(), D_KEYS),
+        'impl': _defaults(Impl(), [f.name for f in dataclasses.fields(Impl)])})
 
-    c.train = ml_collections.ConfigDict(dict(kimg=25000.0))
-    hp = TrainHParams()
-    for k, v in _defaults(hp, [f.name for f in dataclasses.fields(hp) if f.name not in ('freeze_g', 'freeze_d')]
-                          ).items():
-        c.train[k] = v                   # augment: 'none' | 'ada' | 'diffaugment'
+    c.train = ml_collections.ConfigDict({   # augment: 'none' | 'ada' | 'diffaugment'
+        'kimg': 25000.0,
+        **_defaults(TrainHParams(), [f.name for f in dataclasses.fields(TrainHParams)
+                                     if f.name not in ('freeze_g', 'freeze_d')])})
 
     c.finetune = ml_collections.ConfigDict(dict(
         init_from='',                    # any checkpoint alignjax.load_checkpoint reads
