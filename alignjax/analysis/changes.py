@@ -44,7 +44,7 @@ class WeightChanges:
     components: dict        # component -> relative change ||child - parent|| / ||parent||
     layers: dict            # 'b8.conv0/conv' -> relative change
     norms: dict             # component -> ||parent||
-    overall: float          # all parameters together
+    overall: float          # all trained parameters together (noise const maps excluded: buffers)
     conv_distance: float
 
 
@@ -72,7 +72,8 @@ def weight_changes(parent, child) -> WeightChanges:
     return WeightChanges(components={c: rel(num[c], den[c]) for c in order},
                          layers={k: rel(lnum[k], lden[k]) for k in lnum},
                          norms={c: float(np.sqrt(den[c])) for c in order},
-                         overall=rel(sum(num.values()), sum(den.values())), conv_distance=d)
+                         overall=rel(sum(v for c, v in num.items() if c != 'noise'),
+                                     sum(v for c, v in den.items() if c != 'noise')), conv_distance=d)
 
 
 def reset_variables(parent, child, component: str):

@@ -84,6 +84,7 @@ class Labeller:
     domain: str | None = None
     resolution: int | None = None
     name: str = 'labeller'
+    features_only: bool = False     # a feature extractor (FD, smoothness): no factors, nothing to read
     _checked: bool = False
 
     @property
@@ -97,6 +98,8 @@ class Labeller:
         """Factors measured with this labeller: the shipped evaluators' `readable_factors`, or every expressed
         factor for a user's labeller."""
         from alignjax.eval.evaluator import Evaluator
+        if self.features_only:
+            return ()
         if isinstance(self.fn, Evaluator) and self.domain in P.DOMAINS:
             from alignjax.eval.scores import readable_factors
             try:
@@ -116,6 +119,13 @@ class Labeller:
         return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
     def _check(self, out, n, shape):
+        if self.features_only:
+            f = np.shape(out.get('features')) if isinstance(out, dict) else ()
+            if len(f) != 2 or f[0] != n:
+                raise AnalysisError(f'{self.name}: a feature extractor must return {{"features": [N, D]}}; got '
+                                    f'{list(f) if f else type(out).__name__} for {n} images')
+            self._checked = True
+            return
         if not isinstance(out, dict) or 'factors' not in out:
             raise AnalysisError(f'{self.name}: a labeller must return a dict with at least "factors" '
                                 f'[N, {len(FACTOR_NAMES)}]; got {type(out).__name__}'
@@ -150,6 +160,14 @@ def as_labeller(obj, domain: str | None = None, resolution: int | None = None, n
         raise AnalysisError(f'{name or "labeller"}: expected an Evaluator or a function images -> dict, got '
                             f'{type(obj).__name__}')
     return Labeller(obj, domain, resolution, name or getattr(obj, '__name__', 'labeller'))
+
+
+def pixel_features(resolution: int, dim: int = 256, seed: int = 0) -> Labeller:
+    """A weight-free feature extractor (a fixed random pixel projection) for runs without evaluators: FD and
+    smoothness in pixel-projection space (not a perceptual distance)."""
+    from alignjax.metrics.extractors import PixelProjection
+    return Labeller(PixelProjection.create(resolution, dim, seed), None, resolution, 'pixel projection',
+                    features_only=True)
 
 
 def check_labeller_fits(labeller: Labeller, gen, what: str):
@@ -249,7 +267,8 @@ def factor_value(out: dict, k: int) -> np.ndarray:
 def jsonable(x: Any):
     """Dataclasses / numpy -> plain JSON types (NaN -> None)."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return {f.name: jsonable(getattr(x, f.name)) for f in dataclasses.fields(x) if not f.name.startswith('_')}
+        return {f.name: jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)
+                if not f.name.startswith('_') and f.name != 'examples'}     # example images go to figures
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
