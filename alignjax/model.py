@@ -28,14 +28,29 @@ from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
 # ----------------------------------------------------------------------------------------------------------
 # Jitted entry points (module-level so the compile cache is shared by every model object).
 
-@functools.partial(jax.jit, static_argnames=('cfg', 'truncation_cutoff'))
-def _mapping(cfg, variables, z, c, truncation_psi, truncation_cutoff):
-    return N.Generator(cfg).apply(variables, z, c, truncation_psi, truncation_cutoff, method='map')
+@functools.partial(jax.jit, static_argnames=('cfg', 'truncation_cutoff', 'truncate'))
+def _mapping(cfg, variables, z, c, truncation_psi, truncation_cutoff, truncate=True):
+    # truncate=False (psi == 1, known before tracing): the module gets a Python 1 and skips the truncation
+    # arithmetic entirely (no rounding, and a NaN w_avg cannot reach untruncated samples), as NVlabs does
+    psi = truncation_psi if truncate else 1
+    return N.Generator(cfg).apply(variables, z, c, psi, truncation_cutoff, method='map')
+
+
+def _is_one(psi) -> bool:
+    """psi is a concrete 1 (Python / NumPy scalar or a concrete 0-d array), i.e. truncation is the identity."""
+    if isinstance(psi, jax.core.Tracer):
+        return False
+    try:
+        a = np.asarray(psi)
+    except Exception:  # noqa: BLE001 -- anything not array-like: let the module decide
+        return False
+    return a.ndim == 0 and a.dtype.kind in 'biuf' and float(a) == 1.0
 
 
 @functools.partial(jax.jit, static_argnames=('cfg',))
 def _styles(cfg, variables, ws):
-    return N.Generator(cfg).apply(variables, ws, method='styles')
+    # a tuple in forward order: jit would sort a dict's keys ('b16.conv0' before 'b4.conv1')
+    return tuple(N.Generator(cfg).apply(variables, ws, method='styles').values())
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'noise_mode'))
@@ -111,17 +126,21 @@ class Generator:
         z = jnp.asarray(z, jnp.float32)
         if z.ndim != 2 or z.shape[1] != self.config.z_dim:
             raise ValueError(f'z must be [N, {self.config.z_dim}], got {tuple(z.shape)}')
-        return _mapping(self.config, self.variables, z, c, truncation_psi, truncation_cutoff)
+        one = _is_one(truncation_psi)
+        return _mapping(self.config, self.variables, z, c, 1.0 if one else truncation_psi, truncation_cutoff,
+                        truncate=not one)
 
     def synthesis(self, ws, noise_mode: str = 'const', noise=None, key=None):
         ws = jnp.asarray(ws, jnp.float32)
         N._check_ws(ws, self.config)
         return _synthesis(self.config, self.variables, ws, noise_mode, noise, key)
 
-    def styles(self, ws):
+    def styles(self, ws) -> dict:
+        """StyleSpace {layer name: [N, C_in]} in forward order (that of `style_names`), so
+        `zip(gen.style_names, gen.styles(ws).values())` pairs each name with its own layer."""
         ws = jnp.asarray(ws, jnp.float32)
         N._check_ws(ws, self.config)
-        return _styles(self.config, self.variables, ws)
+        return dict(zip(self.style_names, _styles(self.config, self.variables, ws)))
 
     def synthesis_from_styles(self, styles, noise_mode: str = 'const', noise=None, key=None):
         return _from_styles(self.config, self.variables, dict(styles), noise_mode, noise, key)

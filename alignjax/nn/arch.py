@@ -104,6 +104,8 @@ class DLayerSpec:
     bias: bool = True
     activation: str = 'linear'
     down: int = 1
+    clamp: bool = False  # clamped at +-conv_clamp (x the call's gain) when the D has one (NVlabs passes
+                         # conv_clamp to fromrgb, conv0, conv1 and b4.conv; never to skip or the dense layers)
 
     @property
     def layer(self) -> str:
@@ -119,16 +121,17 @@ def discriminator_table(resolution: int, channels: Mapping[int, int], img_channe
     for i, res in enumerate(r for r in reversed(block_resolutions(resolution)) if r > 4):
         c, c2 = channels[res], channels[res // 2]
         if i == 0:
-            out.append(DLayerSpec(f'b{res}.fromrgb', res, 'conv', img_channels, c, 1, activation='lrelu'))
-        out += [DLayerSpec(f'b{res}.conv0', res, 'conv', c, c, 3, activation='lrelu'),
-                DLayerSpec(f'b{res}.conv1', res, 'conv', c, c2, 3, activation='lrelu', down=2),
+            out.append(DLayerSpec(f'b{res}.fromrgb', res, 'conv', img_channels, c, 1, activation='lrelu',
+                                  clamp=True))
+        out += [DLayerSpec(f'b{res}.conv0', res, 'conv', c, c, 3, activation='lrelu', clamp=True),
+                DLayerSpec(f'b{res}.conv1', res, 'conv', c, c2, 3, activation='lrelu', down=2, clamp=True),
                 DLayerSpec(f'b{res}.skip', res, 'conv', c, c2, 1, bias=False, down=2)]
     c4 = channels[4]
     cmap = (cmap_dim or c4) if c_dim else 0
     if c_dim:
         out += [DLayerSpec(f'mapping.{d.name}', 0, 'dense', d.in_features, d.out_features, activation=d.activation)
                 for d in mapping_layers(0, c_dim, cmap, mapping_layers_)]
-    return out + [DLayerSpec('b4.conv', 4, 'conv', c4 + mbstd_num_channels, c4, 3, activation='lrelu'),
+    return out + [DLayerSpec('b4.conv', 4, 'conv', c4 + mbstd_num_channels, c4, 3, activation='lrelu', clamp=True),
                   DLayerSpec('b4.fc', 4, 'dense', c4 * 16, c4, activation='lrelu'),
                   DLayerSpec('b4.out', 4, 'dense', c4, cmap or 1)]
 

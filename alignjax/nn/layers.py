@@ -64,11 +64,11 @@ def dense(p, x, *, lr_mul: float = 1.0, activation: str = 'linear'):
     return ops.bias_act(x, b * lr_mul, activation)
 
 
-def _bias_act(x, b, act: str, clamp):
+def _bias_act(x, b, act: str, clamp, gain: float | None = None):
     if isinstance(b, Blend):            # per-sample bias [N, C]
         bias = lerp(b.a[None], b.b[None], b.t[:, None])
         x, b = x + bias.astype(x.dtype)[:, None, None, :], None
-    return ops.bias_act(x, b, act, clamp=clamp)
+    return ops.bias_act(x, b, act, gain=gain, clamp=clamp)
 
 
 def modconv(x, weight, styles, *, impl, demodulate=True, up=1, padding=0, f=None, noise=None):
@@ -81,11 +81,13 @@ def modconv(x, weight, styles, *, impl, demodulate=True, up=1, padding=0, f=None
                                 impl=impl.modconv, fir_impl=impl.fir, up_impl=impl.upconv)
 
 
-def modulated_layer(p, x, style, spec, *, impl, conv_clamp, resample_filter, noise=None):
+def modulated_layer(p, x, style, spec, *, impl, conv_clamp, resample_filter, noise=None, gain: float = 1.0):
     """Modulated 3x3 conv (2x up for conv0) + noise + bias + lrelu: x [N, H, W, I] -> [N, H*up, W*up, O].
 
     p: {'weight': [3, 3, I, O], 'bias': [O], 'noise_strength': []}; style [N, I];
     noise: unit-variance maps [N or 1, H*up, W*up] (scaled here by noise_strength), or None.
+    As NVlabs `SynthesisLayer`: the output is lrelu(x + b) * sqrt(2) * gain, then clamped to +-conv_clamp * gain
+    (`bias_act` clamps after the gain; gain is 1 in the skip generator, so the clamp is conv_clamp itself).
     """
     if noise is not None:
         strength = p['noise_strength']
@@ -94,13 +96,14 @@ def modulated_layer(p, x, style, spec, *, impl, conv_clamp, resample_filter, noi
         noise = (noise * strength)[..., None]
     x = modconv(x, p['weight'], style, impl=impl, up=spec.up, padding=1, f=ops.setup_filter(resample_filter),
                 noise=noise)
-    clamp = None if conv_clamp is None else conv_clamp * ops.LRELU_GAIN
-    return _bias_act(x, p['bias'], 'lrelu', clamp)
+    clamp = None if conv_clamp is None else conv_clamp * gain
+    return _bias_act(x, p['bias'], 'lrelu', clamp, gain=ops.LRELU_GAIN * gain)
 
 
 def torgb_layer(p, x, style, spec, *, impl, conv_clamp):
-    """Modulated 1x1 conv without demodulation + bias: x [N, H, W, I] -> [N, H, W, img_channels].
-    p: {'weight': [1, 1, I, C], 'bias': [C]}; style [N, I] (before ToRGB's weight gain 1 / sqrt(I))."""
+    """Modulated 1x1 conv without demodulation + bias: x [N, H, W, I] -> [N, H, W, img_channels], clamped to
+    +-conv_clamp (NVlabs `ToRGBLayer`). p: {'weight': [1, 1, I, C], 'bias': [C]}; style [N, I] (before ToRGB's
+    weight gain 1 / sqrt(I))."""
     style = style * (1 / math.sqrt(spec.in_channels))
     x = modconv(x, p['weight'], style, impl=impl, demodulate=False)
     return _bias_act(x, p['bias'], 'linear', conv_clamp)

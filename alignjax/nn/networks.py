@@ -19,6 +19,7 @@ they run.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from typing import Any, Callable, Mapping
@@ -115,7 +116,8 @@ class DiscriminatorConfig(_Config):
     mbstd_group_size: int | None = 4
     mbstd_num_channels: int = 1
     cmap_dim: int | None = None            # defaults to channels at 4x4 (conditional D only)
-    mapping_layers: int = 8                # conditioning mapping (conditional D only)
+    mapping_layers: int = 8                # conditioning mapping (conditional D only; 0: label embed only)
+    mapping_lr_mul: float = 0.01           # its fc layers' lr multiplier (TF-ADA's D: 0.1)
     conv_clamp: float | None = None
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
     impl: Impl = Impl()
@@ -285,9 +287,11 @@ class SynthesisNetwork(nn.Module):
         return getattr(self, f'b{spec.res}').layer(spec)
 
     def styles(self, ws):
-        """Every affine output in forward order: {'b4.conv1': [N, C], 'b4.torgb': [N, C], ...}."""
+        """Every affine output in forward order: OrderedDict {'b4.conv1': [N, C], 'b4.torgb': [N, C], ...}
+        (an OrderedDict keeps that order through jax.jit, whose outputs sort a plain dict's keys)."""
         _check_ws(ws, self.cfg)
-        return {s.name: self._layer(s).style(ws[:, s.w_index]) for s in synthesis_layers(self.cfg)}
+        return collections.OrderedDict((s.name, self._layer(s).style(ws[:, s.w_index]))
+                                       for s in synthesis_layers(self.cfg))
 
     def from_styles(self, styles, noise_mode='const', noise=None, key=None):
         """Image from StyleSpace codes. noise_mode: 'const' | 'none' | 'random' (needs `key`; every layer draws
@@ -379,7 +383,8 @@ class MappingNetwork(nn.Module):
         if self.num_ws is None:
             return x
         x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, self.w_dim))
-        if not (isinstance(truncation_psi, (int, float)) and truncation_psi == 1):
+        # psi == 1 known before tracing: no truncation arithmetic at all (as NVlabs' `if truncation_psi != 1`)
+        if not (isinstance(truncation_psi, (int, float, np.number)) and truncation_psi == 1):
             w_avg = self.w_avg.value
             t = w_avg + truncation_psi * (x - w_avg)
             if truncation_cutoff is None:
@@ -439,9 +444,10 @@ class DiscriminatorBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, img):
-        kw = dict(conv_clamp=self.conv_clamp, resample_filter=self.resample_filter, impl=self.impl)
+        kw = dict(resample_filter=self.resample_filter, impl=self.impl)
         conv = {s.layer: Conv2dLayer(s.in_features, s.out_features, s.kernel, bias=s.bias, activation=s.activation,
-                                     down=s.down, name=s.layer, **kw) for s in self.specs}
+                                     down=s.down, conv_clamp=self.conv_clamp if s.clamp else None, name=s.layer,
+                                     **kw) for s in self.specs}
         if 'fromrgb' in conv:
             x = conv['fromrgb'](img.astype(_dtype(self.impl)))
         y = conv['skip'](x, gain=math.sqrt(0.5))
@@ -472,8 +478,8 @@ class Discriminator(nn.Module):
             if c is None or c.ndim != 2 or c.shape[1] != cfg.c_dim:
                 raise ValueError(f'c must be [N, {cfg.c_dim}] (conditional D), got '
                                  f'{None if c is None else tuple(c.shape)}')
-            cmap = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, w_avg_beta=None,
-                                  name='mapping')(None, c)
+            cmap = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, cfg.mapping_lr_mul,
+                                  w_avg_beta=None, name='mapping')(None, c)
         return DiscriminatorEpilogue(tuple(s for s in specs if s.res == 4), cfg.mbstd_group_size,
                                      cfg.mbstd_num_channels, cfg.conv_clamp, cfg.impl, name='b4')(x, cmap)
 
@@ -493,7 +499,7 @@ class DiscriminatorEpilogue(nn.Module):
         if self.mbstd_num_channels > 0:
             x = ops.minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
         x = Conv2dLayer(conv.in_features, conv.out_features, conv.kernel, activation=conv.activation,
-                        conv_clamp=self.conv_clamp, impl=self.impl, name=conv.layer)(x)
+                        conv_clamp=self.conv_clamp if conv.clamp else None, impl=self.impl, name=conv.layer)(x)
         x = jnp.transpose(x.astype(jnp.float32), (0, 3, 1, 2)).reshape(x.shape[0], -1)  # NCHW flatten, as NVlabs
         x = FullyConnected(fc.in_features, fc.out_features, fc.activation, name=fc.layer)(x)
         x = FullyConnected(out.in_features, out.out_features, out.activation, name=out.layer)(x)

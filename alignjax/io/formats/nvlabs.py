@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from alignjax.errors import CheckpointError
-from alignjax.io.formats.common import NET_NAMES, RawCheckpoint, _plain
+from alignjax.io.formats.common import DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, _plain
 from alignjax.io.formats.schema import finish
 from alignjax.io.safe_pickle import BASE_GLOBALS, DNNLIB_GLOBALS
 from alignjax.io.torch_file import load_torch
@@ -111,6 +111,38 @@ NVLABS_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+_NOT_FOUND = object()
+
+
+def _layer_conv_clamp(net: PersistentModule, classes: tuple[str, ...], path: str, label: str,
+                      skip_names: tuple[str, ...] = ()) -> Any:
+    """The `conv_clamp` attribute the pickled layers of `net` carry (None: no clamp), or _NOT_FOUND.
+
+    The layers are the truth: the stylegan3 repo keeps G's synthesis kwargs flat in `init_kwargs` and usually
+    leaves conv_clamp out of them (its module default, 256, applies). Layers named in `skip_names` (D's resnet
+    `skip`, built without conv_clamp) are not asked."""
+    found = {}
+    for name, mod in net.named_modules():
+        if mod.class_name not in classes or 'conv_clamp' not in mod.state:
+            continue
+        if name.rstrip('.').rsplit('.', 1)[-1] in skip_names:
+            continue
+        value = _plain(mod.state['conv_clamp'])
+        if value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise CheckpointError(f'{path}: {label} layer {name.rstrip(".")} has conv_clamp={value!r}, '
+                                      'expected a number or None') from None
+        found.setdefault(value, name.rstrip('.'))
+    if not found:
+        return _NOT_FOUND
+    if len(found) > 1:
+        raise CheckpointError(f'{path}: {label} layers disagree on conv_clamp: '
+                              + ', '.join(f'{n}={v}' for v, n in found.items()) + ' (one value per network expected)')
+    return next(iter(found))
+
+
 def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
     """stylegan2-ada-pytorch network pickle (``{'G', 'D', 'G_ema', 'augment_pipe', ...}``)."""
     path = os.fspath(path)
@@ -142,8 +174,10 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
         kw = g.init_kwargs
         synth = kw.get('synthesis_kwargs') or {}
         mapk = kw.get('mapping_kwargs') or {}
-        if 'conv_clamp' in synth:
-            hints['conv_clamp'] = _plain(synth['conv_clamp'])
+        clamp = _layer_conv_clamp(g, ('SynthesisLayer', 'ToRGBLayer'), path, 'G')
+        if clamp is _NOT_FOUND:   # no layer says: the kwargs (ada-pytorch nests them, the stylegan3 repo does not)
+            clamp = synth.get('conv_clamp', kw.get('conv_clamp'))
+        hints['conv_clamp'] = clamp
         lr = None
         try:
             lr = g.mapping.fc0.init_kwargs.get('lr_multiplier')
@@ -176,14 +210,21 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
         else:
             group = (kw.get('epilogue_kwargs') or {}).get('mbstd_group_size', 4)
         hints['mbstd_group_size'] = None if group is None else int(group)
+        clamp = _layer_conv_clamp(d, ('Conv2dLayer',), path, 'D', skip_names=('skip',))
+        hints['d_conv_clamp'] = kw.get('conv_clamp') if clamp is _NOT_FOUND else clamp
+        if any(k.startswith('mapping.fc') for k in nets.get('D', {})):
+            try:
+                lr = d.mapping.fc0.init_kwargs.get('lr_multiplier')
+            except AttributeError:
+                lr = None
+            if lr is None:
+                lr = (kw.get('mapping_kwargs') or {}).get('lr_multiplier', DEFAULT_MAPPING_LR_MUL)
+            hints['d_mapping_lr_mul'] = float(lr)
         if g is None:
-            if 'conv_clamp' in kw:
-                hints['conv_clamp'] = _plain(kw['conv_clamp'])
+            hints['conv_clamp'] = hints['d_conv_clamp']
             for k in ('channel_base', 'channel_max'):
                 if k in kw:
                     hints[k] = int(kw[k])
-        elif 'conv_clamp' in kw and _plain(kw['conv_clamp']) != hints.get('conv_clamp'):
-            hints['d_conv_clamp'] = _plain(kw['conv_clamp'])
 
     aug = data.get('augment_pipe')
     if isinstance(aug, PersistentModule):

@@ -249,8 +249,10 @@ def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<
                  hints: Mapping[str, Any] | None = None) -> dict:
     """Infer the architecture config from NVlabs-named state dicts.
 
-    ``hints`` supplies what tensors cannot tell (``mbstd_group_size``, ``conv_clamp``,
-    ``mapping_lr_mul``, ``channel_base``, ``channel_max``); they are merged in afterwards.
+    ``hints`` supplies what tensors cannot tell (``mbstd_group_size``, ``conv_clamp`` (G's), ``d_conv_clamp``,
+    ``mapping_lr_mul``, ``d_mapping_lr_mul``, ``channel_base``, ``channel_max``); they are merged in afterwards.
+    ``d_conv_clamp`` appears in the result only where it differs from ``conv_clamp``. ``d_mapping_layers`` is
+    what the tensors show: 0 for a conditional D that only embeds its labels (TF-ADA's default).
     """
     hints = dict(hints or {})
     g_label = next((n for n in ('G_ema', 'G') if n in nets), None)
@@ -281,6 +283,11 @@ def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<
     if d_cfg is not None and cfg['mbstd_num_channels'] == 0:
         cfg['mbstd_group_size'] = None
     cfg['conv_clamp'] = hints.pop('conv_clamp', None)
+    d_clamp = hints.pop('d_conv_clamp', cfg['conv_clamp'])
+    if not g_label:
+        cfg['conv_clamp'] = d_clamp
+    elif d_cfg is not None and d_clamp != cfg['conv_clamp']:
+        cfg['d_conv_clamp'] = d_clamp   # D's own clamp, where it is not G's (also None: D unclamped)
     cfg['mapping_lr_mul'] = hints.pop('mapping_lr_mul', DEFAULT_MAPPING_LR_MUL)
     for k, v in hints.items():
         if v is not None:

@@ -229,8 +229,11 @@ def read_tf_pkl(path: str | os.PathLike) -> RawCheckpoint:
     hints: dict[str, Any] = {
         'mbstd_group_size': dkw.get('mbstd_group_size', 4),
         'conv_clamp': gskw.get('conv_clamp'),
+        'd_conv_clamp': dkw.get('conv_clamp'),
         'mapping_lr_mul': float(gskw.get('mapping_lrmul', DEFAULT_MAPPING_LR_MUL)),
     }
+    if any(k.startswith('mapping.fc') for k in d):
+        hints['d_mapping_lr_mul'] = float(dkw.get('mapping_lrmul', 0.1))  # TF-ADA D's default (legacy.py)
     if hints['mbstd_group_size'] is not None:
         hints['mbstd_group_size'] = int(hints['mbstd_group_size'])
     if 'fmap_base' in gskw and float(gskw.get('fmap_decay', 1.0)) == 1.0:
