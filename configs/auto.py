@@ -1,4 +1,4 @@
-"""The 'auto' preset (alignjax/configs/presets.py); kept so `--config configs/auto.py` works (so does `--config auto`)."""
+"""Preset 'auto' of alignjax/configs/presets.py (`--config configs/auto.py` = `--config auto`)."""
 from alignjax.configs import preset
 
 get_config = lambda: preset('auto')  # noqa: E731

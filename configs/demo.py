@@ -1,4 +1,4 @@
-"""The 'demo' preset (alignjax/configs/presets.py); kept so `--config configs/demo.py` works (so does `--config demo`)."""
+"""Preset 'demo' of alignjax/configs/presets.py (`--config configs/demo.py` = `--config demo`)."""
 from alignjax.configs import preset
 
 get_config = lambda: preset('demo')  # noqa: E731

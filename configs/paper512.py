@@ -1,4 +1,4 @@
-"""The 'paper512' preset (alignjax/configs/presets.py); kept so `--config configs/paper512.py` works (so does `--config paper512`)."""
+"""Preset 'paper512' of alignjax/configs/presets.py (`--config configs/paper512.py` = `--config paper512`)."""
 from alignjax.configs import preset
 
 get_config = lambda: preset('paper512')  # noqa: E731

@@ -1,4 +1,4 @@
-"""The 'stylegan2' preset (alignjax/configs/presets.py); kept so `--config configs/stylegan2.py` works (so does `--config stylegan2`)."""
+"""Preset 'stylegan2' of alignjax/configs/presets.py (`--config configs/stylegan2.py` = `--config stylegan2`)."""
 from alignjax.configs import preset
 
 get_config = lambda: preset('stylegan2')  # noqa: E731

@@ -381,9 +381,9 @@ def test_impl_and_model_configs_from_config():
     c.model.mbstd_group_size = 2
     assert from_section(Impl, c.model.impl) == Impl(modconv='grouped', dtype='bfloat16')
     g, d = model_configs(c, 64, 3)
-    assert g == GeneratorConfig(resolution=64, c_dim=3, w_dim=64, conv_clamp=256.0, impl=Impl('grouped', dtype='bfloat16'))
-    assert d == DiscriminatorConfig(resolution=64, c_dim=3, conv_clamp=256.0, mbstd_group_size=2,
-                                    impl=Impl('grouped', dtype='bfloat16'))
+    impl = Impl('grouped', dtype='bfloat16')
+    assert g == GeneratorConfig(resolution=64, c_dim=3, w_dim=64, conv_clamp=256.0, impl=impl)
+    assert d == DiscriminatorConfig(resolution=64, c_dim=3, conv_clamp=256.0, mbstd_group_size=2, impl=impl)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -427,5 +427,6 @@ def test_cli_preset_name_and_overrides_reach_the_config(tmp_path):
     line = error_line(cli('--config', 'paper256', '--config.train.kimg=-2', f'--workdir={tmp_path / "w"}'), 1)
     assert line == 'error: --config.train.kimg=-2.0: must be positive'
     line = error_line(cli('--config', 'paper256', '--config.train.ema_rampup=0.05', '--config.model.conv_clamp=256',
-                          '--config.data.max_images=10', '--config.data.resolution=100', f'--workdir={tmp_path / "w"}'), 1)
+                          '--config.data.max_images=10', '--config.data.resolution=100',
+                          f'--workdir={tmp_path / "w"}'), 1)
     assert line == 'error: --config.data.resolution=100: must be a power of two, at least 4'
