@@ -151,10 +151,11 @@ def parse(argv, prog: str, doc: str) -> flags.FlagValues:
 
 
 def main(argv=None, *, job=None, prog: str = 'alignjax-train', doc: str = __doc__):
-    """The training command line. `job(config, workdir)` runs the parsed config (default: `run`, or `run_demo`
+    """The training command line over `argv` (default sys.argv[1:]; as every alignjax CLI, without the program
+    name). `job(config, workdir)` runs the parsed config (default: `run`, or `run_demo`
     when the config sets demo_outputs); exits 130 / 143 when a signal stopped it. Returns None (a console
     script exits with what main returns)."""
-    argv = list(sys.argv if argv is None else argv)
+    argv = [prog, *(sys.argv[1:] if argv is None else argv)]
     fv = parse(argv, prog, doc)
     logging.set_verbosity(logging.WARNING)   # orbax logs every save at INFO
     debug = fv.debug or _debug(argv[1:])
