@@ -358,9 +358,11 @@ def _semantic(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results
 def _distant(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     pw = results['sections'].get('pointwise', {})
     sem = results['sections'].get('semantic', {})
-    far = [m for m in kids if m.domain == 'buildings'] or ([kids[-1]] if kids else [])
-    if not far or far[0].label not in pw:
-        return skip('distant', 'needs the point-wise table of a distant child (buildings) from section 2')
+    far = [m for m in kids if m.domain == 'buildings']
+    if not far:
+        return skip('distant', 'no distant child (a buildings model) among the models')
+    if far[0].label not in pw:
+        return skip('distant', 'needs the point-wise table of the distant child from section 2')
     m = far[0]
     p = pw[m.label]['factors']
     s = sem.get(m.label, {}).get('factors', {})

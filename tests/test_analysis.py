@@ -1,0 +1,202 @@
+"""alignjax.analysis on constructed cases whose answers are known: child == parent (changes 0, R^2 1, overlap 1,
+slope ratio 1), a child with unrelated synthesis convs (point-wise R^2 ~ 0), a planted direction, zero-shot on
+child == parent equal to the in-domain pipeline, and bad input. Uses the shipped zoo parent and evaluators."""
+import json
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from alignjax import analysis as A
+from alignjax.analysis.changes import component_of, reset_variables
+from alignjax.eval import load_evaluator, load_zoo
+from alignjax.model import new_generator
+
+
+@pytest.fixture(scope='module')
+def parent():
+    return load_zoo('parent').generator()
+
+
+@pytest.fixture(scope='module')
+def faces_ev():
+    return load_evaluator('faces', 32)
+
+
+@pytest.fixture(scope='module')
+def unrelated(parent):
+    """The parent with every synthesis conv weight taken from an unrelated randomly initialised net."""
+    rnd = new_generator(jax.random.key(123), resolution=32, **{k: getattr(parent.config, k) for k in (
+        'z_dim', 'w_dim', 'mapping_layers', 'channel_base', 'channel_max')})
+    lr = dict(jax.tree_util.tree_leaves_with_path(rnd.variables))
+
+    def pick(path, leaf):
+        comp = component_of(jax.tree_util.keystr(path))[0]
+        return lr[path] if comp.startswith('conv_') else leaf
+    return parent.with_variables(jax.tree_util.tree_map_with_path(pick, parent.variables))
+
+
+def test_identical_child_changes_nothing(parent):
+    wc = A.weight_changes(parent, parent)
+    assert set(wc.components) >= {'mapping', 'affine', 'conv_4', 'conv_32', 'torgb', 'bias', 'noise', 'const'}
+    assert all(v == 0 for v in wc.components.values()) and wc.overall == 0 and wc.conv_distance == 0
+    assert all(v == 0 for v in wc.layers.values())
+
+
+def test_resetting_every_component_gives_the_parent(parent):
+    child = load_zoo('toons').generator()
+    wc = A.weight_changes(parent, child)
+    assert 0 < wc.components['conv_16'] < 0.5 and wc.components['mapping'] < wc.components['conv_16']
+    v = child.variables
+    for comp in wc.components:
+        v = reset_variables(parent, child.with_variables(v), comp)
+    for a, b in zip(jax.tree_util.tree_leaves(v), jax.tree_util.tree_leaves(parent.variables)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    one = reset_variables(parent, child, 'mapping')
+    np.testing.assert_array_equal(one['params']['mapping']['fc0']['weight'],
+                                  parent.variables['params']['mapping']['fc0']['weight'])
+    np.testing.assert_array_equal(one['params']['synthesis']['b8']['conv0']['weight'],
+                                  child.variables['params']['synthesis']['b8']['conv0']['weight'])
+
+
+def test_identical_child_is_pointwise_aligned(parent, faces_ev):
+    pw = A.pointwise_alignment(parent, parent, faces_ev, faces_ev, n=64)
+    assert pw.factors and 'smile' in pw.not_measured      # the faces ruler does not read smiles
+    for f, v in pw.factors.items():
+        for m in ('z', 'w'):
+            if f == 'glasses':
+                assert v[m]['accuracy'] == 1.0
+            else:
+                assert v[m]['r2'] == pytest.approx(1.0, abs=1e-6), f
+            assert v[m]['pearson'] == pytest.approx(1.0, abs=1e-6), f
+    assert pw.landmarks['z']['px'] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_unrelated_synthesis_is_not_pointwise_aligned(parent, unrelated, faces_ev):
+    with pytest.warns(A.NotAFineTuneWarning, match='does not look like a fine-tune'):
+        pw = A.pointwise_alignment(parent, unrelated, faces_ev, faces_ev, n=96)
+    assert pw.mean_r2['z'] < 0.2, pw.mean_r2
+    assert abs(pw.mean_pearson['z']) < 0.3, pw.mean_pearson
+
+
+def test_identical_child_is_semantically_aligned(parent, faces_ev):
+    sem = A.semantic_alignment(parent, parent, faces_ev, faces_ev, n=128, transfer_n=8, k=5,
+                               factors=('hair_color', 'bg_value'))
+    assert set(sem.factors) == {'hair_color', 'bg_value'}
+    for v in sem.factors.values():
+        assert v['s_iou'] == 1.0 and v['s_spearman'] == pytest.approx(1.0)
+        assert v['w_cos'] == pytest.approx(1.0, abs=1e-9)
+        assert v['w_slope_ratio'] == pytest.approx(1.0, abs=1e-6)
+        assert v['s_slope_ratio'] == pytest.approx(1.0, abs=1e-6)
+        assert v['w_slope_parent'] != 0
+
+
+def test_planted_direction_and_channel_are_recovered():
+    rs = np.random.RandomState(0)
+    w = rs.randn(2000, 64)
+    d = rs.randn(64)
+    d /= np.linalg.norm(d)
+    y = np.stack([w @ d * 3 + 0.1 * rs.randn(2000), rs.randn(2000)], 1)
+    out = A.w_directions(w, y)
+    assert abs(out['directions'][0] @ d) > 0.99 and out['r2'][0] > 0.99
+    assert abs(out['directions'][1] @ d) < 0.2 and out['r2'][1] < 0.1
+    s = rs.randn(2000, 50)
+    s[:, 17] += 2 * (y[:, 0] > np.quantile(y[:, 0], 0.9))      # channel 17 fires on the positives
+    rel = A.s_relevance(s, y[:, 0])
+    assert int(np.argmax(rel)) == 17
+
+
+def test_zero_shot_on_identical_child_equals_in_domain(parent, faces_ev):
+    from alignjax.analysis.common import to_uint8
+    from alignjax.eval.data import EVAL_SEED, render_set
+    from alignjax.eval.scores import landmark_scores
+    from alignjax.invert import InvertConfig, decode, invert
+    zs = A.zero_shot(parent, parent, faces_ev, 'faces', oracle_labeller=faces_ev, n=4, steps=4, ks=(1, 8),
+                     train_n=128, start=500)
+    a = zs.attributes
+    for k in (1, 8):      # parent supervision == child supervision when the child is the parent
+        assert a['zero_shot'][k] == a['oracle_latent'][k]
+    assert a['naive'] == a['oracle']
+    # the in-domain pipeline, computed independently: invert in the parent, decode by it, read, score
+    data = render_set('faces', 32, EVAL_SEED, 500, 4)
+    inv = invert(parent, data['image'], InvertConfig(space='w+', steps=4), progress=False)
+    out = faces_ev(to_uint8(decode(parent, inv.latents)))
+    want = landmark_scores(np.asarray(out['landmarks']), data['landmarks'], data['visible'], 32)
+    for key, v in want.items():
+        assert zs.dense['zero_shot'][key] == pytest.approx(v, abs=1e-6)
+
+
+def test_morph_quality_endpoints(parent):
+    child = load_zoo('toons').generator()
+    ev = load_evaluator('toons', 32)
+    mq = A.morph_quality(parent, child, ev, n=2, frames=5)
+    full = mq.methods['latent+weights']
+    assert full['endpoint_start'] == pytest.approx(0, abs=1e-5) and full['endpoint_end'] == pytest.approx(0, abs=1e-5)
+    assert mq.methods['latent-only']['endpoint_end'] > 0.05 and mq.methods['weights-only']['endpoint_end'] > 0.05
+    assert full['smooth_max_mean'] >= 1.0
+
+
+def test_bad_inputs(parent, faces_ev):
+    small = new_generator(jax.random.key(0), resolution=16, z_dim=128, w_dim=128, channel_base=512, channel_max=32)
+    with pytest.raises(A.AnalysisError, match='different resolutions'):
+        A.weight_changes(parent, small)
+    narrow = new_generator(jax.random.key(0), resolution=32, z_dim=128, w_dim=128, mapping_layers=4,
+                           channel_base=2048, channel_max=32)
+    with pytest.raises(A.AnalysisError, match='not aligned'):
+        A.pointwise_alignment(parent, narrow, faces_ev, faces_ev, n=8)
+
+    def wrong(images):
+        return {'factors': np.zeros((len(images), 5))}
+    with pytest.raises(A.AnalysisError, match=r'"factors" has shape \[8, 5\]'):
+        A.pointwise_alignment(parent, parent, faces_ev, wrong, n=8)
+    with pytest.raises(A.AnalysisError, match='must return a dict'):
+        A.pointwise_alignment(parent, parent, faces_ev, lambda im: np.zeros((len(im), 18)), n=8)
+    with pytest.raises(A.AnalysisError, match='reads 32x32'):
+        A.pointwise_alignment(small, small, faces_ev, faces_ev, n=8)
+
+
+def test_user_labeller_with_the_contract(parent, faces_ev):
+    """A plain function with the Evaluator contract works (all expressed factors are then measured)."""
+    def mine(images):
+        o = faces_ev(images)
+        return {'factors': np.asarray(o['factors'])}
+    pw = A.pointwise_alignment(parent, parent, mine, mine, n=16)
+    assert 'light_y' in pw.factors or 'pitch' in pw.factors    # not filtered by the shipped accuracy table
+    assert pw.landmarks is None
+
+
+def test_report_cli_fast(tmp_path, capsys):
+    from alignjax.cli.report import main
+    out = tmp_path / 'rep'
+    from alignjax.eval.zoo import zoo_path
+    rc = main(['--fast', '--sections', 'changes,pointwise,distant', '--child', f'toons={zoo_path("toons")}',
+               '--out', str(out), '--noprogress'])
+    assert rc == 0
+    res = json.loads((out / 'results.json').read_text())
+    assert set(res['sections']) == {'changes', 'pointwise'} and 'distant' not in res['sections']
+    assert res['sections']['pointwise']['toons']['mean_r2']['z'] > 0
+    assert res['settings']['fast'] and res['settings']['seed'] == 0
+    assert 'distant' in res['skipped']            # no buildings child here: only toons, so no distant table
+    html = (out / 'report.html').read_text()
+    assert 'data:image/png;base64,' in html and 'src="figures/' not in html
+    assert (out / 'figures' / 'changes_toons.png').exists()
+
+
+def test_report_cli_without_evaluators_and_bad_flags(tmp_path, capsys):
+    from alignjax.cli.report import main
+    from alignjax.eval.zoo import zoo_path
+    out = tmp_path / 'rep'
+    rc = main(['--fast', '--noevaluators', '--sections', 'changes,pointwise', '--child',
+               f'toons={zoo_path("toons")}', '--out', str(out), '--noprogress'])
+    assert rc == 0
+    res = json.loads((out / 'results.json').read_text())
+    assert 'pointwise' in res['skipped'] and 'evaluator' in res['skipped']['pointwise']
+    assert 'changes/reset' in res['skipped'] and 'toons' in res['sections']['changes']
+    assert 'Skipped' in (out / 'report.md').read_text()
+    with pytest.raises(SystemExit) as e:
+        main(['--child', 'toons', '--out', str(out)])
+    assert e.value.code == 1 and 'LABEL[:DOMAIN]=CHECKPOINT' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(['--sections', 'nope', '--out', str(out)])
+    assert e.value.code == 1 and 'nope' in capsys.readouterr().err
