@@ -200,3 +200,25 @@ def test_report_cli_without_evaluators_and_bad_flags(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(['--sections', 'nope', '--out', str(out)])
     assert e.value.code == 1 and 'nope' in capsys.readouterr().err
+
+
+def test_forgotten_glasses_direction_is_active_in_the_parent(parent, faces_ev):
+    animals = load_zoo('animals').generator()
+    fg = A.forgotten_directions(parent, {'parent': parent, 'animals': animals}, faces_ev,
+                                {'parent': faces_ev, 'animals': load_evaluator('animals', 32)}, n=256, edit_n=16,
+                                examples=0)
+    p = fg.models['parent']
+    assert p['expresses_glasses'] and p['glasses']['feature_ratio'] > 1.5 and p['glasses']['glasses_prob_change'] > 0
+    a = fg.models['animals']
+    assert not a['expresses_glasses'] and a['glasses']['glasses_prob_change'] is None     # n/a, not a number
+    assert fg.direction_norm > 0 and 0 < fg.parent_glasses_rate < 1
+
+
+def test_translation_of_identical_child_is_the_reconstruction(parent, faces_ev):
+    from alignjax.eval.data import EVAL_SEED, render_set
+    data = render_set('faces', 32, EVAL_SEED, 10000, 2)
+    inv = A.invert_inputs(parent, data['image'], steps=3, methods=('W+',))
+    tr = A.translation_methods(parent, parent, inv, data, faces_ev, swap_res=(8,))
+    np.testing.assert_array_equal(tr.examples['W+'], tr.examples['layer swap @8 (W+)'])
+    assert tr.methods['W+']['factor_r2'] == tr.methods['layer swap @8 (W+)']['factor_r2']
+    assert tr.methods['W+']['landmark_nme'] is not None and tr.methods['W+']['fd_eval'] is None
