@@ -13,18 +13,19 @@ side, and the whole gradient jumps (cond fixture, sample 6 of G_ema.grad_ws: one
 7.6e-7, gradient off by 1.1e-3 relative); such a sample passes when our gradient with those elements' lrelu
 branch taken the other way matches (1.0e-6 there).
 """
+import ast
 import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import CLAMP_FIXTURES, COND_FIXTURES, require
 
 import alignjax as aj
 from alignjax.nn import layers as NL
 from alignjax.nn import ops
 from alignjax.nn.arch import discriminator_table
-from conftest import CLAMP_FIXTURES, COND_FIXTURES, require
 
 TOL = 1e-4
 REL_FLOOR = 5e-6       # of max |ref|, for outputs of large magnitude (see the module docstring)
@@ -85,8 +86,8 @@ def case(request):
 # Item 1 and 2: configs inferred.
 
 def test_configs_inferred(case):
-    ck, r, c = case
-    cfg = eval(str(r['config']))  # a dict literal written by the fixture maker
+    ck, r, _ = case
+    cfg = ast.literal_eval(str(r['config']))  # a dict literal written by the fixture maker
     g, d = ck.g_config, ck.d_config
     assert (g.resolution, g.c_dim, g.mapping_layers) == (cfg['res'], cfg['c_dim'], cfg['map_layers'])
     assert g.conv_clamp == cfg['conv_clamp'] and d.conv_clamp == cfg['conv_clamp']
@@ -214,7 +215,7 @@ def test_r1_gradient(case, monkeypatch):
 
 
 def test_path_length_gradient(case, monkeypatch):
-    ck, r, c = case
+    ck, r, _ = case
     gen = ck.generator()
     pl = nhwc(r['pl_noise'])
     grad = lambda: jax.grad(lambda w: (gen.module.apply(gen.variables, w, method='synthesize') * pl).sum())(
