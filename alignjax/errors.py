@@ -16,3 +16,7 @@ class CheckpointError(AlignjaxError, ValueError):
 class InputError(AlignjaxError, ValueError):
     """An argument that cannot work: latents or images that do not fit a generator, models that are not
     aligned, a setting out of range. (A `ValueError` too, so `except ValueError` callers still catch it.)"""
+
+
+class MissingFileError(AlignjaxError, FileNotFoundError):
+    """A file the user named does not exist (also a `FileNotFoundError`, as it always was)."""

@@ -35,16 +35,15 @@ from ml_collections import config_flags
 
 from alignjax.apps.demo import run_demo
 from alignjax.configs import presets
-from alignjax.data import BadImageError, EmptyDatasetError
 from alignjax.errors import AlignjaxError
 from alignjax.train.config import base_config, flatten, validate_config
 from alignjax.train.loop import check_workdir, run
 
 PRESETS_FILE = Path(presets.__file__).resolve()
 HELP_FLAGS = ('-h', '--help', '--helpshort', '--helpfull', '-?')
-# What a main reports in one line: alignjax's own errors, and bad data or a missing file (the data errors are
-# ValueErrors of alignjax.data). Anything else -- an XLA shape error, a bug -- keeps its traceback.
-USER_ERRORS = (AlignjaxError, BadImageError, EmptyDatasetError, FileNotFoundError, NotADirectoryError)
+# What a main reports in one line: alignjax's own errors (bad data, a missing or unreadable file, a config
+# that cannot work). Anything else -- an XLA shape error, a bug -- keeps its traceback.
+USER_ERRORS = (AlignjaxError,)
 
 
 def _debug(argv) -> bool:

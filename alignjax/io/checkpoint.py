@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alignjax.errors import CheckpointError
+from alignjax.errors import CheckpointError, MissingFileError
 from alignjax.io import convert, formats, store
 from alignjax.io.export import export_rosinality
 from alignjax.io.store import save_checkpoint
@@ -137,7 +137,7 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> Checkpoint:
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+        raise MissingFileError(f'checkpoint not found: {path}')
     fmt = formats.detect_format(path)
     if fmt in ('orbax', 'snapshot'):
         parts = store.read_store(path) if fmt == 'orbax' else store.read_snapshot(path)
