@@ -222,3 +222,9 @@ def test_translation_of_identical_child_is_the_reconstruction(parent, faces_ev):
     np.testing.assert_array_equal(tr.examples['W+'], tr.examples['layer swap @8 (W+)'])
     assert tr.methods['W+']['factor_r2'] == tr.methods['layer swap @8 (W+)']['factor_r2']
     assert tr.methods['W+']['landmark_nme'] is not None and tr.methods['W+']['fd_eval'] is None
+
+
+@pytest.mark.slow      # ~50 s: compiles one jvp program per StyleSpace layer
+def test_localised_channels_of_identical_child_overlap_fully(parent, faces_ev):
+    lr = A.localised_channels(parent, parent, faces_ev, faces_ev, n=2)
+    assert lr.classes and all(v['iou'] == 1.0 for v in lr.classes.values()) and lr.mean_iou == 1.0

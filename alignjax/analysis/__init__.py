@@ -5,6 +5,7 @@
     A.reset_hybrids(parent, child, child_ev, reference)            #     child with one component reset
     A.pointwise_alignment(parent, child, parent_ev, child_ev)      # (2) same z / w through both
     A.semantic_alignment(parent, child, parent_ev, child_ev)       # (3) W directions, S channels, transfer
+    A.localised_channels(parent, child, parent_ev, child_ev)       #     S channels by gradient maps vs masks
     A.forgotten_directions(parent, models, parent_ev, labellers)   # (5) the glasses direction
     A.translation_methods(parent, child, parent_ev, child_ev)      # (6) Z+psi / W / W+ / W+noise / layer swap
     A.zero_shot(parent, child, parent_ev, child_domain=...)        # (7) parent supervision only
@@ -18,7 +19,8 @@ from alignjax.analysis.common import AnalysisError, Labeller, NotAFineTuneWarnin
 from alignjax.analysis.forgotten import ForgottenResult, forgotten_directions, glasses_direction
 from alignjax.analysis.morph_quality import MorphResult, morph_quality
 from alignjax.analysis.pointwise import PointwiseResult, pointwise_alignment
-from alignjax.analysis.semantic import SemanticResult, s_relevance, semantic_alignment, w_directions
+from alignjax.analysis.semantic import LocalisedResult, SemanticResult, gradient_maps, localised_channels, \
+    s_relevance, semantic_alignment, w_directions
 
 __all__ = ['AnalysisError', 'ForgottenResult', 'Labeller', 'MorphResult', 'NotAFineTuneWarning', 'PointwiseResult',
            'ResetResult', 'SemanticResult', 'WeightChanges', 'as_labeller', 'check_pair', 'forgotten_directions',
@@ -27,5 +29,5 @@ __all__ = ['AnalysisError', 'ForgottenResult', 'Labeller', 'MorphResult', 'NotAF
 from alignjax.analysis.translation import TranslationResult, invert_inputs, translation_methods  # noqa: E402
 from alignjax.analysis.zeroshot import ZeroShotResult, fit_latent_models, zero_shot  # noqa: E402
 
-__all__ += ['TranslationResult', 'ZeroShotResult', 'fit_latent_models', 'invert_inputs', 'translation_methods',
+__all__ += ['LocalisedResult', 'gradient_maps', 'localised_channels', 'TranslationResult', 'ZeroShotResult', 'fit_latent_models', 'invert_inputs', 'translation_methods',
             'zero_shot']

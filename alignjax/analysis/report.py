@@ -24,16 +24,17 @@ from alignjax import vis
 from alignjax.analysis import changes as C
 from alignjax.analysis.common import FACTOR_NAMES, NotAFineTuneWarning, as_labeller, jsonable, pixel_features
 
-SECTIONS = ('changes', 'pointwise', 'semantic', 'distant', 'forgotten', 'translation', 'zeroshot', 'morph')
+SECTIONS = ('changes', 'pointwise', 'semantic', 'localised', 'distant', 'forgotten', 'translation', 'zeroshot', 'morph')
 TITLES = {'changes': '1. What changes in fine-tuning', 'pointwise': '2. Point-wise alignment',
-          'semantic': '3. Semantic alignment in W and S', 'distant': '4. Distant domains',
+          'semantic': '3. Semantic alignment in W and S', 'localised': '3b. Localised channels (gradient maps vs masks)',
+          'distant': '4. Distant domains',
           'forgotten': '5. Forgotten directions', 'translation': '6. Translation methods',
           'zeroshot': '7. Zero-shot tasks (parent supervision only)', 'morph': '8. Morph quality'}
 
-FULL = dict(ref_n=2000, reset_n=800, pw_n=1000, sem_n=2000, sem_transfer=128, sem_k=10, fg_n=2000, fg_edit=200,
+FULL = dict(loc_n=16, ref_n=2000, reset_n=800, pw_n=1000, sem_n=2000, sem_transfer=128, sem_k=10, fg_n=2000, fg_edit=200,
             tr_n=40, tr_steps=120, tr_methods=None, zs_n=48, zs_steps=120, zs_train=2000, zs_ks=(1, 2, 4, 8),
             mq_n=8, mq_frames=24, sem_factors=None, reset_components=None, psi=1.0, swap_res=(8, 16))
-FAST = dict(FULL, ref_n=256, reset_n=96, pw_n=128, sem_n=256, sem_transfer=16, fg_n=256, fg_edit=16, tr_n=4,
+FAST = dict(FULL, loc_n=2, ref_n=256, reset_n=96, pw_n=128, sem_n=256, sem_transfer=16, fg_n=256, fg_edit=16, tr_n=4,
             tr_steps=8, tr_methods=('W+',), zs_n=4, zs_steps=8, zs_train=256, zs_ks=(1, 8), mq_n=2, mq_frames=6,
             sem_factors=('yaw', 'hair_color', 'bg_value', 'glasses'), reset_components=('mapping', 'affine',
                                                                                           'conv_16'))
@@ -355,6 +356,33 @@ def _semantic(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results
     return data
 
 
+def _localised(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
+    from alignjax.analysis.semantic import localised_channels
+    withlab = [m for m in kids if labs[m.label] is not None]
+    if pl is None or not withlab:
+        return skip('localised', 'needs the masks of labellers of the parent and child domains (no evaluator)')
+    doc.p(f'StyleSpace\'s localised channels: for every S channel, the gradient map |∂image/∂s_c| '
+          f'({cfg["loc_n"]} samples); per mask class (the model\'s own evaluator\'s predicted masks), the share of '
+          'the gradient energy inside the class ÷ √(area share of the class) (the area discount). Top-10 channels '
+          'per class in parent and child independently; IoU and Spearman ρ of the scores. Classes matched by '
+          'name; classes under 0.5% of the image are not measured.')
+    data, rows = {}, []
+    for m in withlab:
+        try:
+            lr = localised_channels(parent.gen, m.gen, pl, labs[m.label], n=cfg['loc_n'], seed=seed)
+        except ValueError as e:
+            data[m.label] = dict(skipped=str(e))
+            continue
+        data[m.label] = jsonable(lr)
+        for c, v in lr.classes.items():
+            rows.append([m.label, c, v['iou'], v['spearman']])
+        rows.append([m.label, '**mean**', lr.mean_iou, None])
+    if not rows:
+        return skip('localised', 'no child domain shares mask classes with the parent')
+    doc.table(['child', 'class', 'top-10 IoU', 'Spearman ρ'], rows)
+    return data
+
+
 def _distant(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     pw = results['sections'].get('pointwise', {})
     sem = results['sections'].get('semantic', {})
@@ -509,7 +537,8 @@ def _morph(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     return data
 
 
-SECTION_FNS = dict(changes=_changes, pointwise=_pointwise, semantic=_semantic, distant=_distant,
+SECTION_FNS = dict(changes=_changes, pointwise=_pointwise, semantic=_semantic, localised=_localised,
+                   distant=_distant,
                    forgotten=_forgotten, translation=_translation, zeroshot=_zeroshot, morph=_morph)
 
 
