@@ -70,10 +70,19 @@ def weight_changes(parent, child) -> WeightChanges:
     order = sorted(num, key=lambda c: (COMPONENTS.index(c.split('_')[0]),
                                        int(c.split('_')[1]) if '_' in c else 0))
     return WeightChanges(components={c: rel(num[c], den[c]) for c in order},
-                         layers={k: rel(lnum[k], lden[k]) for k in lnum},
+                         layers={k: rel(lnum[k], lden[k]) for k in sorted(lnum, key=_layer_order)},
                          norms={c: float(np.sqrt(den[c])) for c in order},
                          overall=rel(sum(v for c, v in num.items() if c != 'noise'),
                                      sum(v for c, v in den.items() if c != 'noise')), conv_distance=d)
+
+
+def _layer_order(key: str):
+    # 'b8.conv0/affine' -> sortable: mapping first, then by resolution, layer, kind
+    name, _, kind = key.partition('/')
+    if name == 'mapping':
+        return (0, 0, '', kind)
+    block, _, layer = name.partition('.')
+    return (1, int(block[1:]) if block[1:].isdigit() else 0, layer, kind)
 
 
 def reset_variables(parent, child, component: str):
