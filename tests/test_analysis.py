@@ -115,8 +115,9 @@ def test_zero_shot_on_identical_child_equals_in_domain(parent, faces_ev):
     zs = A.zero_shot(parent, parent, faces_ev, 'faces', oracle_labeller=faces_ev, n=4, steps=4, ks=(1, 8),
                      train_n=128, start=500)
     a = zs.attributes
-    for k in (1, 8):      # parent supervision == child supervision when the child is the parent
-        assert a['zero_shot'][k] == a['oracle_latent'][k]
+    assert set(a['zero_shot']) == {'W+ k=1', 'W+ k=8', 'W'} and zs.best in a['zero_shot']
+    for key in a['zero_shot']:      # parent supervision == child supervision when the child is the parent
+        assert a['zero_shot'][key] == a['oracle_latent'][key]
     assert a['naive'] == a['oracle']
     # the in-domain pipeline, computed independently: invert in the parent, decode by it, read, score
     data = render_set('faces', 32, EVAL_SEED, 500, 4)

@@ -44,7 +44,8 @@ class WeightChanges:
     components: dict        # component -> relative change ||child - parent|| / ||parent||
     layers: dict            # 'b8.conv0/conv' -> relative change
     norms: dict             # component -> ||parent||
-    overall: float          # all trained parameters together (noise const maps excluded: buffers)
+    overall: float          # every synthesis parameter together (the mapping is stored scaled by 1/lr_mul, so
+                            # its norm would dominate any total; the noise const maps are buffers)
     conv_distance: float
 
 
@@ -53,6 +54,7 @@ def weight_changes(parent, child) -> WeightChanges:
     resolution), torgb, bias, noise (strengths and const maps), const (the 4x4 input)."""
     d = check_pair(parent, child)
     num, den, lnum, lden = {}, {}, {}, {}
+    syn_num = syn_den = 0.0
     la = jax.tree_util.tree_leaves_with_path(parent.variables)
     lb = dict(jax.tree_util.tree_leaves_with_path(child.variables))
     for path, a in la:
@@ -64,6 +66,9 @@ def weight_changes(parent, child) -> WeightChanges:
         num[comp] = num.get(comp, 0.0) + dn
         den[comp] = den.get(comp, 0.0) + pn
         key = f'{layer}/{comp.split("_")[0]}'
+        if comp not in ('mapping', 'noise'):
+            syn_num += dn
+            syn_den += pn
         lnum[key] = lnum.get(key, 0.0) + dn
         lden[key] = lden.get(key, 0.0) + pn
     rel = lambda n, dd: float(np.sqrt(n / dd)) if dd > 0 else (0.0 if n == 0 else float('inf'))
@@ -72,8 +77,7 @@ def weight_changes(parent, child) -> WeightChanges:
     return WeightChanges(components={c: rel(num[c], den[c]) for c in order},
                          layers={k: rel(lnum[k], lden[k]) for k in sorted(lnum, key=_layer_order)},
                          norms={c: float(np.sqrt(den[c])) for c in order},
-                         overall=rel(sum(v for c, v in num.items() if c != 'noise'),
-                                     sum(v for c, v in den.items() if c != 'noise')), conv_distance=d)
+                         overall=rel(syn_num, syn_den), conv_distance=d)
 
 
 def _layer_order(key: str):

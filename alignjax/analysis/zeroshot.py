@@ -27,10 +27,10 @@ CLASS_ALIASES = {'fur': 'skin', 'skin': 'fur'}
 class ZeroShotResult:
     domain: str
     factors: list               # scored: expressed by the child domain and read by the parent labeller
-    attributes: dict            # 'zero_shot' {k: scores}, 'oracle_latent' {k: scores}, 'naive', 'oracle'
+    attributes: dict            # 'zero_shot' {'W+ k=4' | 'W': scores}, 'oracle_latent' {same keys}, 'naive', 'oracle'
     dense: dict                 # 'zero_shot' / 'naive' / 'oracle' -> landmark + mask scores (None: n/a)
     dense_note: str
-    best_k: int
+    best: str                   # the zero-shot latent model with the best mean R^2 ('W+ k=4', 'W', ...)
     n: int
     steps: int
     train_n: int
@@ -116,9 +116,10 @@ def _dense_scores(out, data, parent_domain, domain, resolution, from_domain):
 
 def zero_shot(parent, child, parent_labeller, domain: str, *, oracle_labeller=None, n: int = 64, steps: int = 150,
               ks=(1, 2, 4, 8), train_n: int = 2000, seed: int = 0, start: int = 20000, inversion=None,
-              psi: float = 1.0, examples: int = 6, progress: bool = False) -> ZeroShotResult:
+              psi: float = 1.0, examples: int = 6, progress: bool = False, w_space: bool = True) -> ZeroShotResult:
     """See the module doc. Child renders: indices [start, start + n) of EVAL_SEED of `domain`. `inversion`: a
-    precomputed InvertResult of those renders in the child (W+), to share across calls."""
+    precomputed InvertResult of those renders in the child (W+), to share across calls. w_space: also invert
+    in W (one w for every layer, as the linear models were fit) and score the attribute models on it."""
     from alignjax.eval.data import EVAL_SEED, render_set
     from alignjax.eval.evaluator import expressed_factors
     from alignjax.invert import InvertConfig, decode, invert
@@ -132,7 +133,11 @@ def zero_shot(parent, child, parent_labeller, domain: str, *, oracle_labeller=No
         names = [f for f in names if f in lo.readable() or f == 'glasses' and exp[GLASSES]]
     inv = inversion or invert(child, data['image'], InvertConfig(space='w+', steps=steps), seed=seed,
                               progress=progress, desc=f'invert {domain} in the child')
-    ws_inv = np.asarray(inv.latents.code)
+    codes = {'W+': np.asarray(inv.latents.code)}
+    if w_space:
+        inv_w = invert(child, data['image'], InvertConfig(space='w', steps=steps), seed=seed, progress=progress,
+                       desc=f'invert {domain} in the child (W)')
+        codes['W'] = np.asarray(inv_w.latents.code)
     ks = [k for k in ks if k <= parent.num_ws]
     # (a) parent supervision: parent samples labelled by the parent labeller
     z = sample_z(train_n, parent.z_dim, seed + 11)
@@ -142,16 +147,18 @@ def zero_shot(parent, child, parent_labeller, domain: str, *, oracle_labeller=No
     if lo is not None:
         wc = mapping(child, z, psi)
         yc = lo(synth(child, wc))['factors']
-    for k in ks:
-        attrs['zero_shot'][k] = _attr_scores(fit_latent_models(wp, yp, k)(ws_inv), data['factors'], names)
+    runs = [(f'W+ k={k}', 'W+', k) for k in ks] + ([('W', 'W', 1)] if 'W' in codes else [])
+    for key, space, k in runs:
+        attrs['zero_shot'][key] = _attr_scores(fit_latent_models(wp, yp, k)(codes[space]), data['factors'], names)
         if lo is not None:
-            attrs['oracle_latent'][k] = _attr_scores(fit_latent_models(wc, yc, k)(ws_inv), data['factors'], names)
+            attrs['oracle_latent'][key] = _attr_scores(fit_latent_models(wc, yc, k)(codes[space]), data['factors'],
+                                                       names)
     naive_out = lp(data['image'])
     attrs['naive'] = _attr_scores(naive_out['factors'], data['factors'], names)
     if lo is not None:
         oracle_out = lo(data['image'])
         attrs['oracle'] = _attr_scores(oracle_out['factors'], data['factors'], names)
-    best_k = max(ks, key=lambda k: attrs['zero_shot'][k]['mean_r2'])
+    best = max(attrs['zero_shot'], key=lambda key: attrs['zero_shot'][key]['mean_r2'])
     # (b) dense tasks through the parent
     through = to_uint8(decode(parent, inv.latents))
     zs_out = lp(through)
@@ -166,5 +173,5 @@ def zero_shot(parent, child, parent_labeller, domain: str, *, oracle_labeller=No
     ex = dict(input=data['image'][:examples], recon=to_uint8(decode(child, inv.latents.take(np.arange(min(
         examples, n))))), through_parent=through[:examples])
     return ZeroShotResult(domain=domain, factors=names, attributes=attrs, dense=dense, dense_note=note,
-                          best_k=int(best_k), n=n, steps=int(steps), train_n=train_n, seed=seed,
+                          best=best, n=n, steps=int(steps), train_n=train_n, seed=seed,
                           inversion_psnr=float(np.mean(inv.psnr)), examples=ex)
