@@ -10,6 +10,10 @@ config flags), one error policy, one output check.
   `ALIGNJAX_DEBUG=1` shows the traceback of every failure.
 * `cmd.deprecated('--old', '--new')`: an old spelling kept as an alias that says so.
 * `check_outdir` / `check_outfile`: the output is writable, checked before any expensive work.
+* `compile_cache(argv)`: JAX's persistent compilation cache, on by default for every CLI (`entry` calls it;
+  cli.train's main too): compiled programs are kept in `~/.cache/alignjax/jax` (`$ALIGNJAX_CACHE/jax`;
+  `$JAX_COMPILATION_CACHE_DIR` when set wins), so only the first run of a command compiles.
+  `--no-compile-cache` or `ALIGNJAX_COMPILE_CACHE=0` turns it off.
 
 The flag vocabulary (README, "Command-line vocabulary"): --ckpt / --parent / --child (checkpoints), --net,
 --seeds (default 0-7), --psi / --psi-cutoff (truncation), --outdir DIR (a folder of outputs) or --out FILE
@@ -30,6 +34,10 @@ from absl import flags
 from alignjax.errors import AlignjaxError
 
 DEBUG_ENV = 'ALIGNJAX_DEBUG'
+CACHE_ENV = 'ALIGNJAX_CACHE'                     # the cache root (default ~/.cache/alignjax); programs in <root>/jax
+CACHE_OFF_ENV = 'ALIGNJAX_COMPILE_CACHE'         # 0 / false / no / off: no persistent compilation cache
+NO_CACHE_FLAGS = ('--no-compile-cache', '--nocompile-cache', '--nocompile_cache')
+_FALSE = ('0', 'false', 'no', 'off')
 DEFAULT_SEEDS = '0-7'
 
 
@@ -58,11 +66,68 @@ def fail(msg: str, code: int = 1):
     raise SystemExit(code)
 
 
+def cache_root() -> Path:
+    """alignjax's per-user cache: $ALIGNJAX_CACHE, else $XDG_CACHE_HOME/alignjax, else ~/.cache/alignjax."""
+    root = os.environ.get(CACHE_ENV, '').strip()
+    if root:
+        return Path(root).expanduser()
+    xdg = os.environ.get('XDG_CACHE_HOME', '').strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / '.cache') / 'alignjax'
+
+
+def compile_cache(argv=None) -> list[str]:
+    """Turn JAX's persistent compilation cache on (before anything compiles) unless `--no-compile-cache` is in
+    `argv` or ALIGNJAX_COMPILE_CACHE=0; returns `argv` (default sys.argv[1:]) without that flag.
+
+    The directory is $JAX_COMPILATION_CACHE_DIR when set (JAX reads it itself), else `cache_root()/jax`.
+    Programs that took over 0.25 s to compile are kept (JAX's own default is 1 s, which misses most of ours
+    on a small CPU). An unwritable cache directory only costs the speed-up: JAX warns and compiles as before.
+    `compile_cache_dir()` says which directory is in use (None when off)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    off = any(a in NO_CACHE_FLAGS for a in args) or os.environ.get(CACHE_OFF_ENV, '').strip().lower() in _FALSE
+    args = [a for a in args if a not in NO_CACHE_FLAGS]
+    import jax
+    if off:
+        jax.config.update('jax_compilation_cache_dir', None)
+        jax.config.update('jax_enable_compilation_cache', False)
+        return args
+    d = os.environ.get('JAX_COMPILATION_CACHE_DIR') or str(cache_root() / 'jax')
+    try:
+        Path(d).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f'warning: compile cache {d} cannot be created ({e.strerror or e}); compiling without it',
+              file=sys.stderr)
+        return args
+    jax.config.update('jax_enable_compilation_cache', True)
+    jax.config.update('jax_compilation_cache_dir', d)
+    if 'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS' not in os.environ:
+        jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.25)
+    return args
+
+
+def compile_cache_dir() -> str | None:
+    """The persistent compilation cache directory in use (None when it is off)."""
+    import jax
+    if not jax.config.jax_enable_compilation_cache:
+        return None
+    return jax.config.jax_compilation_cache_dir or None
+
+
+def compiling_note(what: str = 'compiling') -> str:
+    """'compiling (first run only, cached in DIR)', or why every run compiles."""
+    d = compile_cache_dir()
+    if d:
+        return f'{what} (first run only, cached in {d})'
+    return f'{what} (no persistent compile cache: every run compiles; drop --no-compile-cache / {CACHE_OFF_ENV}=0)'
+
+
 def entry(fn):
-    """Wrap a CLI `main(argv=None)`: an AlignjaxError becomes one `error:` line and exit status 1."""
+    """Wrap a CLI `main(argv=None)`: an AlignjaxError becomes one `error:` line and exit status 1. Turns the
+    compilation cache on first (`compile_cache`), so every CLI gets it."""
     @functools.wraps(fn)
     def main(argv=None):
         try:
+            argv = compile_cache(argv)
             return fn(argv)
         except SystemExit:
             raise
@@ -108,6 +173,8 @@ class Command:
             said = 'default' in (f.help or '')
             shown = None if said or f.default is None or f.default is False or f.default in ('', []) else f.default_as_str
             rows.append(f'  {spell}: {f.help}' + (f' (default: {shown})' if shown else ''))
+        rows.append(f'  --no-compile-cache: do not keep compiled programs in {cache_root() / "jax"} '
+                    f'(also {CACHE_OFF_ENV}=0; {CACHE_ENV}=DIR moves the cache)')
         return f'usage: {self.prog} [flags]\n\n{self.doc}\n\nflags:\n' + '\n'.join(rows) + '\n'
 
     def parse(self, argv=None, multi=(), aliases=None) -> types.SimpleNamespace:

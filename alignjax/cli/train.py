@@ -34,6 +34,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from alignjax.apps.demo import run_demo
+from alignjax.cli._common import compile_cache
 from alignjax.configs import presets
 from alignjax.errors import AlignjaxError
 from alignjax.train.config import base_config, flatten, validate_config
@@ -129,7 +130,8 @@ def parse(argv, prog: str, doc: str) -> flags.FlagValues:
     flags.DEFINE_bool('debug', False, 'show tracebacks instead of one-line errors (also ALIGNJAX_DEBUG=1)',
                       flag_values=fv)
     if any(a in HELP_FLAGS for a in args):
-        print(usage(doc) + '\nflags:\n' + fv.get_help(include_special_flags=False))
+        print(usage(doc) + '\nflags:\n' + fv.get_help(include_special_flags=False)
+              + '\n  --no-compile-cache: do not keep compiled programs (also ALIGNJAX_COMPILE_CACHE=0)')
         sys.exit(0)
     rewritten = config_argv(argv)
     try:
@@ -154,7 +156,7 @@ def main(argv=None, *, job=None, prog: str = 'alignjax-train', doc: str = __doc_
     name). `job(config, workdir)` runs the parsed config (default: `run`, or `run_demo`
     when the config sets demo_outputs); exits 130 / 143 when a signal stopped it. Returns None (a console
     script exits with what main returns)."""
-    argv = [prog, *(sys.argv[1:] if argv is None else argv)]
+    argv = [prog, *compile_cache(argv)]          # the persistent compilation cache (--no-compile-cache: off)
     fv = parse(argv, prog, doc)
     logging.set_verbosity(logging.WARNING)   # orbax logs every save at INFO
     debug = fv.debug or _debug(argv[1:])

@@ -529,9 +529,11 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
             return 'no snapshot was committed yet'
         return f'the last good snapshot, {workdir}/checkpoints/{saved[0]} (kimg {saved[1] / 1000:.3f}), is kept'
 
+    log(_compiling_note())
     pbar = _progress(total_img, nimg)
     try:
         with _StopSignals() as stop:
+            pbar.set_description('compiling', refresh=True)
             if nimg == 0:
                 _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, state.g_ema), grid_z, grid_c,
                            cols)
@@ -544,10 +546,14 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
                 host_step += 1
                 nimg += hp.batch
                 faults.after_step(host_step)
-                if first_step_time is None:
+                first = first_step_time is None
+                if first:
                     jax.block_until_ready(state)
                     first_step_time = time.time() - t0
-                pbar.update(hp.batch)
+                if first:              # the first step's time is compiling: rates and the ETA count from here
+                    _restart_clock(pbar, pbar.n + hp.batch)
+                else:
+                    pbar.update(hp.batch)
                 done = nimg >= total_img
                 tick, grid = nimg // tick_img > last_tick, nimg // grid_img > last_grid
                 snap = nimg // snap_img > last_snap
@@ -620,6 +626,21 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
         log(f'done: {nimg / 1000:.2f} kimg; final model in {workdir}/final')
     return dict(kimg=nimg / 1000, step=int(state.step), workdir=str(workdir), final=str(workdir / 'final'),
                 stopped=stopped, first_step_s=first_step_time, state=state, g_config=g_cfg, d_config=d_cfg)
+
+
+def _compiling_note() -> str:
+    d = jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
+    if d:
+        return f'compiling the training step (first run only, cached in {d})'
+    return 'compiling the training step (no persistent compilation cache: every run compiles)'
+
+
+def _restart_clock(pbar, n):
+    """Restart the bar's clock at count `n` (after the first step, which is mostly compiling): no ETA until a
+    step after it has run, then the rate of those steps only."""
+    pbar.reset(total=pbar.total)
+    pbar.n = pbar.last_print_n = pbar.initial = n
+    pbar.set_description(None, refresh=True)
 
 
 def _progress(total, initial):
