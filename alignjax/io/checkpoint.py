@@ -100,6 +100,13 @@ class Checkpoint:
         """Write a rosinality checkpoint; returns (and warns) what the format cannot express."""
         return export_rosinality(self, path)
 
+    def export(self, path, format: str | None = None) -> list[str]:
+        """Write another tool's format, from the suffix unless `format` says: .pt rosinality, .pkl the NVlabs
+        TensorFlow layout (NVlabs' legacy.load_network_pkl converts it; a torch_utils pickle cannot be written
+        without code), no suffix our directory. Returns what the format loses (`alignjax.io.export.export`)."""
+        from alignjax.io.export import export
+        return export(self, path, format)
+
 
 def _nonfinite_variables(nets: Mapping[str, Any]) -> list[str]:
     out = []
