@@ -24,7 +24,14 @@ $(VENV)/.torch-checked: $(STAMP)
 	  || echo "note: $(TORCH) could not be installed; torch-based checks will be skipped"; fi
 	touch $@
 
-demo: $(STAMP)
+# The demo writes its morph as MP4 too when imageio-ffmpeg (the `video` extra: a 68 MB wheel, 173 MB installed, so
+# not a default dependency) is there; the demo installs it once, and without it writes GIFs only.
+$(VENV)/.video-checked: $(STAMP)
+	@$(BIN)/python -m pip install -q imageio-ffmpeg \
+	  || echo "note: imageio-ffmpeg could not be installed; the demo writes its morph as GIF only"
+	touch $@
+
+demo: $(STAMP) $(VENV)/.video-checked
 	$(BIN)/python -m alignjax.cli.demo --workdir runs/demo
 
 test: $(STAMP) $(VENV)/.torch-checked

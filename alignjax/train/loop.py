@@ -716,6 +716,8 @@ def compare_stages(config, workdir: Path, finals: dict[str, str], n: int | None 
     for g in gens:
         ws = g.mapping(z, truncation_psi=float(config.log.compare_psi))
         rows.append(vis.to_uint8(np.asarray(g.synthesis(ws))))
-    path = vis.save_png(Path(workdir) / 'compare.png', vis.grid(np.concatenate(rows), cols=n, pad=2))
+    path = vis.save_png(Path(workdir) / 'compare.png',   # 4x, rows and columns labelled in the image
+                        vis.labelled_grid(np.stack(rows), names, [f'z{i}' for i in range(n)],
+                                          title=f'the same z through every stage (psi {config.log.compare_psi})'))
     log(f'wrote {path}: rows = {", ".join(names)} (same z per column)')
     return path
