@@ -16,7 +16,9 @@ holding a run with another config is refused with the keys that differ. --config
 instead (the old run is moved to <workdir>/replaced-<time>/, nothing is deleted).
 Ctrl-C or SIGTERM: the current step finishes, a snapshot is written, exit 130 / 143 (a second Ctrl-C aborts at once).
 Errors print one `error:` line; --debug (or ALIGNJAX_DEBUG=1) shows the traceback instead.
-Multi-host: pass --multihost (calls jax.distributed.initialize(); the global batch is split over hosts).
+Multi-host (docs/distributed.md): every process runs the same command with --multihost; jax.distributed finds
+the others on Cloud TPU, SLURM and Open MPI by itself, or takes --coordinator=HOST:PORT --num_processes=N
+--process_id=I (any of them implies --multihost). The global batch is split over the processes' devices.
 
 Intentionally kept short: the logic is in `alignjax.train.loop` (`train(config, workdir)`, `run(config, workdir)`)
 and `alignjax.configs` (`get_config(name)`), which import cleanly in a notebook.
@@ -37,6 +39,7 @@ from alignjax.apps.demo import run_demo
 from alignjax.cli._common import compile_cache
 from alignjax.configs import presets
 from alignjax.errors import AlignjaxError
+from alignjax.train import distributed
 from alignjax.train.config import base_config, flatten, validate_config
 from alignjax.train.loop import check_workdir, run
 
@@ -126,7 +129,14 @@ def parse(argv, prog: str, doc: str) -> flags.FlagValues:
     fv = flags.FlagValues()
     flags.DEFINE_string('workdir', None, 'output directory (checkpoints, samples, metrics, final model); '
                         'default runs/<config name>', flag_values=fv)
-    flags.DEFINE_bool('multihost', False, 'initialise jax.distributed (TPU pods, multi-node GPU)', flag_values=fv)
+    flags.DEFINE_bool('multihost', False, 'initialise jax.distributed (TPU pods, multi-node GPU): auto-detected '
+                      'on Cloud TPU, SLURM and Open MPI, or from the three flags below', flag_values=fv)
+    flags.DEFINE_string('coordinator', None, 'multi-host: HOST:PORT of process 0 (every process passes the same)',
+                        flag_values=fv)
+    flags.DEFINE_integer('num_processes', None, 'multi-host: the number of processes', flag_values=fv)
+    flags.DEFINE_integer('process_id', None, 'multi-host: this process (0 .. num_processes-1)', flag_values=fv)
+    flags.DEFINE_integer('heartbeat_timeout', 60, 'multi-host: seconds without heartbeats after which a process '
+                         'counts as dead and JAX stops the others', flag_values=fv)
     flags.DEFINE_bool('debug', False, 'show tracebacks instead of one-line errors (also ALIGNJAX_DEBUG=1)',
                       flag_values=fv)
     if any(a in HELP_FLAGS for a in args):
@@ -170,8 +180,9 @@ def main(argv=None, *, job=None, prog: str = 'alignjax-train', doc: str = __doc_
     try:
         validate_config(config)          # before jax starts or any data is read
         check_workdir(workdir)
-        if fv.multihost:
-            jax.distributed.initialize()
+        if fv.multihost or any(v is not None for v in (fv.coordinator, fv.num_processes, fv.process_id)):
+            distributed.initialize(fv.coordinator, fv.num_processes, fv.process_id,
+                                   heartbeat_timeout_s=fv.heartbeat_timeout)
         results = job(config, workdir)
     except KeyboardInterrupt:   # Ctrl-C before training started (during it, the loop handles SIGINT itself)
         if debug:
@@ -179,9 +190,11 @@ def main(argv=None, *, job=None, prog: str = 'alignjax-train', doc: str = __doc_
         sys.stderr.write('error: interrupted before training started; nothing was saved\n')
         sys.exit(130)
     except USER_ERRORS as e:
-        if debug:
+        if debug and not isinstance(e, distributed.DistributedError):
             raise
         msg = ' '.join(str(e).split('\n'))
+        if jax.process_count() > 1 and isinstance(e, distributed.DistributedError):
+            distributed.die(msg)   # a lost peer: leave now (JAX's shutdown barrier would wait for the dead one)
         sys.stderr.write(f'error: {msg}\n')
         sys.exit(1)
     stopped = results.get('stopped') or (results.get('main') or {}).get('stopped')

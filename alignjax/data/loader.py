@@ -12,6 +12,15 @@ JSON bytes and ``it.set_state(state)`` on a fresh loader built the same way
 resumes with exactly the batches the old one would have produced next.
 Restoring into a loader over a different dataset, seed or shard layout is
 refused by grain (it compares ``repr``\\ s of sampler and source).
+
+``global_batches=True`` (what the trainer uses) lays the global order out in
+global batches instead: global batch ``k`` is positions ``[k*B, (k+1)*B)``
+with ``B = batch_size * shard_count``, and host ``s`` reads rows
+``[s*batch_size, (s+1)*batch_size)`` of it, in order, whatever the number of
+grain workers. The global batch (as the hosts' blocks form it on the device
+mesh) is then the same for any host and worker count, so a run can continue
+on another topology: :func:`state_at` gives the iterator state of a loader
+that has served ``k`` batches, without reading them.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import Any
 import grain.python as grain
 import numpy as np
 
-__all__ = ["EpochShuffleSampler", "make_loader", "epoch_permutation"]
+__all__ = ["EpochShuffleSampler", "make_loader", "epoch_permutation", "state_at"]
 
 
 def epoch_permutation(num_records: int, seed: int, epoch: int) -> np.ndarray:
@@ -40,7 +49,14 @@ class EpochShuffleSampler:
     ``i * S + s``, so shards interleave over one shared order.
     """
 
-    def __init__(self, num_records: int, *, seed: int, shuffle: bool = True, num_epochs: int | None = None, shard_count: int = 1):
+    def __init__(self, num_records: int, *, seed: int, shuffle: bool = True, num_epochs: int | None = None, shard_count: int = 1,
+                 global_batches: tuple[int, int] | None = None):
+        # global_batches=(batch_size, workers): grain index -> position in the global order of whole global
+        # batches (module docstring); None: position = grain index (hosts interleave).
+        if global_batches is not None and num_epochs is not None:
+            raise ValueError("global_batches needs num_epochs=None (an endless stream)")
+        self._blocks = None if global_batches is None else (int(global_batches[0]), int(shard_count),
+                                                             max(int(global_batches[1]), 1))
         if num_records <= 0:
             raise ValueError("cannot sample from an empty dataset")
         if num_epochs is not None and num_epochs <= 0:
@@ -68,10 +84,24 @@ class EpochShuffleSampler:
         return self._len
 
     def __repr__(self) -> str:
+        blocks = "" if self._blocks is None else ", global_batches=(batch=%d, hosts=%d, workers=%d)" % self._blocks
         return (
             f"EpochShuffleSampler(num_records={self._n}, seed={self._seed}, "
-            f"shuffle={self._shuffle}, num_epochs={self._num_epochs})"
+            f"shuffle={self._shuffle}, num_epochs={self._num_epochs}{blocks})"
         )
+
+    def position(self, index: int) -> int:
+        """The position in the global order of grain index ``index``."""
+        if self._blocks is None:
+            return int(index)
+        b, hosts, workers = self._blocks
+        # grain: host s, worker w, worker-local record i -> index (i * workers + w) * hosts + s; each worker
+        # batches its own consecutive records and the host takes the workers' batches round-robin.
+        rest, s = divmod(int(index), hosts)
+        i, w = divmod(rest, workers)
+        m, j = divmod(i, b)
+        k = m * workers + w                      # the host's batch number = the global batch number
+        return (k * hosts + s) * b + j
 
     def _perm(self, epoch: int) -> np.ndarray:
         with self._lock:
@@ -86,7 +116,7 @@ class EpochShuffleSampler:
     def __getitem__(self, index: int) -> grain.RecordMetadata:
         if index < 0 or index >= self._len:
             raise IndexError(f"sampler index {index} out of range [0, {self._len})")
-        epoch, pos = divmod(int(index), self._n)
+        epoch, pos = divmod(self.position(index), self._n)
         key = int(self._perm(epoch)[pos]) if self._shuffle else pos
         return grain.RecordMetadata(index=index, record_key=key, rng=None)
 
@@ -133,6 +163,7 @@ def make_loader(
     worker_count: int = 0,
     prefetch: int = 64,
     read_threads: int | None = None,
+    global_batches: bool = False,
 ) -> grain.DataLoaderIterator:
     """An iterator of ``dict(image=uint8[B,R,R,3], label=float32[B,c])`` batches.
 
@@ -157,6 +188,10 @@ def make_loader(
         buffered per worker ``= max(1, prefetch // batch_size)``).
       read_threads: reader threads per process; default 0 for in-memory
         sources (no decode work, avoid GIL contention), else ``min(16, 2 * cpus)``.
+      global_batches: lay the order out in global batches of
+        ``batch_size * shard_count`` (host ``s`` reads block ``s`` of each); the
+        stream is then independent of host and worker counts (needs
+        ``num_epochs=None``). See the module docstring and :func:`state_at`.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -176,7 +211,8 @@ def make_loader(
 
         if not flags.FLAGS.is_parsed():
             flags.FLAGS.mark_as_parsed()
-    sampler = EpochShuffleSampler(n, seed=seed, shuffle=shuffle, num_epochs=num_epochs, shard_count=shard_count)
+    sampler = EpochShuffleSampler(n, seed=seed, shuffle=shuffle, num_epochs=num_epochs, shard_count=shard_count,
+                                  global_batches=(batch_size, worker_count) if global_batches else None)
     loader = grain.DataLoader(
         data_source=source,
         sampler=sampler,
@@ -188,4 +224,30 @@ def make_loader(
     )
     it = iter(loader)
     it.loader = loader
+    it.layout = dict(batch_size=int(batch_size), shard_index=int(shard_index), shard_count=int(shard_count),
+                     worker_count=int(worker_count), global_batches=bool(global_batches))
     return it
+
+
+def state_at(it: grain.DataLoaderIterator, batches: int) -> bytes:
+    """The ``get_state()`` a loader built like ``it`` (by :func:`make_loader`) has after serving ``batches``
+    batches, computed from grain's index arithmetic without reading any record; ``it.set_state`` of it
+    continues at batch ``batches``. With ``global_batches=True`` that is global batch ``batches`` of the stream
+    whatever the host and worker counts that served the first ones."""
+    import json
+
+    lay = it.layout
+    b, s, hosts, workers = lay["batch_size"], lay["shard_index"], lay["shard_count"], lay["worker_count"]
+    state = json.loads(it.get_state())
+    if workers == 0:
+        state["last_seen_indices"] = {"0": (batches * b - 1) * hosts + s}
+        state["last_worker_index"] = -1
+    else:
+        total = workers * hosts
+        seen = {}
+        for w in range(workers):
+            served = max(0, -(-(batches - w) // workers))   # batches worker w produced: k < batches, k % W == w
+            seen[str(w)] = served * b * total + w * hosts + s - total
+        state["last_seen_indices"] = seen
+        state["last_worker_index"] = (batches - 1) % workers if batches else -1
+    return json.dumps(state, indent=4).encode()

@@ -15,6 +15,14 @@ Faults (tests/test_faults.py): SIGKILL anywhere resumes from the last committed 
 the step, snapshot and stop (a second SIGINT aborts at once); an unreadable snapshot is moved aside and the next
 older one used; a full disk names the path, the snapshot lost and the one kept; a workdir holding a run with
 another config is refused with the keys that differ.
+
+Multi-host (docs/distributed.md): every process runs the same `train`; `multihost=` (or the CLI's --multihost)
+connects them through `jax.distributed` first. Process 0 alone writes logs, metrics.jsonl, sample grids and the
+final export's metadata; snapshots and the final export's arrays are written collectively, as orbax expects.
+Each process reads its own block of every global batch (the loader's `global_batches` layout), and a snapshot
+holds every process's iterator state, so a resume on the same topology continues each host's iterator
+exactly; on another topology (2 processes x 2 devices -> 1 x 4 or 1 x 1) the global stream continues at image
+`nimg` (the same global batches, in the same order).
 """
 from __future__ import annotations
 
@@ -38,10 +46,12 @@ import numpy as np
 
 from alignjax import vis
 from alignjax.data import make_dataset, make_loader
+from alignjax.data.loader import state_at
 from alignjax.errors import AlignjaxError
 from alignjax.io.checkpoint import Checkpoint, load_checkpoint
 from alignjax.model import Generator, new_discriminator, new_generator
 from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
+from alignjax.train import distributed as dist
 from alignjax.train import step as S
 from alignjax.train.config import ConfigError, config_differences, from_section, model_configs, validate_config
 from alignjax.train.faults import Faults
@@ -164,12 +174,14 @@ def _quiet_writer_threads():
             lg.setLevel(lv)
 
 
-def _save(mgr, state: S.TrainState, data_state: bytes, meta: dict):
+def _save(mgr, state: S.TrainState, data: dict, meta: dict):
+    """A snapshot (collective: every process calls it; orbax writes the replicated arrays and the JSON items
+    from process 0)."""
     import orbax.checkpoint as ocp
     step = int(state.step)
     with _quiet_writer_threads():
         mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                               data=ocp.args.JsonSave({'iterator': data_state.decode()}),
+                                               data=ocp.args.JsonSave(data),
                                                meta=ocp.args.JsonSave(meta)), force=True)
         mgr.wait_until_finished()
 
@@ -178,7 +190,7 @@ def _restore(mgr, step: int, abstract_state):
     import orbax.checkpoint as ocp
     out = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                     data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
-    return out['state'], out['data']['iterator'].encode(), out['meta']
+    return out['state'], out['data'], out['meta']
 
 
 def _restore_meta(mgr, step: int) -> dict:
@@ -277,6 +289,16 @@ def _show(v):
 
 
 def _move_aside(ckpt_dir: Path, step: int) -> Path:
+    """Rename an unreadable snapshot out of the way (process 0 does it; every process waits for it)."""
+    if not dist.is_main():
+        dist.sync(f'alignjax:moved-aside-{step}')
+        return ckpt_dir / f'{step}.corrupt-<time>'
+    dst = _move_aside_now(ckpt_dir, step)
+    dist.sync(f'alignjax:moved-aside-{step}')
+    return dst
+
+
+def _move_aside_now(ckpt_dir: Path, step: int) -> Path:
     dst = ckpt_dir / f'{step}.corrupt-{_stamp()}'
     i = 1
     while dst.exists():
@@ -422,15 +444,112 @@ def _save_grid(path, gen: Generator, z, c, cols):
     vis.save_png(path, vis.grid(vis.to_uint8(img), cols=cols))
 
 
-def train(config, workdir, *, export_on_stop: bool = True) -> dict:
+def _start_multihost(multihost):
+    """`multihost`: False/None (a single process, unless jax.distributed is already up), True (JAX's
+    auto-detection: Cloud TPU, SLURM, Open MPI) or a dict of `distributed.initialize` arguments."""
+    if multihost:
+        dist.initialize(**(multihost if isinstance(multihost, dict) else {}))
+    if jax.process_count() > 1:
+        log(f'multi-host: {jax.process_count()} processes, {jax.device_count()} {jax.devices()[0].platform} '
+            f'devices ({jax.local_device_count()} per process); process 0 writes logs, metrics, grids and final/')
+
+
+def _host_block(fns: S.StepFns, batch: int, local_batch: int) -> int:
+    """Which block of `local_batch` rows of the global batch this process's devices hold on the mesh (the
+    rows `make_array_from_process_local_data` fills from this process's data)."""
+    rows = set()
+    for idx in fns.data_sharding.addressable_devices_indices_map((batch,)).values():
+        sl = idx[0] if idx else slice(None)
+        rows.update(range(*sl.indices(batch)))
+    lo = min(rows)
+    if rows != set(range(lo, lo + local_batch)) or lo % local_batch:
+        raise ConfigError(f'process {jax.process_index()} holds rows {sorted(rows)} of the global batch {batch}: '
+                          f'not one contiguous block of {local_batch}')
+    return lo // local_batch
+
+
+def _data_layout(loader, batch: int) -> dict:
+    lay = loader.layout
+    return dict(order='global_batches', batch=int(batch), processes=lay['shard_count'],
+                local_batch=lay['batch_size'], workers=lay['worker_count'])
+
+
+def _data_item(loader, batch: int, nimg: int) -> dict:
+    """The snapshot's data item: every process's iterator state (gathered: a collective), the layout that
+    produced them and the global stream position (images consumed)."""
+    mine = json.dumps({'block': loader.layout['shard_index'], 'state': loader.get_state().decode()}).encode()
+    hosts = sorted((json.loads(h) for h in dist.allgather_bytes(mine)), key=lambda h: h['block'])
+    return {'iterator': hosts[0]['state'], 'hosts': [h['state'] for h in hosts], 'layout': _data_layout(loader, batch),
+            'position': int(nimg)}
+
+
+def _restore_data(loader, data: dict, batch: int, nimg: int, step: int) -> str | None:
+    """Put `loader` where the restored snapshot's data stream stood; returns a note when the topology changed."""
+    lay, saved = _data_layout(loader, batch), data.get('layout')
+    hosts = data.get('hosts') or []
+    if saved == lay and len(hosts) == lay['processes']:
+        loader.set_state(hosts[loader.layout['shard_index']].encode())    # the same topology: exactly as saved
+        return None
+    if nimg % batch:
+        raise ResumeError(f'snapshot {step}: {nimg} images is not a whole number of global batches of {batch}')
+    loader.set_state(state_at(loader, nimg // batch))
+    if saved is None:
+        was = 'a snapshot without a data layout (older alignjax)'
+    else:
+        was = (f'{saved["processes"]} process(es) x {saved["local_batch"]} images, {saved["workers"]} loader '
+               f'workers')
+    return (f'data: snapshot {step} was written by {was}; now {lay["processes"]} process(es) x '
+            f'{lay["local_batch"]} images, {lay["workers"]} workers: the global stream continues at image {nimg} '
+            f'(global batch {nimg // batch}, the same batches in the same order)')
+
+
+def _host(tree):
+    """Host copies of (replicated) global arrays: what process 0 alone may compute with (a sample grid) in a
+    multi-process run, where a jitted function over global arrays is a collective."""
+    return jax.device_get(tree) if jax.process_count() > 1 else tree
+
+
+def _export_final_collective(final: Checkpoint, path: Path, step: int):
+    """final/ in a multi-process run: orbax writes the arrays collectively (every process calls it), process 0
+    the metadata and the atomic rename (as `Checkpoint.save` does in one process)."""
+    import orbax.checkpoint as ocp
+    from alignjax.io import store
+    tmp = path.parent / f'.{path.name}.tmp-step{step}'
+    if dist.is_main() and tmp.exists():
+        shutil.rmtree(tmp)
+    dist.sync('alignjax:final-start')
+    state = jax.tree_util.tree_map(np.asarray, final.nets)
+    with ocp.StandardCheckpointer() as cp:
+        cp.save(tmp / 'state', state)
+        cp.wait_until_finished()
+    if dist.is_main():
+        meta = dict(format_version=store.FORMAT_VERSION, nets=sorted(final.nets), g_config=final.g_config.to_dict(),
+                    d_config=None if final.d_config is None else final.d_config.to_dict(), source=str(final.source),
+                    source_format=final.format, notes=list(final.notes), extra=store._jsonable(dict(final.extra)))
+        (tmp / store.CONFIG_NAME).write_text(json.dumps(meta, indent=1))
+        if path.exists():
+            old = path.parent / f'.{path.name}.old-step{step}'
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    dist.sync('alignjax:final-done')
+
+
+def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> dict:
     """Train (or fine-tune) one model as `config` says, in `workdir`. Returns a summary dict; `summary['stopped']`
-    is 'SIGINT'/'SIGTERM' when a signal stopped it (a snapshot is written; with `export_on_stop`, final/ too)."""
+    is 'SIGINT'/'SIGTERM' when a signal stopped it (a snapshot is written; with `export_on_stop`, final/ too).
+    `multihost`: True (jax.distributed auto-detection) or `distributed.initialize` arguments; every process of a
+    multi-host run calls `train` with the same config and workdir (docs/distributed.md)."""
     validate_config(config)
     workdir = check_workdir(workdir)               # orbax wants absolute paths
+    _start_multihost(multihost)
     faults = Faults()
     res = int(config.data.resolution)
     config = resolve_config(config, res, jax.device_count())
     gone = _remove_temporaries(workdir) if jax.process_index() == 0 else []
+    dist.sync('alignjax:cleaned')
     if gone:
         log(f'note: removed what a crash left half-written in {workdir}: {", ".join(sorted(gone))}')
     try:
@@ -458,7 +577,8 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
     state = fns.place(S.init_state(k_train, g_vars, d_vars, g_ema_vars, g_tx, d_tx,
                                    ada_p=ada_p if config.train.augment == 'ada' else 0.0))
     loader = make_loader(faults.wrap_source(ds), batch_size=local_batch, seed=int(config.seed),
-                         worker_count=int(config.data.workers))
+                         shard_index=_host_block(fns, hp.batch, local_batch), shard_count=jax.process_count(),
+                         worker_count=int(config.data.workers), global_batches=True)
     meta = {'config': json.loads(config.to_json_best_effort()), 'g_config': g_cfg.to_dict(),
             'd_config': d_cfg.to_dict(), 'dataset': ds.name, 'resolution': res}
 
@@ -467,6 +587,7 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
     restored = None
     if not config.resume and _committed_steps(workdir / 'checkpoints'):
         moved = _replace_old_run(workdir) if jax.process_index() == 0 else None
+        dist.sync('alignjax:replaced')
         log(f'note: --config.resume=False: starting afresh in {workdir}; the run that was there is now in {moved}')
     else:
         abstract = jax.tree_util.tree_map(
@@ -474,8 +595,10 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
         restored = _restore_newest_good(workdir, keep, abstract, meta)
     mgr = _manager(workdir, keep)
     if restored is not None:
-        state, data_state, _ = restored
-        loader.set_state(data_state)
+        state, data_state, step = restored
+        note = _restore_data(loader, data_state, hp.batch, int(state.nimg), step)
+        if note:
+            log(f'note: {note}')
         log(f'resumed from {workdir}/checkpoints/{int(state.step)} (kimg {int(state.nimg) / 1000:.3f}; '
             f'--config.resume=False would start afresh)')
     dropped = _truncate_metrics(metrics_path, int(state.step)) if jax.process_index() == 0 else 0
@@ -521,7 +644,7 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
     def snapshot():
         nonlocal saved
         with faults.snapshot(host_step, workdir / 'checkpoints'):
-            _save(mgr, state, loader.get_state(), meta)
+            _save(mgr, state, _data_item(loader, hp.batch, nimg), meta)
         saved = (host_step, nimg)
 
     def kept():
@@ -535,9 +658,12 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
         with _StopSignals() as stop:
             pbar.set_description('compiling', refresh=True)
             if nimg == 0:
-                _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, state.g_ema), grid_z, grid_c,
-                           cols)
-            while nimg < total_img and stop.name is None:
+                if dist.is_main():
+                    _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, _host(state.g_ema)), grid_z,
+                               grid_c, cols)
+            multi = jax.process_count() > 1
+            halt = False        # multi-host: the processes agree on a signal at each tick, snapshot and the end
+            while nimg < total_img and not halt:
                 batch = next(loader)
                 t0 = time.time()
                 images, labels = fns.shard_batch((batch['image'], batch['label']))
@@ -577,8 +703,8 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
                     if jax.process_index() == 0:
                         writing = f'the sample grid at {nimg} images'
                         target = None
-                        _save_grid(workdir / 'samples' / f'grid_{nimg:09d}.png', Generator(g_cfg, state.g_ema),
-                                   grid_z, grid_c, cols)
+                        _save_grid(workdir / 'samples' / f'grid_{nimg:09d}.png',
+                                   Generator(g_cfg, _host(state.g_ema)), grid_z, grid_c, cols)
                 if snap or done:
                     last_snap = nimg // snap_img
                     writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
@@ -586,8 +712,15 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
                     snapshot()
                     if kill_at is not None and host_step >= kill_at:
                         os.kill(os.getpid(), signal.SIGKILL)  # crash-recovery tests: die right after a save
+                if not multi:
+                    halt = stop.name is not None
+                elif tick or snap or done:
+                    halt = dist.any_process(stop.name is not None)
             flush()
-            stopped = stop.name
+            if multi:     # every process takes the agreed decision (a signal after the last agreement waits)
+                stopped = (stop.name or 'SIGTERM') if halt else None      # (SIGTERM: a peer's signal)
+            else:
+                stopped = stop.name
             if stopped and (saved is None or saved[0] != host_step):   # never re-save the step just saved
                 writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
                 target = workdir / 'checkpoints' / f'{host_step}.orbax-checkpoint-tmp'
@@ -598,12 +731,18 @@ def train(config, workdir, *, export_on_stop: bool = True) -> dict:
                 return dict(kimg=nimg / 1000, step=host_step, workdir=str(workdir), final=None, stopped=stopped,
                             first_step_s=first_step_time, state=state, g_config=g_cfg, d_config=d_cfg)
             final = _final_checkpoint(state, g_cfg, d_cfg, meta, finished=not stopped)
-            if jax.process_index() == 0:
-                writing = f'the final export {workdir}/final'
-                target = None
+            writing = f'the final export {workdir}/final'
+            target = None
+            if jax.process_count() > 1:
+                with _quiet_writer_threads():
+                    _export_final_collective(final, workdir / 'final', host_step)
+            else:
                 with faults.export(workdir), _quiet_writer_threads():
                     final.save(workdir / 'final')
     except Exception as e:
+        peer = dist.peer_failure(e)
+        if peer is not None:
+            raise peer from None
         where = _disk_full(e)
         if where is None:
             raise
@@ -660,7 +799,7 @@ def _set_path(config, dotted: str, value):
     node[last] = value
 
 
-def run(config, workdir) -> dict:
+def run(config, workdir, *, multihost=None) -> dict:
     """Run `config`; if it has `stages`, run each in workdir/<stage name> in order, then write a side-by-side
     grid (same z through every stage). Stage dicts: name, overrides {dotted key: value} (string values may
     name earlier stages' final checkpoints as '{stage_name}'), and optionally pretrained: a checkpoint used
@@ -671,6 +810,7 @@ def run(config, workdir) -> dict:
     `results['stopped']` = {'stage', 'signal'}; the same call again continues that stage."""
     validate_config(config)
     workdir = check_workdir(workdir)
+    _start_multihost(multihost)
     stages = list(config.stages or [])
     if not stages:
         return {'main': train(config, workdir)}
@@ -716,8 +856,9 @@ def compare_stages(config, workdir: Path, finals: dict[str, str], n: int | None 
     for g in gens:
         ws = g.mapping(z, truncation_psi=float(config.log.compare_psi))
         rows.append(vis.to_uint8(np.asarray(g.synthesis(ws))))
-    path = vis.save_png(Path(workdir) / 'compare.png',   # 4x, rows and columns labelled in the image
-                        vis.labelled_grid(np.stack(rows), names, [f'z{i}' for i in range(n)],
-                                          title=f'the same z through every stage (psi {config.log.compare_psi})'))
+    path = Path(workdir) / 'compare.png'
+    if dist.is_main():
+        vis.save_png(path, vis.labelled_grid(np.stack(rows), names, [f'z{i}' for i in range(n)],  # 4x, labelled
+                                             title=f'the same z through every stage (psi {config.log.compare_psi})'))
     log(f'wrote {path}: rows = {", ".join(names)} (same z per column)')
     return path
