@@ -65,3 +65,58 @@ def save_child_checkpoint(parent_ck, path, scale=0.3, seed=1):
     child = child_of(parent_ck.generator(), scale=scale, seed=seed)
     aj.Checkpoint(child.config, None, {'G_ema': child.variables}).save(path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NVlabs network pickles from state dicts (the torch_utils.persistence layout, numpy arrays as tensors).
+
+NVLABS_BUFFERS = ('resample_filter', 'noise_const', 'w_avg')
+
+
+class _Persistent:
+    """Pickles as a torch_utils.persistence object: `_reconstruct_persistent_obj(meta)`."""
+
+    def __init__(self, class_name, init_kwargs=None):
+        self.meta = dict(type='class', version=4, module_src='# stub', class_name=class_name,
+                         state={'_parameters': {}, '_buffers': {}, '_modules': {},
+                                '_init_args': (), '_init_kwargs': dict(init_kwargs or {})})
+
+    def __reduce__(self):
+        import sys
+        return (sys.modules['torch_utils.persistence']._reconstruct_persistent_obj, (self.meta,))
+
+
+def _persistent_tree(sd, class_name, init_kwargs):
+    """A module tree from a flat NVlabs state dict (`resample_filter`, `noise_const`, `w_avg` as buffers)."""
+    import numpy as np
+    root = _Persistent(class_name, init_kwargs)
+    for key, value in sd.items():
+        *path, leaf = key.split('.')
+        m = root
+        for part in path:
+            m = m.meta['state']['_modules'].setdefault(part, _Persistent('Module'))
+        group = '_buffers' if leaf in NVLABS_BUFFERS else '_parameters'
+        m.meta['state'][group][leaf] = np.asarray(value, np.float32)
+    return root
+
+
+def write_nvlabs_pickle(path, nets, monkeypatch):
+    """Write `{name: (state dict, init kwargs)}` ('G', 'G_ema', 'D') as an NVlabs network pickle at `path`."""
+    import pickle
+    import sys
+    import types
+
+    def _reconstruct_persistent_obj(meta):  # only ever called by pickle.loads in a real torch_utils
+        raise AssertionError
+
+    mod = types.ModuleType('torch_utils.persistence')
+    mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    _reconstruct_persistent_obj.__module__ = 'torch_utils.persistence'
+    _reconstruct_persistent_obj.__qualname__ = '_reconstruct_persistent_obj'
+    monkeypatch.setitem(sys.modules, 'torch_utils', types.ModuleType('torch_utils'))
+    monkeypatch.setitem(sys.modules, 'torch_utils.persistence', mod)
+    data = {name: _persistent_tree(sd, 'Discriminator' if name == 'D' else 'Generator', kw)
+            for name, (sd, kw) in nets.items()}
+    data = {'G': data.get('G'), 'D': data.get('D'), 'G_ema': data.get('G_ema'), 'augment_pipe': None}
+    pathlib.Path(path).write_bytes(pickle.dumps(data, protocol=4))
+    return path

@@ -13,8 +13,8 @@ import pytest
 
 from alignjax.configs import PRESETS, get_config, preset
 from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
-from alignjax.train.config import (D_KEYS, G_KEYS, ConfigError, TrainHParams, base_config, flatten, from_section,
-                                   model_configs)
+from alignjax.train.config import (ARCH_KEYS, D_KEYS, G_KEYS, ConfigError, TrainHParams, base_config, flatten,
+                                   from_section, model_configs)
 
 ROOT_PATH = Path(__file__).resolve().parents[1]
 ROOT = str(ROOT_PATH)
@@ -261,7 +261,8 @@ OLD_PRESETS = {'configs/auto.py': {'model.channel_base': -1,
                           'train.r1_gamma': 0.0128}}
 
 # Keys base_config declares now that the old files set ad hoc (or not at all), with their defaults.
-NEW_KEYS = {'name': 'run', 'from_scratch': False, 'demo_outputs': False}
+NEW_KEYS = {'name': 'run', 'from_scratch': False, 'demo_outputs': False,
+            'model.g_architecture': 'skip', 'model.d_architecture': 'resnet'}
 SHIMS = {'configs/stylegan2.py': 'stylegan2', 'configs/paper256.py': 'paper256', 'configs/paper512.py': 'paper512',
          'configs/paper1024.py': 'paper1024', 'configs/auto.py': 'auto', 'configs/demo.py': 'demo',
          'configs/demo_parent.py': 'demo_parent', 'configs/zoo/parent.py': 'zoo_parent',
@@ -347,7 +348,8 @@ def test_train_defaults_are_the_dataclass_defaults():
     assert set(c.train) == {f.name for f in dataclasses.fields(TrainHParams)} - {'freeze_g', 'freeze_d'} | {'kimg'}
     assert dict(c.model.impl) == dataclasses.asdict(Impl())
     g, d = GeneratorConfig(), DiscriminatorConfig()
-    assert set(c.model) == set(G_KEYS) | set(D_KEYS) | {'impl'}
+    assert set(c.model) == set(G_KEYS) | set(D_KEYS) | set(ARCH_KEYS) | {'impl'}
+    assert (c.model.g_architecture, c.model.d_architecture) == (g.architecture, d.architecture)
     for k in G_KEYS:
         assert c.model[k] == getattr(g, k), k
     for k in D_KEYS:

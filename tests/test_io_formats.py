@@ -209,14 +209,18 @@ def test_shape_and_key_errors_name_the_key(raws, tmp_path):
         read_rosinality_pt(p)
 
 
-def test_unsupported_architectures_are_refused(raws):
+def test_architectures_are_inferred_and_odd_layouts_refused(raws):
+    """G/D 'orig' and 'skip' / 'resnet' are read from the layers present (tests/test_architectures.py checks their
+    numbers); a layout of none of NVlabs' architectures is refused, naming what it has."""
     g = dict(raws["nvlabs"].nets["G_ema"])
-    orig = {k: v for k, v in g.items() if not (k.startswith("synthesis.b8.torgb") or k.startswith("synthesis.b4.torgb"))}
-    with pytest.raises(CheckpointError, match="'orig' generator"):
-        infer_config({"G_ema": orig}, path="x.pkl")
+    orig = {k: v for k, v in g.items() if ".torgb" not in k or k.startswith("synthesis.b32.")}
+    assert infer_config({"G_ema": orig}, path="x.pkl")["architecture"] == "orig"
+    odd = {k: v for k, v in g.items() if not (k.startswith("synthesis.b8.torgb") or k.startswith("synthesis.b4.torgb"))}
+    with pytest.raises(CheckpointError, match=r"ToRGB layers in blocks \[16, 32\].*not an NVlabs"):
+        infer_config({"G_ema": odd}, path="x.pkl")
     d = dict(raws["nvlabs"].nets["D"])
     d["b16.fromrgb.weight"] = np.zeros((64, 3, 1, 1), np.float32)
-    with pytest.raises(CheckpointError, match="'skip' discriminator"):
+    with pytest.raises(CheckpointError, match=r"FromRGB layers in blocks \[16, 32\].*not an NVlabs"):
         infer_config({"D": d}, path="x.pkl")
     g3 = {"synthesis.input.affine.weight": np.zeros((4, 64), np.float32)}
     with pytest.raises(CheckpointError, match="StyleGAN3"):

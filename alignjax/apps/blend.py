@@ -111,7 +111,7 @@ def pair_synthesis(cfg, params_a, params_b, ws, noise, t):
     ones the flax modules run), fed with `Blend` params, so `cfg.impl` (dtype, op variants) and `cfg.conv_clamp`
     apply as in `Generator.synthesis`.
     """
-    specs = N.synthesis_layers(cfg)
+    specs = N.synthesis_weights(cfg)     # every architecture: a resnet block's skip conv is blended too
     t = jnp.asarray(t, jnp.float32)
     if t.ndim == 1:
         t = jnp.broadcast_to(t[:, None], (t.shape[0], len(cfg.block_resolutions)))
@@ -119,7 +119,7 @@ def pair_synthesis(cfg, params_a, params_b, ws, noise, t):
     for j, res in enumerate(cfg.block_resolutions):
         p = layers.blend_params(params_a[f'b{res}'], params_b[f'b{res}'], t[:, j])
         block = tuple(s for s in specs if s.res == res)
-        styles = {s.name: layers.dense(p[s.layer]['affine'], ws[:, s.w_index]) for s in block}
+        styles = {s.name: layers.dense(p[s.layer]['affine'], ws[:, s.w_index]) for s in block if s.kind != 'skip'}
         x, img = layers.synthesis_block(p, x, img, styles, noise, block, impl=cfg.impl, conv_clamp=cfg.conv_clamp,
                                         resample_filter=cfg.resample_filter)
     return img

@@ -49,7 +49,8 @@ def configs_from_raw(rc: Mapping[str, Any],
                         mapping_layers=int(rc['mapping_layers']),
                         mapping_lr_mul=float(rc.get('mapping_lr_mul') or 0.01),
                         embed_features=rc.get('embed_features'),
-                        channel_base=gb, channel_max=gm, conv_clamp=rc.get('conv_clamp'))
+                        channel_base=gb, channel_max=gm, conv_clamp=rc.get('conv_clamp'),
+                        architecture=rc.get('architecture') or 'skip')
     d = None
     if rc.get('d_channels'):
         db, dm = _infer_base_max(rc['d_channels'], 'discriminator', source)
@@ -62,7 +63,8 @@ def configs_from_raw(rc: Mapping[str, Any],
                                 mapping_layers=int(rc['d_mapping_layers']) if g.c_dim and
                                 rc.get('d_mapping_layers') is not None else 8,
                                 mapping_lr_mul=float(rc.get('d_mapping_lr_mul') or 0.01),
-                                conv_clamp=rc.get('d_conv_clamp', rc.get('conv_clamp')))
+                                conv_clamp=rc.get('d_conv_clamp', rc.get('conv_clamp')),
+                                architecture=rc.get('d_architecture') or 'resnet')
     return g, d
 
 
@@ -72,6 +74,8 @@ class Checkpoint:
 
     source: where it came from (the path it was loaded from, or e.g. 'alignjax train');
     format: what it was read from: 'nvlabs' | 'rosinality' | 'tf' | 'orbax' | 'snapshot' (or '' in memory).
+    skipped: {network: why} for networks of the file that could not be built and were left out (the others
+    load; asking for a skipped one raises a CheckpointError saying why).
     """
     g_config: GeneratorConfig
     d_config: DiscriminatorConfig | None
@@ -80,14 +84,21 @@ class Checkpoint:
     format: str = ''
     notes: list[str] = dataclasses.field(default_factory=list)
     extra: dict = dataclasses.field(default_factory=dict)
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def _refuse_skipped(self, which: str) -> None:
+        if which in self.skipped:
+            raise CheckpointError(f'{self.source}: {which} was not loaded: {self.skipped[which]}')
 
     def generator(self, which: str = 'G_ema') -> Generator:
+        self._refuse_skipped(which)
         if which not in self.nets or which == 'D':
             have = [k for k in self.nets if k != 'D']
             raise KeyError(f'{self.source}: no generator {which!r} in this checkpoint (has {have})')
         return Generator(self.g_config, jax.tree_util.tree_map(jnp.asarray, self.nets[which]))
 
     def discriminator(self) -> Discriminator:
+        self._refuse_skipped('D')
         if 'D' not in self.nets or self.d_config is None:
             raise KeyError(f'{self.source}: this checkpoint has no discriminator')
         return Discriminator(self.d_config, jax.tree_util.tree_map(jnp.asarray, self.nets['D']))
@@ -167,4 +178,5 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> Checkpoint:
             w_avg = compute_w_avg(Generator(g_cfg, jax.tree_util.tree_map(jnp.asarray, v)))
             v['buffers']['mapping']['w_avg'] = w_avg
             notes.append(f'{name}: the file has no w_avg; computed it as the mean of 10,000 mapped z (seed 0)')
-    return Checkpoint(g_cfg, d_cfg, nets, source=path, format=fmt, notes=notes, extra=dict(raw.extra))
+    return Checkpoint(g_cfg, d_cfg, nets, source=path, format=fmt, notes=notes, extra=dict(raw.extra),
+                      skipped=dict(raw.skipped))

@@ -24,10 +24,10 @@ def export_rosinality(ck, path) -> list[str]:
     g, d = ck.g_config, ck.d_config
     cfg = dict(resolution=g.resolution, z_dim=g.z_dim, w_dim=g.w_dim, mapping_layers=g.mapping_layers,
                num_ws=g.num_ws, g_channels=g.channels, d_channels=None if d is None else d.channels,
-               mapping_lr_mul=g.mapping_lr_mul, conv_clamp=g.conv_clamp)
+               mapping_lr_mul=g.mapping_lr_mul, conv_clamp=g.conv_clamp, architecture=g.architecture)
     if d is not None and 'D' in ck.nets:
         cfg.update(mbstd_group_size=d.mbstd_group_size, mbstd_num_channels=d.mbstd_num_channels,
-                   d_conv_clamp=d.conv_clamp)
+                   d_conv_clamp=d.conv_clamp, d_architecture=d.architecture)
     return write_rosinality_pt(path, nvlabs_state_dicts(ck), cfg)
 
 

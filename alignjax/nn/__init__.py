@@ -3,7 +3,7 @@
 `alignjax.nn.Generator` / `alignjax.nn.Discriminator` are the flax modules; `alignjax.Generator` /
 `alignjax.Discriminator` are the model objects (config + variables pytrees) whose `.module` they are.
 """
-from alignjax.nn.arch import (DLayerSpec, LayerSpec, discriminator_layers, mapping_layers, noise_shapes,
-                              style_names, synthesis_layers)
+from alignjax.nn.arch import (D_ARCHITECTURES, G_ARCHITECTURES, DLayerSpec, LayerSpec, discriminator_layers,
+                              mapping_layers, noise_shapes, style_names, synthesis_layers, synthesis_weights)
 from alignjax.nn.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, Impl,
                                   MappingNetwork, SynthesisNetwork, mix_styles)

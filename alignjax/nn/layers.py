@@ -109,6 +109,24 @@ def torgb_layer(p, x, style, spec, *, impl, conv_clamp):
     return _bias_act(x, p['bias'], 'linear', conv_clamp)
 
 
+def skip_layer(p, x, spec, *, impl, resample_filter):
+    """The resnet generator's skip: 1x1 conv (no bias) + 2x FIR up, at gain sqrt(1/2) and never clamped (NVlabs
+    builds it without conv_clamp): x [N, h, w, I] -> [N, 2h, 2w, O]. p: {'weight': [1, 1, I, O]}."""
+    f = ops.setup_filter(resample_filter)
+
+    def conv(w):
+        w = w * (1 / math.sqrt(spec.in_channels * spec.kernel ** 2))
+        return ops.conv2d_resample(x, w, f, up=2, fir_impl=impl.fir, up_impl=impl.upconv)
+
+    w = p['weight']
+    if isinstance(w, Blend):            # linear in the weight: lerp the two outputs per sample
+        t = _per_sample(w.t, 4)
+        y = lerp(conv(w.a).astype(jnp.float32), conv(w.b).astype(jnp.float32), t).astype(x.dtype)
+    else:
+        y = conv(w)
+    return ops.bias_act(y, None, 'linear', gain=math.sqrt(0.5))
+
+
 def _const(c, n: int, dtype):
     if isinstance(c, Blend):
         return lerp(c.a[None], c.b[None], _per_sample(c.t, 4)).astype(dtype)
@@ -116,20 +134,32 @@ def _const(c, n: int, dtype):
 
 
 def synthesis_block(p, x, img, styles, noises, specs, *, impl, conv_clamp, resample_filter):
-    """One resolution of the skip generator: [const] conv0 (2x up) conv1 torgb; the skip image is FIR-upsampled
-    and summed. p: {'const' (4x4 only), 'conv0', 'conv1', 'torgb'}; specs: the block's `LayerSpec`s;
-    styles {layer name: [N, I]}; noises {layer name: map} (layers without one get no noise);
-    x [N, h, w, C] or None (4x4 block); img [N, h, w, img_channels] float32 or None. Returns (x, img)."""
+    """One resolution of the generator (NVlabs `SynthesisBlock`, any architecture; the block's specs say which):
+    [const] conv0 (2x up) conv1, then the image: the incoming one (skip G) FIR-upsampled, plus this block's
+    ToRGB where it has one (every block of a skip G, the last of orig / resnet). A resnet block adds its skip
+    conv of the block input to conv1's output, both at gain sqrt(1/2).
+    p: {'const' (4x4 only), 'conv0', 'conv1', 'torgb', 'skip'} (those the block has); specs: the block's
+    `LayerSpec`s (`arch.synthesis_weights`); styles {layer name: [N, I]}; noises {layer name: map} (layers without
+    one get no noise); x [N, h, w, C] or None (4x4 block); img [N, h, w, img_channels] float32 or None.
+    Returns (x, img)."""
     dtype = compute_dtype(impl)
+    skip = next((s for s in specs if s.kind == 'skip'), None)
+    residual = None if skip is None else skip_layer(p[skip.layer], x, skip, impl=impl,
+                                                    resample_filter=resample_filter)
     for s in specs:
-        if s.kind == 'conv':
-            if x is None:
-                x = _const(p['const'], styles[s.name].shape[0], dtype)
-            x = modulated_layer(p[s.layer], x, styles[s.name], s, impl=impl, conv_clamp=conv_clamp,
-                                resample_filter=resample_filter, noise=noises.get(s.name))
-        else:
-            if img is not None:
-                img = ops.upsample2d(img, ops.setup_filter(resample_filter), impl=impl.fir)
+        if s.kind != 'conv':
+            continue
+        if x is None:
+            x = _const(p['const'], styles[s.name].shape[0], dtype)
+        gain = math.sqrt(0.5) if residual is not None and s.layer == 'conv1' else 1.0
+        x = modulated_layer(p[s.layer], x, styles[s.name], s, impl=impl, conv_clamp=conv_clamp,
+                            resample_filter=resample_filter, noise=noises.get(s.name), gain=gain)
+    if residual is not None:
+        x = residual + x
+    if img is not None:
+        img = ops.upsample2d(img, ops.setup_filter(resample_filter), impl=impl.fir)
+    for s in specs:
+        if s.kind == 'torgb':
             y = torgb_layer(p[s.layer], x, styles[s.name], s, impl=impl, conv_clamp=conv_clamp).astype(jnp.float32)
             img = y if img is None else img + y
     return x, img

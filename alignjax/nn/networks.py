@@ -1,4 +1,5 @@
-"""StyleGAN2 generator and discriminator (config F, skip G / resnet D) in flax.linen.
+"""StyleGAN2 generator and discriminator in flax.linen: every architecture NVlabs ships (G and D 'orig' |
+'skip' | 'resnet'; config F is skip G / resnet D, the defaults).
 
 The numbers are those of NVlabs stylegan2-ada-pytorch `training/networks.py`; parameter names mirror its
 state-dict names (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `b32.skip.weight`, ...) so a
@@ -31,12 +32,12 @@ import numpy as np
 
 from alignjax.nn import layers as L
 from alignjax.nn import ops
-from alignjax.nn.arch import (DLayerSpec, LayerSpec, block_resolutions, discriminator_layers, mapping_layers,
-                              noise_shapes, style_names, synthesis_layers)
+from alignjax.nn.arch import (DLayerSpec, LayerSpec, block_resolutions, check_architecture, discriminator_layers,
+                              mapping_layers, noise_shapes, style_names, synthesis_layers, synthesis_weights)
 
 __all__ = ['Discriminator', 'DiscriminatorConfig', 'DLayerSpec', 'Generator', 'GeneratorConfig', 'Impl',
            'LayerSpec', 'MappingNetwork', 'SynthesisNetwork', 'discriminator_layers', 'mix_styles', 'noise_shapes',
-           'style_names', 'synthesis_layers']
+           'style_names', 'synthesis_layers', 'synthesis_weights']
 
 NOISE_MODES = ('const', 'none', 'random')
 
@@ -91,7 +92,12 @@ class GeneratorConfig(_Config):
     conv_clamp: float | None = None
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
     w_avg_beta: float = 0.995
+    architecture: str = 'skip'             # 'orig' | 'skip' | 'resnet' (NVlabs SynthesisBlock)
     impl: Impl = Impl()
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_architecture(self.architecture, 'generator')
 
     @property
     def block_resolutions(self) -> list[int]:
@@ -120,7 +126,12 @@ class DiscriminatorConfig(_Config):
     mapping_lr_mul: float = 0.01           # its fc layers' lr multiplier (TF-ADA's D: 0.1)
     conv_clamp: float | None = None
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    architecture: str = 'resnet'           # 'orig' | 'skip' | 'resnet' (NVlabs DiscriminatorBlock)
     impl: Impl = Impl()
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_architecture(self.architecture, 'discriminator')
 
     @property
     def block_resolutions(self) -> list[int]:
@@ -238,8 +249,21 @@ class ToRGBLayer(nn.Module):
         return L.torgb_layer(self.params(), x, style, self.spec, impl=self.impl, conv_clamp=self.conv_clamp)
 
 
+class SkipLayer(nn.Module):
+    """The resnet generator's 1x1 2x-up conv without bias (its parameters only; `layers.skip_layer` runs it)."""
+    spec: LayerSpec
+
+    def setup(self):
+        s = self.spec
+        self.weight = self.param('weight', _randn_over(1.0), (1, 1, s.in_channels, s.out_channels))
+
+    def params(self):
+        return {'weight': self.weight}
+
+
 class SynthesisBlock(nn.Module):
-    """One resolution: [const] conv0 (2x up) conv1 torgb; the skip image is FIR-upsampled and summed."""
+    """One resolution: [const] conv0 (2x up) conv1 [torgb] [skip] (`layers.synthesis_block` for each
+    architecture). specs: the block's layers of `synthesis_weights`."""
     specs: tuple[LayerSpec, ...]
     w_dim: int
     conv_clamp: float | None
@@ -254,6 +278,8 @@ class SynthesisBlock(nn.Module):
             name = s.layer
             if s.kind == 'conv':
                 layer = SynthesisLayer(s, self.w_dim, self.conv_clamp, self.resample_filter, self.impl)
+            elif s.kind == 'skip':
+                layer = SkipLayer(s)
             else:
                 layer = ToRGBLayer(s, self.w_dim, self.conv_clamp, self.impl)
             setattr(self, name, layer)
@@ -277,7 +303,7 @@ class SynthesisNetwork(nn.Module):
 
     def setup(self):
         cfg = self.cfg
-        specs = synthesis_layers(cfg)
+        specs = synthesis_weights(cfg)
         for res in cfg.block_resolutions:
             block_specs = tuple(s for s in specs if s.res == res)
             setattr(self, f'b{res}', SynthesisBlock(block_specs, cfg.w_dim, cfg.conv_clamp, cfg.resample_filter,
@@ -434,26 +460,39 @@ def mix_styles(ws_a, ws_b, crossover):
 # ----------------------------------------------------------------------------------------------------------
 # Discriminator.
 
+def _d_convs(specs, conv_clamp, resample_filter, impl) -> dict:
+    return {s.layer: Conv2dLayer(s.in_features, s.out_features, s.kernel, bias=s.bias, activation=s.activation,
+                                 down=s.down, conv_clamp=conv_clamp if s.clamp else None,
+                                 resample_filter=resample_filter, impl=impl, name=s.layer)
+            for s in specs if s.kind == 'conv'}
+
+
 class DiscriminatorBlock(nn.Module):
-    """Resnet block: [fromrgb] conv0, conv1 (2x down), 1x1 skip (2x down); sum scaled by sqrt(1/2).
-    specs: the block's layers from `discriminator_layers` (fromrgb only in the first block, which reads img)."""
+    """NVlabs `DiscriminatorBlock`, any architecture (the block's specs say which): [fromrgb] conv0, conv1 (2x
+    down) [+ 1x1 skip (2x down), the sum at gain sqrt(1/2)]. fromrgb reads the image: in the first block only
+    (orig, resnet), or in every block, its output added to the features and the image FIR-downsampled for the
+    next block (skip). specs: the block's layers from `discriminator_layers`. Returns (x, img)."""
     specs: tuple[DLayerSpec, ...]
     conv_clamp: float | None
     resample_filter: tuple[int, ...]
     impl: Impl
+    architecture: str = 'resnet'
 
     @nn.compact
     def __call__(self, x, img):
-        kw = dict(resample_filter=self.resample_filter, impl=self.impl)
-        conv = {s.layer: Conv2dLayer(s.in_features, s.out_features, s.kernel, bias=s.bias, activation=s.activation,
-                                     down=s.down, conv_clamp=self.conv_clamp if s.clamp else None, name=s.layer,
-                                     **kw) for s in self.specs}
+        conv = _d_convs(self.specs, self.conv_clamp, self.resample_filter, self.impl)
         if 'fromrgb' in conv:
-            x = conv['fromrgb'](img.astype(_dtype(self.impl)))
-        y = conv['skip'](x, gain=math.sqrt(0.5))
-        x = conv['conv0'](x)
-        x = conv['conv1'](x, gain=math.sqrt(0.5))
-        return y + x
+            img = img.astype(_dtype(self.impl))
+            y = conv['fromrgb'](img)
+            x = y if x is None else x + y
+            img = (ops.downsample2d(img, ops.setup_filter(self.resample_filter), impl=self.impl.fir)
+                   if self.architecture == 'skip' else None)
+        if 'skip' in conv:
+            y = conv['skip'](x, gain=math.sqrt(0.5))
+            x = conv['conv0'](x)
+            x = conv['conv1'](x, gain=math.sqrt(0.5))
+            return y + x, img
+        return conv['conv1'](conv['conv0'](x)), img
 
 
 class Discriminator(nn.Module):
@@ -469,8 +508,8 @@ class Discriminator(nn.Module):
         specs = discriminator_layers(cfg)
         x = None
         for res in cfg.block_resolutions:
-            x = DiscriminatorBlock(tuple(s for s in specs if s.res == res), cfg.conv_clamp, cfg.resample_filter,
-                                   cfg.impl, name=f'b{res}')(x, img)
+            x, img = DiscriminatorBlock(tuple(s for s in specs if s.res == res), cfg.conv_clamp,
+                                        cfg.resample_filter, cfg.impl, cfg.architecture, name=f'b{res}')(x, img)
         cmap = None
         ch = cfg.channels
         cmap_dim = cfg.cmap_dim or ch[4]
@@ -481,12 +520,13 @@ class Discriminator(nn.Module):
             cmap = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, cfg.mapping_lr_mul,
                                   w_avg_beta=None, name='mapping')(None, c)
         return DiscriminatorEpilogue(tuple(s for s in specs if s.res == 4), cfg.mbstd_group_size,
-                                     cfg.mbstd_num_channels, cfg.conv_clamp, cfg.impl, name='b4')(x, cmap)
+                                     cfg.mbstd_num_channels, cfg.conv_clamp, cfg.impl, name='b4')(x, cmap, img)
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """4x4: minibatch-stddev, 3x3 conv, dense over the NCHW flatten, output (projection when conditional).
-    specs: the b4.conv, b4.fc, b4.out layers of `discriminator_layers`."""
+    """4x4: [fromrgb of the 4x4 image added (skip D)], minibatch-stddev, 3x3 conv, dense over the NCHW flatten,
+    output (projection when conditional). specs: the [b4.fromrgb], b4.conv, b4.fc, b4.out layers of
+    `discriminator_layers`."""
     specs: tuple[DLayerSpec, ...]
     mbstd_group_size: int | None
     mbstd_num_channels: int
@@ -494,8 +534,13 @@ class DiscriminatorEpilogue(nn.Module):
     impl: Impl
 
     @nn.compact
-    def __call__(self, x, cmap=None):
-        conv, fc, out = self.specs
+    def __call__(self, x, cmap=None, img=None):
+        *rgb, conv, fc, out = self.specs
+        if rgb:
+            (s,) = rgb
+            y = Conv2dLayer(s.in_features, s.out_features, s.kernel, activation=s.activation,
+                            conv_clamp=self.conv_clamp if s.clamp else None, impl=self.impl, name=s.layer)(img)
+            x = y if x is None else x + y
         if self.mbstd_num_channels > 0:
             x = ops.minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
         x = Conv2dLayer(conv.in_features, conv.out_features, conv.kernel, activation=conv.activation,

@@ -153,6 +153,12 @@ def _upfirdn2d_depthwise(x, f, up, down, p0, p1, gain):
     return x[:, ::down, ::down, :]
 
 
+def downsample2d(x, f, impl='polyphase'):
+    """NVlabs `upfirdn2d.downsample2d`: FIR filter, then keep every 2nd sample. [N, H, W, C] -> [N, H/2, W/2, C]."""
+    k = len(f)
+    return upfirdn2d(x, f, down=2, padding=((k - 1) // 2, (k - 2) // 2), impl=impl)
+
+
 def upsample2d(x, f, impl='polyphase'):
     """2x upsampling with the FIR filter, as NVlabs `upsample2d` (gain 4, output exactly 2H x 2W)."""
     k = len(f)
@@ -185,6 +191,10 @@ def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, group
     fk = len(f)
     if up == 2 and down == 1:
         assert kh == kw, 'square kernels only'
+        if kh == 1:   # 1x1 (resnet G skip): conv, then FIR-upsample (as NVlabs' fast path)
+            x = conv2d(x, w, groups=groups)
+            return upfirdn2d(x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0,
+                             impl=fir_impl)
         if up_impl == 'transpose':
             p0 = padding + (fk + 1) // 2 - (kw - 1)
             p1 = padding + (fk - 2) // 2 - (kw - 2)

@@ -63,6 +63,8 @@ class TrainHParams:
 # `mapping_layers` (conditioning) is not G's `model.mapping_layers`.
 G_KEYS = ('z_dim', 'w_dim', 'mapping_layers', 'mapping_lr_mul', 'channel_base', 'channel_max', 'conv_clamp')
 D_KEYS = ('channel_base', 'channel_max', 'mbstd_group_size', 'mbstd_num_channels', 'conv_clamp')
+# model.g_architecture / model.d_architecture: the two configs' `architecture` fields ('orig' | 'skip' | 'resnet')
+ARCH_KEYS = {'g_architecture': GeneratorConfig, 'd_architecture': DiscriminatorConfig}
 
 
 def _coerce(tp, v):
@@ -89,8 +91,10 @@ def model_configs(config, resolution: int, c_dim: int) -> tuple[GeneratorConfig,
     """The fresh G and D configs of `config.model` (and its impl) for data of `resolution` with `c_dim` labels."""
     m = config.model
     impl = from_section(Impl, m.impl)
-    g_cfg = GeneratorConfig(resolution=resolution, c_dim=c_dim, impl=impl, **{k: m[k] for k in G_KEYS})
-    d_cfg = DiscriminatorConfig(resolution=resolution, c_dim=c_dim, impl=impl, **{k: m[k] for k in D_KEYS})
+    g_cfg = GeneratorConfig(resolution=resolution, c_dim=c_dim, impl=impl, architecture=m.g_architecture,
+                            **{k: m[k] for k in G_KEYS})
+    d_cfg = DiscriminatorConfig(resolution=resolution, c_dim=c_dim, impl=impl, architecture=m.d_architecture,
+                                **{k: m[k] for k in D_KEYS})
     return g_cfg, d_cfg
 
 
@@ -121,6 +125,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict({
         **_defaults(GeneratorConfig(), G_KEYS), **_defaults(DiscriminatorConfig(), D_KEYS),
+        **{k: cls().architecture for k, cls in ARCH_KEYS.items()},
         'impl': _defaults(Impl(), [f.name for f in dataclasses.fields(Impl)])})
 
     c.train = ml_collections.ConfigDict({   # augment: 'none' | 'ada' | 'diffaugment'

@@ -19,6 +19,16 @@ DEFAULT_MAPPING_LR_MUL = 0.01
 ANY_CHANNELS: Mapping[int, int] = collections.defaultdict(int)
 
 
+class UnsupportedNetwork(CheckpointError):
+    """One network of a file is well formed but not one alignjax can build (e.g. a StyleGAN3 generator, a
+    non-lrelu activation). The file's other networks still load: `schema.finish` leaves it out and says so
+    (``RawCheckpoint.skipped``, a note); a file whose generators are all unsupported is refused with this error."""
+
+    def __init__(self, message: str, net: str):
+        super().__init__(message)
+        self.net = net
+
+
 @dataclass
 class RawCheckpoint:
     """A checkpoint in canonical form.
@@ -41,6 +51,8 @@ class RawCheckpoint:
     # {net: {NVlabs key: (the file's label, the file's key)}} where the file names it differently (set by the
     # readers through the tags `_Src.get` puts on every tensor it hands out)
     names: dict[str, dict[str, tuple]] = field(default_factory=dict)
+    # {net: why} for networks of the file that were left out (`UnsupportedNetwork`)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         for net, sd in self.nets.items():

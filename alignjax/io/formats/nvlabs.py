@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from alignjax.errors import CheckpointError
-from alignjax.io.formats.common import DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, _plain
+from alignjax.io.formats.common import DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, UnsupportedNetwork, _plain
 from alignjax.io.formats.schema import finish
 from alignjax.io.safe_pickle import BASE_GLOBALS, DNNLIB_GLOBALS
 from alignjax.io.torch_file import load_torch
@@ -115,17 +115,18 @@ _NOT_FOUND = object()
 
 
 def _layer_conv_clamp(net: PersistentModule, classes: tuple[str, ...], path: str, label: str,
-                      skip_names: tuple[str, ...] = ()) -> Any:
+                      skip_names: tuple[str, ...] = (), skip_paths: tuple[str, ...] = ()) -> Any:
     """The `conv_clamp` attribute the pickled layers of `net` carry (None: no clamp), or _NOT_FOUND.
 
     The layers are the truth: the stylegan3 repo keeps G's synthesis kwargs flat in `init_kwargs` and usually
     leaves conv_clamp out of them (its module default, 256, applies). Layers named in `skip_names` (D's resnet
-    `skip`, built without conv_clamp) are not asked."""
+    `skip`, built without conv_clamp) or whose path is in `skip_paths` (a skip D's epilogue `b4.fromrgb`, also
+    unclamped) are not asked."""
     found = {}
     for name, mod in net.named_modules():
         if mod.class_name not in classes or 'conv_clamp' not in mod.state:
             continue
-        if name.rstrip('.').rsplit('.', 1)[-1] in skip_names:
+        if name.rstrip('.').rsplit('.', 1)[-1] in skip_names or name.rstrip('.') in skip_paths:
             continue
         value = _plain(mod.state['conv_clamp'])
         if value is not None:
@@ -141,6 +142,17 @@ def _layer_conv_clamp(net: PersistentModule, classes: tuple[str, ...], path: str
         raise CheckpointError(f'{path}: {label} layers disagree on conv_clamp: '
                               + ', '.join(f'{n}={v}' for v, n in found.items()) + ' (one value per network expected)')
     return next(iter(found))
+
+
+def _unsupported_activation(net: PersistentModule, path: str, label: str) -> UnsupportedNetwork | None:
+    """An error for the first pickled layer whose activation is neither lrelu nor linear (NVlabs lets
+    `activation` be set; alignjax builds the StyleGAN2 default only), else None."""
+    for name, mod in net.named_modules():
+        act = _plain(mod.state.get('activation'))
+        if act is not None and act not in ('lrelu', 'linear'):
+            return UnsupportedNetwork(f"{path}: {label} layer {name.rstrip('.')} uses activation {act!r}, which is "
+                                      "not supported (StyleGAN2's lrelu only)", label)
+    return None
 
 
 def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
@@ -167,6 +179,7 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
     for name in NET_NAMES:
         if name not in nets:
             notes.append(f'{name} absent from the pickle')
+    unsupported = {n: e for n, m in modules.items() if (e := _unsupported_activation(m, path, n)) is not None}
 
     hints: dict[str, Any] = {}
     g = modules.get('G_ema') or modules.get('G')
@@ -190,6 +203,9 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
         for k in ('channel_base', 'channel_max'):
             if k in synth:
                 hints[k] = int(synth[k])
+        arch = synth.get('architecture', kw.get('architecture'))   # nested (ada-pytorch) or flat (stylegan3 repo)
+        if arch is not None:
+            hints['architecture'] = str(_plain(arch))
         if 'num_fp16_res' in synth:
             hints['num_fp16_res'] = int(synth['num_fp16_res'])
         extra.setdefault('init_kwargs', {})
@@ -200,6 +216,8 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
     if d is not None:
         kw = d.init_kwargs
         extra.setdefault('init_kwargs', {})['D'] = _plain(kw)
+        if kw.get('architecture') is not None:
+            hints['d_architecture'] = str(_plain(kw['architecture']))
         group = None
         try:
             mbstd = d.b4.mbstd
@@ -210,7 +228,7 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
         else:
             group = (kw.get('epilogue_kwargs') or {}).get('mbstd_group_size', 4)
         hints['mbstd_group_size'] = None if group is None else int(group)
-        clamp = _layer_conv_clamp(d, ('Conv2dLayer',), path, 'D', skip_names=('skip',))
+        clamp = _layer_conv_clamp(d, ('Conv2dLayer',), path, 'D', skip_names=('skip',), skip_paths=('b4.fromrgb',))
         hints['d_conv_clamp'] = kw.get('conv_clamp') if clamp is _NOT_FOUND else clamp
         if any(k.startswith('mapping.fc') for k in nets.get('D', {})):
             try:
@@ -235,4 +253,4 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
     tsk = data.get('training_set_kwargs')
     if tsk is not None:
         extra['training_set_kwargs'] = _plain(tsk)
-    return finish(nets, path=path, fmt='nvlabs', hints=hints, notes=notes, extra=extra)
+    return finish(nets, path=path, fmt='nvlabs', hints=hints, notes=notes, extra=extra, unsupported=unsupported)

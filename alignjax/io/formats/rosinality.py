@@ -279,8 +279,10 @@ def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str,
     if cfg.get('c_dim'):
         raise CheckpointError(f"{path}: conditional networks (c_dim={cfg['c_dim']}) cannot be expressed in the rosinality format")
     for k, want in (('architecture', 'skip'), ('d_architecture', 'resnet')):
-        if cfg.get(k) not in (None, want):
-            raise CheckpointError(f"{path}: rosinality's networks are {want!r}; this one is {cfg[k]!r}")
+        for have in (cfg.get(k), config.get(k)):    # the tensors' architecture and the one the caller declares
+            if have not in (None, want):
+                raise CheckpointError(f"{path}: rosinality's {'D' if k[0] == 'd' else 'G'} is {want!r}; this one is "
+                                      f'{have!r} (rosinality has no other architecture)')
     has_g = 'G' in nets or 'G_ema' in nets
     notes: list[str] = []
     if 'D' in nets:

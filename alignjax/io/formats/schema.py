@@ -14,9 +14,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from alignjax.errors import CheckpointError
-from alignjax.io.formats.common import (DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, _f32, _indices,
-                                        _is_array, _shape, _Src, key_desc)
-from alignjax.nn.arch import block_resolutions, discriminator_table, mapping_layers, synthesis_table
+from alignjax.io.formats.common import (DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, UnsupportedNetwork, _f32,
+                                        _indices, _is_array, _shape, _Src, key_desc)
+from alignjax.nn.arch import (D_ARCHITECTURES, G_ARCHITECTURES, block_resolutions, discriminator_table,
+                              mapping_layers, synthesis_table)
 
 Schema = list[tuple[str, 'tuple | None']]   # (key, shape); shape None: a resample-filter buffer (any square 2-D)
 
@@ -30,9 +31,9 @@ def _dense_shapes(prefix: str, name: str, n_in: int, n_out: int) -> Schema:
 
 
 def g_schema(resolution: int, channels: Mapping[int, int], img_channels: int, z_dim: int, w_dim: int, c_dim: int,
-             embed_features: int | None, num_mapping_layers: int) -> Schema:
-    """Ordered (key, shape) list of an NVlabs skip Generator state dict."""
-    specs = synthesis_table(resolution, channels, img_channels)
+             embed_features: int | None, num_mapping_layers: int, architecture: str = 'skip') -> Schema:
+    """Ordered (key, shape) list of an NVlabs Generator state dict ('orig' | 'skip' | 'resnet')."""
+    specs = synthesis_table(resolution, channels, img_channels, architecture)
     out: Schema = []
     for r in block_resolutions(resolution):
         b = f'synthesis.b{r}.'
@@ -43,6 +44,9 @@ def g_schema(resolution: int, channels: Mapping[int, int], img_channels: int, z_
         for s in layers:
             p = f'synthesis.{s.name}.'
             out.append((p + 'weight', (s.out_channels, s.in_channels, s.kernel, s.kernel)))
+            if s.kind == 'skip':   # Conv2dLayer without bias or style
+                out.append((p + 'resample_filter', None))
+                continue
             if s.kind == 'conv':
                 out += [(p + 'noise_strength', ()), (p + 'bias', (s.out_channels,)), (p + 'resample_filter', None),
                         (p + 'noise_const', (s.res, s.res))]
@@ -56,12 +60,13 @@ def g_schema(resolution: int, channels: Mapping[int, int], img_channels: int, z_
 
 
 def d_schema(resolution: int, channels: Mapping[int, int], img_channels: int, mbstd_num_channels: int = 1,
-             c_dim: int = 0, cmap_dim: int | None = None, num_mapping_layers: int = 0) -> Schema:
-    """Ordered (key, shape) list of an NVlabs resnet Discriminator state dict."""
+             c_dim: int = 0, cmap_dim: int | None = None, num_mapping_layers: int = 0,
+             architecture: str = 'resnet') -> Schema:
+    """Ordered (key, shape) list of an NVlabs Discriminator state dict ('orig' | 'skip' | 'resnet')."""
     out: Schema = []
     blocks = set()
     for s in discriminator_table(resolution, channels, img_channels, mbstd_num_channels, c_dim, cmap_dim,
-                                 num_mapping_layers):
+                                 num_mapping_layers, architecture):
         if s.res > 4 and s.res not in blocks:
             blocks.add(s.res)
             out.append((f'b{s.res}.resample_filter', None))
@@ -78,23 +83,24 @@ def d_schema(resolution: int, channels: Mapping[int, int], img_channels: int, mb
 def g_schema_of(cfg) -> Schema:
     """:func:`g_schema` of a `GeneratorConfig`."""
     return g_schema(cfg.resolution, cfg.channels, cfg.img_channels, cfg.z_dim, cfg.w_dim, cfg.c_dim,
-                    cfg.embed_features, cfg.mapping_layers)
+                    cfg.embed_features, cfg.mapping_layers, cfg.architecture)
 
 
 def d_schema_of(cfg) -> Schema:
     """:func:`d_schema` of a `DiscriminatorConfig`."""
     return d_schema(cfg.resolution, cfg.channels, cfg.img_channels, cfg.mbstd_num_channels, cfg.c_dim, cfg.cmap_dim,
-                    cfg.mapping_layers)
+                    cfg.mapping_layers, cfg.architecture)
 
 
 def _g_shapes(cfg: dict) -> Schema:
     return g_schema(cfg['resolution'], cfg['g_channels'], cfg['img_channels'], cfg['z_dim'], cfg['w_dim'],
-                    cfg['c_dim'], cfg['embed_features'], cfg['mapping_layers'])
+                    cfg['c_dim'], cfg['embed_features'], cfg['mapping_layers'], cfg.get('architecture') or 'skip')
 
 
 def _d_shapes(cfg: dict) -> Schema:
     return d_schema(cfg['resolution'], cfg['d_channels'], cfg['img_channels'], cfg['mbstd_num_channels'],
-                    cfg['c_dim'], cfg['cmap_dim'] or None, cfg['d_mapping_layers'])
+                    cfg['c_dim'], cfg['cmap_dim'] or None, cfg['d_mapping_layers'],
+                    cfg.get('d_architecture') or 'resnet')
 
 
 def filter_keys(schema: Schema) -> list[str]:
@@ -151,10 +157,26 @@ def _canonicalize(sd: Mapping[str, np.ndarray], schema: list[tuple[str, tuple | 
 # config inference (from NVlabs-named state dicts)
 
 
-def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str) -> dict:
+def _declared(arch: str, declared: str | None, ambiguous: tuple[str, ...], known: tuple[str, ...], path: str,
+              label: str, which: str) -> str:
+    """The architecture the tensors show (`arch`), checked against the one the file's kwargs declare; where
+    the tensors cannot tell (`ambiguous`: architectures with identical tensors), the declared one."""
+    if declared is None:
+        return arch
+    if declared not in known:
+        raise UnsupportedNetwork(f"{path}: {label} declares the {which} architecture {declared!r}, which is not "
+                                 f'supported (NVlabs has {", ".join(known)})', label)
+    if declared != arch and not (arch in ambiguous and declared in ambiguous):
+        raise CheckpointError(f"{path}: {label} declares architecture {declared!r} but its tensors are those of "
+                              f"a {arch!r} {which}")
+    return declared
+
+
+def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str | None = None) -> dict:
     keys = list(sd)
     if any(k.startswith('synthesis.input.') or re.match(r'synthesis\.L\d+_', k) for k in keys):
-        raise CheckpointError(f'{path}: {label} is a StyleGAN3 generator, which is not supported (StyleGAN2 only)')
+        raise UnsupportedNetwork(f'{path}: {label} is a StyleGAN3 generator, which is not supported (StyleGAN2 only)',
+                                 label)
     src = _Src(sd, path, label)
     rs = _indices(keys, r'synthesis\.b(\d+)\..*')
     if not rs:
@@ -162,18 +184,18 @@ def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str) -> dict:
     res = max(rs)
     if res < 4 or res & (res - 1) or rs != _block_resolutions(res, ascending=True):
         raise CheckpointError(f'{path}: {label} has synthesis blocks {rs}, expected 4, 8, ..., {res}')
+    # skip: a ToRGB per block; orig: in the last block only; resnet: as orig, plus a skip conv above 4x4
     torgb = [r for r in rs if f'synthesis.b{r}.torgb.weight' in sd]
-    if any(f'synthesis.b{r}.skip.weight' in sd for r in rs):
-        arch = 'resnet'
-    elif torgb == rs:
+    skips = [r for r in rs if f'synthesis.b{r}.skip.weight' in sd]
+    if torgb == rs and not skips:
         arch = 'skip'
+    elif torgb == [res] and skips in ([], rs[1:]):
+        arch = 'resnet' if skips else 'orig'
     else:
-        arch = 'orig'
-    if arch != 'skip':
-        raise CheckpointError(
-            f"{path}: {label} uses the '{arch}' generator architecture; only the StyleGAN2 'skip' "
-            'generator is supported'
-        )
+        raise CheckpointError(f'{path}: {label} has ToRGB layers in blocks {torgb} and skip convs in {skips}: '
+                              f"not an NVlabs 'orig', 'skip' or 'resnet' generator")
+    arch = _declared(arch, declared, ('orig', 'skip', 'resnet') if res == 4 else (), G_ARCHITECTURES, path, label,
+                     'generator')
     img_channels = _shape(src.get(f'synthesis.b{res}.torgb.weight'))[0]
     g_channels = {r: _shape(src.get(f'synthesis.b{r}.conv1.weight'))[0] for r in rs}
     w_dim = _shape(src.get('synthesis.b4.conv1.affine.weight'))[1]
@@ -200,7 +222,7 @@ def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str) -> dict:
     )
 
 
-def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str) -> dict:
+def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str | None = None) -> dict:
     keys = list(sd)
     src = _Src(sd, path, label)
     rs = _indices(keys, r'b(\d+)\..*')
@@ -210,19 +232,17 @@ def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str) -> dict:
     if res & (res - 1) or rs != _block_resolutions(res, ascending=True):
         raise CheckpointError(f'{path}: {label} has blocks {rs}, expected 4, 8, ..., {res}')
     upper = [r for r in rs if r > 4]
-    fromrgb = [r for r in upper if f'b{r}.fromrgb.weight' in sd]
+    # skip: a FromRGB per block and in the epilogue; orig / resnet: in the first block only (resnet: + skips)
+    fromrgb = [r for r in rs if f'b{r}.fromrgb.weight' in sd]
     skip = [r for r in upper if f'b{r}.skip.weight' in sd]
-    if 'b4.fromrgb.weight' in sd or len(fromrgb) > 1:
+    if fromrgb == sorted(rs) and not skip:
         arch = 'skip'
-    elif skip == upper:
-        arch = 'resnet'
+    elif fromrgb == [res] and skip in ([], upper):
+        arch = 'resnet' if skip else 'orig'
     else:
-        arch = 'orig'
-    if arch != 'resnet':
-        raise CheckpointError(
-            f"{path}: {label} uses the '{arch}' discriminator architecture; only the StyleGAN2 'resnet' "
-            'discriminator is supported'
-        )
+        raise CheckpointError(f'{path}: {label} has FromRGB layers in blocks {fromrgb} and skip convs in {skip}: '
+                              "not an NVlabs 'orig', 'skip' or 'resnet' discriminator")
+    arch = _declared(arch, declared, (), D_ARCHITECTURES, path, label, 'discriminator')
     d_channels = {r: _shape(src.get(f'b{r}.conv0.weight'))[0] for r in upper}
     conv4 = _shape(src.get('b4.conv.weight'))
     d_channels[4] = conv4[0]
@@ -255,14 +275,15 @@ def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<
     what the tensors show: 0 for a conditional D that only embeds its labels (TF-ADA's default).
     """
     hints = dict(hints or {})
+    g_arch, d_arch = hints.pop('architecture', None), hints.pop('d_architecture', None)
     g_label = next((n for n in ('G_ema', 'G') if n in nets), None)
     cfg: dict[str, Any] = {}
-    g_cfgs = {n: _infer_g(nets[n], path, n) for n in ('G_ema', 'G') if n in nets}
+    g_cfgs = {n: _infer_g(nets[n], path, n, g_arch) for n in ('G_ema', 'G') if n in nets}
     if len(g_cfgs) == 2 and g_cfgs['G'] != g_cfgs['G_ema']:
         raise CheckpointError(f"{path}: G and G_ema have different architectures: {g_cfgs['G']} vs {g_cfgs['G_ema']}")
     if g_label:
         cfg.update(g_cfgs[g_label])
-    d_cfg = _infer_d(nets['D'], path, 'D') if 'D' in nets else None
+    d_cfg = _infer_d(nets['D'], path, 'D', d_arch) if 'D' in nets else None
     if d_cfg is not None:
         if g_label:
             for k in ('resolution', 'img_channels', 'c_dim'):
@@ -299,10 +320,31 @@ def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<
 
 
 def finish(nets: dict[str, Mapping[str, np.ndarray]], *, path: str, fmt: str, hints: dict, notes: list[str],
-            extra: dict) -> RawCheckpoint:
-    if not nets:
+           extra: dict, unsupported: Mapping[str, UnsupportedNetwork] | None = None) -> RawCheckpoint:
+    """Infer the config, check every network against its schema, return the RawCheckpoint. A network the
+    reader found unsupported (`unsupported`) or whose inference raises `UnsupportedNetwork` is left out, with a
+    note (``skipped``); if that leaves no generator of a file that had one, the generator's error is raised."""
+    if not nets and not unsupported:
         raise CheckpointError(f'{path}: no networks (G, G_ema, D) found')
-    config = infer_config(nets, path=path, hints=hints)
+    nets, skipped = dict(nets), dict(unsupported or {})
+    for name in skipped:
+        nets.pop(name, None)
+    while True:
+        gens = [n for n in ('G_ema', 'G') if n in skipped]
+        if gens and not any(n in nets for n in ('G', 'G_ema')):
+            raise skipped[gens[0]]
+        if not nets:
+            raise next(iter(skipped.values()))
+        try:
+            config = infer_config(nets, path=path, hints=dict(hints))
+            break
+        except UnsupportedNetwork as e:
+            if e.net not in nets:
+                raise
+            skipped[e.net] = e
+            del nets[e.net]
+    for name, e in skipped.items():
+        notes.append(f'{name} not loaded: {e}')
     schema_g = _g_shapes(config) if config.get('g_channels') else None
     schema_d = _d_shapes(config) if config.get('d_channels') else None
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -315,4 +357,5 @@ def finish(nets: dict[str, Mapping[str, np.ndarray]], *, path: str, fmt: str, hi
     if any(n in out and 'mapping.w_avg' not in out[n] for n in ('G', 'G_ema')):
         if not any('latent_avg absent' in n or 'w_avg absent' in n for n in notes):
             notes.append('mapping.w_avg absent: compute it as the mean of mapping(z) over 10,000 random z')
-    return RawCheckpoint(nets=out, config=config, notes=notes, format=fmt, extra=extra, path=path)
+    return RawCheckpoint(nets=out, config=config, notes=notes, format=fmt, extra=extra, path=path,
+                         skipped={n: str(e) for n, e in skipped.items()})

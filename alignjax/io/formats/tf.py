@@ -2,8 +2,11 @@
 
 The networks come back as :class:`TFNetwork` stand-ins (their state: variables, components, kwargs). Names
 are derived from the architecture table: ``{r}x{r}/Conv0_up`` (conv0, TF kernel flipped spatially),
-``{r}x{r}/Conv1`` (``4x4/Conv``), ``{r}x{r}/ToRGB``, ``noise{noise_index}``; D ``FromRGB``, ``Conv0``,
-``Conv1_down``, ``Skip``, ``4x4/Conv``, ``4x4/Dense0``, ``Output``. TF weights are HWIO / [in, out].
+``{r}x{r}/Conv1`` (``4x4/Conv``), ``{r}x{r}/ToRGB``, ``{r}x{r}/Skip`` (resnet G, flipped too),
+``noise{noise_index}``; D ``FromRGB`` (a skip D's epilogue: ``4x4/FromRGB``), ``Conv0``, ``Conv1_down``, ``Skip``,
+``4x4/Conv``, ``4x4/Dense0``, ``Output``. TF weights are HWIO / [in, out]. The architecture ('orig' | 'skip' |
+'resnet') is read from the variables (older pickles name ToRGB / FromRGB by lod: ``ToRGB_lod0``, as NVlabs'
+`legacy.py` converts them) and checked against the static kwargs.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from alignjax.errors import CheckpointError
-from alignjax.io.formats.common import (ANY_CHANNELS, DEFAULT_MAPPING_LR_MUL, RawCheckpoint, _indices, _plain,
-                                        _shape, _Src, default_resample_filter)
+from alignjax.io.formats.common import (ANY_CHANNELS, DEFAULT_MAPPING_LR_MUL, RawCheckpoint, UnsupportedNetwork,
+                                        _indices, _plain, _shape, _Src, default_resample_filter)
 from alignjax.io.formats.schema import finish
 from alignjax.io.safe_pickle import BASE_GLOBALS, DNNLIB_GLOBALS, load_pickle
 from alignjax.nn.arch import DLayerSpec, LayerSpec, discriminator_table, synthesis_table
@@ -74,8 +77,8 @@ TF_GLOBALS: dict[tuple[str, str], Any] = {**BASE_GLOBALS, **DNNLIB_GLOBALS,
 
 
 def _tf_g_layer(s: LayerSpec) -> str:
-    if s.kind == 'torgb':
-        return f'synthesis/{s.res}x{s.res}/ToRGB'
+    if s.kind in ('torgb', 'skip'):
+        return f'synthesis/{s.res}x{s.res}/' + ('ToRGB' if s.kind == 'torgb' else 'Skip')
     if s.res == 4:
         return 'synthesis/4x4/Conv'
     return f'synthesis/{s.res}x{s.res}/' + ('Conv0_up' if s.layer == 'conv0' else 'Conv1')
@@ -105,6 +108,26 @@ def _tf_params(net: TFNetwork) -> dict[str, np.ndarray]:
     return out
 
 
+def _lod_names(tf: dict, kind: str, prefix: str, res: int) -> dict:
+    """`{prefix}{kind}_lod{i}/...` (older pickles) renamed `{prefix}{r}x{r}/{kind}/...` with r = res / 2**i."""
+    out = {}
+    for k, v in tf.items():
+        m = re.fullmatch(rf'(?:{re.escape(prefix)})?{kind}_lod(\d+)/(.*)', k)
+        if m:
+            r = res // 2 ** int(m.group(1))
+            k = f'{prefix}{r}x{r}/{kind}/{m.group(2)}'
+        out[k] = v
+    return out
+
+
+def _tf_arch(kw: dict, label: str, which: str, default: str, path: str) -> str | None:
+    arch = kw.get('architecture', default)
+    if arch not in ('orig', 'skip', 'resnet'):
+        raise UnsupportedNetwork(f"{path}: {label} uses the {which} architecture {arch!r}, which is not supported "
+                                 "(NVlabs has 'orig', 'skip', 'resnet')", label)
+    return arch
+
+
 def _tf_kwargs(net: TFNetwork) -> dict:
     kw = dict(net.static_kwargs)
     for comp in net.components.values():
@@ -115,18 +138,21 @@ def _tf_kwargs(net: TFNetwork) -> dict:
 
 
 def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
-    tf = _tf_params(net)
-    src = _Src(tf, path, label)
     kw = _tf_kwargs(net)
-    arch = kw.get('architecture', 'skip')
-    if arch != 'skip' or any(re.fullmatch(r'synthesis/\d+x\d+/Skip/weight', k) for k in tf):
-        raise CheckpointError(f"{path}: {label} uses the '{arch}' generator architecture; only 'skip' is supported")
+    _tf_arch(kw, label, 'generator', 'skip', path)
+    tf = _lod_names(_tf_params(net), 'ToRGB', 'synthesis/', int(kw.get('resolution', 1024)))
+    src = _Src(tf, path, label)
     if any(k.startswith('mapping/LabelConcat') for k in tf):
-        raise CheckpointError(f"{path}: {label} uses 'LabelConcat' conditioning, which is not supported")
+        raise UnsupportedNetwork(f"{path}: {label} uses 'LabelConcat' conditioning, which is not supported", label)
     rs = sorted({int(m.group(1)) for k in tf if (m := re.fullmatch(r'synthesis/(\d+)x\1/.*', k))})
     if not rs:
         src.get('synthesis/4x4/Const/const')  # raises
     res = max(rs)
+    # the tensors' architecture (schema.infer_config checks it against the kwargs' once in NVlabs names)
+    if any(re.fullmatch(r'synthesis/\d+x\d+/Skip/weight', k) for k in tf):
+        arch = 'resnet'
+    else:
+        arch = 'skip' if all(f'synthesis/{r}x{r}/ToRGB/weight' in tf for r in rs) else 'orig'
     filt = default_resample_filter(kw.get('resample_kernel', [1, 3, 3, 1]))
     out: dict[str, np.ndarray] = {}
     if src.has('dlatent_avg'):
@@ -143,13 +169,16 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
         w = src.get(f'{tfp}/weight')
         if w.ndim != 4:
             raise CheckpointError(f"{path}: {label} key '{tfp}/weight' has shape {_shape(w)}, expected 4-D HWIO")
-        if conv == 'conv0':
+        if conv in ('conv0', 'skip'):
             w = w[::-1, ::-1]  # TF's transposed convolution uses the spatially flipped kernel
         out[f'{nv}.weight'] = w.transpose(3, 2, 0, 1)
+        if conv == 'skip':  # no bias, no style
+            out[f'{nv}.resample_filter'] = filt
+            return
         out[f'{nv}.bias'] = src.get(f'{tfp}/bias')
         out[f'{nv}.affine.weight'] = src.get(f'{tfp}/mod_weight').T
         out[f'{nv}.affine.bias'] = src.get(f'{tfp}/mod_bias') + 1.0  # TF adds the +1 at run time
-        if conv is not None:
+        if conv in ('conv0', 'conv1'):
             out[f'{nv}.noise_strength'] = src.get(f'{tfp}/noise_strength').reshape(())
             noise = src.get(f'synthesis/noise{noise_index}')
             out[f'{nv}.noise_const'] = noise.reshape(noise.shape[-2:])
@@ -157,8 +186,8 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
 
     for r in rs:
         out[f'synthesis.b{r}.resample_filter'] = filt
-    for s in synthesis_table(res, ANY_CHANNELS, 0):
-        layer(f'synthesis.{s.name}', _tf_g_layer(s), s.layer if s.kind == 'conv' else None, s.noise_index)
+    for s in synthesis_table(res, ANY_CHANNELS, 0, arch):
+        layer(f'synthesis.{s.name}', _tf_g_layer(s), s.layer if s.kind != 'torgb' else None, s.noise_index)
     unused = [k for k in src.unused() if not re.fullmatch(r'synthesis/noise\d+', k)]
     if unused:
         raise CheckpointError(f'{path}: {label} has variables that do not belong to a StyleGAN2 generator: {unused[:8]}')
@@ -166,16 +195,18 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
 
 
 def _tf_d_to_nvlabs(net: TFNetwork, path: str) -> tuple[dict, dict]:
-    tf = _tf_params(net)
-    src = _Src(tf, path, 'D')
     kw = _tf_kwargs(net)
-    arch = kw.get('architecture', 'resnet')
-    if arch != 'resnet':
-        raise CheckpointError(f"{path}: D uses the '{arch}' discriminator architecture; only 'resnet' is supported")
+    _tf_arch(kw, 'D', 'discriminator', 'resnet', path)
+    tf = _lod_names(_tf_params(net), 'FromRGB', '', int(kw.get('resolution', 1024)))
+    src = _Src(tf, path, 'D')
     rs = sorted({int(m.group(1)) for k in tf if (m := re.fullmatch(r'(\d+)x\1/.*', k))})
     if not rs:
         src.get('4x4/Conv/weight')  # raises
     res = max(rs)
+    if '4x4/FromRGB/weight' in tf:
+        arch = 'skip'
+    else:
+        arch = 'resnet' if any(re.fullmatch(r'\d+x\d+/Skip/weight', k) for k in tf) else 'orig'
     filt = default_resample_filter(kw.get('resample_kernel', [1, 3, 3, 1]))
 
     def conv(nv: str, tfp: str, bias: bool = True) -> None:
@@ -190,7 +221,8 @@ def _tf_d_to_nvlabs(net: TFNetwork, path: str) -> tuple[dict, dict]:
     out: dict[str, np.ndarray] = {}
     for r in [x for x in reversed(rs) if x > 4]:
         out[f'b{r}.resample_filter'] = filt
-    for s in discriminator_table(res, ANY_CHANNELS, 0):
+    table = discriminator_table(res, ANY_CHANNELS, 0, architecture=arch)
+    for s in table:
         if s.kind == 'conv':
             conv(s.name, _tf_d_layer(s), bias=s.bias)
     if src.has('LabelEmbed/weight'):
@@ -199,7 +231,7 @@ def _tf_d_to_nvlabs(net: TFNetwork, path: str) -> tuple[dict, dict]:
         for i in _indices(tf, r'Mapping(\d+)/weight'):
             out[f'mapping.fc{i}.weight'] = src.get(f'Mapping{i}/weight').T
             out[f'mapping.fc{i}.bias'] = src.get(f'Mapping{i}/bias')
-    for s in discriminator_table(res, ANY_CHANNELS, 0):
+    for s in table:
         if s.kind == 'dense':
             out[f'{s.name}.weight'] = src.get(f'{_tf_d_layer(s)}/weight').T
             out[f'{s.name}.bias'] = src.get(f'{_tf_d_layer(s)}/bias')
@@ -217,10 +249,15 @@ def read_tf_pkl(path: str | os.PathLike) -> RawCheckpoint:
         raise CheckpointError(f'{path}: not a TensorFlow StyleGAN2 pickle (expected a tuple (G, D, Gs) of networks)')
     tf_g, tf_d, tf_gs = data
     nets: dict[str, dict] = {}
+    unsupported: dict[str, UnsupportedNetwork] = {}
     g, gkw = _tf_g_to_nvlabs(tf_g, path, 'G')
     gs, gskw = _tf_g_to_nvlabs(tf_gs, path, 'Gs')
-    d, dkw = _tf_d_to_nvlabs(tf_d, path)
-    nets = {'G': g, 'G_ema': gs, 'D': d}
+    try:
+        d, dkw = _tf_d_to_nvlabs(tf_d, path)
+        nets = {'G': g, 'G_ema': gs, 'D': d}
+    except UnsupportedNetwork as e:     # G and Gs still load (finish notes the skipped D)
+        d, dkw, unsupported['D'] = {}, _tf_kwargs(tf_d), e
+        nets = {'G': g, 'G_ema': gs}
     notes: list[str] = []
     for n, sd in (('G', g), ('Gs', gs)):
         if 'mapping.w_avg' not in sd:
@@ -232,6 +269,9 @@ def read_tf_pkl(path: str | os.PathLike) -> RawCheckpoint:
         'd_conv_clamp': dkw.get('conv_clamp'),
         'mapping_lr_mul': float(gskw.get('mapping_lrmul', DEFAULT_MAPPING_LR_MUL)),
     }
+    for key, kw in (('architecture', gskw), ('d_architecture', dkw)):
+        if 'architecture' in kw:
+            hints[key] = str(kw['architecture'])
     if any(k.startswith('mapping.fc') for k in d):
         hints['d_mapping_lr_mul'] = float(dkw.get('mapping_lrmul', 0.1))  # TF-ADA D's default (legacy.py)
     if hints['mbstd_group_size'] is not None:
@@ -243,4 +283,4 @@ def read_tf_pkl(path: str | os.PathLike) -> RawCheckpoint:
     if 'mbstd_group_size' not in dkw:
         notes.append('mbstd_group_size not stored in the TF pickle; assuming 4')
     extra = {'static_kwargs': {'G': _plain(gkw), 'Gs': _plain(gskw), 'D': _plain(dkw)}}
-    return finish(nets, path=path, fmt='tf', hints=hints, notes=notes, extra=extra)
+    return finish(nets, path=path, fmt='tf', hints=hints, notes=notes, extra=extra, unsupported=unsupported)
