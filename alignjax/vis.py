@@ -105,3 +105,45 @@ def labelled_grid(cells, row_labels=None, col_labels=None, scale: int = 4, pad: 
         for j in range(cols):
             out.paste(Image.fromarray(big[i, j][..., :3]), (left + j * (W + pad), y))
     return np.asarray(out)
+
+
+def line_plot(series: dict, width: int = 480, height: int = 200, title: str = '', xlabel: str = '') -> np.ndarray:
+    """A small line chart of {name: (x, y)} drawn with PIL (no plotting library needed; notebooks show it
+    inline): axes with min/max ticks, one colour per series and a legend. Returns [H, W, 3] uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+    colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
+    font = ImageFont.load_default()
+    im = Image.new('RGB', (width, height), (255, 255, 255))
+    d = ImageDraw.Draw(im)
+    pts = {k: (np.asarray(x, float), np.asarray(y, float)) for k, (x, y) in series.items() if len(x)}
+    left, right, top, bottom = 48, 10, 18 if title else 8, 28
+    if title:
+        d.text((left, 3), title, fill=(0, 0, 0), font=font)
+    d.rectangle([left, top, width - right, height - bottom], outline=(0, 0, 0))
+    if not pts:
+        d.text((left + 8, top + 8), 'no data yet', fill=(0, 0, 0), font=font)
+        return np.asarray(im)
+    xs = np.concatenate([x for x, _ in pts.values()])
+    ys = np.concatenate([y for _, y in pts.values()])
+    ys = ys[np.isfinite(ys)]
+    x0, x1 = float(xs.min()), float(xs.max()) if xs.max() > xs.min() else float(xs.min()) + 1
+    y0, y1 = (float(ys.min()), float(ys.max())) if ys.size else (0.0, 1.0)
+    if y1 <= y0:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    px = lambda x: left + (x - x0) / (x1 - x0) * (width - right - left)     
+    py = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - bottom - top)
+    for i, (name, (x, y)) in enumerate(pts.items()):
+        c = colours[i % len(colours)]
+        xy = [(px(a), py(b)) for a, b in zip(x, y) if np.isfinite(b)]
+        if len(xy) > 1:
+            d.line(xy, fill=c, width=2)
+        for p in xy[-1:]:
+            d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=c)
+        d.text((left + 8 + 90 * i, top + 4), f'{name} {y[-1]:.3f}', fill=c, font=font)
+    d.text((4, top), f'{y1:.2f}', fill=(0, 0, 0), font=font)
+    d.text((4, height - bottom - 10), f'{y0:.2f}', fill=(0, 0, 0), font=font)
+    d.text((left, height - bottom + 4), f'{x0:g}', fill=(0, 0, 0), font=font)
+    d.text((width - right - 40, height - bottom + 4), f'{x1:g}', fill=(0, 0, 0), font=font)
+    if xlabel:
+        d.text((width // 2 - 20, height - bottom + 4), xlabel, fill=(0, 0, 0), font=font)
+    return np.asarray(im)

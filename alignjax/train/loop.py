@@ -678,6 +678,8 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
                     first_step_time = time.time() - t0
                 if first:              # the first step's time is compiling: rates and the ETA count from here
                     _restart_clock(pbar, pbar.n + hp.batch)
+                    pbar.write(f'first step: {first_step_time:.1f} s (mostly compiling); the rate and ETA count '
+                               'from here')
                 else:
                     pbar.update(hp.batch)
                 done = nimg >= total_img
