@@ -86,22 +86,30 @@ class _Persistent:
         return (sys.modules['torch_utils.persistence']._reconstruct_persistent_obj, (self.meta,))
 
 
-def _persistent_tree(sd, class_name, init_kwargs):
-    """A module tree from a flat NVlabs state dict (`resample_filter`, `noise_const`, `w_avg` as buffers)."""
+def _persistent_tree(sd, class_name, init_kwargs, attrs=None):
+    """A module tree from a flat NVlabs state dict (`resample_filter`, `noise_const`, `w_avg` as buffers);
+    `attrs` {module path: {attribute: value}} sets plain attributes of the pickled modules."""
     import numpy as np
     root = _Persistent(class_name, init_kwargs)
-    for key, value in sd.items():
-        *path, leaf = key.split('.')
+
+    def module(path):
         m = root
         for part in path:
             m = m.meta['state']['_modules'].setdefault(part, _Persistent('Module'))
+        return m
+
+    for key, value in sd.items():
+        *path, leaf = key.split('.')
         group = '_buffers' if leaf in NVLABS_BUFFERS else '_parameters'
-        m.meta['state'][group][leaf] = np.asarray(value, np.float32)
+        module(path).meta['state'][group][leaf] = np.asarray(value, np.float32)
+    for path, kv in (attrs or {}).items():
+        module(path.split('.')).meta['state'].update(kv)
     return root
 
 
-def write_nvlabs_pickle(path, nets, monkeypatch):
-    """Write `{name: (state dict, init kwargs)}` ('G', 'G_ema', 'D') as an NVlabs network pickle at `path`."""
+def write_nvlabs_pickle(path, nets, monkeypatch, attrs=None):
+    """Write `{name: (state dict, init kwargs)}` ('G', 'G_ema', 'D') as an NVlabs network pickle at `path`;
+    `attrs` {name: {module path: {attribute: value}}} (e.g. a layer's `activation`)."""
     import pickle
     import sys
     import types
@@ -115,8 +123,111 @@ def write_nvlabs_pickle(path, nets, monkeypatch):
     _reconstruct_persistent_obj.__qualname__ = '_reconstruct_persistent_obj'
     monkeypatch.setitem(sys.modules, 'torch_utils', types.ModuleType('torch_utils'))
     monkeypatch.setitem(sys.modules, 'torch_utils.persistence', mod)
-    data = {name: _persistent_tree(sd, 'Discriminator' if name == 'D' else 'Generator', kw)
+    data = {name: _persistent_tree(sd, 'Discriminator' if name == 'D' else 'Generator', kw, (attrs or {}).get(name))
             for name, (sd, kw) in nets.items()}
     data = {'G': data.get('G'), 'D': data.get('D'), 'G_ema': data.get('G_ema'), 'augment_pipe': None}
     pathlib.Path(path).write_bytes(pickle.dumps(data, protocol=4))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NVlabs TensorFlow pickles from NVlabs (pytorch) state dicts: the inverse of NVlabs' `legacy.py` conversion,
+# written out here by its rules (not through alignjax's name maps, which the readers test).
+
+class _TFNetwork:
+    """Pickles as dnnlib.tflib.network.Network with `state` (name, static_kwargs, components, variables)."""
+
+    def __init__(self, state=None):
+        self.state = state
+
+    def __reduce__(self):
+        import sys
+        return (sys.modules['dnnlib.tflib.network'].Network, (), self.state)
+
+
+def _tf_g_vars(sd):
+    """(top, mapping, synthesis) TF variables of an NVlabs G state dict."""
+    import math
+    import re
+
+    import numpy as np
+    top, mapping, synth = {}, {}, {}
+    hwio = lambda w: np.ascontiguousarray(np.asarray(w).transpose(2, 3, 1, 0))
+    flip = lambda w: np.ascontiguousarray(hwio(w)[::-1, ::-1])
+    for k, v in sd.items():
+        v = np.asarray(v, np.float32)
+        if k.endswith('resample_filter'):
+            continue
+        if k == 'mapping.w_avg':
+            top['dlatent_avg'] = v
+        elif m := re.fullmatch(r'mapping\.(fc(\d+)|embed)\.(weight|bias)', k):
+            name = f'Dense{m.group(2)}' if m.group(2) is not None else 'LabelEmbed'
+            mapping[f'{name}/{m.group(3)}'] = v.T if m.group(3) == 'weight' else v
+        elif k == 'synthesis.b4.const':
+            synth['4x4/Const/const'] = v[None]
+        else:
+            m = re.fullmatch(r'synthesis\.b(\d+)\.(conv0|conv1|torgb|skip)\.(.*)', k)
+            r, layer, leaf = int(m.group(1)), m.group(2), m.group(3)
+            scope = f'{r}x{r}/' + ('Conv' if (r, layer) == (4, 'conv1') else {
+                'conv0': 'Conv0_up', 'conv1': 'Conv1', 'torgb': 'ToRGB', 'skip': 'Skip'}[layer])
+            if leaf == 'noise_const':
+                j = 0 if r == 4 else int(math.log2(r)) * 2 - (5 if layer == 'conv0' else 4)
+                synth[f'noise{j}'] = v[None, None]
+            elif leaf == 'weight':
+                synth[f'{scope}/weight'] = flip(v) if layer in ('conv0', 'skip') else hwio(v)
+            elif leaf == 'affine.weight':
+                synth[f'{scope}/mod_weight'] = v.T
+            elif leaf == 'affine.bias':
+                synth[f'{scope}/mod_bias'] = v - 1
+            else:   # bias, noise_strength
+                synth[f'{scope}/{leaf}'] = v
+    return top, mapping, synth
+
+
+def _tf_d_vars(sd):
+    import re
+
+    import numpy as np
+    out = {}
+    for k, v in sd.items():
+        v = np.asarray(v, np.float32)
+        if k.endswith('resample_filter'):
+            continue
+        if m := re.fullmatch(r'mapping\.(fc(\d+)|embed)\.(weight|bias)', k):
+            name = f'Mapping{m.group(2)}' if m.group(2) is not None else 'LabelEmbed'
+            out[f'{name}/{m.group(3)}'] = v.T if m.group(3) == 'weight' else v
+            continue
+        m = re.fullmatch(r'b(\d+)\.(fromrgb|conv0|conv1|skip|conv|fc|out)\.(weight|bias)', k)
+        r, layer, leaf = int(m.group(1)), m.group(2), m.group(3)
+        scope = {'conv': '4x4/Conv', 'fc': '4x4/Dense0', 'out': 'Output'}.get(layer) or \
+            f'{r}x{r}/' + {'fromrgb': 'FromRGB', 'conv0': 'Conv0', 'conv1': 'Conv1_down', 'skip': 'Skip'}[layer]
+        if leaf == 'weight':
+            v = v.T if v.ndim == 2 else np.ascontiguousarray(v.transpose(2, 3, 1, 0))
+        out[f'{scope}/{leaf}'] = v
+    return out
+
+
+def write_tf_pickle(path, g_sd, d_sd, g_kwargs, d_kwargs, monkeypatch):
+    """Write an NVlabs TF pickle (G, D, Gs) from NVlabs G / D state dicts (G serves as G and Gs) with the given
+    TF static kwargs (e.g. `architecture`, `resolution`, `mbstd_group_size`)."""
+    import pickle
+    import sys
+    import types
+    mod = types.ModuleType('dnnlib.tflib.network')
+    mod.Network = type('Network', (_TFNetwork,), {'__module__': 'dnnlib.tflib.network'})
+    for name in ('dnnlib', 'dnnlib.tflib'):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, 'dnnlib.tflib.network', mod)
+
+    def net(name, variables, kwargs, components=None):
+        return _TFNetwork(dict(version=4, name=name, static_kwargs=dict(kwargs), components=components or {},
+                               variables=list(variables.items()), build_func_name=name))
+
+    top, mapping, synth = _tf_g_vars(g_sd)
+
+    def gen(name):
+        return net(name, top, g_kwargs, {'mapping': net('G_mapping', mapping, {}),
+                                          'synthesis': net('G_synthesis', synth, {})})
+    nets = (gen('G'), net('D', _tf_d_vars(d_sd), d_kwargs), gen('Gs'))
+    pathlib.Path(path).write_bytes(pickle.dumps(nets, protocol=4))
     return path
