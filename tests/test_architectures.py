@@ -175,7 +175,7 @@ def test_unsupported_discriminator_is_skipped_not_the_file(tmp_path, monkeypatch
 
 def test_file_whose_generators_cannot_be_built_is_refused(tmp_path, monkeypatch):
     r = ref('skip_orig')
-    attrs = {'G': {'synthesis.b8.conv0': {'activation': 'relu'}}, 'G_ema': {'synthesis.b8.conv0': {'activation': 'relu'}}}
+    attrs = {n: {'synthesis.b8.conv0': {'activation': 'relu'}} for n in ('G', 'G_ema')}
     p = write_nvlabs_pickle(tmp_path / 'relu_g.pkl', nets_of(r), monkeypatch, attrs=attrs)
     with pytest.raises(CheckpointError, match="G_ema layer synthesis.b8.conv0 uses activation 'relu'"):
         aj.load_checkpoint(p)
@@ -199,7 +199,7 @@ def test_the_architecture_field_changes_the_forward_pass():
                               channel_max=16)
     g_skip = aj.Generator(skip, convert.from_nvlabs(sd, skip))
     orig = skip.replace(architecture='orig')     # the same weights less the ToRGBs of b4 and b8
-    keep = {k: v for k, v in sd.items() if not (k.startswith('synthesis.b4.torgb') or k.startswith('synthesis.b8.torgb'))}
+    keep = {k: v for k, v in sd.items() if not k.startswith(('synthesis.b4.torgb', 'synthesis.b8.torgb'))}
     g_orig = aj.Generator(orig, convert.from_nvlabs(keep, orig))
     ws = jnp.asarray(r['ws'])
     a, b = np.asarray(g_skip.synthesis(ws)), np.asarray(g_orig.synthesis(ws))
