@@ -264,7 +264,7 @@ OLD_PRESETS = {'configs/auto.py': {'model.channel_base': -1,
 NEW_KEYS = {'name': 'run', 'from_scratch': False, 'demo_outputs': False,
             'model.g_architecture': 'skip', 'model.d_architecture': 'resnet'}
 SHIMS = {'configs/stylegan2.py': 'stylegan2', 'configs/paper256.py': 'paper256', 'configs/paper512.py': 'paper512',
-         'configs/paper1024.py': 'paper1024', 'configs/auto.py': 'auto', 'configs/demo.py': 'demo',
+         'configs/paper1024.py': 'paper1024', 'configs/cifar.py': 'cifar', 'configs/auto.py': 'auto', 'configs/demo.py': 'demo',
          'configs/demo_parent.py': 'demo_parent', 'configs/zoo/parent.py': 'zoo_parent',
          'configs/zoo/toons.py': 'zoo_toons', 'configs/zoo/animals.py': 'zoo_animals',
          'configs/zoo/buildings.py': 'zoo_buildings', 'configs/zoo/animals_faces.py': 'zoo_animals_faces'}
@@ -432,3 +432,12 @@ def test_cli_preset_name_and_overrides_reach_the_config(tmp_path):
                           '--config.data.max_images=10', '--config.data.resolution=100',
                           f'--workdir={tmp_path / "w"}'), 1)
     assert line == 'error: --config.data.resolution=100: must be a power of two, at least 4'
+
+
+def test_cifar_preset_is_nvlabs_cifar():
+    """NVlabs train.py's cifar row and its special case: no path length, no style mixing, an 'orig' D."""
+    c = get_config('cifar')
+    assert (c.data.resolution, c.train.batch, c.model.mbstd_group_size, c.model.mapping_layers) == (32, 64, 32, 2)
+    assert (c.train.r1_gamma, c.train.ema_kimg, c.train.ema_rampup) == (0.01, 500.0, 0.05)
+    assert c.train.pl_weight == 0.0 and c.train.style_mixing == 0.0 and c.model.d_architecture == 'orig'
+    assert get_config('paper256').model.d_architecture == 'resnet'

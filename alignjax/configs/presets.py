@@ -26,6 +26,7 @@ CFG_SPECS = {
     'paper256':  (256,   64,   8,  0.5,   0.0025,   1,   20,   None, 8),   # ADA paper, 256x256
     'paper512':  (512,   64,   8,    1,   0.0025, 0.5,   20,   None, 8),
     'paper1024': (1024,  32,   4,    1,   0.002,    2,   10,   None, 8),
+    'cifar':     (32,    64,  32,    1,   0.0025, 0.01, 500,   0.05, 2),   # + no PL, no mixing, D 'orig'
 }
 
 
@@ -43,6 +44,10 @@ def nvlabs(name: str) -> ml_collections.ConfigDict:
     c.train.r1_gamma = gamma
     c.train.ema_kimg = ema
     c.train.ema_rampup = ramp
+    if name == 'cifar':              # NVlabs train.py's special case for cifar
+        c.train.pl_weight = 0.0
+        c.train.style_mixing = 0.0
+        c.model.d_architecture = 'orig'
     return c
 
 
