@@ -135,7 +135,7 @@ def build_models(config, resolution: int, c_dim: int, key):
                                         channel_base=g_cfg.channel_base, channel_max=g_cfg.channel_max,
                                         mbstd_group_size=m.mbstd_group_size,
                                         mbstd_num_channels=m.mbstd_num_channels, conv_clamp=m.conv_clamp,
-                                        impl=impl)
+                                        architecture=m.d_architecture, impl=impl)
             d = new_discriminator(k_d, config=d_cfg).variables
             notes.append(f'{src} has no discriminator: D starts from a fresh random initialisation')
         ada_p = float(ck.extra.get('augment_p', 0.0) or 0.0)
