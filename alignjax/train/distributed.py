@@ -70,12 +70,23 @@ def is_main() -> bool:
     return jax.process_index() == 0
 
 
-def sync(name: str):
-    """Wait until every process reaches this point (no-op in a single-process run)."""
+_BARRIERS = [0]
+DEFAULT_BARRIER_TIMEOUT_S = 3600
+
+
+def sync(name: str, timeout_s: float = DEFAULT_BARRIER_TIMEOUT_S):
+    """Wait until every process reaches this point (no-op in a single-process run).
+
+    A barrier of JAX's coordination service, not a device collective: on CPU a gloo collective gives up when
+    the processes arrive more than 30 s apart (one compiling a program the other found in the persistent
+    cache, or writing a sample grid), a barrier waits up to `timeout_s`; a dead peer still ends it through
+    the heartbeat check."""
     import jax
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(name)
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed as _d
+    _BARRIERS[0] += 1                      # every process passes the same barriers in the same order
+    _d.global_state.client.wait_at_barrier(f'alignjax:{_BARRIERS[0]}:{name}', int(timeout_s * 1000))
 
 
 def any_process(flag: bool) -> bool:

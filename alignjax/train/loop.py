@@ -444,12 +444,12 @@ def _save_grid(path, gen: Generator, z, c, cols):
     vis.save_png(path, vis.grid(vis.to_uint8(img), cols=cols))
 
 
-def _start_multihost(multihost):
+def _start_multihost(multihost, say: bool = True):
     """`multihost`: False/None (a single process, unless jax.distributed is already up), True (JAX's
     auto-detection: Cloud TPU, SLURM, Open MPI) or a dict of `distributed.initialize` arguments."""
     if multihost:
         dist.initialize(**(multihost if isinstance(multihost, dict) else {}))
-    if jax.process_count() > 1:
+    if say and jax.process_count() > 1:
         log(f'multi-host: {jax.process_count()} processes, {jax.device_count()} {jax.devices()[0].platform} '
             f'devices ({jax.local_device_count()} per process); process 0 writes logs, metrics, grids and final/')
 
@@ -662,6 +662,9 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
                     _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, _host(state.g_ema)), grid_z,
                                grid_c, cols)
             multi = jax.process_count() > 1
+            if multi:       # every process compiles, then all start the first (collective) step together
+                fns.precompile(state, (hp.batch, res, res, 3), ds.c_dim)
+                dist.sync('compiled')
             halt = False        # multi-host: the processes agree on a signal at each tick, snapshot and the end
             while nimg < total_img and not halt:
                 batch = next(loader)
@@ -707,6 +710,7 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
                         target = None
                         _save_grid(workdir / 'samples' / f'grid_{nimg:09d}.png',
                                    Generator(g_cfg, _host(state.g_ema)), grid_z, grid_c, cols)
+                    dist.sync('grid')       # (the others wait here, not inside a collective)
                 if snap or done:
                     last_snap = nimg // snap_img
                     writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
@@ -812,7 +816,7 @@ def run(config, workdir, *, multihost=None) -> dict:
     `results['stopped']` = {'stage', 'signal'}; the same call again continues that stage."""
     validate_config(config)
     workdir = check_workdir(workdir)
-    _start_multihost(multihost)
+    _start_multihost(multihost, say=False)          # (train says it)
     stages = list(config.stages or [])
     if not stages:
         return {'main': train(config, workdir)}

@@ -95,6 +95,21 @@ class StepFns:
         """Commit a state to the mesh, replicated (as the step returns it: no second compile)."""
         return jax.device_put(state, self.replicated)
 
+    def precompile(self, state: TrainState, image_shape, c_dim: int):
+        """Compile every phase the loop will run for a global batch of `image_shape` ([B, R, R, 3] uint8),
+        without running it (multi-host: the processes then start the first step together, whoever compiled
+        from the persistent cache and whoever from scratch)."""
+        hp = self.hp
+        img = jax.ShapeDtypeStruct(tuple(image_shape), jnp.uint8, sharding=self.data_sharding)
+        lab = jax.ShapeDtypeStruct((image_shape[0], c_dim), jnp.float32, sharding=self.data_sharding)
+        self._jg_main.lower(state, img, lab).compile()
+        if hp.pl_weight > 0:
+            self._jg_reg.lower(state, lab).compile()
+        self._jd_main.lower(state, img, lab).compile()
+        if hp.r1_gamma > 0:
+            self._jd_reg.lower(state, img, lab).compile()
+        self._jfinish.lower(state).compile()
+
     def shard_batch(self, local_batch):
         """Host-local numpy batch -> global array sharded over 'data' (multi-host: each host's own part)."""
         return jax.tree_util.tree_map(
