@@ -62,7 +62,7 @@ class Doc:
         self.blocks.append(('p', text))
 
     def table(self, header, rows):
-        fmt = lambda v: '—' if v is None else (f'{v:.3f}' if isinstance(v, float) and abs(v) < 100 else
+        fmt = lambda v: '—' if v is None or (isinstance(v, float) and not np.isfinite(v)) else (f'{v:.3f}' if isinstance(v, float) and abs(v) < 100 else
                                                (f'{v:.1f}' if isinstance(v, float) else str(v)))
         self.blocks.append(('t', [str(x) for x in header], [[fmt(v) for v in r] for r in rows]))
 
@@ -376,7 +376,10 @@ def _localised(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, result
         data[m.label] = jsonable(lr)
         for c, v in lr.classes.items():
             rows.append([m.label, c, v['iou'], v['spearman']])
-        rows.append([m.label, '**mean**', lr.mean_iou, None])
+        if lr.classes:
+            rows.append([m.label, '**mean**', lr.mean_iou, None])
+        else:
+            rows.append([m.label, '(no shared mask class)', None, None])
     if not rows:
         return skip('localised', 'no child domain shares mask classes with the parent')
     doc.table(['child', 'class', 'top-10 IoU', 'Spearman ρ'], rows)
