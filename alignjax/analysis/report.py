@@ -14,6 +14,7 @@ import datetime
 import html
 import json
 import platform
+import re
 import time
 import warnings
 from pathlib import Path
@@ -86,7 +87,6 @@ class Doc:
         return '\n\n'.join(out) + '\n'
 
     def html(self, title) -> str:
-        import re
         inline = lambda t: re.sub(r'\*\*(.+?)\*\*', r'<b>\1</b>', re.sub(r'`(.+?)`', r'<code>\1</code>',
                                                                           html.escape(t)))
         out = [f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>'

@@ -29,6 +29,7 @@ import types
 import uuid
 from pathlib import Path
 
+import jax
 from absl import flags
 
 from alignjax.errors import AlignjaxError
@@ -86,7 +87,6 @@ def compile_cache(argv=None) -> list[str]:
     args = sys.argv[1:] if argv is None else list(argv)
     off = any(a in NO_CACHE_FLAGS for a in args) or os.environ.get(CACHE_OFF_ENV, '').strip().lower() in _FALSE
     args = [a for a in args if a not in NO_CACHE_FLAGS]
-    import jax
     if off:
         jax.config.update('jax_compilation_cache_dir', None)
         jax.config.update('jax_enable_compilation_cache', False)
@@ -107,7 +107,6 @@ def compile_cache(argv=None) -> list[str]:
 
 def compile_cache_dir() -> str | None:
     """The persistent compilation cache directory in use (None when it is off)."""
-    import jax
     if not jax.config.jax_enable_compilation_cache:
         return None
     return jax.config.jax_compilation_cache_dir or None

@@ -20,6 +20,7 @@ from absl import flags
 
 from alignjax.cli._common import CliError, Command, check_outfile, entry, fail, message
 from alignjax.eval import zoo as Z
+from alignjax.metrics.cards import card_metrics
 from alignjax.eval.scores import accuracy_markdown
 
 cmd = Command('alignjax-zoo', __doc__)
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         unknown = [nm for nm in names or () if nm not in Z.ZOO]
         if unknown:
             raise CliError(f'--models: unknown zoo model {unknown[0]!r}; the zoo has {sorted(Z.ZOO)}')
-        Z.card_metrics(names, n=a.n, demo=not a.no_demo)
+        card_metrics(names, n=a.n, demo=not a.no_demo)
         tables()
     elif sub == 'tables':
         tables()

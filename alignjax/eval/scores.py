@@ -7,11 +7,13 @@ accuracy for `glasses`), landmark NME and PCK (normalised by the image size, vis
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from alignjax.data import procedural as P
 from alignjax.eval.data import EVAL_SEED, degrade as _degrade, render_set
-from alignjax.eval.evaluator import GLASSES, HUE, expressed_factors
+from alignjax.eval.evaluator import ASSETS, GLASSES, HUE, expressed_factors
 
 FACTOR_NAMES = P.FACTOR_NAMES
 
@@ -107,8 +109,6 @@ def readable_factors(domain: str, resolution: int = 32, threshold: float = 0.8, 
     """The factors the shipped evaluator of `domain` reads well enough to measure with: held-out R^2 (glasses:
     accuracy) >= `threshold` at degradation `level` (accuracy.json). The analyses mark the others 'not
     measured'."""
-    import json
-    from alignjax.eval.evaluator import ASSETS
     acc = json.loads((ASSETS / f'{domain}_{int(resolution)}' / 'accuracy.json').read_text())[level]
     return tuple(k for k, v in acc['factors'].items() if v is not None and v >= threshold)
 
@@ -123,8 +123,6 @@ def summary_line(res: dict) -> str:
 
 def accuracy_markdown(resolution: int = 32, levels=('clean', 'gan')) -> str:
     """The held-out accuracy table of the shipped evaluators (one column per domain and level)."""
-    import json
-    from alignjax.eval.evaluator import ASSETS
     accs = {}
     for d in P.DOMAINS:
         p = ASSETS / f'{d}_{resolution}' / 'accuracy.json'

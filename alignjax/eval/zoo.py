@@ -14,8 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import platform
+import shutil
 from pathlib import Path
 
+import jax
+import numpy as np
+from PIL import Image, ImageDraw
+
+from alignjax import vis
+from alignjax.data import procedural as P
+from alignjax.io.checkpoint import load_checkpoint
 from alignjax.io.store import atomic_directory
 from alignjax.train.config import small32_config
 
@@ -71,7 +81,6 @@ def zoo_config(name: str):
 
 def load_zoo(name: str):
     """The shipped zoo model `name` as an alignjax Checkpoint."""
-    from alignjax.model import load_checkpoint
     p = zoo_path(name)
     if not p.exists():
         raise FileNotFoundError(f'{p} does not exist: the zoo model {name!r} has not been trained '
@@ -97,16 +106,12 @@ def _wall_seconds(workdir: Path) -> float:
 
 
 def machine() -> str:
-    import os
-    import platform
-    import jax
     cpu = platform.processor() or platform.machine()
     return f'{os.cpu_count()} CPU cores ({cpu}), {jax.default_backend()} backend, {platform.system()}'
 
 
 def install(name: str, workdir) -> Path:
     """Copy workdir/final into assets/zoo/<name> (atomically) with a card: config, kimg, wall time, machine."""
-    import shutil
     workdir = Path(workdir)
     final = workdir / 'final'
     if not (final / 'alignjax_config.json').exists():
@@ -131,47 +136,8 @@ def install(name: str, workdir) -> Path:
 CARD_N = 5000
 
 
-def card_metrics(names=None, n: int = CARD_N, progress: bool = True, demo: bool = True) -> dict:
-    """FD_eval to every domain, and KID/precision/recall (evaluator features) to the model's own domain, for
-    every installed zoo model (and the demo parent, for comparison). Writes them into the cards."""
-    from alignjax.data import procedural as P
-    from alignjax.metrics import compute_metrics
-    from alignjax.model import load_checkpoint
-    names = [nm for nm in (names or list(ZOO)) if zoo_path(nm).exists()]
-    models = {nm: load_zoo(nm).generator() for nm in names}
-    if demo:
-        models['demo_parent'] = load_checkpoint(DEMO_PARENT).generator()
-    out = {}
-    for nm, gen in models.items():
-        own = ZOO[nm].domain if nm in ZOO else 'faces'
-        res = {}
-        for dom in P.DOMAINS:
-            spec = f'proc:{dom}?n=20000'
-            want = f'fd_eval{n}' + (f',kid_eval{n},pr_eval{n}' if dom == own else '')
-            r = compute_metrics(gen, spec, want, progress=progress)
-            res[f'fd_eval_{dom}'] = r[f'fd_eval{n}']
-            if dom == own:
-                res['kid_eval'] = r[f'kid_eval{n}']
-                res['precision'] = r[f'pr_eval{n}_precision']
-                res['recall'] = r[f'pr_eval{n}_recall']
-        res['n'] = n
-        out[nm] = res
-        if nm == 'demo_parent':
-            (ZOO_DIR / 'demo_parent_metrics.json').write_text(json.dumps(res, indent=1))
-        else:
-            p = zoo_path(nm) / 'card.json'
-            card = json.loads(p.read_text())
-            card['metrics'] = res
-            p.write_text(json.dumps(card, indent=1))
-    return out
-
-
 def contact_sheet(path, n: int = 8, seed: int = 7, psi: float = 0.7, scale: int = 3) -> Path:
     """Same z through every zoo model (one row each, labelled), upscaled `scale`x (nearest) to a PNG."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-    from alignjax import vis
-    from alignjax.model import load_checkpoint
     rows, labels = [], []
     gens = [('demo parent', load_checkpoint(DEMO_PARENT).generator())]
     gens += [(nm, load_zoo(nm).generator()) for nm in ZOO if zoo_path(nm).exists()]
@@ -198,7 +164,6 @@ def contact_sheet(path, n: int = 8, seed: int = 7, psi: float = 0.7, scale: int 
 
 
 def markdown_table(cards: dict) -> str:
-    from alignjax.data import procedural as P
     head = ('| model | domain | kimg (total) | train wall | FD_eval own | ' +
             ' | '.join(f'FD_eval {d}' for d in P.DOMAINS) + ' | KID_eval own | precision | recall |')
     lines = [head, '|' + '---|' * (9 + len(P.DOMAINS) - 1)]

@@ -1,6 +1,9 @@
 """Export to other tools' formats."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from alignjax.errors import InputError
 from alignjax.io import convert
 from alignjax.io.formats.rosinality import write_rosinality_pt
 
@@ -46,9 +49,6 @@ def export_format(path, format: str | None = None) -> str:
     """The format a path is exported as: `format` when given (rosinality | tf | orbax, or pt / pkl), else from
     the suffix: .pt -> rosinality, .pkl -> tf (the NVlabs TensorFlow layout: the one .pkl that holds no code),
     no suffix -> orbax (our directory format)."""
-    from pathlib import Path
-
-    from alignjax.errors import InputError
     if format is not None:
         f = str(format).lower().lstrip('.')
         if f == 'nvlabs':

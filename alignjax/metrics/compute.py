@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax.errors import AlignjaxError
+from alignjax.eval.evaluator import load_evaluator
 from alignjax.metrics import distances as D
 from alignjax.metrics.extractors import PixelProjection, check_images, extractor_name
 
@@ -248,11 +249,6 @@ def get_extractor(kind: str, resolution: int, *, evaluator=None, inception=None,
                            'default to their own domain)')
     key = ('eval', str(what), resolution)
     if key not in _EXTRACTORS:
-        try:
-            from alignjax.eval import load_evaluator
-        except ImportError as e:
-            raise MetricsError(f'the domain evaluators (alignjax.eval.load_evaluator) are not available: '
-                               f'{e}') from e
         _EXTRACTORS[key] = load_evaluator(str(what), resolution)
     return _EXTRACTORS[key]
 
