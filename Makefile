@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.alignjax-installed
 # in torch. Set TORCH= to skip it.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test test-slow install clean zoo evaluators
+.PHONY: demo test test-slow install clean zoo evaluators report
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,15 +44,20 @@ test-slow: $(STAMP) $(VENV)/.torch-checked
 # evaluators: ~19 min per domain on 2 shared CPU cores; zoo: parent ~25 kimg + 4 fine-tunes of 4 kimg.
 evaluators: $(STAMP)
 	for d in faces toons animals buildings; do \
-	  $(BIN)/python -m alignjax.eval.train --domain $$d --res 32 --out assets/evaluators/$${d}_32 || exit 1; done
+	  $(BIN)/python -m alignjax.cli.eval_train --domain $$d --res 32 --out assets/evaluators/$${d}_32 || exit 1; done
 
 ZOO_MODELS := parent toons animals buildings animals_faces
 zoo: $(STAMP)
 	for n in $(ZOO_MODELS); do \
 	  $(BIN)/python -m alignjax.cli.train --config zoo_$$n --workdir runs/zoo/$$n || exit 1; \
-	  $(BIN)/python -m alignjax.eval.zoo install $$n --workdir runs/zoo/$$n || exit 1; done
-	$(BIN)/python -m alignjax.eval.zoo cards
-	$(BIN)/python -m alignjax.eval.zoo sheet
+	  $(BIN)/python -m alignjax.cli.zoo install $$n --workdir runs/zoo/$$n || exit 1; done
+	$(BIN)/python -m alignjax.cli.zoo cards
+	$(BIN)/python -m alignjax.cli.zoo sheet
+
+# StyleAlign's analyses on the zoo (issue 11): docs/report/ (report.md, report.html, results.json, figures).
+# ~32 min on 2 shared CPU cores; `--fast` for a ~1.5 min check.
+report: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m alignjax.cli.report --out docs/report
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
