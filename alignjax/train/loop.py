@@ -179,6 +179,10 @@ def _save(mgr, state: S.TrainState, data: dict, meta: dict):
     from process 0)."""
     import orbax.checkpoint as ocp
     step = int(state.step)
+    # Host copies (the state is replicated): the snapshot then holds plain arrays without the mesh's sharding
+    # metadata, so `aj.load_checkpoint` reads it on any machine (orbax refuses a jax.Array tree saved by another
+    # topology unless given a target) and the loop restores it onto any mesh.
+    state = jax.device_get(state)
     with _quiet_writer_threads():
         mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                data=ocp.args.JsonSave(data),
