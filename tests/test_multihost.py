@@ -18,11 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import jax
+import fault_harness as H
 import numpy as np
 import pytest
-
-import fault_harness as H
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / 'tests' / 'multihost_worker.py'
