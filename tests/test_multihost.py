@@ -285,3 +285,21 @@ def test_dead_peer_stops_the_survivor(tmp_path):
     ck = aj.load_checkpoint(wd / 'checkpoints' / str(last))
     assert set(ck.nets) == {'G', 'G_ema', 'D'} and ck.extra['step'] == last
     print(f'survivor exited {rc} {elapsed:.1f} s after its peer was killed (snapshot {last} loads)')
+
+
+@pytest.mark.slow
+def test_sigterm_on_one_process_stops_every_process(tmp_path):
+    """Slow (measured 32 s with a warm cache). SIGTERM to process 1 only: the processes agree on it at the next
+    tick, both write the same snapshot and stop with exit 143, and process 0 says where the snapshot is."""
+    wd = tmp_path / 'run'
+    with runs((wd, 2, 2, '--config.train.kimg=8', '--config.log.keep=2')) as (r,):
+        deadline = time.time() + H.timeout_s(600)
+        while not H.committed(wd) and time.time() < deadline:
+            assert r.procs[0].poll() is None and r.procs[1].poll() is None, r.err(0)[-2000:] + r.err(1)[-2000:]
+            time.sleep(0.5)
+        assert H.committed(wd), 'no snapshot was committed in time'
+        os.kill(r.procs[1].pid, signal.SIGTERM)
+        assert r.wait(120) == [143, 143]
+    m = re.search(r'stopped by SIGTERM at kimg [0-9.]+ \(step (\d+)\); snapshot \S+/checkpoints/(\d+)', r.out(0))
+    assert m and m.group(1) == m.group(2) and int(m.group(1)) in H.committed(wd), r.out(0)[-2000:]
+    assert 'stopped by' not in r.out(1)                                    # log lines: process 0
