@@ -35,6 +35,7 @@ demo: $(STAMP) $(VENV)/.video-checked
 	$(BIN)/python -m alignjax.cli.demo --workdir runs/demo
 
 test: $(STAMP) $(VENV)/.torch-checked
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -rs -n 2 --durations=10
 
 test-slow: $(STAMP) $(VENV)/.torch-checked

@@ -6,6 +6,7 @@
 
 The same program as `alignjax-invert`; see `python invert.py --help` and alignjax/cli/invert.py.
 """
+
 import sys
 
 from alignjax.cli.invert import main

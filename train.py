@@ -6,7 +6,9 @@
 
 `python train.py --help` lists every config key with its default.
 """
-from alignjax.cli.train import __doc__ as DOC, main
+
+from alignjax.cli.train import __doc__ as DOC
+from alignjax.cli.train import main
 
 if __name__ == '__main__':
     main(prog='train.py', doc=DOC)

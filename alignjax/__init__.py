@@ -8,6 +8,7 @@
 `aj.Generator` / `aj.Discriminator` are the model objects (config + variables, pytrees); `aj.nn.Generator` /
 `aj.nn.Discriminator` are the flax modules they run (`gen.module`).
 """
+
 from alignjax import model as _model
 from alignjax.errors import AlignjaxError, CheckpointError
 from alignjax.io.checkpoint import Checkpoint, load_checkpoint
@@ -20,6 +21,18 @@ _model.Checkpoint, _model.load_checkpoint = Checkpoint, load_checkpoint
 
 __version__ = '0.1.0'
 
-__all__ = ['AlignjaxError', 'Checkpoint', 'CheckpointError', 'Discriminator', 'DiscriminatorConfig', 'Generator',
-           'GeneratorConfig', 'Impl', 'compute_w_avg', 'load_checkpoint', 'mix_styles', 'new_discriminator',
-           'new_generator']
+__all__ = [
+    'AlignjaxError',
+    'Checkpoint',
+    'CheckpointError',
+    'Discriminator',
+    'DiscriminatorConfig',
+    'Generator',
+    'GeneratorConfig',
+    'Impl',
+    'compute_w_avg',
+    'load_checkpoint',
+    'mix_styles',
+    'new_discriminator',
+    'new_generator',
+]

@@ -10,6 +10,7 @@ Checkpoints (`Checkpoint`, `load_checkpoint`) live in `alignjax.io.checkpoint`, 
 `alignjax.model.Checkpoint` / `alignjax.model.load_checkpoint` still work for old imports: the package
 (`alignjax/__init__.py`) sets them here, so this module never imports io (no cycle).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,11 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax.nn import networks as N
-from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
-
+from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig
 
 # ----------------------------------------------------------------------------------------------------------
 # Jitted entry points (module-level so the compile cache is shared by every model object).
+
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'truncation_cutoff', 'truncate'))
 def _mapping(cfg, variables, z, c, truncation_psi, truncation_cutoff, truncate=True):
@@ -75,6 +76,7 @@ class Generator:
     mapping(z [N, z_dim], c=None) -> ws [N, num_ws, w_dim]; synthesis(ws) -> images [N, H, W, C] float32;
     styles(ws) -> {layer: [N, C_in]} (StyleSpace); synthesis_from_styles(styles) -> images.
     """
+
     config: GeneratorConfig = flax.struct.field(pytree_node=False)
     variables: Any
 
@@ -115,11 +117,11 @@ class Generator:
         """The flax module, for raw `module.apply(gen.variables, ...)`."""
         return N.Generator(self.config)
 
-    def with_impl(self, **kw) -> 'Generator':
+    def with_impl(self, **kw) -> Generator:
         """Same weights, other implementation choices (see `alignjax.nn.networks.Impl`)."""
         return self.replace(config=self.config.replace(impl=dataclasses.replace(self.config.impl, **kw)))
 
-    def with_variables(self, variables) -> 'Generator':
+    def with_variables(self, variables) -> Generator:
         return self.replace(variables=variables)
 
     def mapping(self, z, c=None, truncation_psi=1.0, truncation_cutoff: int | None = None):
@@ -127,8 +129,9 @@ class Generator:
         if z.ndim != 2 or z.shape[1] != self.config.z_dim:
             raise ValueError(f'z must be [N, {self.config.z_dim}], got {tuple(z.shape)}')
         one = _is_one(truncation_psi)
-        return _mapping(self.config, self.variables, z, c, 1.0 if one else truncation_psi, truncation_cutoff,
-                        truncate=not one)
+        return _mapping(
+            self.config, self.variables, z, c, 1.0 if one else truncation_psi, truncation_cutoff, truncate=not one
+        )
 
     def synthesis(self, ws, noise_mode: str = 'const', noise=None, key=None):
         ws = jnp.asarray(ws, jnp.float32)
@@ -145,14 +148,14 @@ class Generator:
     def synthesis_from_styles(self, styles, noise_mode: str = 'const', noise=None, key=None):
         return _from_styles(self.config, self.variables, dict(styles), noise_mode, noise, key)
 
-    def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='const', noise=None,
-                 key=None):
+    def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='const', noise=None, key=None):
         return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode, noise, key)
 
 
 @flax.struct.dataclass
 class Discriminator:
     """A StyleGAN2 resnet discriminator: `D(img [N, H, W, C], c=None) -> logits [N, 1]`."""
+
     config: DiscriminatorConfig = flax.struct.field(pytree_node=False)
     variables: Any
 
@@ -164,20 +167,23 @@ class Discriminator:
     def module(self) -> N.Discriminator:
         return N.Discriminator(self.config)
 
-    def with_impl(self, **kw) -> 'Discriminator':
+    def with_impl(self, **kw) -> Discriminator:
         return self.replace(config=self.config.replace(impl=dataclasses.replace(self.config.impl, **kw)))
 
     def __call__(self, img, c=None):
         img = jnp.asarray(img)
         cfg = self.config
         if img.ndim != 4 or img.shape[1:] != (cfg.resolution, cfg.resolution, cfg.img_channels):
-            raise ValueError(f'D expects images [N, {cfg.resolution}, {cfg.resolution}, {cfg.img_channels}] '
-                             f'(NHWC), got {tuple(img.shape)}')
+            raise ValueError(
+                f'D expects images [N, {cfg.resolution}, {cfg.resolution}, {cfg.img_channels}] '
+                f'(NHWC), got {tuple(img.shape)}'
+            )
         return _discriminate(cfg, self.variables, img, c)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Construction.
+
 
 @functools.partial(jax.jit, static_argnames=('cfg',))
 def _init_generator(cfg: GeneratorConfig, key):

@@ -1,4 +1,5 @@
 """Image helpers: float [-1, 1] NHWC batches <-> uint8, grids, PNG."""
+
 from __future__ import annotations
 
 import math
@@ -24,13 +25,14 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 0, pad_value: i
     out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad, c), pad_value, images.dtype)
     for i in range(n):
         r, q = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = images[i]
+        out[r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = images[i]
     return out
 
 
 def save_png(path, image: np.ndarray) -> Path:
     """Write a [H, W, C] uint8 image atomically."""
     from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = np.asarray(image)
@@ -64,12 +66,20 @@ def parse_range(s: str) -> list[int]:
     return out
 
 
-def labelled_grid(cells, row_labels=None, col_labels=None, scale: int = 4, pad: int = 2, title: str | None = None,
-                  background: int = 255) -> np.ndarray:
+def labelled_grid(
+    cells,
+    row_labels=None,
+    col_labels=None,
+    scale: int = 4,
+    pad: int = 2,
+    title: str | None = None,
+    background: int = 255,
+) -> np.ndarray:
     """A grid for viewing: `cells` [rows, cols, H, W, C] uint8 upscaled `scale`x (nearest: pixels stay pixels),
     with the row labels drawn left of each row, the column labels above each column and an optional title line
     (PIL's default font). Returns a [H', W', 3] uint8 image."""
     from PIL import Image, ImageDraw, ImageFont
+
     cells = np.asarray(cells)
     if cells.ndim != 5:
         raise ValueError(f'cells must be [rows, cols, H, W, C], got shape {cells.shape}')
@@ -111,6 +121,7 @@ def line_plot(series: dict, width: int = 480, height: int = 200, title: str = ''
     """A small line chart of {name: (x, y)} drawn with PIL (no plotting library needed; notebooks show it
     inline): axes with min/max ticks, one colour per series and a legend. Returns [H, W, 3] uint8."""
     from PIL import Image, ImageDraw, ImageFont
+
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
     font = ImageFont.load_default()
     im = Image.new('RGB', (width, height), (255, 255, 255))
@@ -130,7 +141,7 @@ def line_plot(series: dict, width: int = 480, height: int = 200, title: str = ''
     y0, y1 = (float(ys.min()), float(ys.max())) if ys.size else (0.0, 1.0)
     if y1 <= y0:
         y0, y1 = y0 - 0.5, y1 + 0.5
-    px = lambda x: left + (x - x0) / (x1 - x0) * (width - right - left)     
+    px = lambda x: left + (x - x0) / (x1 - x0) * (width - right - left)
     py = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - bottom - top)
     for i, (name, (x, y)) in enumerate(pts.items()):
         c = colours[i % len(colours)]

@@ -9,6 +9,7 @@ optimised, the weight-free PixelSSIM loss, or LPIPS with --lpips-vgg/--lpips-lin
 (a 2-step warm-up per batch shape). One-at-a-time runs `--single` images (default: min(images, 4)) and
 scales to images/minute. The speed-up is printed as a ratio against that baseline, measured in the same run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,21 +42,24 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.res or not a.ckpt:
         res = a.res or 32
-        gen = aj.new_generator(jax.random.key(0), resolution=res, channel_base=a.channel_max * 32,
-                               channel_max=a.channel_max)
+        gen = aj.new_generator(
+            jax.random.key(0), resolution=res, channel_base=a.channel_max * 32, channel_max=a.channel_max
+        )
         what = f'random G {res}x{res} (channel_max {a.channel_max})'
     else:
         gen = aj.load_checkpoint(a.ckpt).generator()
         what = f'{os.path.basename(a.ckpt)} ({gen.resolution}x{gen.resolution})'
     loss = make_loss('auto', lpips=load_lpips(a.lpips_vgg, a.lpips_lin) if a.lpips_vgg else None)
     z = np.random.RandomState(0).randn(a.images, gen.z_dim).astype(np.float32)
-    targets = np.concatenate([np.asarray(gen.synthesis(gen.mapping(z[i:i + 8]))) for i in range(0, a.images, 8)])
+    targets = np.concatenate([np.asarray(gen.synthesis(gen.mapping(z[i : i + 8]))) for i in range(0, a.images, 8)])
     stats = w_stats(gen)
     cfg = InvertConfig(space=a.space, noise=a.noise, steps=a.steps)
     warm = cfg.replace(steps=2)
     kw = dict(loss=loss, stats=stats, progress=False)
-    print(f'device {jax.devices()[0].device_kind}; {what}; {a.space}{" + noise" if a.noise else ""}; '
-          f'{type(loss).__name__}; {a.steps} steps')
+    print(
+        f'device {jax.devices()[0].device_kind}; {what}; {a.space}{" + noise" if a.noise else ""}; '
+        f'{type(loss).__name__}; {a.steps} steps'
+    )
 
     bs = min(a.batch, a.images)
     invert(gen, targets[:bs], warm, batch_size=bs, **kw)
@@ -69,12 +73,14 @@ def main(argv=None):
     t0 = time.perf_counter()
     ps = []
     for i in range(k):
-        ps.append(invert(gen, targets[i:i + 1], cfg, ids=[i], **kw).psnr[0])
+        ps.append(invert(gen, targets[i : i + 1], cfg, ids=[i], **kw).psnr[0])
     ts = time.perf_counter() - t0
     ipm_s = k / ts * 60
     print(f'one at a time: {ipm_s:8.2f} images/min ({ts / k:.2f} s per image, {k} images)  PSNR {np.mean(ps):.2f}')
-    print(f'batch {bs:4d}:    {ipm_b:8.2f} images/min ({tb:.2f} s for {a.images} images)  PSNR '
-          f'{rb.psnr[:k].mean():.2f} (same images; all: {rb.psnr.mean():.2f})')
+    print(
+        f'batch {bs:4d}:    {ipm_b:8.2f} images/min ({tb:.2f} s for {a.images} images)  PSNR '
+        f'{rb.psnr[:k].mean():.2f} (same images; all: {rb.psnr.mean():.2f})'
+    )
     print(f'speed-up: x{ipm_b / ipm_s:.2f} vs one at a time')
 
 

@@ -12,6 +12,7 @@ convolutions per layer (alignjax.apps.blend).
 'vmap': frames batched with per-frame weights under jax.vmap (XLA grouped convolutions). Every figure is a
 ratio against the baseline measured in the same run (after a warm-up that compiles everything).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ def perturbed(gen, scale=0.2, seed=1):
 def reload_host(parent, child, src, tgt, frames):
     """Per frame: numpy lerp of every variable on the host, upload, render alone."""
     from alignjax.apps.morph import endpoints
+
     ws_a, ws_b, na, nb = (jax.tree_util.tree_map(np.asarray, x) for x in endpoints(parent, child, src, tgt))
     va = jax.tree_util.tree_map(np.asarray, parent.variables)
     vb = jax.tree_util.tree_map(np.asarray, child.variables)
@@ -60,30 +62,46 @@ def main(argv=None):
     p.add_argument('--w-dim', type=int, default=128)
     p.add_argument('--frames', type=int, default=110)
     p.add_argument('--chunk', default='auto', help="frames per compiled call, or 'auto' (morph's default)")
-    p.add_argument('--impls', default='fused,reload,reload-host',
-                   help='comma-separated: fused, vmap, reload, reload-host')
+    p.add_argument(
+        '--impls', default='fused,reload,reload-host', help='comma-separated: fused, vmap, reload, reload-host'
+    )
     p.add_argument('--reps', type=int, default=2)
     a = p.parse_args(argv)
     base = a.channel_base or a.channel_max * a.res // 4
     if a.ckpt:
         parent = aj.load_checkpoint(a.ckpt).generator()
-        a.res, a.w_dim, base, a.channel_max = (parent.resolution, parent.config.w_dim, parent.config.channel_base,
-                                               parent.config.channel_max)
+        a.res, a.w_dim, base, a.channel_max = (
+            parent.resolution,
+            parent.config.w_dim,
+            parent.config.channel_base,
+            parent.config.channel_max,
+        )
     else:
-        parent = aj.new_generator(jax.random.key(0), resolution=a.res, z_dim=a.w_dim, w_dim=a.w_dim,
-                                  channel_base=base, channel_max=a.channel_max)
+        parent = aj.new_generator(
+            jax.random.key(0),
+            resolution=a.res,
+            z_dim=a.w_dim,
+            w_dim=a.w_dim,
+            channel_base=base,
+            channel_max=a.channel_max,
+        )
     child = perturbed(parent)
     z = np.random.RandomState(0).randn(2, parent.z_dim).astype(np.float32)
     src = Latents(code=parent.mapping(z[:1]), space='w+')
     tgt = Latents(code=child.mapping(z[1:]), space='w+')
     chunk = a.chunk if a.chunk == 'auto' else int(a.chunk)
-    print(f'device {jax.devices()[0].device_kind}, {a.res}x{a.res}, channels {base}//res max {a.channel_max}, '
-          f'{a.frames} frames, chunk {a.chunk} ({frames_per_call(parent.config, a.frames, chunk)} per call)')
+    print(
+        f'device {jax.devices()[0].device_kind}, {a.res}x{a.res}, channels {base}//res max {a.channel_max}, '
+        f'{a.frames} frames, chunk {a.chunk} ({frames_per_call(parent.config, a.frames, chunk)} per call)'
+    )
     results = {}
     outs = {}
     for impl in [s.strip() for s in a.impls.split(',') if s.strip()]:
-        run = ((lambda f: reload_host(parent, child, src, tgt, f)) if impl == 'reload-host' else
-               (lambda f, impl=impl: morph(parent, child, src, tgt, f, impl=impl, chunk=chunk)))
+        run = (
+            (lambda f: reload_host(parent, child, src, tgt, f))
+            if impl == 'reload-host'
+            else (lambda f, impl=impl: morph(parent, child, src, tgt, f, impl=impl, chunk=chunk))
+        )
         t0 = time.perf_counter()
         run(a.frames if impl in ('fused', 'vmap') else 2)
         warm = time.perf_counter() - t0
@@ -95,8 +113,10 @@ def main(argv=None):
         best = min(times)
         results[impl] = a.frames / best
         outs[impl] = out
-        print(f'{impl:11s} {a.frames / best:9.1f} frames/s  ({best:.2f} s for {a.frames} frames; warm-up incl. '
-              f'compile {warm:.1f} s)')
+        print(
+            f'{impl:11s} {a.frames / best:9.1f} frames/s  ({best:.2f} s for {a.frames} frames; warm-up incl. '
+            f'compile {warm:.1f} s)'
+        )
     ref = next(iter(outs.values()))
     for impl, out in outs.items():
         print(f'{impl:11s} max |frame - {next(iter(outs))}| = {np.abs(out - ref).max():.2e}')

@@ -8,6 +8,7 @@ On CPU the devices are --xla_force_host_platform_device_count fakes and the proc
 localhost); the step time is the median of the metrics.jsonl rows after the first (which is compiling), one row
 per step. The load average is printed with each figure: on a shared machine it is part of the result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,29 +33,52 @@ def free_port() -> int:
 
 def run(topology: str, width: int, batch: int, steps: int, workdir: Path) -> dict:
     nproc, ndev = (int(x) for x in topology.split('x'))
-    args = ['--config', str(ROOT / 'tests' / 'fault_harness.py'), '--config.data.resolution=32',
-            f'--config.model.channel_max={width}', f'--config.model.channel_base={width * 32}',
-            f'--config.train.batch={batch}', f'--config.train.kimg={steps * batch / 1000}',
-            f'--config.log.tick_kimg={batch / 1000}', f'--config.log.snapshot_kimg={10 * steps * batch / 1000}',
-            f'--workdir={workdir}']
+    args = [
+        '--config',
+        str(ROOT / 'tests' / 'fault_harness.py'),
+        '--config.data.resolution=32',
+        f'--config.model.channel_max={width}',
+        f'--config.model.channel_base={width * 32}',
+        f'--config.train.batch={batch}',
+        f'--config.train.kimg={steps * batch / 1000}',
+        f'--config.log.tick_kimg={batch / 1000}',
+        f'--config.log.snapshot_kimg={10 * steps * batch / 1000}',
+        f'--workdir={workdir}',
+    ]
     env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={ndev}', JAX_PLATFORMS='cpu')
     port = free_port()
     procs = []
     t0 = time.time()
     for i in range(nproc):
         mh = [f'--coordinator=127.0.0.1:{port}', f'--num_processes={nproc}', f'--process_id={i}'] if nproc > 1 else []
-        procs.append(subprocess.Popen([sys.executable, str(ROOT / 'tests' / 'multihost_worker.py'), *args, *mh],
-                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / 'tests' / 'multihost_worker.py'), *args, *mh],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        )
     errs = [p.communicate()[1] for p in procs]
     wall = time.time() - t0
     if any(p.returncode for p in procs):
         raise SystemExit(f'{topology} failed:\n' + '\n'.join(e[-2000:] for e in errs))
     rows = [json.loads(s) for s in (workdir / 'metrics.jsonl').read_text().splitlines()]
     step_s = [r['sec_per_kimg'] * batch / 1000 for r in rows[1:]]
-    return dict(topology=topology, width=width, batch=batch, steps=steps, step_s=statistics.median(step_s),
-                step_s_min=min(step_s), first_step_s=rows[0]['sec_per_kimg'] * batch / 1000, wall_s=wall,
-                load=os.getloadavg()[0])
+    return dict(
+        topology=topology,
+        width=width,
+        batch=batch,
+        steps=steps,
+        step_s=statistics.median(step_s),
+        step_s_min=min(step_s),
+        first_step_s=rows[0]['sec_per_kimg'] * batch / 1000,
+        wall_s=wall,
+        load=os.getloadavg()[0],
+    )
 
 
 def main():
@@ -70,8 +94,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for t in a.topologies:
             r = run(t, a.width, a.batch, a.steps, Path(tmp) / t)
-            print(f'| {t.replace("x", " x ")} | {r["step_s"]:.3f} s | {r["step_s_min"]:.3f} s | '
-                  f'{r["first_step_s"]:.0f} s | {r["wall_s"]:.0f} s | {r["load"]:.1f} |', flush=True)
+            print(
+                f'| {t.replace("x", " x ")} | {r["step_s"]:.3f} s | {r["step_s_min"]:.3f} s | '
+                f'{r["first_step_s"]:.0f} s | {r["wall_s"]:.0f} s | {r["load"]:.1f} |',
+                flush=True,
+            )
 
 
 if __name__ == '__main__':

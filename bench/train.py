@@ -8,6 +8,7 @@ For each case: compile time of the step's programs, then s/kimg and img/s over `
 too. 'paper256' is NVlabs' paper256 config (batch 64, half width, 8 mapping layers); --batch scales it down
 for slow machines and the figure says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,18 @@ import alignjax as aj
 from alignjax.train import step as S
 
 CASES = {
-    '64': dict(res=64, g=dict(z_dim=512, w_dim=512, mapping_layers=8, channel_base=8192, channel_max=128),
-               d=dict(channel_base=8192, channel_max=128, mbstd_group_size=4),
-               hp=dict(batch=32, r1_gamma=0.0002 * 64 ** 2 / 32, ema_kimg=10, g_lr=0.0025, d_lr=0.0025)),
-    '256': dict(res=256, g=dict(z_dim=512, w_dim=512, mapping_layers=8, channel_base=16384, channel_max=512),
-                d=dict(channel_base=16384, channel_max=512, mbstd_group_size=8),
-                hp=dict(batch=64, r1_gamma=1.0, ema_kimg=20, g_lr=0.0025, d_lr=0.0025)),
+    '64': dict(
+        res=64,
+        g=dict(z_dim=512, w_dim=512, mapping_layers=8, channel_base=8192, channel_max=128),
+        d=dict(channel_base=8192, channel_max=128, mbstd_group_size=4),
+        hp=dict(batch=32, r1_gamma=0.0002 * 64**2 / 32, ema_kimg=10, g_lr=0.0025, d_lr=0.0025),
+    ),
+    '256': dict(
+        res=256,
+        g=dict(z_dim=512, w_dim=512, mapping_layers=8, channel_base=16384, channel_max=512),
+        d=dict(channel_base=16384, channel_max=512, mbstd_group_size=8),
+        hp=dict(batch=64, r1_gamma=1.0, ema_kimg=20, g_lr=0.0025, d_lr=0.0025),
+    ),
 }
 
 
@@ -36,8 +43,10 @@ def run_case(name, steps, batch=None, augment='none'):
     if batch:
         hp['batch'] = batch
     g_cfg = aj.GeneratorConfig(resolution=c['res'], **c['g'])
-    d_cfg = aj.DiscriminatorConfig(resolution=c['res'], **dict(c['d'], mbstd_group_size=min(
-        c['d']['mbstd_group_size'], hp['batch'] // jax.device_count())))
+    d_cfg = aj.DiscriminatorConfig(
+        resolution=c['res'],
+        **dict(c['d'], mbstd_group_size=min(c['d']['mbstd_group_size'], hp['batch'] // jax.device_count())),
+    )
     fns = S.StepFns(g_cfg, d_cfg, S.TrainHParams(**hp))
     g = aj.new_generator(jax.random.key(0), config=g_cfg)
     d = aj.new_discriminator(jax.random.key(1), config=d_cfg)
@@ -48,7 +57,7 @@ def run_case(name, steps, batch=None, augment='none'):
     labels = np.zeros((hp['batch'], 0), np.float32)
     x, y = fns.shard_batch((batch_np, labels))
     t = time.perf_counter()
-    state, m = fns.step(state, x, y)            # step 0 runs every phase: compiles all programs
+    state, m = fns.step(state, x, y)  # step 0 runs every phase: compiles all programs
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - t
     t = time.perf_counter()
@@ -60,11 +69,14 @@ def run_case(name, steps, batch=None, augment='none'):
     mem = ''
     stats = jax.devices()[0].memory_stats() if hasattr(jax.devices()[0], 'memory_stats') else None
     if stats and 'peak_bytes_in_use' in stats:
-        mem = f"  device peak {stats['peak_bytes_in_use'] / 2 ** 30:.2f} GiB"
-    print(f"{name}^2 batch {hp['batch']} ({'scaled down from ' + str(c['hp']['batch']) if batch else 'as config'})"
-          f"  augment={augment}: first step (compile + run) {compile_s:.1f} s; {steps} steps: "
-          f"{dt / img * 1000:.1f} s/kimg, {img / dt:.2f} img/s{mem}; peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+        mem = f'  device peak {stats["peak_bytes_in_use"] / 2**30:.2f} GiB'
+    print(
+        f'{name}^2 batch {hp["batch"]} ({"scaled down from " + str(c["hp"]["batch"]) if batch else "as config"})'
+        f'  augment={augment}: first step (compile + run) {compile_s:.1f} s; {steps} steps: '
+        f'{dt / img * 1000:.1f} s/kimg, {img / dt:.2f} img/s{mem}; peak RSS '
+        f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB',
+        flush=True,
+    )
     return img / dt
 
 

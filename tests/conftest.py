@@ -1,8 +1,8 @@
 """Test-wide setup: 8 fake CPU devices for the data-parallel tests (must precede the first jax import), the
 shared fixture paths, and helpers that several test files use (a perturbed "fine-tuned" child)."""
+
 import os
 import pathlib
-
 import tempfile
 
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
@@ -40,6 +40,7 @@ def fixtures_dir():
 @pytest.fixture(scope='session')
 def reference(fixtures_dir):
     import numpy as np
+
     return dict(np.load(fixtures_dir / 'reference.npz'))
 
 
@@ -48,13 +49,15 @@ def child_of(parent, scale=0.3, seed=1, mapping=False):
     differs from the parent but stays aligned with it."""
     import jax
     import numpy as np
+
     rng = np.random.RandomState(seed)
     v = jax.tree_util.tree_map(lambda x: x, parent.variables)
     parts = ['synthesis', 'mapping'] if mapping else ['synthesis']
     for part in parts:
         leaves, tdef = jax.tree_util.tree_flatten(v['params'][part])
-        v['params'][part] = jax.tree_util.tree_unflatten(tdef, [
-            x + scale * np.asarray(rng.randn(*np.shape(x)), np.float32) * (np.std(x) + 0.05) for x in leaves])
+        v['params'][part] = jax.tree_util.tree_unflatten(
+            tdef, [x + scale * np.asarray(rng.randn(*np.shape(x)), np.float32) * (np.std(x) + 0.05) for x in leaves]
+        )
     return parent.with_variables(v)
 
 
@@ -62,6 +65,7 @@ def save_child_checkpoint(parent_ck, path, scale=0.3, seed=1):
     """A real child checkpoint on disk: `parent_ck`'s G_ema perturbed (`child_of`), saved by `Checkpoint.save`
     (G_ema only)."""
     import alignjax as aj
+
     child = child_of(parent_ck.generator(), scale=scale, seed=seed)
     aj.Checkpoint(child.config, None, {'G_ema': child.variables}).save(path)
     return path
@@ -77,12 +81,23 @@ class _Persistent:
     """Pickles as a torch_utils.persistence object: `_reconstruct_persistent_obj(meta)`."""
 
     def __init__(self, class_name, init_kwargs=None):
-        self.meta = dict(type='class', version=4, module_src='# stub', class_name=class_name,
-                         state={'_parameters': {}, '_buffers': {}, '_modules': {},
-                                '_init_args': (), '_init_kwargs': dict(init_kwargs or {})})
+        self.meta = dict(
+            type='class',
+            version=4,
+            module_src='# stub',
+            class_name=class_name,
+            state={
+                '_parameters': {},
+                '_buffers': {},
+                '_modules': {},
+                '_init_args': (),
+                '_init_kwargs': dict(init_kwargs or {}),
+            },
+        )
 
     def __reduce__(self):
         import sys
+
         return (sys.modules['torch_utils.persistence']._reconstruct_persistent_obj, (self.meta,))
 
 
@@ -90,6 +105,7 @@ def _persistent_tree(sd, class_name, init_kwargs, attrs=None):
     """A module tree from a flat NVlabs state dict (`resample_filter`, `noise_const`, `w_avg` as buffers);
     `attrs` {module path: {attribute: value}} sets plain attributes of the pickled modules."""
     import numpy as np
+
     root = _Persistent(class_name, init_kwargs)
 
     def module(path):
@@ -123,8 +139,10 @@ def write_nvlabs_pickle(path, nets, monkeypatch, attrs=None):
     _reconstruct_persistent_obj.__qualname__ = '_reconstruct_persistent_obj'
     monkeypatch.setitem(sys.modules, 'torch_utils', types.ModuleType('torch_utils'))
     monkeypatch.setitem(sys.modules, 'torch_utils.persistence', mod)
-    data = {name: _persistent_tree(sd, 'Discriminator' if name == 'D' else 'Generator', kw, (attrs or {}).get(name))
-            for name, (sd, kw) in nets.items()}
+    data = {
+        name: _persistent_tree(sd, 'Discriminator' if name == 'D' else 'Generator', kw, (attrs or {}).get(name))
+        for name, (sd, kw) in nets.items()
+    }
     data = {'G': data.get('G'), 'D': data.get('D'), 'G_ema': data.get('G_ema'), 'augment_pipe': None}
     pathlib.Path(path).write_bytes(pickle.dumps(data, protocol=4))
     return path
@@ -134,6 +152,7 @@ def write_nvlabs_pickle(path, nets, monkeypatch, attrs=None):
 # NVlabs TensorFlow pickles from NVlabs (pytorch) state dicts: the inverse of NVlabs' `legacy.py` conversion,
 # written out here by its rules (not through alignjax's name maps, which the readers test).
 
+
 class _TFNetwork:
     """Pickles as dnnlib.tflib.network.Network with `state` (name, static_kwargs, components, variables)."""
 
@@ -142,6 +161,7 @@ class _TFNetwork:
 
     def __reduce__(self):
         import sys
+
         return (sys.modules['dnnlib.tflib.network'].Network, (), self.state)
 
 
@@ -151,6 +171,7 @@ def _tf_g_vars(sd):
     import re
 
     import numpy as np
+
     top, mapping, synth = {}, {}, {}
     hwio = lambda w: np.ascontiguousarray(np.asarray(w).transpose(2, 3, 1, 0))
     flip = lambda w: np.ascontiguousarray(hwio(w)[::-1, ::-1])
@@ -168,8 +189,11 @@ def _tf_g_vars(sd):
         else:
             m = re.fullmatch(r'synthesis\.b(\d+)\.(conv0|conv1|torgb|skip)\.(.*)', k)
             r, layer, leaf = int(m.group(1)), m.group(2), m.group(3)
-            scope = f'{r}x{r}/' + ('Conv' if (r, layer) == (4, 'conv1') else {
-                'conv0': 'Conv0_up', 'conv1': 'Conv1', 'torgb': 'ToRGB', 'skip': 'Skip'}[layer])
+            scope = f'{r}x{r}/' + (
+                'Conv'
+                if (r, layer) == (4, 'conv1')
+                else {'conv0': 'Conv0_up', 'conv1': 'Conv1', 'torgb': 'ToRGB', 'skip': 'Skip'}[layer]
+            )
             if leaf == 'noise_const':
                 j = 0 if r == 4 else int(math.log2(r)) * 2 - (5 if layer == 'conv0' else 4)
                 synth[f'noise{j}'] = v[None, None]
@@ -179,7 +203,7 @@ def _tf_g_vars(sd):
                 synth[f'{scope}/mod_weight'] = v.T
             elif leaf == 'affine.bias':
                 synth[f'{scope}/mod_bias'] = v - 1
-            else:   # bias, noise_strength
+            else:  # bias, noise_strength
                 synth[f'{scope}/{leaf}'] = v
     return top, mapping, synth
 
@@ -188,6 +212,7 @@ def _tf_d_vars(sd):
     import re
 
     import numpy as np
+
     out = {}
     for k, v in sd.items():
         v = np.asarray(v, np.float32)
@@ -199,8 +224,12 @@ def _tf_d_vars(sd):
             continue
         m = re.fullmatch(r'b(\d+)\.(fromrgb|conv0|conv1|skip|conv|fc|out)\.(weight|bias)', k)
         r, layer, leaf = int(m.group(1)), m.group(2), m.group(3)
-        scope = {'conv': '4x4/Conv', 'fc': '4x4/Dense0', 'out': 'Output'}.get(layer) or \
-            f'{r}x{r}/' + {'fromrgb': 'FromRGB', 'conv0': 'Conv0', 'conv1': 'Conv1_down', 'skip': 'Skip'}[layer]
+        scope = {'conv': '4x4/Conv', 'fc': '4x4/Dense0', 'out': 'Output'}.get(layer) or f'{r}x{r}/' + {
+            'fromrgb': 'FromRGB',
+            'conv0': 'Conv0',
+            'conv1': 'Conv1_down',
+            'skip': 'Skip',
+        }[layer]
         if leaf == 'weight':
             v = v.T if v.ndim == 2 else np.ascontiguousarray(v.transpose(2, 3, 1, 0))
         out[f'{scope}/{leaf}'] = v
@@ -213,6 +242,7 @@ def write_tf_pickle(path, g_sd, d_sd, g_kwargs, d_kwargs, monkeypatch):
     import pickle
     import sys
     import types
+
     mod = types.ModuleType('dnnlib.tflib.network')
     mod.Network = type('Network', (_TFNetwork,), {'__module__': 'dnnlib.tflib.network'})
     for name in ('dnnlib', 'dnnlib.tflib'):
@@ -220,14 +250,24 @@ def write_tf_pickle(path, g_sd, d_sd, g_kwargs, d_kwargs, monkeypatch):
     monkeypatch.setitem(sys.modules, 'dnnlib.tflib.network', mod)
 
     def net(name, variables, kwargs, components=None):
-        return _TFNetwork(dict(version=4, name=name, static_kwargs=dict(kwargs), components=components or {},
-                               variables=list(variables.items()), build_func_name=name))
+        return _TFNetwork(
+            dict(
+                version=4,
+                name=name,
+                static_kwargs=dict(kwargs),
+                components=components or {},
+                variables=list(variables.items()),
+                build_func_name=name,
+            )
+        )
 
     top, mapping, synth = _tf_g_vars(g_sd)
 
     def gen(name):
-        return net(name, top, g_kwargs, {'mapping': net('G_mapping', mapping, {}),
-                                          'synthesis': net('G_synthesis', synth, {})})
+        return net(
+            name, top, g_kwargs, {'mapping': net('G_mapping', mapping, {}), 'synthesis': net('G_synthesis', synth, {})}
+        )
+
     nets = (gen('G'), net('D', _tf_d_vars(d_sd), d_kwargs), gen('Gs'))
     pathlib.Path(path).write_bytes(pickle.dumps(nets, protocol=4))
     return path

@@ -3,6 +3,7 @@
 
     python train.py --config tests/fault_harness.py --workdir /tmp/run        # ~12 steps, snapshots every 2
 """
+
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 from alignjax.train.config import base_config
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS, BATCH, SNAP_EVERY = 12, 8, 2          # 12 steps of 8 images, a snapshot every 2 steps (keep 3)
+STEPS, BATCH, SNAP_EVERY = 12, 8, 2  # 12 steps of 8 images, a snapshot every 2 steps (keep 3)
 
 
 def get_config():
@@ -28,12 +29,12 @@ def get_config():
     c.train.batch = BATCH
     c.train.kimg = STEPS * BATCH / 1000
     c.train.r1_gamma = 1.0
-    c.train.r1_interval = 4                 # lazy R1 every 4 steps: resume must pick the same phases
-    c.train.pl_weight = 0.0                 # (path length: see tests/test_train.py's kill/resume test)
+    c.train.r1_interval = 4  # lazy R1 every 4 steps: resume must pick the same phases
+    c.train.pl_weight = 0.0  # (path length: see tests/test_train.py's kill/resume test)
     c.train.ema_kimg = 0.01
-    c.log.tick_kimg = BATCH / 1000          # a metrics row per step
+    c.log.tick_kimg = BATCH / 1000  # a metrics row per step
     c.log.snapshot_kimg = SNAP_EVERY * BATCH / 1000
-    c.log.grid_kimg = 1000.0                # grids only at start and end
+    c.log.grid_kimg = 1000.0  # grids only at start and end
     c.log.grid_size = 4
     c.log.grid_cols = 4
     c.log.keep = 3
@@ -50,8 +51,14 @@ def timeout_s(base: float) -> float:
 
 
 def train_cmd(workdir, *overrides, config=None):
-    return [sys.executable, str(ROOT / 'train.py'), '--config', str(config or Path(__file__).resolve()),
-            f'--workdir={workdir}', *overrides]
+    return [
+        sys.executable,
+        str(ROOT / 'train.py'),
+        '--config',
+        str(config or Path(__file__).resolve()),
+        f'--workdir={workdir}',
+        *overrides,
+    ]
 
 
 def run_train(workdir, *overrides, fault=None, base_timeout=240, config=None, expect=None, what='train.py'):
@@ -62,20 +69,25 @@ def run_train(workdir, *overrides, fault=None, base_timeout=240, config=None, ex
         env['ALIGNJAX_FAULT'] = fault
     cmd = train_cmd(workdir, *overrides, config=config)
     limit = timeout_s(base_timeout)
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = p.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
-        raise AssertionError(f'{what} ({fault or "no fault"}) did not finish within {limit:.0f} s (load average '
-                             f'{os.getloadavg()[0]:.1f}): {" ".join(cmd)}\n--- stdout\n{out[-2000:]}\n--- stderr\n'
-                             f'{err[-2000:]}') from None
+        raise AssertionError(
+            f'{what} ({fault or "no fault"}) did not finish within {limit:.0f} s (load average '
+            f'{os.getloadavg()[0]:.1f}): {" ".join(cmd)}\n--- stdout\n{out[-2000:]}\n--- stderr\n'
+            f'{err[-2000:]}'
+        ) from None
     res = subprocess.CompletedProcess(cmd, p.returncode, out, err)
     if expect is not None:
-        assert p.returncode == expect, (f'{what} ({fault or "no fault"}) exited {p.returncode}, expected {expect}: '
-                                        f'{" ".join(cmd)}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}')
+        assert p.returncode == expect, (
+            f'{what} ({fault or "no fault"}) exited {p.returncode}, expected {expect}: '
+            f'{" ".join(cmd)}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}'
+        )
     return res
 
 
@@ -86,7 +98,9 @@ def committed(workdir) -> list[int]:
 
 def final_nets(workdir):
     import jax
+
     import alignjax as aj
+
     ck = aj.load_checkpoint(Path(workdir) / 'final')
     return {k: jax.tree_util.tree_leaves(v) for k, v in ck.nets.items()}, ck
 
@@ -95,6 +109,7 @@ def assert_same_final(a, b):
     na, _ = final_nets(a)
     nb, _ = final_nets(b)
     import numpy as np
+
     assert set(na) == set(nb) == {'G', 'G_ema', 'D'}
     for net in ('G', 'G_ema', 'D'):
         assert len(na[net]) == len(nb[net])

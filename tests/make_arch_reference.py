@@ -19,6 +19,7 @@ writes tests/data/arch/<g>_<d>.npz with
   pl_noise, grad_pl      d(sum(G.synthesis(ws, const) * pl_noise)) / d(ws) (the path-length gradient)
 Custom CUDA ops are not used: on CPU NVlabs' ops run their reference implementations (impl='ref').
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,7 @@ COMBOS = [
     ('resnet', 'skip', {}),
 ]
 RES, Z, W, N = 16, 32, 32, 4
-CHANNELS = dict(channel_base=128, channel_max=16)   # 16 channels at 4x4 and 8x8, 8 at 16x16
+CHANNELS = dict(channel_base=128, channel_max=16)  # 16 channels at 4x4 and 8x8, 8 at 16x16
 OUT = pathlib.Path(__file__).resolve().parent / 'data' / 'arch'
 
 
@@ -66,20 +67,34 @@ def make(g_arch, d_arch, extra, networks, torch):
     rng = np.random.RandomState(seed)
     c_dim = extra.get('c_dim', 0)
     clamp = extra.get('conv_clamp')
-    g_kwargs = dict(z_dim=Z, c_dim=c_dim, w_dim=W, img_resolution=RES, img_channels=3,
-                    mapping_kwargs=dict(num_layers=2),
-                    synthesis_kwargs=dict(architecture=g_arch, conv_clamp=clamp, **CHANNELS))
-    d_kwargs = dict(c_dim=c_dim, img_resolution=RES, img_channels=3, architecture=d_arch, conv_clamp=clamp,
-                    mapping_kwargs=dict(num_layers=2) if c_dim else {},
-                    epilogue_kwargs=dict(mbstd_group_size=N), **CHANNELS)
+    g_kwargs = dict(
+        z_dim=Z,
+        c_dim=c_dim,
+        w_dim=W,
+        img_resolution=RES,
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(architecture=g_arch, conv_clamp=clamp, **CHANNELS),
+    )
+    d_kwargs = dict(
+        c_dim=c_dim,
+        img_resolution=RES,
+        img_channels=3,
+        architecture=d_arch,
+        conv_clamp=clamp,
+        mapping_kwargs=dict(num_layers=2) if c_dim else {},
+        epilogue_kwargs=dict(mbstd_group_size=N),
+        **CHANNELS,
+    )
     G = networks.Generator(**g_kwargs).eval().requires_grad_(False)
     D = networks.Discriminator(**d_kwargs).eval().requires_grad_(False)
     randomise(G, rng, torch)
     randomise(D, rng, torch)
 
     z = torch.from_numpy(rng.randn(N, Z).astype(np.float32))
-    c = torch.from_numpy(np.eye(c_dim, dtype=np.float32)[np.arange(N) % c_dim] if c_dim
-                         else np.zeros((N, 0), np.float32))
+    c = torch.from_numpy(
+        np.eye(c_dim, dtype=np.float32)[np.arange(N) % c_dim] if c_dim else np.zeros((N, 0), np.float32)
+    )
     ws = G.mapping(z, c)
     img_const = G.synthesis(ws, noise_mode='const')
     img_none = G.synthesis(ws, noise_mode='none')
@@ -93,14 +108,26 @@ def make(g_arch, d_arch, extra, networks, torch):
 
     out = {f'G.{k}': v.numpy() for k, v in G.state_dict().items()}
     out.update({f'D.{k}': v.numpy() for k, v in D.state_dict().items()})
-    arrays = dict(z=z, c=c, ws=ws, img_const=img_const, img_none=img_none, d_input=d_input, logits=logits,
-                  logits_gen=logits_gen, grad_r1=grad_r1, pl_noise=pl_noise, grad_pl=grad_pl)
+    arrays = dict(
+        z=z,
+        c=c,
+        ws=ws,
+        img_const=img_const,
+        img_none=img_none,
+        d_input=d_input,
+        logits=logits,
+        logits_gen=logits_gen,
+        grad_r1=grad_r1,
+        pl_noise=pl_noise,
+        grad_pl=grad_pl,
+    )
     out.update({k: v.detach().numpy().astype(np.float32) for k, v in arrays.items()})
     out['G_kwargs'] = np.array(json.dumps(g_kwargs))
     out['D_kwargs'] = np.array(json.dumps(d_kwargs))
-    if clamp is not None:   # how often the clamp binds (a reference for the test's claim that it does)
-        G2 = networks.Generator(**{**g_kwargs, 'synthesis_kwargs': {**g_kwargs['synthesis_kwargs'],
-                                                                     'conv_clamp': None}}).eval()
+    if clamp is not None:  # how often the clamp binds (a reference for the test's claim that it does)
+        G2 = networks.Generator(
+            **{**g_kwargs, 'synthesis_kwargs': {**g_kwargs['synthesis_kwargs'], 'conv_clamp': None}}
+        ).eval()
         G2.load_state_dict(G.state_dict())
         diff = float((G2.synthesis(ws, noise_mode='const') - img_const).abs().max().detach())
         print(f'  {g_arch}_{d_arch}: without the clamp the images change by up to {diff:.3g}')
@@ -114,7 +141,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     sys.path.insert(0, str(a.nvlabs.resolve()))
     import torch
-    from training import networks   # NVlabs' own definitions, from the checkout
+    from training import networks  # NVlabs' own definitions, from the checkout
+
     torch.set_num_threads(1)
     a.out.mkdir(parents=True, exist_ok=True)
     total = 0
@@ -123,8 +151,10 @@ def main(argv=None):
         path = a.out / f'{g_arch}_{d_arch}.npz'
         np.savez_compressed(path, **arrays)
         total += path.stat().st_size
-        print(f'{path}: {path.stat().st_size / 1e3:.0f} kB, {sum(k.startswith("G.") for k in arrays)} G and '
-              f'{sum(k.startswith("D.") for k in arrays)} D tensors')
+        print(
+            f'{path}: {path.stat().st_size / 1e3:.0f} kB, {sum(k.startswith("G.") for k in arrays)} G and '
+            f'{sum(k.startswith("D.") for k in arrays)} D tensors'
+        )
     print(f'total {total / 1e6:.2f} MB')
 
 

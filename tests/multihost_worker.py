@@ -7,6 +7,7 @@ optionally logging what this process's loader served.
 every image row, so a test can check that the hosts' shards are disjoint and together form the global batch of
 a single-process run, in order.
 """
+
 import hashlib
 import json
 import sys
@@ -38,12 +39,15 @@ def main(argv):
         import jax
 
         from alignjax.train import loop
+
         real = loop.make_loader
 
         def make_loader(*a, **kw):
             return _LoggingLoader(real(*a, **kw), log_dir / f'p{jax.process_index()}.jsonl')
+
         loop.make_loader = make_loader
     from alignjax.cli.train import main as train_main
+
     train_main(argv)
 
 

@@ -1,8 +1,8 @@
 """alignjax.analysis on constructed cases whose answers are known: child == parent (changes 0, R^2 1, overlap 1,
 slope ratio 1), a child with unrelated synthesis convs (point-wise R^2 ~ 0), a planted direction, zero-shot on
 child == parent equal to the in-domain pipeline, and bad input. Uses the shipped zoo parent and evaluators."""
+
 import json
-import warnings
 
 import jax
 import numpy as np
@@ -27,13 +27,17 @@ def faces_ev():
 @pytest.fixture(scope='module')
 def unrelated(parent):
     """The parent with every synthesis conv weight taken from an unrelated randomly initialised net."""
-    rnd = new_generator(jax.random.key(123), resolution=32, **{k: getattr(parent.config, k) for k in (
-        'z_dim', 'w_dim', 'mapping_layers', 'channel_base', 'channel_max')})
+    rnd = new_generator(
+        jax.random.key(123),
+        resolution=32,
+        **{k: getattr(parent.config, k) for k in ('z_dim', 'w_dim', 'mapping_layers', 'channel_base', 'channel_max')},
+    )
     lr = dict(jax.tree_util.tree_leaves_with_path(rnd.variables))
 
     def pick(path, leaf):
         comp = component_of(jax.tree_util.keystr(path))[0]
         return lr[path] if comp.startswith('conv_') else leaf
+
     return parent.with_variables(jax.tree_util.tree_map_with_path(pick, parent.variables))
 
 
@@ -54,15 +58,18 @@ def test_resetting_every_component_gives_the_parent(parent):
     for a, b in zip(jax.tree_util.tree_leaves(v), jax.tree_util.tree_leaves(parent.variables)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     one = reset_variables(parent, child, 'mapping')
-    np.testing.assert_array_equal(one['params']['mapping']['fc0']['weight'],
-                                  parent.variables['params']['mapping']['fc0']['weight'])
-    np.testing.assert_array_equal(one['params']['synthesis']['b8']['conv0']['weight'],
-                                  child.variables['params']['synthesis']['b8']['conv0']['weight'])
+    np.testing.assert_array_equal(
+        one['params']['mapping']['fc0']['weight'], parent.variables['params']['mapping']['fc0']['weight']
+    )
+    np.testing.assert_array_equal(
+        one['params']['synthesis']['b8']['conv0']['weight'],
+        child.variables['params']['synthesis']['b8']['conv0']['weight'],
+    )
 
 
 def test_identical_child_is_pointwise_aligned(parent, faces_ev):
     pw = A.pointwise_alignment(parent, parent, faces_ev, faces_ev, n=64)
-    assert pw.factors and 'smile' in pw.not_measured      # the faces ruler does not read smiles
+    assert pw.factors and 'smile' in pw.not_measured  # the faces ruler does not read smiles
     for f, v in pw.factors.items():
         for m in ('z', 'w'):
             if f == 'glasses':
@@ -81,8 +88,9 @@ def test_unrelated_synthesis_is_not_pointwise_aligned(parent, unrelated, faces_e
 
 
 def test_identical_child_is_semantically_aligned(parent, faces_ev):
-    sem = A.semantic_alignment(parent, parent, faces_ev, faces_ev, n=128, transfer_n=8, k=5,
-                               factors=('hair_color', 'bg_value'))
+    sem = A.semantic_alignment(
+        parent, parent, faces_ev, faces_ev, n=128, transfer_n=8, k=5, factors=('hair_color', 'bg_value')
+    )
     assert set(sem.factors) == {'hair_color', 'bg_value'}
     for v in sem.factors.values():
         assert v['s_iou'] == 1.0 and v['s_spearman'] == pytest.approx(1.0)
@@ -102,7 +110,7 @@ def test_planted_direction_and_channel_are_recovered():
     assert abs(out['directions'][0] @ d) > 0.99 and out['r2'][0] > 0.99
     assert abs(out['directions'][1] @ d) < 0.2 and out['r2'][1] < 0.1
     s = rs.randn(2000, 50)
-    s[:, 17] += 2 * (y[:, 0] > np.quantile(y[:, 0], 0.9))      # channel 17 fires on the positives
+    s[:, 17] += 2 * (y[:, 0] > np.quantile(y[:, 0], 0.9))  # channel 17 fires on the positives
     rel = A.s_relevance(s, y[:, 0])
     assert int(np.argmax(rel)) == 17
 
@@ -112,11 +120,13 @@ def test_zero_shot_on_identical_child_equals_in_domain(parent, faces_ev):
     from alignjax.eval.data import EVAL_SEED, render_set
     from alignjax.eval.scores import landmark_scores
     from alignjax.invert import InvertConfig, decode, invert
-    zs = A.zero_shot(parent, parent, faces_ev, 'faces', oracle_labeller=faces_ev, n=4, steps=4, ks=(1, 8),
-                     train_n=128, start=500)
+
+    zs = A.zero_shot(
+        parent, parent, faces_ev, 'faces', oracle_labeller=faces_ev, n=4, steps=4, ks=(1, 8), train_n=128, start=500
+    )
     a = zs.attributes
     assert set(a['zero_shot']) == {'W+ k=1', 'W+ k=8', 'W'} and zs.best in a['zero_shot']
-    for key in a['zero_shot']:      # parent supervision == child supervision when the child is the parent
+    for key in a['zero_shot']:  # parent supervision == child supervision when the child is the parent
         assert a['zero_shot'][key] == a['oracle_latent'][key]
     assert a['naive'] == a['oracle']
     # the in-domain pipeline, computed independently: invert in the parent, decode by it, read, score
@@ -142,13 +152,15 @@ def test_bad_inputs(parent, faces_ev):
     small = new_generator(jax.random.key(0), resolution=16, z_dim=128, w_dim=128, channel_base=512, channel_max=32)
     with pytest.raises(A.AnalysisError, match='different resolutions'):
         A.weight_changes(parent, small)
-    narrow = new_generator(jax.random.key(0), resolution=32, z_dim=128, w_dim=128, mapping_layers=4,
-                           channel_base=2048, channel_max=32)
+    narrow = new_generator(
+        jax.random.key(0), resolution=32, z_dim=128, w_dim=128, mapping_layers=4, channel_base=2048, channel_max=32
+    )
     with pytest.raises(A.AnalysisError, match='not aligned'):
         A.pointwise_alignment(parent, narrow, faces_ev, faces_ev, n=8)
 
     def wrong(images):
         return {'factors': np.zeros((len(images), 5))}
+
     with pytest.raises(A.AnalysisError, match=r'"factors" has shape \[8, 5\]'):
         A.pointwise_alignment(parent, parent, faces_ev, wrong, n=8)
     with pytest.raises(A.AnalysisError, match='must return a dict'):
@@ -159,26 +171,40 @@ def test_bad_inputs(parent, faces_ev):
 
 def test_user_labeller_with_the_contract(parent, faces_ev):
     """A plain function with the Evaluator contract works (all expressed factors are then measured)."""
+
     def mine(images):
         o = faces_ev(images)
         return {'factors': np.asarray(o['factors'])}
+
     pw = A.pointwise_alignment(parent, parent, mine, mine, n=16)
-    assert 'light_y' in pw.factors or 'pitch' in pw.factors    # not filtered by the shipped accuracy table
+    assert 'light_y' in pw.factors or 'pitch' in pw.factors  # not filtered by the shipped accuracy table
     assert pw.landmarks is None
 
 
 def test_report_cli_fast(tmp_path, capsys):
     from alignjax.cli.report import main
+
     out = tmp_path / 'rep'
     from alignjax.eval.zoo import zoo_path
-    rc = main(['--fast', '--sections', 'changes,pointwise,distant', '--child', f'toons={zoo_path("toons")}',
-               '--out', str(out), '--noprogress'])
+
+    rc = main(
+        [
+            '--fast',
+            '--sections',
+            'changes,pointwise,distant',
+            '--child',
+            f'toons={zoo_path("toons")}',
+            '--out',
+            str(out),
+            '--noprogress',
+        ]
+    )
     assert rc == 0
     res = json.loads((out / 'results.json').read_text())
     assert set(res['sections']) == {'changes', 'pointwise'} and 'distant' not in res['sections']
     assert res['sections']['pointwise']['toons']['mean_r2']['z'] > 0
     assert res['settings']['fast'] and res['settings']['seed'] == 0
-    assert 'distant' in res['skipped']            # no buildings child here: only toons, so no distant table
+    assert 'distant' in res['skipped']  # no buildings child here: only toons, so no distant table
     html = (out / 'report.html').read_text()
     assert 'data:image/png;base64,' in html and 'src="figures/' not in html
     assert (out / 'figures' / 'changes_toons.png').exists()
@@ -187,9 +213,21 @@ def test_report_cli_fast(tmp_path, capsys):
 def test_report_cli_without_evaluators_and_bad_flags(tmp_path, capsys):
     from alignjax.cli.report import main
     from alignjax.eval.zoo import zoo_path
+
     out = tmp_path / 'rep'
-    rc = main(['--fast', '--noevaluators', '--sections', 'changes,pointwise', '--child',
-               f'toons={zoo_path("toons")}', '--out', str(out), '--noprogress'])
+    rc = main(
+        [
+            '--fast',
+            '--noevaluators',
+            '--sections',
+            'changes,pointwise',
+            '--child',
+            f'toons={zoo_path("toons")}',
+            '--out',
+            str(out),
+            '--noprogress',
+        ]
+    )
     assert rc == 0
     res = json.loads((out / 'results.json').read_text())
     assert 'pointwise' in res['skipped'] and 'evaluator' in res['skipped']['pointwise']
@@ -205,18 +243,25 @@ def test_report_cli_without_evaluators_and_bad_flags(tmp_path, capsys):
 
 def test_forgotten_glasses_direction_is_active_in_the_parent(parent, faces_ev):
     animals = load_zoo('animals').generator()
-    fg = A.forgotten_directions(parent, {'parent': parent, 'animals': animals}, faces_ev,
-                                {'parent': faces_ev, 'animals': load_evaluator('animals', 32)}, n=256, edit_n=16,
-                                examples=0)
+    fg = A.forgotten_directions(
+        parent,
+        {'parent': parent, 'animals': animals},
+        faces_ev,
+        {'parent': faces_ev, 'animals': load_evaluator('animals', 32)},
+        n=256,
+        edit_n=16,
+        examples=0,
+    )
     p = fg.models['parent']
     assert p['expresses_glasses'] and p['glasses']['feature_ratio'] > 1.5 and p['glasses']['glasses_prob_change'] > 0
     a = fg.models['animals']
-    assert not a['expresses_glasses'] and a['glasses']['glasses_prob_change'] is None     # n/a, not a number
+    assert not a['expresses_glasses'] and a['glasses']['glasses_prob_change'] is None  # n/a, not a number
     assert fg.direction_norm > 0 and 0 < fg.parent_glasses_rate < 1
 
 
 def test_translation_of_identical_child_is_the_reconstruction(parent, faces_ev):
     from alignjax.eval.data import EVAL_SEED, render_set
+
     data = render_set('faces', 32, EVAL_SEED, 10000, 2)
     inv = A.invert_inputs(parent, data['image'], steps=3, methods=('W+',))
     tr = A.translation_methods(parent, parent, inv, data, faces_ev, swap_res=(8,))
@@ -225,7 +270,7 @@ def test_translation_of_identical_child_is_the_reconstruction(parent, faces_ev):
     assert tr.methods['W+']['landmark_nme'] is not None and tr.methods['W+']['fd_eval'] is None
 
 
-@pytest.mark.slow      # ~50 s: compiles one jvp program per StyleSpace layer
+@pytest.mark.slow  # ~50 s: compiles one jvp program per StyleSpace layer
 def test_localised_channels_of_identical_child_overlap_fully(parent, faces_ev):
     lr = A.localised_channels(parent, parent, faces_ev, faces_ev, n=2)
     assert lr.classes and all(v['iou'] == 1.0 for v in lr.classes.values()) and lr.mean_iou == 1.0

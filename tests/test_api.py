@@ -1,5 +1,6 @@
 """Public API: store round trip, export to rosinality (read back by torch), noise modes, random init, CLI,
 w_avg computation, clear errors."""
+
 import os
 import subprocess
 import sys
@@ -71,12 +72,15 @@ def test_noise_modes(ck, reference):
     with pytest.raises(ValueError, match='key'):
         gen.synthesis(ws, 'random')
     # explicit noise equal to the stored constants reproduces 'const'; zero noise reproduces 'none'
-    consts = {name: gen.variables['buffers']['synthesis'][f'b{name.split(".")[0][1:]}'][name.split('.')[1]]['noise_const']
-              for name in gen.noise_shapes}
+    consts = {
+        name: gen.variables['buffers']['synthesis'][f'b{name.split(".")[0][1:]}'][name.split('.')[1]]['noise_const']
+        for name in gen.noise_shapes
+    }
     np.testing.assert_allclose(np.asarray(gen.synthesis(ws, noise=consts)), np.asarray(gen.synthesis(ws)), atol=1e-5)
     zeros = {name: jnp.zeros(s) for name, s in gen.noise_shapes.items()}
-    np.testing.assert_allclose(np.asarray(gen.synthesis(ws, 'const', noise=zeros)),
-                               np.asarray(gen.synthesis(ws, "none")), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(gen.synthesis(ws, 'const', noise=zeros)), np.asarray(gen.synthesis(ws, 'none')), atol=1e-5
+    )
     with pytest.raises(ValueError, match='b8.conv0'):
         gen.synthesis(ws, noise={'b8.conv0': jnp.zeros((4, 4))})
 
@@ -84,6 +88,7 @@ def test_noise_modes(ck, reference):
 def test_random_layers_get_distinct_noise():
     """'random' draws each layer's noise from its own fold of the key: no two same-size layers share it."""
     from alignjax.nn import networks as N
+
     cfg = aj.GeneratorConfig(resolution=16, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8)
     gen = aj.new_generator(jax.random.key(0), config=cfg)
     captured = {}
@@ -92,19 +97,22 @@ def test_random_layers_get_distinct_noise():
         out = orig(self, n, mode, noise, key, specs)
         captured.update(out)
         return out
+
     orig = N.SynthesisNetwork._noises
     N.SynthesisNetwork._noises = grab
     try:
-        gen.module.apply(gen.variables, jnp.zeros((2, cfg.num_ws, 8)), 'random', None, jax.random.key(3),
-                         method='synthesize')
+        gen.module.apply(
+            gen.variables, jnp.zeros((2, cfg.num_ws, 8)), 'random', None, jax.random.key(3), method='synthesize'
+        )
     finally:
         N.SynthesisNetwork._noises = orig
     assert not np.allclose(np.asarray(captured['b8.conv0']), np.asarray(captured['b8.conv1']))
 
 
 def test_new_generator_and_jit_friendly():
-    gen = aj.new_generator(jax.random.key(0), resolution=16, z_dim=16, w_dim=16, mapping_layers=2,
-                           channel_base=128, channel_max=16)
+    gen = aj.new_generator(
+        jax.random.key(0), resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16
+    )
     assert gen.num_ws == 6 and gen.config.channels == {4: 16, 8: 16, 16: 8}
     f = jax.jit(lambda g, z: g.synthesis(g.mapping(z, truncation_psi=0.7)))
     img = f(gen, jnp.ones((2, 16)))
@@ -120,6 +128,7 @@ def test_new_generator_and_jit_friendly():
 
 def test_w_avg_computed_when_absent(fixtures_dir, tmp_path):
     from alignjax.io.torch_file import load_torch, save_torch
+
     obj = load_torch(fixtures_dir / 'rosinality.pt')
     obj = {'g_ema': obj['g_ema']}  # no latent_avg, no g, no d
     save_torch(obj, tmp_path / 'no_avg.pt')
@@ -147,15 +156,39 @@ def test_load_errors_name_the_file(tmp_path):
 
 def test_generate_cli(fixtures_dir, tmp_path):
     out = tmp_path / 'grid.png'
-    p = subprocess.run([sys.executable, '-m', 'alignjax.generate', '--ckpt', str(fixtures_dir / 'tf.pkl'),
-                        '--seeds', '0-5', '--trunc', '0.7', '--out', str(out), '--cols', '3'],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='cpu'))
+    p = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'alignjax.generate',
+            '--ckpt',
+            str(fixtures_dir / 'tf.pkl'),
+            '--seeds',
+            '0-5',
+            '--trunc',
+            '0.7',
+            '--out',
+            str(out),
+            '--cols',
+            '3',
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='cpu'),
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     from PIL import Image
+
     assert Image.open(out).size == (3 * 32, 2 * 32)
-    p = subprocess.run([sys.executable, '-m', 'alignjax.generate', '--ckpt', str(tmp_path / 'missing.pkl')],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, '-m', 'alignjax.generate', '--ckpt', str(tmp_path / 'missing.pkl')],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode != 0 and 'missing.pkl' in p.stderr and 'Traceback' not in p.stderr
 
 
@@ -173,10 +206,11 @@ def test_architecture_table_is_what_the_modules_build(c_dim, d_mapping):
     those variables (checked by tracing their init)."""
     from alignjax.io import convert
     from alignjax.model import _init_discriminator, _init_generator
-    g = aj.GeneratorConfig(resolution=16, z_dim=8, w_dim=8, c_dim=c_dim, channel_base=128, channel_max=16,
-                           mapping_layers=2)
-    d = aj.DiscriminatorConfig(resolution=16, c_dim=c_dim, channel_base=128, channel_max=16,
-                               mapping_layers=d_mapping)
+
+    g = aj.GeneratorConfig(
+        resolution=16, z_dim=8, w_dim=8, c_dim=c_dim, channel_base=128, channel_max=16, mapping_layers=2
+    )
+    d = aj.DiscriminatorConfig(resolution=16, c_dim=c_dim, channel_base=128, channel_max=16, mapping_layers=d_mapping)
     for cfg, init in ((g, _init_generator), (d, _init_discriminator)):
         traced = jax.eval_shape(init, cfg, jax.random.key(0))
         assert {col: _flat_shapes(dict(v)) for col, v in traced.items()} == convert.variable_shapes(cfg), cfg
@@ -187,19 +221,33 @@ def test_training_snapshot_loads(tmp_path):
     alignjax.train.loop saves it (orbax CheckpointManager items state / data / meta)."""
     import optax
     import orbax.checkpoint as ocp
+
     from alignjax.train import step as S
-    g = aj.new_generator(jax.random.key(0), resolution=16, z_dim=8, w_dim=8, channel_base=128, channel_max=16,
-                         mapping_layers=2)
+
+    g = aj.new_generator(
+        jax.random.key(0), resolution=16, z_dim=8, w_dim=8, channel_base=128, channel_max=16, mapping_layers=2
+    )
     d = aj.new_discriminator(jax.random.key(1), resolution=16, channel_base=128, channel_max=16)
     ema = jax.tree_util.tree_map(lambda a: a * 0.5, g.variables)
     state = S.init_state(jax.random.key(2), g.variables, d.variables, ema, optax.adam(1e-3), optax.adam(1e-3))
-    meta = {'config': {}, 'g_config': g.config.to_dict(), 'd_config': d.config.to_dict(), 'dataset': 'x',
-            'resolution': 16}
+    meta = {
+        'config': {},
+        'g_config': g.config.to_dict(),
+        'd_config': d.config.to_dict(),
+        'dataset': 'x',
+        'resolution': 16,
+    }
     opts = ocp.CheckpointManagerOptions(create=True, enable_async_checkpointing=False)
     items = ('state', 'data', 'meta')
     with ocp.CheckpointManager(tmp_path / 'checkpoints', options=opts, item_names=items) as mgr:
-        mgr.save(7, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                            data=ocp.args.JsonSave({'iterator': ''}), meta=ocp.args.JsonSave(meta)))
+        mgr.save(
+            7,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=ocp.args.JsonSave({'iterator': ''}),
+                meta=ocp.args.JsonSave(meta),
+            ),
+        )
     ck = aj.load_checkpoint(tmp_path / 'checkpoints' / '7')
     assert ck.format == 'snapshot' and sorted(ck.nets) == ['D', 'G', 'G_ema'] and ck.extra['step'] == 0
     assert ck.g_config == g.config and ck.d_config == d.config
@@ -208,4 +256,4 @@ def test_training_snapshot_loads(tmp_path):
     z = np.random.RandomState(0).randn(2, 8)
     np.testing.assert_array_equal(np.asarray(ck.generator('G')(z)), np.asarray(g(z)))
     with pytest.raises(CheckpointError, match='training snapshot'):
-        aj.load_checkpoint(tmp_path / 'checkpoints')          # the manager's folder, not a step
+        aj.load_checkpoint(tmp_path / 'checkpoints')  # the manager's folder, not a step

@@ -2,6 +2,7 @@
 checked against NVlabs' own outputs and gradients (tests/data/arch/*.npz, written by tests/make_arch_reference.py
 from stylegan2-ada-pytorch `training/networks.py`), trained, morphed; and per-network loading (a file whose D
 cannot be built still gives its generators)."""
+
 import json
 import pathlib
 
@@ -44,7 +45,7 @@ def nets_of(r, names=('G', 'G_ema', 'D')):
     out = {}
     for name in names:
         net = 'D' if name == 'D' else 'G'
-        sd = {k[len(net) + 1:]: v for k, v in r.items() if k.startswith(net + '.')}
+        sd = {k[len(net) + 1 :]: v for k, v in r.items() if k.startswith(net + '.')}
         out[name] = (sd, json.loads(str(r[f'{net}_kwargs'])))
     return out
 
@@ -78,8 +79,10 @@ def c_of(r):
 @pytest.mark.parametrize('ck', COMBOS, indirect=True)
 def test_architecture_inferred(ck):
     ck, r = ck
-    g_arch, d_arch = (json.loads(str(r['G_kwargs']))['synthesis_kwargs']['architecture'],
-                      json.loads(str(r['D_kwargs']))['architecture'])
+    g_arch, d_arch = (
+        json.loads(str(r['G_kwargs']))['synthesis_kwargs']['architecture'],
+        json.loads(str(r['D_kwargs']))['architecture'],
+    )
     assert (ck.g_config.architecture, ck.d_config.architecture) == (g_arch, d_arch)
     assert ck.g_config.resolution == 16 and ck.g_config.channels == {4: 16, 8: 16, 16: 8}
     assert ck.g_config.conv_clamp == json.loads(str(r['G_kwargs']))['synthesis_kwargs']['conv_clamp']
@@ -90,11 +93,13 @@ def test_architecture_inferred(ck):
 def test_outputs_match_nvlabs(ck):
     ck, r = ck
     gen, d, c = ck.generator(), ck.discriminator(), c_of(r)
-    errs = {'ws': rel_err(gen.mapping(r['z'], c), r['ws']),
-            'img_const': rel_err(nchw(gen.synthesis(r['ws'], noise_mode='const')), r['img_const']),
-            'img_none': rel_err(nchw(gen.synthesis(r['ws'], noise_mode='none')), r['img_none']),
-            'logits': rel_err(d(nhwc(r['d_input']), c), r['logits']),
-            'logits_gen': rel_err(d(nhwc(r['img_const']), c), r['logits_gen'])}
+    errs = {
+        'ws': rel_err(gen.mapping(r['z'], c), r['ws']),
+        'img_const': rel_err(nchw(gen.synthesis(r['ws'], noise_mode='const')), r['img_const']),
+        'img_none': rel_err(nchw(gen.synthesis(r['ws'], noise_mode='none')), r['img_none']),
+        'logits': rel_err(d(nhwc(r['d_input']), c), r['logits']),
+        'logits_gen': rel_err(d(nhwc(r['img_const']), c), r['logits_gen']),
+    }
     assert max(errs.values()) <= TOL, errs
 
 
@@ -113,28 +118,34 @@ def test_path_length_gradient_matches_nvlabs(ck, monkeypatch):
     gen = ck.generator()
     pl = nhwc(r['pl_noise'])
     grad = lambda: jax.grad(lambda w: (gen.module.apply(gen.variables, w, method='synthesize') * pl).sum())(
-        jnp.asarray(r['ws']))
+        jnp.asarray(r['ws'])
+    )
     assert_grad_close(grad, r['grad_pl'], 'PL grad', monkeypatch, [NL])
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The TF pickle path (names derived from the table; legacy.py's rules, inverted, in conftest.write_tf_pickle).
 
+
 @pytest.mark.parametrize('combo', ['resnet_skip', 'orig_orig'])
 def test_tf_pickle_of_other_architectures(combo, tmp_path, monkeypatch):
     r = ref(combo)
     (g_sd, g_kw), (d_sd, d_kw) = nets_of(r, ('G', 'D')).values()
     clamp = g_kw['synthesis_kwargs']['conv_clamp']
-    p = write_tf_pickle(tmp_path / 'tf.pkl', g_sd, d_sd,
-                        dict(architecture=g_kw['synthesis_kwargs']['architecture'], resolution=16, conv_clamp=clamp),
-                        dict(architecture=d_kw['architecture'], resolution=16, mbstd_group_size=4, conv_clamp=clamp),
-                        monkeypatch)
+    p = write_tf_pickle(
+        tmp_path / 'tf.pkl',
+        g_sd,
+        d_sd,
+        dict(architecture=g_kw['synthesis_kwargs']['architecture'], resolution=16, conv_clamp=clamp),
+        dict(architecture=d_kw['architecture'], resolution=16, mbstd_group_size=4, conv_clamp=clamp),
+        monkeypatch,
+    )
     ck = aj.load_checkpoint(p)
     assert (ck.g_config.architecture, ck.d_config.architecture) == tuple(combo.split('_'))
     gen, d = ck.generator(), ck.discriminator()
     assert rel_err(nchw(gen.synthesis(r['ws'])), r['img_const']) <= TOL
     assert rel_err(d(nhwc(r['d_input'])), r['logits']) <= TOL
-    for name, sd in (('G_ema', g_sd), ('D', d_sd)):     # and the same tensors as the NVlabs state dict
+    for name, sd in (('G_ema', g_sd), ('D', d_sd)):  # and the same tensors as the NVlabs state dict
         cfg = ck.d_config if name == 'D' else ck.g_config
         back = convert.to_nvlabs(ck.nets[name], cfg)
         assert sorted(back) == sorted(sd)
@@ -144,8 +155,14 @@ def test_tf_pickle_of_other_architectures(combo, tmp_path, monkeypatch):
 def test_tf_kwargs_that_contradict_the_tensors_are_refused(tmp_path, monkeypatch):
     r = ref('resnet_skip')
     (g_sd, _), (d_sd, _) = nets_of(r, ('G', 'D')).values()
-    p = write_tf_pickle(tmp_path / 'tf.pkl', g_sd, d_sd, dict(architecture='skip', resolution=16),
-                        dict(architecture='skip', resolution=16), monkeypatch)
+    p = write_tf_pickle(
+        tmp_path / 'tf.pkl',
+        g_sd,
+        d_sd,
+        dict(architecture='skip', resolution=16),
+        dict(architecture='skip', resolution=16),
+        monkeypatch,
+    )
     with pytest.raises(CheckpointError, match="declares architecture 'skip' but its tensors are those of a 'resnet'"):
         aj.load_checkpoint(p)
 
@@ -153,20 +170,28 @@ def test_tf_kwargs_that_contradict_the_tensors_are_refused(tmp_path, monkeypatch
 # ---------------------------------------------------------------------------------------------------------
 # Per-network loading: a D that cannot be built is left out, with a note; G and G_ema still load.
 
+
 def test_unsupported_discriminator_is_skipped_not_the_file(tmp_path, monkeypatch):
     r = ref('skip_orig')
-    p = write_nvlabs_pickle(tmp_path / 'relu_d.pkl', nets_of(r), monkeypatch,
-                            attrs={'D': {'b16.conv0': {'activation': 'relu'}}})
+    p = write_nvlabs_pickle(
+        tmp_path / 'relu_d.pkl', nets_of(r), monkeypatch, attrs={'D': {'b16.conv0': {'activation': 'relu'}}}
+    )
     ck = aj.load_checkpoint(p)
     assert set(ck.nets) == {'G', 'G_ema'} and ck.d_config is None
-    assert any(n.startswith("D not loaded:") and "b16.conv0 uses activation 'relu'" in n for n in ck.notes), ck.notes
+    assert any(n.startswith('D not loaded:') and "b16.conv0 uses activation 'relu'" in n for n in ck.notes), ck.notes
     assert rel_err(nchw(ck.generator().synthesis(r['ws'])), r['img_const']) <= TOL
-    with pytest.raises(CheckpointError, match=r"D was not loaded: .*relu_d\.pkl: D layer b16\.conv0 uses activation"):
+    with pytest.raises(CheckpointError, match=r'D was not loaded: .*relu_d\.pkl: D layer b16\.conv0 uses activation'):
         ck.discriminator()
     # a D of an unknown architecture (TF kwargs) is skipped the same way
     (g_sd, _), (d_sd, _) = nets_of(r, ('G', 'D')).values()
-    p = write_tf_pickle(tmp_path / 'tf.pkl', g_sd, d_sd, dict(architecture='skip', resolution=16),
-                        dict(architecture='fancy', resolution=16), monkeypatch)
+    p = write_tf_pickle(
+        tmp_path / 'tf.pkl',
+        g_sd,
+        d_sd,
+        dict(architecture='skip', resolution=16),
+        dict(architecture='fancy', resolution=16),
+        monkeypatch,
+    )
     ck = aj.load_checkpoint(p)
     assert 'D' not in ck.nets and ck.generator().config.architecture == 'skip'
     with pytest.raises(CheckpointError, match="architecture 'fancy', which is not supported"):
@@ -184,6 +209,7 @@ def test_file_whose_generators_cannot_be_built_is_refused(tmp_path, monkeypatch)
 # ---------------------------------------------------------------------------------------------------------
 # The architecture field is what the modules build and run.
 
+
 def _synthesis_params_without(v, layers):
     out = jax.tree_util.tree_map(lambda x: x, v)
     for block, layer in layers:
@@ -195,16 +221,17 @@ def test_the_architecture_field_changes_the_forward_pass():
     """Same weights, another architecture, other numbers: nothing may fall back to skip G / resnet D."""
     r = ref('skip_skip')
     sd = nets_of(r, ('G',))['G'][0]
-    skip = aj.GeneratorConfig(resolution=16, z_dim=32, w_dim=32, c_dim=4, mapping_layers=2, channel_base=128,
-                              channel_max=16)
+    skip = aj.GeneratorConfig(
+        resolution=16, z_dim=32, w_dim=32, c_dim=4, mapping_layers=2, channel_base=128, channel_max=16
+    )
     g_skip = aj.Generator(skip, convert.from_nvlabs(sd, skip))
-    orig = skip.replace(architecture='orig')     # the same weights less the ToRGBs of b4 and b8
+    orig = skip.replace(architecture='orig')  # the same weights less the ToRGBs of b4 and b8
     keep = {k: v for k, v in sd.items() if not k.startswith(('synthesis.b4.torgb', 'synthesis.b8.torgb'))}
     g_orig = aj.Generator(orig, convert.from_nvlabs(keep, orig))
     ws = jnp.asarray(r['ws'])
     a, b = np.asarray(g_skip.synthesis(ws)), np.asarray(g_orig.synthesis(ws))
     assert rel_err(nchw(a), r['img_const']) <= TOL and np.abs(a - b).max() > 0.1
-    with pytest.raises(CheckpointError, match="lacks keys.*b4.torgb"):
+    with pytest.raises(CheckpointError, match='lacks keys.*b4.torgb'):
         convert.from_nvlabs(keep, skip)
     with pytest.raises(CheckpointError, match="unexpected key 'synthesis.b4.torgb"):
         convert.from_nvlabs(sd, orig)
@@ -231,10 +258,20 @@ def test_modules_build_the_schema_of_every_architecture(g_arch, d_arch):
             key = f'{prefix}.{k}' if prefix else k
             out.update(shapes(v, key) if isinstance(v, dict) else {key: tuple(v.shape)})
         return out
-    g = aj.GeneratorConfig(resolution=16, z_dim=8, w_dim=8, c_dim=3, channel_base=128, channel_max=16,
-                           mapping_layers=2, architecture=g_arch)
-    d = aj.DiscriminatorConfig(resolution=16, c_dim=3, channel_base=128, channel_max=16, mapping_layers=1,
-                               architecture=d_arch)
+
+    g = aj.GeneratorConfig(
+        resolution=16,
+        z_dim=8,
+        w_dim=8,
+        c_dim=3,
+        channel_base=128,
+        channel_max=16,
+        mapping_layers=2,
+        architecture=g_arch,
+    )
+    d = aj.DiscriminatorConfig(
+        resolution=16, c_dim=3, channel_base=128, channel_max=16, mapping_layers=1, architecture=d_arch
+    )
     for cfg, init in ((g, _init_generator), (d, _init_discriminator)):
         traced = jax.eval_shape(init, cfg, jax.random.key(0))
         assert {col: shapes(dict(v)) for col, v in traced.items()} == convert.variable_shapes(cfg), cfg
@@ -249,6 +286,7 @@ def test_unknown_architecture_is_refused():
 
 # ---------------------------------------------------------------------------------------------------------
 # Save / export / morph / train.
+
 
 @pytest.mark.parametrize('ck', ['resnet_skip'], indirect=True)
 def test_store_round_trip_and_rosinality_refusal(ck, tmp_path):
@@ -269,25 +307,33 @@ def test_fused_morph_blends_every_architecture(ck):
     """pair_synthesis (the fused morph) equals the materialised lerp of the two generators' weights, resnet
     skips and the orig's single ToRGB included."""
     from alignjax.apps import blend
+
     ck, r = ck
     a = ck.generator()
     b = child_of(a, scale=0.3)
     ws = jnp.asarray(r['ws'])
-    noise = {k: jnp.broadcast_to(a.variables['buffers']['synthesis'][k.split('.')[0]][k.split('.')[1]]['noise_const'],
-                                 (len(ws),) + s) for k, s in a.noise_shapes.items()}
+    noise = {
+        k: jnp.broadcast_to(
+            a.variables['buffers']['synthesis'][k.split('.')[0]][k.split('.')[1]]['noise_const'], (len(ws),) + s
+        )
+        for k, s in a.noise_shapes.items()
+    }
     t = jnp.asarray([0.0, 0.3, 0.7, 1.0])
     fused = blend.pair_synthesis(a.config, a.params['synthesis'], b.params['synthesis'], ws, noise, t)
     for i, ti in enumerate(np.asarray(t)):
         g = a.with_variables(blend.lerp_variables(a.variables, b.variables, float(ti)))
-        want = g.synthesis(ws[i:i + 1], noise={k: v[i:i + 1] for k, v in noise.items()})
-        assert rel_err(fused[i:i + 1], want) <= 1e-4, ti
+        want = g.synthesis(ws[i : i + 1], noise={k: v[i : i + 1] for k, v in noise.items()})
+        assert rel_err(fused[i : i + 1], want) <= 1e-4, ti
 
 
 # every G and every D architecture in the default run (a step compiles for ~1 min on 2 CPU cores); the other
 # three combinations of the reference files under -m slow
-COMBOS_TRAIN = [('orig', 'skip'), ('skip', 'orig'), ('resnet', 'resnet'),
-                *(pytest.param(g, d, marks=pytest.mark.slow) for g, d in
-                  [('orig', 'orig'), ('skip', 'skip'), ('resnet', 'skip')])]
+COMBOS_TRAIN = [
+    ('orig', 'skip'),
+    ('skip', 'orig'),
+    ('resnet', 'resnet'),
+    *(pytest.param(g, d, marks=pytest.mark.slow) for g, d in [('orig', 'orig'), ('skip', 'skip'), ('resnet', 'skip')]),
+]
 
 
 @pytest.mark.parametrize('g_arch,d_arch', COMBOS_TRAIN)
@@ -296,13 +342,29 @@ def test_training_step_for_every_architecture(g_arch, d_arch):
     and updates every parameter."""
     from alignjax.train import step as S
     from alignjax.train.config import base_config, model_configs
+
     c = base_config()
-    c.model.update(dict(z_dim=16, w_dim=16, mapping_layers=2, channel_base=64, channel_max=16, mbstd_group_size=4,
-                        g_architecture=g_arch, d_architecture=d_arch))
+    c.model.update(
+        dict(
+            z_dim=16,
+            w_dim=16,
+            mapping_layers=2,
+            channel_base=64,
+            channel_max=16,
+            mbstd_group_size=4,
+            g_architecture=g_arch,
+            d_architecture=d_arch,
+        )
+    )
     g_cfg, d_cfg = model_configs(c, 8, 0)
     assert (g_cfg.architecture, d_cfg.architecture) == (g_arch, d_arch)
-    fns = S.StepFns(g_cfg, d_cfg, S.TrainHParams(batch=8, r1_gamma=1.0, ema_kimg=0.1, ema_rampup=None,
-                                                 augment='none', r1_interval=1, pl_interval=1))
+    fns = S.StepFns(
+        g_cfg,
+        d_cfg,
+        S.TrainHParams(
+            batch=8, r1_gamma=1.0, ema_kimg=0.1, ema_rampup=None, augment='none', r1_interval=1, pl_interval=1
+        ),
+    )
     g = aj.new_generator(jax.random.key(0), config=g_cfg)
     d = aj.new_discriminator(jax.random.key(1), config=d_cfg)
     g_tx, d_tx = fns.optimizers(g.variables['params'], d.variables['params'])

@@ -4,7 +4,6 @@ Everything runs on tiny images (16-32 px) so the file stays well under a
 minute on a small CPU.
 """
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,9 +13,9 @@ from alignjax.train import augment as A
 
 _aug = jax.jit(A.ada_augment)  # spec is a static pytree: no static_argnames needed
 
-_da = jax.jit(A.diff_augment, static_argnames="policy")
+_da = jax.jit(A.diff_augment, static_argnames='policy')
 
-_BGCNC = A.AdaSpec.preset("bgc", noise=1, cutout=1)
+_BGCNC = A.AdaSpec.preset('bgc', noise=1, cutout=1)
 _N_TRACES = 0
 
 
@@ -37,9 +36,14 @@ def _unique_images(b, h, w, c=3, seed=0):
 
 def _smooth_image(h, w):
     yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
-    img = np.stack([np.sin(2 * np.pi * 1.5 * xx + 0.3) * np.cos(2 * np.pi * yy),
-                    np.cos(2 * np.pi * (xx + yy)),
-                    np.sin(4 * np.pi * yy)], -1)
+    img = np.stack(
+        [
+            np.sin(2 * np.pi * 1.5 * xx + 0.3) * np.cos(2 * np.pi * yy),
+            np.cos(2 * np.pi * (xx + yy)),
+            np.sin(4 * np.pi * yy),
+        ],
+        -1,
+    )
     return img[None].astype(np.float32)
 
 
@@ -51,21 +55,20 @@ def test_sym6_is_orthonormal_lowpass():
     h = np.asarray(A.SYM6, np.float64)
     assert np.isclose(h.sum(), np.sqrt(2), atol=1e-12)
     for shift in range(0, 6):  # double-shift orthonormality: sum h[k] h[k+2n] = delta_n
-        dot = np.dot(h[2 * shift:], h[:len(h) - 2 * shift])
+        dot = np.dot(h[2 * shift :], h[: len(h) - 2 * shift])
         assert np.isclose(dot, 1.0 if shift == 0 else 0.0, atol=1e-9)
 
 
 def test_spec_presets_hashable():
-    bgc = A.AdaSpec.preset("bgc")
-    assert bgc == A.AdaSpec(**A.ADA_PRESETS["bgc"]) and hash(bgc) == hash(A.AdaSpec.preset("bgc"))
+    bgc = A.AdaSpec.preset('bgc')
+    assert bgc == A.AdaSpec(**A.ADA_PRESETS['bgc']) and hash(bgc) == hash(A.AdaSpec.preset('bgc'))
     assert bgc.has_blit and bgc.has_geom and bgc.has_color
-    assert A.AdaSpec.preset("blit") == A.AdaSpec(xflip=1, rotate90=1, xint=1)
-    assert A.AdaSpec.preset("geom") == A.AdaSpec(scale=1, rotate=1, aniso=1, xfrac=1)
-    assert A.AdaSpec.preset("color") == A.AdaSpec(brightness=1, contrast=1, lumaflip=1,
-                                                  hue=1, saturation=1)
-    assert A.AdaSpec.preset("bgc", xint_max=0.25).xint_max == 0.25
+    assert A.AdaSpec.preset('blit') == A.AdaSpec(xflip=1, rotate90=1, xint=1)
+    assert A.AdaSpec.preset('geom') == A.AdaSpec(scale=1, rotate=1, aniso=1, xfrac=1)
+    assert A.AdaSpec.preset('color') == A.AdaSpec(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+    assert A.AdaSpec.preset('bgc', xint_max=0.25).xint_max == 0.25
     with pytest.raises(ValueError):
-        A.AdaSpec.preset("bgcf")
+        A.AdaSpec.preset('bgcf')
     assert jax.tree_util.tree_leaves(bgc) == []  # static pytree
 
 
@@ -87,18 +90,18 @@ def _blit_candidates(x, shift):
         xf = x[:, :, ::-1] if f else x
         for k in range(4):
             xr = np.rot90(xf, k=k, axes=(1, 2))
-            xp = np.pad(xr, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="reflect")
+            xp = np.pad(xr, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode='reflect')
             h, w = x.shape[1:3]
             for ty in range(-shift, shift + 1):
                 for tx in range(-shift, shift + 1):
-                    out[(f, k, tx, ty)] = xp[:, shift - ty:shift - ty + h, shift - tx:shift - tx + w]
+                    out[(f, k, tx, ty)] = xp[:, shift - ty : shift - ty + h, shift - tx : shift - tx + w]
     return out
 
 
 def test_blit_only_is_pixel_permutation_with_expected_frequencies():
     b, s = 512, 16
     x = _unique_images(b, s, s)
-    y = np.asarray(_aug(jnp.asarray(x), jax.random.key(42), jnp.float32(1.0), A.AdaSpec.preset("blit")))
+    y = np.asarray(_aug(jnp.asarray(x), jax.random.key(42), jnp.float32(1.0), A.AdaSpec.preset('blit')))
     # every output pixel is an input pixel (exact, no blur)
     for i in range(0, b, 64):
         assert np.isin(y[i], x[i]).all()
@@ -110,7 +113,7 @@ def test_blit_only_is_pixel_permutation_with_expected_frequencies():
         hit = (cand == y).all(axis=(1, 2, 3))
         assert not (hit & (found >= 0)).any()
         found[hit] = j
-    assert (found >= 0).all(), "some outputs are not exact blits of their input"
+    assert (found >= 0).all(), 'some outputs are not exact blits of their input'
     params = np.array([keys[j] for j in found])  # (flip, k, tx, ty)
     # p=1: flip ~ Bernoulli(1/2), k ~ U{0..3}, tx,ty = round(U(-2,2)):
     # P(|t|=2) = 1/8 each side, P(t in {-1,0,1}) = 1/4 each.  Bounds: > 5 sigma.
@@ -139,9 +142,11 @@ def test_blit_probability_is_p_times_multiplier():
 
 
 def test_geometric_resampler_identity_and_integer_shift():
-    x = jnp.asarray(np.concatenate([_smooth_image(32, 32),
-                                    np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3))]
-                                   ).astype(np.float32))
+    x = jnp.asarray(
+        np.concatenate([_smooth_image(32, 32), np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3))]).astype(
+            np.float32
+        )
+    )
     warp = jax.jit(A.geometric_warp)
     eye = jnp.broadcast_to(jnp.eye(3), (2, 3, 3))
     # sym6 is orthonormal, so up -> identity sample -> down is exact up to rounding
@@ -162,7 +167,7 @@ def test_geometric_resampler_identity_and_integer_shift():
 # Independent torch rendition of AugmentPipe's geometric execution (reflect pad by
 # the data-dependent margin, upfirdn2d-style sym6 up/down, affine_grid/grid_sample).
 def _torch_reference_warp(images, g_inv, taps):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip('torch')
     fn = torch.nn.functional
     x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).double()
     G = torch.tensor(np.asarray(g_inv)).double()
@@ -184,15 +189,14 @@ def _torch_reference_warp(images, g_inv, taps):
         return fn.conv2d(v, kk.repeat(c, 1, 1, 1), groups=c)
 
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    corners = torch.tensor([[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]],
-                           dtype=torch.float64).T
+    corners = torch.tensor([[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]], dtype=torch.float64).T
     cp = G @ corners
     xs, ys = cp[:, 0].flatten(), cp[:, 1].flatten()
     m = torch.stack([(-xs).max(), (-ys).max(), xs.max(), ys.max()])
     m = m + torch.tensor([2 * hz - cx, 2 * hz - cy] * 2, dtype=torch.float64)
     m = torch.minimum(m.clamp(min=0), torch.tensor([w - 1, h - 1] * 2, dtype=torch.float64))
     mx0, my0, mx1, my1 = (int(v) for v in m.ceil())
-    x = fn.pad(x, [mx0, mx1, my0, my1], mode="reflect")
+    x = fn.pad(x, [mx0, mx1, my0, my1], mode='reflect')
     G = t2((mx0 - mx1) / 2, (my0 - my1) / 2) @ G
     z = torch.zeros(b, c, 2 * x.shape[2], 2 * x.shape[3], dtype=torch.float64)
     z[:, :, ::2, ::2] = x
@@ -202,7 +206,7 @@ def _torch_reference_warp(images, g_inv, taps):
     shape = [b, c, 2 * (h + 2 * hz), 2 * (w + 2 * hz)]
     G = s2(2 / x.shape[3], 2 / x.shape[2]) @ G @ s2(shape[3] / 2, shape[2] / 2)
     grid = fn.affine_grid(G[:, :2, :], shape, align_corners=False)
-    x = fn.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = fn.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
     x = x[:, :, 1:-1, 1:-1]
     x = fir(fir(x, f, 2), f, 3)[:, :, ::2, ::2]
     return x.permute(0, 2, 3, 1).numpy()
@@ -215,16 +219,18 @@ def test_resampler_matches_nvlabs_style_reference():
     def rot(t):
         return np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
 
-    gs = np.stack([
-        np.diag([-1.0, 1, 1]),
-        rot(0.3) @ np.diag([1 / 1.2, 1 / 1.2, 1]),
-        rot(2.0) @ np.diag([0.8, 1.25, 1]) @ np.array([[1, 0, 1.7], [0, 1, -0.4], [0, 0, 1]]),
-        np.diag([2.0, 2.0, 1]),  # zoom-out by 2
-        np.diag([2.5, 2.5, 1]),  # zoom-out by 2.5: NVlabs' margin hits its clamp (W - 1)
-    ]).astype(np.float32)
+    gs = np.stack(
+        [
+            np.diag([-1.0, 1, 1]),
+            rot(0.3) @ np.diag([1 / 1.2, 1 / 1.2, 1]),
+            rot(2.0) @ np.diag([0.8, 1.25, 1]) @ np.array([[1, 0, 1.7], [0, 1, -0.4], [0, 0, 1]]),
+            np.diag([2.0, 2.0, 1]),  # zoom-out by 2
+            np.diag([2.5, 2.5, 1]),  # zoom-out by 2.5: NVlabs' margin hits its clamp (W - 1)
+        ]
+    ).astype(np.float32)
     y = np.asarray(A.geometric_warp(jnp.asarray(x), jnp.asarray(gs)))
     for i in range(len(gs)):  # NVlabs' margin is per batch: test each image with its own
-        ref = _torch_reference_warp(x[i:i + 1], gs[i:i + 1], A.SYM6)[0]
+        ref = _torch_reference_warp(x[i : i + 1], gs[i : i + 1], A.SYM6)[0]
         err = np.abs(y[i] - ref).max(-1)
         assert err[2:-2, 2:-2].max() < 2e-5, i  # measured <= 3e-6 (float32 vs float64)
         if i != 3:
@@ -254,7 +260,7 @@ def test_sampled_geometry_matches_nvlabs_composition():
 
 def test_exact_blit_false_resamples_everything():
     x = jnp.asarray(_smooth_image(16, 16).repeat(4, 0))
-    y = _aug(x, jax.random.key(0), jnp.float32(0.0), A.AdaSpec.preset("blit", exact_blit=False))
+    y = _aug(x, jax.random.key(0), jnp.float32(0.0), A.AdaSpec.preset('blit', exact_blit=False))
     err = float(jnp.abs(y - x).max())
     assert 0 <= err < 1e-5  # identity through the resampler: not bitwise, but ~exact
 
@@ -264,7 +270,7 @@ def test_color_transform_statistics():
     rng = np.random.default_rng(0)
     x = (rng.uniform(-0.5, 0.5, (b, s, s, 3)) + rng.uniform(-0.4, 0.4, (b, 1, 1, 1))).astype(np.float32)
     luma_in = x.mean(-1)
-    y = np.asarray(_aug(jnp.asarray(x), jax.random.key(0), jnp.float32(1.0), A.AdaSpec.preset("color")))
+    y = np.asarray(_aug(jnp.asarray(x), jax.random.key(0), jnp.float32(1.0), A.AdaSpec.preset('color')))
     assert np.isfinite(y).all()
     luma_out = y.mean(-1)
     # lumaflip at p=1 flips half the images about 0 -> batch-mean luma ~ 0
@@ -274,12 +280,11 @@ def test_color_transform_statistics():
     assert 0.8 < np.median(ratio) < 1.25
     assert (np.abs(y - x).max(axis=(1, 2, 3)) > 1e-3).mean() > 0.95  # everything changed
     # hue rotation and saturation act orthogonally to the luma axis: luma unchanged
-    y3 = np.asarray(_aug(jnp.asarray(x), jax.random.key(2), jnp.float32(1.0),
-                         A.AdaSpec(hue=1, saturation=1)))
+    y3 = np.asarray(_aug(jnp.asarray(x), jax.random.key(2), jnp.float32(1.0), A.AdaSpec(hue=1, saturation=1)))
     assert np.abs(y3.mean(-1) - luma_in).max() < 1e-5
     assert np.abs(y3 - x).max() > 0.1
     # grayscale input: NVlabs' channel-mean rule, finite output
-    g = _aug(jnp.asarray(x[:8, ..., :1]), jax.random.key(3), 1.0, A.AdaSpec.preset("color"))
+    g = _aug(jnp.asarray(x[:8, ..., :1]), jax.random.key(3), 1.0, A.AdaSpec.preset('color'))
     assert g.shape == (8, s, s, 1) and bool(jnp.isfinite(g).all())
 
 
@@ -304,15 +309,14 @@ def test_cutout_and_noise():
 
 
 def test_gradients_flow_and_are_linear():
-    spec = A.AdaSpec.preset("bgc", cutout=1)
+    spec = A.AdaSpec.preset('bgc', cutout=1)
     x = jnp.asarray(_smooth_image(16, 16).repeat(4, 0))
     w = jnp.asarray(np.random.default_rng(0).normal(size=x.shape).astype(np.float32))
     key = jax.random.key(7)
 
     @jax.jit
     def val_grad(img, wgt):
-        return jax.value_and_grad(
-            lambda im: jnp.sum(A.ada_augment(im, key, jnp.float32(1.0), spec) * wgt))(img)
+        return jax.value_and_grad(lambda im: jnp.sum(A.ada_augment(im, key, jnp.float32(1.0), spec) * wgt))(img)
 
     val, grad = val_grad(x, w)
     grad = np.asarray(grad)
@@ -342,7 +346,7 @@ def test_traced_p_does_not_recompile():
 
 def test_non_square_images():
     x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (8, 16, 24, 3)).astype(np.float32))
-    y = _aug(x, jax.random.key(0), 1.0, A.AdaSpec.preset("blit"))
+    y = _aug(x, jax.random.key(0), 1.0, A.AdaSpec.preset('blit'))
     assert y.shape == x.shape and bool(jnp.isfinite(y).all())
 
 
@@ -398,9 +402,9 @@ def test_diff_augment_shapes_and_determinism():
     assert a.shape == x.shape
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert float(jnp.abs(a - c).max()) > 0
-    np.testing.assert_array_equal(np.asarray(A.diff_augment(x, jax.random.key(0), "")), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(A.diff_augment(x, jax.random.key(0), '')), np.asarray(x))
     with pytest.raises(ValueError):
-        A.diff_augment(x, jax.random.key(0), "colour")
+        A.diff_augment(x, jax.random.key(0), 'colour')
     g = jax.jit(jax.grad(lambda im: jnp.sum(A.diff_augment(im, jax.random.key(2)) ** 2)))(x)
     assert bool(jnp.isfinite(g).all())
 
@@ -409,7 +413,7 @@ def test_diff_augment_translation_moves_one_hot():
     b, s = 256, 16
     x = np.zeros((b, s, s, 1), np.float32)
     x[:, 7, 9, 0] = 1.0
-    y = np.asarray(_da(jnp.asarray(x), jax.random.key(0), policy="translation"))
+    y = np.asarray(_da(jnp.asarray(x), jax.random.key(0), policy='translation'))
     offsets = []
     for i in range(b):
         nz = np.argwhere(y[i, ..., 0] != 0)
@@ -421,16 +425,16 @@ def test_diff_augment_translation_moves_one_hot():
     # a pixel at the border is zeroed when shifted out
     x2 = np.zeros((b, s, s, 1), np.float32)
     x2[:, 0, 0, 0] = 1.0
-    y2 = np.asarray(_da(jnp.asarray(x2), jax.random.key(1), policy="translation"))
+    y2 = np.asarray(_da(jnp.asarray(x2), jax.random.key(1), policy='translation'))
     assert (y2.sum(axis=(1, 2, 3)) == 0).any() and set(np.unique(y2)) <= {0.0, 1.0}
 
 
 def test_diff_augment_cutout_and_color():
     x = jnp.ones((64, 16, 16, 3), jnp.float32)
-    y = np.asarray(_da(x, jax.random.key(0), policy="cutout"))
+    y = np.asarray(_da(x, jax.random.key(0), policy='cutout'))
     zeros = (y[..., 0] == 0).sum(axis=(1, 2))
     assert (zeros > 0).all() and (zeros <= 64).all() and (zeros == 64).any()
-    y = np.asarray(_da(x, jax.random.key(0), policy="color"))
+    y = np.asarray(_da(x, jax.random.key(0), policy='color'))
     # constant image: saturation/contrast are no-ops, brightness in [-0.5, 0.5)
     shift = y[:, 0, 0, 0] - 1
     assert (np.abs(y - y[:, :1, :1, :1]).max() < 1e-6) and (shift >= -0.5).all() and (shift < 0.5).all()

@@ -1,6 +1,7 @@
 """Training configs in the package (alignjax.configs): every preset equals what the old configs/*.py files built
 (values and types, recorded before they became shims), the shims equal the presets, lock_config rejects unknown
 keys, the step's dataclasses are built from the config sections, and every default is written once."""
+
 import dataclasses
 import importlib.util
 import json
@@ -13,8 +14,17 @@ import pytest
 
 from alignjax.configs import PRESETS, get_config, preset
 from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
-from alignjax.train.config import (ARCH_KEYS, D_KEYS, G_KEYS, ConfigError, TrainHParams, base_config, flatten,
-                                   from_section, model_configs)
+from alignjax.train.config import (
+    ARCH_KEYS,
+    D_KEYS,
+    G_KEYS,
+    ConfigError,
+    TrainHParams,
+    base_config,
+    flatten,
+    from_section,
+    model_configs,
+)
 
 ROOT_PATH = Path(__file__).resolve().parents[1]
 ROOT = str(ROOT_PATH)
@@ -23,251 +33,296 @@ ROOT = str(ROOT_PATH)
 # Recorded from the configs/*.py files before the presets moved into the package (flattened JSON): base_config,
 # and per file the keys whose value or type differs from it.
 
-OLD_BASE = {'data.bad_file_policy': 'fail',
- 'data.in_memory': None,
- 'data.max_images': None,
- 'data.resolution': 256,
- 'data.spec': 'proc:faces',
- 'data.workers': 0,
- 'data.xflip': False,
- 'debug.kill_at_step': 0,
- 'finetune.freeze_d': 0,
- 'finetune.freeze_d_regex': [],
- 'finetune.freeze_g_regex': [],
- 'finetune.freeze_mapping': False,
- 'finetune.init_from': '',
- 'log.compare_psi': 0.7,
- 'log.grid_cols': 8,
- 'log.grid_kimg': 200.0,
- 'log.grid_seed': 0,
- 'log.grid_size': 32,
- 'log.keep': 3,
- 'log.snapshot_kimg': 200.0,
- 'log.tick_kimg': 4.0,
- 'model.channel_base': 32768,
- 'model.channel_max': 512,
- 'model.conv_clamp': None,
- 'model.impl.downconv': 's2d',
- 'model.impl.dtype': 'float32',
- 'model.impl.fir': 'polyphase',
- 'model.impl.modconv': 'shared',
- 'model.impl.upconv': 'phase',
- 'model.mapping_layers': 8,
- 'model.mapping_lr_mul': 0.01,
- 'model.mbstd_group_size': 4,
- 'model.mbstd_num_channels': 1,
- 'model.w_dim': 512,
- 'model.z_dim': 512,
- 'resume': True,
- 'seed': 0,
- 'stages': [],
- 'train.ada_interval': 4,
- 'train.ada_kimg': 500.0,
- 'train.ada_spec': 'bgc',
- 'train.ada_target': 0.6,
- 'train.augment': 'none',
- 'train.batch': 32,
- 'train.betas': [0.0, 0.99],
- 'train.d_lr': 0.002,
- 'train.diffaugment_policy': 'color,translation,cutout',
- 'train.ema_kimg': 10.0,
- 'train.ema_rampup': None,
- 'train.eps': 1e-08,
- 'train.g_lr': 0.002,
- 'train.kimg': 25000.0,
- 'train.pl_batch_shrink': 2,
- 'train.pl_decay': 0.01,
- 'train.pl_interval': 4,
- 'train.pl_weight': 2.0,
- 'train.r1_gamma': 10.0,
- 'train.r1_interval': 16,
- 'train.style_mixing': 0.9}
-OLD_PRESETS = {'configs/auto.py': {'model.channel_base': -1,
-                     'model.mapping_layers': 2,
-                     'model.mbstd_group_size': -1,
-                     'train.batch': -1,
-                     'train.d_lr': -1.0,
-                     'train.ema_kimg': -1.0,
-                     'train.ema_rampup': 0.05,
-                     'train.g_lr': -1.0,
-                     'train.r1_gamma': -1.0},
- 'configs/demo.py': {'data.resolution': 32,
-                     'data.spec': 'proc:faces?n=20000',
-                     'data.xflip': True,
-                     'demo_outputs': True,
-                     'from_scratch': False,
-                     'log.grid_kimg': 2.0,
-                     'log.snapshot_kimg': 2.0,
-                     'log.tick_kimg': 1.0,
-                     'model.channel_base': 2048,
-                     'model.channel_max': 64,
-                     'model.mapping_layers': 4,
-                     'model.w_dim': 128,
-                     'model.z_dim': 128,
-                     'name': 'demo',
-                     'stages': [{'name': 'parent', 'overrides': {}, 'pretrained': ROOT + '/assets/demo/parent'},
-                                {'name': 'child',
-                                 'overrides': {'data.spec': 'proc:toons?n=2000',
-                                               'finetune.freeze_mapping': True,
-                                               'finetune.init_from': '{parent}',
-                                               'log.tick_kimg': 0.5,
-                                               'train.augment': 'ada',
-                                               'train.kimg': 4.0}}],
-                     'train.batch': 16,
-                     'train.d_lr': 0.0025,
-                     'train.ema_kimg': 5.0,
-                     'train.ema_rampup': 0.05,
-                     'train.g_lr': 0.0025,
-                     'train.kimg': 60.0,
-                     'train.r1_gamma': 0.0128},
- 'configs/demo_parent.py': {'data.resolution': 32,
-                            'data.spec': 'proc:faces?n=20000',
-                            'data.xflip': True,
-                            'log.grid_kimg': 5.0,
-                            'log.snapshot_kimg': 5.0,
-                            'log.tick_kimg': 1.0,
-                            'model.channel_base': 2048,
-                            'model.channel_max': 64,
-                            'model.mapping_layers': 4,
-                            'model.w_dim': 128,
-                            'model.z_dim': 128,
-                            'name': 'demo_parent',
-                            'train.batch': 16,
-                            'train.d_lr': 0.0025,
-                            'train.ema_kimg': 5.0,
-                            'train.ema_rampup': 0.05,
-                            'train.g_lr': 0.0025,
-                            'train.kimg': 200.0,
-                            'train.r1_gamma': 0.0128},
- 'configs/paper1024.py': {'data.resolution': 1024, 'train.r1_gamma': 2.0},
- 'configs/paper256.py': {'model.channel_base': 16384,
-                         'model.mbstd_group_size': 8,
-                         'train.batch': 64,
-                         'train.d_lr': 0.0025,
-                         'train.ema_kimg': 20.0,
-                         'train.g_lr': 0.0025,
-                         'train.r1_gamma': 1.0},
- 'configs/paper512.py': {'data.resolution': 512,
-                         'model.mbstd_group_size': 8,
-                         'train.batch': 64,
-                         'train.d_lr': 0.0025,
-                         'train.ema_kimg': 20.0,
-                         'train.g_lr': 0.0025,
-                         'train.r1_gamma': 0.5},
- 'configs/stylegan2.py': {'data.resolution': 1024},
- 'configs/zoo/animals.py': {'data.resolution': 32,
-                            'data.spec': 'proc:animals?n=20000',
-                            'data.xflip': True,
-                            'finetune.init_from': ROOT + '/assets/zoo/parent',
-                            'log.grid_kimg': 2.0,
-                            'log.snapshot_kimg': 2.0,
-                            'log.tick_kimg': 0.5,
-                            'model.channel_base': 2048,
-                            'model.channel_max': 64,
-                            'model.mapping_layers': 4,
-                            'model.w_dim': 128,
-                            'model.z_dim': 128,
-                            'name': 'zoo_animals',
-                            'train.augment': 'ada',
-                            'train.batch': 16,
-                            'train.d_lr': 0.0025,
-                            'train.ema_kimg': 5.0,
-                            'train.ema_rampup': 0.05,
-                            'train.g_lr': 0.0025,
-                            'train.kimg': 4.0,
-                            'train.r1_gamma': 0.0128},
- 'configs/zoo/animals_faces.py': {'data.resolution': 32,
-                                  'data.spec': 'proc:faces?n=20000',
-                                  'data.xflip': True,
-                                  'finetune.init_from': ROOT + '/assets/zoo/animals',
-                                  'log.grid_kimg': 2.0,
-                                  'log.snapshot_kimg': 2.0,
-                                  'log.tick_kimg': 0.5,
-                                  'model.channel_base': 2048,
-                                  'model.channel_max': 64,
-                                  'model.mapping_layers': 4,
-                                  'model.w_dim': 128,
-                                  'model.z_dim': 128,
-                                  'name': 'zoo_animals_faces',
-                                  'train.augment': 'ada',
-                                  'train.batch': 16,
-                                  'train.d_lr': 0.0025,
-                                  'train.ema_kimg': 5.0,
-                                  'train.ema_rampup': 0.05,
-                                  'train.g_lr': 0.0025,
-                                  'train.kimg': 4.0,
-                                  'train.r1_gamma': 0.0128},
- 'configs/zoo/buildings.py': {'data.resolution': 32,
-                              'data.spec': 'proc:buildings?n=20000',
-                              'data.xflip': True,
-                              'finetune.init_from': ROOT + '/assets/zoo/parent',
-                              'log.grid_kimg': 2.0,
-                              'log.snapshot_kimg': 2.0,
-                              'log.tick_kimg': 0.5,
-                              'model.channel_base': 2048,
-                              'model.channel_max': 64,
-                              'model.mapping_layers': 4,
-                              'model.w_dim': 128,
-                              'model.z_dim': 128,
-                              'name': 'zoo_buildings',
-                              'train.augment': 'ada',
-                              'train.batch': 16,
-                              'train.d_lr': 0.0025,
-                              'train.ema_kimg': 5.0,
-                              'train.ema_rampup': 0.05,
-                              'train.g_lr': 0.0025,
-                              'train.kimg': 4.0,
-                              'train.r1_gamma': 0.0128},
- 'configs/zoo/parent.py': {'data.resolution': 32,
-                           'data.spec': 'proc:faces?n=20000',
-                           'data.xflip': True,
-                           'finetune.init_from': ROOT + '/assets/demo/parent',
-                           'log.grid_kimg': 5.0,
-                           'log.snapshot_kimg': 5.0,
-                           'log.tick_kimg': 1.0,
-                           'model.channel_base': 2048,
-                           'model.channel_max': 64,
-                           'model.mapping_layers': 4,
-                           'model.w_dim': 128,
-                           'model.z_dim': 128,
-                           'name': 'zoo_parent',
-                           'train.batch': 16,
-                           'train.d_lr': 0.0025,
-                           'train.ema_kimg': 5.0,
-                           'train.ema_rampup': 0.05,
-                           'train.g_lr': 0.0025,
-                           'train.kimg': 25.0,
-                           'train.r1_gamma': 0.0128},
- 'configs/zoo/toons.py': {'data.resolution': 32,
-                          'data.spec': 'proc:toons?n=20000',
-                          'data.xflip': True,
-                          'finetune.init_from': ROOT + '/assets/zoo/parent',
-                          'log.grid_kimg': 2.0,
-                          'log.snapshot_kimg': 2.0,
-                          'log.tick_kimg': 0.5,
-                          'model.channel_base': 2048,
-                          'model.channel_max': 64,
-                          'model.mapping_layers': 4,
-                          'model.w_dim': 128,
-                          'model.z_dim': 128,
-                          'name': 'zoo_toons',
-                          'train.augment': 'ada',
-                          'train.batch': 16,
-                          'train.d_lr': 0.0025,
-                          'train.ema_kimg': 5.0,
-                          'train.ema_rampup': 0.05,
-                          'train.g_lr': 0.0025,
-                          'train.kimg': 4.0,
-                          'train.r1_gamma': 0.0128}}
+OLD_BASE = {
+    'data.bad_file_policy': 'fail',
+    'data.in_memory': None,
+    'data.max_images': None,
+    'data.resolution': 256,
+    'data.spec': 'proc:faces',
+    'data.workers': 0,
+    'data.xflip': False,
+    'debug.kill_at_step': 0,
+    'finetune.freeze_d': 0,
+    'finetune.freeze_d_regex': [],
+    'finetune.freeze_g_regex': [],
+    'finetune.freeze_mapping': False,
+    'finetune.init_from': '',
+    'log.compare_psi': 0.7,
+    'log.grid_cols': 8,
+    'log.grid_kimg': 200.0,
+    'log.grid_seed': 0,
+    'log.grid_size': 32,
+    'log.keep': 3,
+    'log.snapshot_kimg': 200.0,
+    'log.tick_kimg': 4.0,
+    'model.channel_base': 32768,
+    'model.channel_max': 512,
+    'model.conv_clamp': None,
+    'model.impl.downconv': 's2d',
+    'model.impl.dtype': 'float32',
+    'model.impl.fir': 'polyphase',
+    'model.impl.modconv': 'shared',
+    'model.impl.upconv': 'phase',
+    'model.mapping_layers': 8,
+    'model.mapping_lr_mul': 0.01,
+    'model.mbstd_group_size': 4,
+    'model.mbstd_num_channels': 1,
+    'model.w_dim': 512,
+    'model.z_dim': 512,
+    'resume': True,
+    'seed': 0,
+    'stages': [],
+    'train.ada_interval': 4,
+    'train.ada_kimg': 500.0,
+    'train.ada_spec': 'bgc',
+    'train.ada_target': 0.6,
+    'train.augment': 'none',
+    'train.batch': 32,
+    'train.betas': [0.0, 0.99],
+    'train.d_lr': 0.002,
+    'train.diffaugment_policy': 'color,translation,cutout',
+    'train.ema_kimg': 10.0,
+    'train.ema_rampup': None,
+    'train.eps': 1e-08,
+    'train.g_lr': 0.002,
+    'train.kimg': 25000.0,
+    'train.pl_batch_shrink': 2,
+    'train.pl_decay': 0.01,
+    'train.pl_interval': 4,
+    'train.pl_weight': 2.0,
+    'train.r1_gamma': 10.0,
+    'train.r1_interval': 16,
+    'train.style_mixing': 0.9,
+}
+OLD_PRESETS = {
+    'configs/auto.py': {
+        'model.channel_base': -1,
+        'model.mapping_layers': 2,
+        'model.mbstd_group_size': -1,
+        'train.batch': -1,
+        'train.d_lr': -1.0,
+        'train.ema_kimg': -1.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': -1.0,
+        'train.r1_gamma': -1.0,
+    },
+    'configs/demo.py': {
+        'data.resolution': 32,
+        'data.spec': 'proc:faces?n=20000',
+        'data.xflip': True,
+        'demo_outputs': True,
+        'from_scratch': False,
+        'log.grid_kimg': 2.0,
+        'log.snapshot_kimg': 2.0,
+        'log.tick_kimg': 1.0,
+        'model.channel_base': 2048,
+        'model.channel_max': 64,
+        'model.mapping_layers': 4,
+        'model.w_dim': 128,
+        'model.z_dim': 128,
+        'name': 'demo',
+        'stages': [
+            {'name': 'parent', 'overrides': {}, 'pretrained': ROOT + '/assets/demo/parent'},
+            {
+                'name': 'child',
+                'overrides': {
+                    'data.spec': 'proc:toons?n=2000',
+                    'finetune.freeze_mapping': True,
+                    'finetune.init_from': '{parent}',
+                    'log.tick_kimg': 0.5,
+                    'train.augment': 'ada',
+                    'train.kimg': 4.0,
+                },
+            },
+        ],
+        'train.batch': 16,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 5.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': 0.0025,
+        'train.kimg': 60.0,
+        'train.r1_gamma': 0.0128,
+    },
+    'configs/demo_parent.py': {
+        'data.resolution': 32,
+        'data.spec': 'proc:faces?n=20000',
+        'data.xflip': True,
+        'log.grid_kimg': 5.0,
+        'log.snapshot_kimg': 5.0,
+        'log.tick_kimg': 1.0,
+        'model.channel_base': 2048,
+        'model.channel_max': 64,
+        'model.mapping_layers': 4,
+        'model.w_dim': 128,
+        'model.z_dim': 128,
+        'name': 'demo_parent',
+        'train.batch': 16,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 5.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': 0.0025,
+        'train.kimg': 200.0,
+        'train.r1_gamma': 0.0128,
+    },
+    'configs/paper1024.py': {'data.resolution': 1024, 'train.r1_gamma': 2.0},
+    'configs/paper256.py': {
+        'model.channel_base': 16384,
+        'model.mbstd_group_size': 8,
+        'train.batch': 64,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 20.0,
+        'train.g_lr': 0.0025,
+        'train.r1_gamma': 1.0,
+    },
+    'configs/paper512.py': {
+        'data.resolution': 512,
+        'model.mbstd_group_size': 8,
+        'train.batch': 64,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 20.0,
+        'train.g_lr': 0.0025,
+        'train.r1_gamma': 0.5,
+    },
+    'configs/stylegan2.py': {'data.resolution': 1024},
+    'configs/zoo/animals.py': {
+        'data.resolution': 32,
+        'data.spec': 'proc:animals?n=20000',
+        'data.xflip': True,
+        'finetune.init_from': ROOT + '/assets/zoo/parent',
+        'log.grid_kimg': 2.0,
+        'log.snapshot_kimg': 2.0,
+        'log.tick_kimg': 0.5,
+        'model.channel_base': 2048,
+        'model.channel_max': 64,
+        'model.mapping_layers': 4,
+        'model.w_dim': 128,
+        'model.z_dim': 128,
+        'name': 'zoo_animals',
+        'train.augment': 'ada',
+        'train.batch': 16,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 5.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': 0.0025,
+        'train.kimg': 4.0,
+        'train.r1_gamma': 0.0128,
+    },
+    'configs/zoo/animals_faces.py': {
+        'data.resolution': 32,
+        'data.spec': 'proc:faces?n=20000',
+        'data.xflip': True,
+        'finetune.init_from': ROOT + '/assets/zoo/animals',
+        'log.grid_kimg': 2.0,
+        'log.snapshot_kimg': 2.0,
+        'log.tick_kimg': 0.5,
+        'model.channel_base': 2048,
+        'model.channel_max': 64,
+        'model.mapping_layers': 4,
+        'model.w_dim': 128,
+        'model.z_dim': 128,
+        'name': 'zoo_animals_faces',
+        'train.augment': 'ada',
+        'train.batch': 16,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 5.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': 0.0025,
+        'train.kimg': 4.0,
+        'train.r1_gamma': 0.0128,
+    },
+    'configs/zoo/buildings.py': {
+        'data.resolution': 32,
+        'data.spec': 'proc:buildings?n=20000',
+        'data.xflip': True,
+        'finetune.init_from': ROOT + '/assets/zoo/parent',
+        'log.grid_kimg': 2.0,
+        'log.snapshot_kimg': 2.0,
+        'log.tick_kimg': 0.5,
+        'model.channel_base': 2048,
+        'model.channel_max': 64,
+        'model.mapping_layers': 4,
+        'model.w_dim': 128,
+        'model.z_dim': 128,
+        'name': 'zoo_buildings',
+        'train.augment': 'ada',
+        'train.batch': 16,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 5.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': 0.0025,
+        'train.kimg': 4.0,
+        'train.r1_gamma': 0.0128,
+    },
+    'configs/zoo/parent.py': {
+        'data.resolution': 32,
+        'data.spec': 'proc:faces?n=20000',
+        'data.xflip': True,
+        'finetune.init_from': ROOT + '/assets/demo/parent',
+        'log.grid_kimg': 5.0,
+        'log.snapshot_kimg': 5.0,
+        'log.tick_kimg': 1.0,
+        'model.channel_base': 2048,
+        'model.channel_max': 64,
+        'model.mapping_layers': 4,
+        'model.w_dim': 128,
+        'model.z_dim': 128,
+        'name': 'zoo_parent',
+        'train.batch': 16,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 5.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': 0.0025,
+        'train.kimg': 25.0,
+        'train.r1_gamma': 0.0128,
+    },
+    'configs/zoo/toons.py': {
+        'data.resolution': 32,
+        'data.spec': 'proc:toons?n=20000',
+        'data.xflip': True,
+        'finetune.init_from': ROOT + '/assets/zoo/parent',
+        'log.grid_kimg': 2.0,
+        'log.snapshot_kimg': 2.0,
+        'log.tick_kimg': 0.5,
+        'model.channel_base': 2048,
+        'model.channel_max': 64,
+        'model.mapping_layers': 4,
+        'model.w_dim': 128,
+        'model.z_dim': 128,
+        'name': 'zoo_toons',
+        'train.augment': 'ada',
+        'train.batch': 16,
+        'train.d_lr': 0.0025,
+        'train.ema_kimg': 5.0,
+        'train.ema_rampup': 0.05,
+        'train.g_lr': 0.0025,
+        'train.kimg': 4.0,
+        'train.r1_gamma': 0.0128,
+    },
+}
 
 # Keys base_config declares now that the old files set ad hoc (or not at all), with their defaults.
-NEW_KEYS = {'name': 'run', 'from_scratch': False, 'demo_outputs': False,
-            'model.g_architecture': 'skip', 'model.d_architecture': 'resnet'}
-SHIMS = {'configs/stylegan2.py': 'stylegan2', 'configs/paper256.py': 'paper256', 'configs/paper512.py': 'paper512',
-         'configs/paper1024.py': 'paper1024', 'configs/cifar.py': 'cifar', 'configs/auto.py': 'auto', 'configs/demo.py': 'demo',
-         'configs/demo_parent.py': 'demo_parent', 'configs/zoo/parent.py': 'zoo_parent',
-         'configs/zoo/toons.py': 'zoo_toons', 'configs/zoo/animals.py': 'zoo_animals',
-         'configs/zoo/buildings.py': 'zoo_buildings', 'configs/zoo/animals_faces.py': 'zoo_animals_faces'}
+NEW_KEYS = {
+    'name': 'run',
+    'from_scratch': False,
+    'demo_outputs': False,
+    'model.g_architecture': 'skip',
+    'model.d_architecture': 'resnet',
+}
+SHIMS = {
+    'configs/stylegan2.py': 'stylegan2',
+    'configs/paper256.py': 'paper256',
+    'configs/paper512.py': 'paper512',
+    'configs/paper1024.py': 'paper1024',
+    'configs/cifar.py': 'cifar',
+    'configs/auto.py': 'auto',
+    'configs/demo.py': 'demo',
+    'configs/demo_parent.py': 'demo_parent',
+    'configs/zoo/parent.py': 'zoo_parent',
+    'configs/zoo/toons.py': 'zoo_toons',
+    'configs/zoo/animals.py': 'zoo_animals',
+    'configs/zoo/buildings.py': 'zoo_buildings',
+    'configs/zoo/animals_faces.py': 'zoo_animals_faces',
+}
 
 
 def typed(config):
@@ -292,7 +347,7 @@ def test_every_preset_equals_the_old_config_file(path):
     want = {k: (type(v).__name__, v) for k, v in want.items()}
     assert typed(preset(SHIMS[path])) == want
     assert typed(get_config(SHIMS[path])) == want
-    assert typed(load_file(path)) == want                  # the shim file, as --config configs/x.py loads it
+    assert typed(load_file(path)) == want  # the shim file, as --config configs/x.py loads it
 
 
 def field_types(c, prefix=''):
@@ -308,10 +363,16 @@ def field_types(c, prefix=''):
 def test_every_key_has_its_override_type():
     """A key whose default is None is a typed placeholder (`--config.train.ema_rampup=0.05` must parse); the
     others have their value's type."""
-    placeholders = {'data.in_memory': bool, 'data.max_images': int, 'model.conv_clamp': float,
-                    'train.ema_rampup': float}
-    want = {k: placeholders.get(k, type(v) if not isinstance(v, list) else tuple)
-            for k, v in {**OLD_BASE, **NEW_KEYS}.items()}
+    placeholders = {
+        'data.in_memory': bool,
+        'data.max_images': int,
+        'model.conv_clamp': float,
+        'train.ema_rampup': float,
+    }
+    want = {
+        k: placeholders.get(k, type(v) if not isinstance(v, list) else tuple)
+        for k, v in {**OLD_BASE, **NEW_KEYS}.items()
+    }
     assert field_types(base_config()) == want
     for name in PRESETS:
         assert field_types(preset(name)) == want, name
@@ -338,6 +399,7 @@ def test_presets_are_fresh_copies():
 # ---------------------------------------------------------------------------------------------------------
 # Every default written once; the dataclasses built from the config sections.
 
+
 def test_train_defaults_are_the_dataclass_defaults():
     c, hp = base_config(), TrainHParams()
     for f in dataclasses.fields(TrainHParams):
@@ -359,7 +421,7 @@ def test_train_defaults_are_the_dataclass_defaults():
 def test_train_hparams_from_config_takes_every_train_key():
     c = base_config()
     assert TrainHParams.from_config(c) == TrainHParams()
-    c.train.r1_gamma = 3                      # an int where a float is meant: converted
+    c.train.r1_gamma = 3  # an int where a float is meant: converted
     c.train.pl_interval = 7
     c.train.ema_rampup = 0.25
     c.train.betas = [0.5, 0.9]
@@ -368,10 +430,18 @@ def test_train_hparams_from_config_takes_every_train_key():
     c.finetune.freeze_g_regex = ('^synthesis/b4/',)
     c.finetune.freeze_d_regex = ('^b8/',)
     hp = TrainHParams.from_config(c)
-    assert hp == dataclasses.replace(TrainHParams(), r1_gamma=3.0, pl_interval=7, ema_rampup=0.25, betas=(0.5, 0.9),
-                                     augment='ada', freeze_g=('^synthesis/b4/', '^mapping/'), freeze_d=('^b8/',))
+    assert hp == dataclasses.replace(
+        TrainHParams(),
+        r1_gamma=3.0,
+        pl_interval=7,
+        ema_rampup=0.25,
+        betas=(0.5, 0.9),
+        augment='ada',
+        freeze_g=('^synthesis/b4/', '^mapping/'),
+        freeze_d=('^b8/',),
+    )
     assert isinstance(hp.r1_gamma, float) and isinstance(hp.betas, tuple)
-    hash(hp)                                  # a jit cache key
+    hash(hp)  # a jit cache key
 
 
 def test_impl_and_model_configs_from_config():
@@ -391,6 +461,7 @@ def test_impl_and_model_configs_from_config():
 # ---------------------------------------------------------------------------------------------------------
 # lock_config: every key is declared; an unknown one is an error (in the library and on the command line).
 
+
 def test_locked_config_rejects_unknown_keys():
     c = preset('paper256')
     c.lock()
@@ -398,14 +469,20 @@ def test_locked_config_rejects_unknown_keys():
         c.train.kimgg = 1.0
     with pytest.raises(AttributeError):
         c.foo = 1
-    c.train.kimg = 1.0                        # declared keys still change
+    c.train.kimg = 1.0  # declared keys still change
 
 
 def cli(*args, cwd=None):
     env = dict(os.environ, JAX_PLATFORMS='cpu')
     env.pop('ALIGNJAX_DEBUG', None)
-    return subprocess.run([sys.executable, '-m', 'alignjax.cli.train', *args], cwd=cwd or ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, '-m', 'alignjax.cli.train', *args],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def error_line(p, rc):
@@ -420,7 +497,7 @@ def test_cli_rejects_unknown_key_of_a_preset(tmp_path):
     line = error_line(cli('--config', 'paper256', '--config.train.r1_gama=1', f'--workdir={tmp_path / "w"}'), 2)
     assert line.startswith('error: --config.train.r1_gama: no such config key (did you mean --config.train.r1_gamma')
     line = error_line(cli('--config', 'paper257'), 2)
-    assert line.startswith("error: --config paper257: no such config file or preset (the presets are auto, ")
+    assert line.startswith('error: --config paper257: no such config file or preset (the presets are auto, ')
     assert not (tmp_path / 'w').exists()
 
 
@@ -428,9 +505,18 @@ def test_cli_preset_name_and_overrides_reach_the_config(tmp_path):
     """`--config paper256` loads the preset; an override is applied and type-checked (a bad value is one line)."""
     line = error_line(cli('--config', 'paper256', '--config.train.kimg=-2', f'--workdir={tmp_path / "w"}'), 1)
     assert line == 'error: --config.train.kimg=-2.0: must be positive'
-    line = error_line(cli('--config', 'paper256', '--config.train.ema_rampup=0.05', '--config.model.conv_clamp=256',
-                          '--config.data.max_images=10', '--config.data.resolution=100',
-                          f'--workdir={tmp_path / "w"}'), 1)
+    line = error_line(
+        cli(
+            '--config',
+            'paper256',
+            '--config.train.ema_rampup=0.05',
+            '--config.model.conv_clamp=256',
+            '--config.data.max_images=10',
+            '--config.data.resolution=100',
+            f'--workdir={tmp_path / "w"}',
+        ),
+        1,
+    )
     assert line == 'error: --config.data.resolution=100: must be a power of two, at least 4'
 
 

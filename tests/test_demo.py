@@ -1,5 +1,6 @@
 """The shipped demo parent: loads, and real photos (read from ../shared/realdata, never copied) invert in it
 and translate through a child end to end (quality is not the point at 32x32)."""
+
 import importlib.util
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def test_real_photos_through_demo_parent():
     from alignjax.apps.translate import translate
     from alignjax.invert import InvertConfig
     from alignjax.invert.images import load_images
+
     files = sorted((REALDATA / 'celebamask_hq_samples').glob('*.jpg'))[:2]
     files += sorted((REALDATA / 'stargan_v2_celebahq_afhq' / 'afhq' / 'src' / 'cat').glob('*.jpg'))[:1]
     if len(files) < 3:

@@ -1,5 +1,6 @@
 """Domain evaluators: render pool determinism, scores on known answers, the call contract, exact resume of
 training, and the shipped evaluators reaching their reported held-out accuracy on a fresh seed."""
+
 import json
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def test_render_pool_batches_are_a_function_of_step():
     kw = dict(pool_size=32, chunk=8, refresh_every=2, batch_size=6)
     walked = RenderPool('toons', 16, **kw)
     seq = [walked.batch(k) for k in range(7)]
-    fresh = RenderPool('toons', 16, **kw)            # a resumed run: the pool rebuilt at step 6 directly
+    fresh = RenderPool('toons', 16, **kw)  # a resumed run: the pool rebuilt at step 6 directly
     b = fresh.batch(6)
     for k in RenderPool.KEYS:
         np.testing.assert_array_equal(b[k], seq[6][k])
@@ -34,7 +35,7 @@ def test_scores_known_answers():
     s = S.factor_scores(np.where(np.arange(18) == E.GLASSES, f * 2 - 1, f), f, 'faces')
     assert s['detail'] is None and all(abs(v - 1) < 1e-9 for v in s.values() if v is not None)
     hue = f.copy()
-    hue[:, E.HUE] = (f[:, E.HUE] + 0.999) % 1.0          # 0.001 cycles off, across the wrap
+    hue[:, E.HUE] = (f[:, E.HUE] + 0.999) % 1.0  # 0.001 cycles off, across the wrap
     assert S.factor_scores(hue, f)['bg_hue'] > 0.999
     noisy = f + np.random.RandomState(0).normal(0, 0.3, f.shape).astype(np.float32)
     assert S.factor_scores(noisy, f)['yaw'] < 0.9
@@ -42,7 +43,7 @@ def test_scores_known_answers():
     lm = np.random.RandomState(1).uniform(0, 31, (10, 6, 2))
     vis = np.ones((10, 6), bool)
     assert S.landmark_scores(lm, lm, vis, 32)['pck_0_05'] == 1.0
-    off = S.landmark_scores(lm + [2.0, 0.0], lm, vis, 32)     # 2 px = 0.0625 of the image
+    off = S.landmark_scores(lm + [2.0, 0.0], lm, vis, 32)  # 2 px = 0.0625 of the image
     assert off['pck_0_05'] == 0.0 and off['pck_0_1'] == 1.0 and abs(off['nme'] - 2 / 32) < 1e-9
     m = np.random.RandomState(2).randint(0, 4, (5, 8, 8))
     assert S.mask_scores(S.confusion(m, m, 4), 'abcd')['miou'] == 1.0
@@ -77,10 +78,10 @@ def test_evaluator_contract_and_round_trip(tmp_path):
 def test_training_resumes_exactly(tmp_path):
     s = TrainSettings(steps=6, batch=4, pool_size=16, chunk=8, refresh_every=2, warmup=1)
     kw = dict(width=8, ckpt_every=100, eval_n=8, quiet=True)
-    assert train_evaluator('faces', 16, tmp_path / 'a', s, stop_after=3, **kw) is None   # time-boxed, saved
+    assert train_evaluator('faces', 16, tmp_path / 'a', s, stop_after=3, **kw) is None  # time-boxed, saved
     assert (tmp_path / 'a' / '_train').exists() and not (tmp_path / 'a' / 'evaluator.json').exists()
-    acc = train_evaluator('faces', 16, tmp_path / 'a', s, **kw)                             # continues at step 3
-    train_evaluator('faces', 16, tmp_path / 'b', s, **kw)                                   # uninterrupted
+    acc = train_evaluator('faces', 16, tmp_path / 'a', s, **kw)  # continues at step 3
+    train_evaluator('faces', 16, tmp_path / 'b', s, **kw)  # uninterrupted
     a, b = E.load_evaluator(tmp_path / 'a'), E.load_evaluator(tmp_path / 'b')
     for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
@@ -125,26 +126,50 @@ def test_train_evaluator_cli(tmp_path, capsys, monkeypatch):
     import sys
 
     from alignjax.cli import eval_train as cli
+
     with pytest.raises(SystemExit) as e:
         cli.main(['--help'])
     out = capsys.readouterr().out
     assert e.value.code == 0 and 'Train one domain evaluator' in out and '--keep-state' in out
     calls = []
     monkeypatch.setattr(cli, 'train_evaluator', lambda *a, **kw: calls.append((a, kw)))
-    assert cli.main(['--domain', 'toons', '--res', '16', '--out', str(tmp_path / 'ev'), '--steps', '7',
-                     '--batch', '5', '--width', '8', '--eval-n', '9', '--keep-state']) == 0
-    assert calls == [(('toons', 16, str(tmp_path / 'ev'), TrainSettings(steps=7, batch=5)),
-                      dict(width=8, keep_state=True, eval_n=9))]
-    for argv, code, want in [(['--domain', 'nope', '--out', 'x'], 2, 'error: --domain=nope: value should be one of'),
-                             (['--out', 'x'], 2, 'error: --domain is required'),
-                             (['--domain', 'faces', '--out', 'x', '--bogus'], 2, 'error: --bogus: no such flag'),
-                             (['--domain', 'faces', '--out', 'x', '--steps', '0'], 1, 'error: --steps must be >= 1'),
-                             (['--domain', 'faces', '--out', str(tmp_path / 'none'), '--rescore'], 1,
-                              'error: ')]:
+    assert (
+        cli.main(
+            [
+                '--domain',
+                'toons',
+                '--res',
+                '16',
+                '--out',
+                str(tmp_path / 'ev'),
+                '--steps',
+                '7',
+                '--batch',
+                '5',
+                '--width',
+                '8',
+                '--eval-n',
+                '9',
+                '--keep-state',
+            ]
+        )
+        == 0
+    )
+    assert calls == [
+        (('toons', 16, str(tmp_path / 'ev'), TrainSettings(steps=7, batch=5)), dict(width=8, keep_state=True, eval_n=9))
+    ]
+    for argv, code, want in [
+        (['--domain', 'nope', '--out', 'x'], 2, 'error: --domain=nope: value should be one of'),
+        (['--out', 'x'], 2, 'error: --domain is required'),
+        (['--domain', 'faces', '--out', 'x', '--bogus'], 2, 'error: --bogus: no such flag'),
+        (['--domain', 'faces', '--out', 'x', '--steps', '0'], 1, 'error: --steps must be >= 1'),
+        (['--domain', 'faces', '--out', str(tmp_path / 'none'), '--rescore'], 1, 'error: '),
+    ]:
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         err = capsys.readouterr().err
         assert e.value.code == code and err.startswith(want) and err.count('\n') == 1, (argv, err)
-    p = subprocess.run([sys.executable, '-m', 'alignjax.eval.train', '--help'], capture_output=True, text=True,
-                       cwd=ROOT, timeout=120)
+    p = subprocess.run(
+        [sys.executable, '-m', 'alignjax.eval.train', '--help'], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert p.returncode == 0 and 'Train one domain evaluator' in p.stdout, p.stderr

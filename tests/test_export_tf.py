@@ -1,6 +1,7 @@
 """Export to the NVlabs TensorFlow pickle layout (G, D, Gs): round trip through our loader, no code in the file
 (its globals are exactly the allow-listed stand-ins), NVlabs' own legacy.py conversion where the reference is
 available, `Checkpoint.export` format inference and the `alignjax-export` CLI between every pair of formats."""
+
 import os
 import pickletools
 import subprocess
@@ -87,11 +88,12 @@ def test_tf_export_holds_no_code(tmp_path):
     out = tmp_path / 'm.pkl'
     ck.export(out)
     found, ops = pickle_globals(out)
-    assert found == set(TF_PICKLE_GLOBALS)                  # exactly these names, nothing else
-    assert found <= set(TF_GLOBALS)                         # ... each an allow-listed stand-in of our loader
+    assert found == set(TF_PICKLE_GLOBALS)  # exactly these names, nothing else
+    assert found <= set(TF_GLOBALS)  # ... each an allow-listed stand-in of our loader
     assert ops[0] == 'PROTO' and ops[-1] == 'STOP'
     # the file is the tuple (G, D, Gs) of Network states holding only numbers and plain containers
     from alignjax.io.safe_pickle import load_pickle
+
     nets = load_pickle(out, TF_GLOBALS)
     assert [n.name for n in nets] == ['G', 'D', 'Gs']
 
@@ -138,15 +140,19 @@ def test_tf_export_needs_d(tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 # NVlabs' own conversion (stylegan2-ada-pytorch legacy.py), only where the reference code and torch are here.
 
+
 def _nvlabs_repo():
-    for cand in (os.environ.get('ALIGNJAX_NVLABS_REPO', ''), SHARED / 'stylegan2-ada-pytorch',
-                 FIXTURES_ROOT.parent / 'stylegan2-ada-pytorch'):
+    for cand in (
+        os.environ.get('ALIGNJAX_NVLABS_REPO', ''),
+        SHARED / 'stylegan2-ada-pytorch',
+        FIXTURES_ROOT.parent / 'stylegan2-ada-pytorch',
+    ):
         if cand and (Path(cand) / 'legacy.py').exists() and (Path(cand) / 'training' / 'networks.py').exists():
             return Path(cand)
     return None
 
 
-LEGACY_SCRIPT = textwrap.dedent('''
+LEGACY_SCRIPT = textwrap.dedent("""
     import sys, types, numpy as np
     repo, pkl, fx = sys.argv[1:4]
     try:
@@ -164,7 +170,7 @@ LEGACY_SCRIPT = textwrap.dedent('''
         img = G.synthesis(G.mapping(torch.from_numpy(ref['z']), c), noise_mode='const').detach().numpy()
         print(name, float(np.abs(img - ref[key]).max()))
     print('D', float(np.abs(data['D'](torch.from_numpy(ref['d_input']), c).detach().numpy() - ref['D.logits']).max()))
-''')
+""")
 
 
 @pytest.mark.torch
@@ -179,12 +185,17 @@ def test_nvlabs_legacy_converts_our_export(name, tmp_path):
     aj.load_checkpoint(fx / 'nvlabs.pkl').export(out)
     script = tmp_path / 'check.py'
     script.write_text(LEGACY_SCRIPT)
-    r = subprocess.run([sys.executable, str(script), str(repo), str(out), str(fx)], capture_output=True, text=True,
-                       timeout=600, check=False)
+    r = subprocess.run(
+        [sys.executable, str(script), str(repo), str(out), str(fx)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     diffs = {k: float(v) for k, v in (line.split() for line in r.stdout.strip().splitlines())}
     assert set(diffs) == {'G_ema', 'G', 'D'}
-    assert max(diffs.values()) < 2e-5, diffs        # NVlabs' own networks reproduce the reference outputs
+    assert max(diffs.values()) < 2e-5, diffs  # NVlabs' own networks reproduce the reference outputs
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -205,13 +216,14 @@ def orbax_src(tmp_path_factory):
 @pytest.mark.parametrize('dst_fmt', sorted(WRITE))
 def test_cli_export_every_pair(src_fmt, dst_fmt, tmp_path, orbax_src, capsys):
     from alignjax.cli.export import main
+
     src = orbax_src if READ[src_fmt] is None else require(FIXTURES / READ[src_fmt])
     dst = tmp_path / WRITE[dst_fmt]
     assert main([str(src), str(dst)]) == 0
     assert f'wrote {dst} ({dst_fmt};' in capsys.readouterr().out
     a, b = aj.load_checkpoint(src), aj.load_checkpoint(dst)
     assert b.format == dst_fmt
-    for name in a.nets:       # every network the source has, with the same numbers
+    for name in a.nets:  # every network the source has, with the same numbers
         la, lb = _leaves(a.nets[name]), _leaves(b.nets[name])
         for k in la:
             np.testing.assert_allclose(la[k], lb[k], rtol=0, atol=0, err_msg=f'{src_fmt}->{dst_fmt} {name} {k}')
@@ -219,6 +231,7 @@ def test_cli_export_every_pair(src_fmt, dst_fmt, tmp_path, orbax_src, capsys):
 
 def test_cli_export_errors(tmp_path, capsys):
     from alignjax.cli.export import main
+
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / 'missing.pkl'), str(tmp_path / 'x.pt')])
     assert e.value.code == 1

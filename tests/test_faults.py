@@ -4,6 +4,7 @@ loses a committed snapshot; corrupt snapshots, Ctrl-C/SIGTERM, a full disk, a ch
 
 The harness and its tiny config are tests/fault_harness.py. Subprocess runs use one CPU device; in-process runs
 (conftest: 8 devices) share the jitted step programs between tests."""
+
 import json
 import os
 import random
@@ -15,9 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import fault_harness as H
+import pytest
 
 pytestmark = pytest.mark.filterwarnings('ignore')
 ONE_DEVICE = '--xla_force_host_platform_device_count=1'
@@ -62,9 +62,10 @@ def run_fault_chain(reference, workdir, faults):
         killed = re.search(r'fault: SIGKILL ([^\n]*)', p.stderr)
         if fault:
             assert p.returncode == -signal.SIGKILL and killed, (
-                f'{fault} did not kill the run (exit {p.returncode})\n{p.stdout[-1500:]}\n{p.stderr[-1500:]}')
+                f'{fault} did not kill the run (exit {p.returncode})\n{p.stdout[-1500:]}\n{p.stderr[-1500:]}'
+            )
         assert 'Traceback' not in p.stderr, p.stderr[-3000:]
-        assert 'unreadable' not in p.stdout, p.stdout        # a kill never corrupts a committed snapshot
+        assert 'unreadable' not in p.stdout, p.stdout  # a kill never corrupts a committed snapshot
         start = resumed_from(p.stdout)
         if before:
             assert start == before[-1], f'{fault}: resumed from {start}, newest committed was {before[-1]}'
@@ -74,11 +75,18 @@ def run_fault_chain(reference, workdir, faults):
         assert (after[-1] if after else 0) >= newest, f'{fault}: snapshot {newest} lost (now {after})'
         newest = after[-1] if after else 0
         assert not list((Path(workdir) / 'checkpoints').glob('*.corrupt-*'))
-        report.append(dict(fault=fault or '(none: finish)', resumed_from=start, killed=killed and killed.group(1),
-                           committed_after=after, exit=p.returncode))
+        report.append(
+            dict(
+                fault=fault or '(none: finish)',
+                resumed_from=start,
+                killed=killed and killed.group(1),
+                committed_after=after,
+                exit=p.returncode,
+            )
+        )
     H.assert_same_final(reference, workdir)
     rows = [json.loads(s) for s in (Path(workdir) / 'metrics.jsonl').read_text().splitlines()]
-    assert [r['step'] for r in rows] == list(range(1, H.STEPS + 1))     # no row repeated after any resume
+    assert [r['step'] for r in rows] == list(range(1, H.STEPS + 1))  # no row repeated after any resume
     print('\n'.join(json.dumps(r) for r in report))
     return report
 
@@ -96,7 +104,7 @@ def plan_faults(seed: int, n: int = 10):
     kinds = ['step', 'snapshot', 'loader'] * ((n - 1 + 2) // 3)
     rng.shuffle(kinds)
     out, step = [], 0
-    for kind in kinds[:n - 1]:
+    for kind in kinds[: n - 1]:
         if kind == 'step':
             step = min(step + rng.randint(1, 2), H.STEPS - 1)
             out.append(f'step@{step}')
@@ -120,6 +128,7 @@ def test_sigkill_at_ten_pseudo_random_points(reference, tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 # The four cases, in process (shared compiles): corrupt snapshots, signals, disk full, a changed config.
 
+
 def cfg(**kw):
     c = H.get_config()
     for k, v in kw.items():
@@ -137,19 +146,22 @@ def steps_kimg(n):
 
 def train(config, workdir, **kw):
     from alignjax.train import loop
+
     return loop.train(config, workdir, **kw)
 
 
 def test_corrupt_snapshots_are_moved_aside_and_the_newest_good_one_used(tmp_path, capsys):
     from alignjax.train import loop
+
     wd = tmp_path / 'run'
     train(cfg(train__kimg=steps_kimg(6), log__grid_kimg=steps_kimg(2)), wd)
     assert H.committed(wd) == [2, 4, 6]
     # grids at intervals under 1 kimg: one file per interval, named by image count
     assert sorted(p.name for p in (wd / 'samples').glob('grid_0*.png')) == [
-        f'grid_{n * H.BATCH:09d}.png' for n in (2, 4, 6)]
-    (wd / 'checkpoints' / '6' / 'meta' / 'metadata').write_text('')                # truncated JSON
-    (wd / 'checkpoints' / '4' / 'state' / 'manifest.ocdbt').unlink()              # a lost array store file
+        f'grid_{n * H.BATCH:09d}.png' for n in (2, 4, 6)
+    ]
+    (wd / 'checkpoints' / '6' / 'meta' / 'metadata').write_text('')  # truncated JSON
+    (wd / 'checkpoints' / '4' / 'state' / 'manifest.ocdbt').unlink()  # a lost array store file
     capsys.readouterr()
     train(cfg(train__kimg=steps_kimg(8)), wd)
     out = capsys.readouterr().out
@@ -172,12 +184,14 @@ def test_corrupt_snapshots_are_moved_aside_and_the_newest_good_one_used(tmp_path
 def _signal_at(monkeypatch, sig, at_step):
     """Deliver `sig` to this process while step `at_step` runs (as a user's Ctrl-C or a scheduler would)."""
     from alignjax.train import step as S
+
     real = S.StepFns.step
 
     def step(self, state, x, c, step_index=None):
         if step_index + 1 == at_step:
             os.kill(os.getpid(), sig)
         return real(self, state, x, c, step_index)
+
     monkeypatch.setattr(S.StepFns, 'step', step)
 
 
@@ -213,18 +227,27 @@ def test_signal_finishes_the_step_snapshots_and_stops(tmp_path, monkeypatch, cap
 @needs_main_thread
 def test_stop_in_a_stage_stops_the_whole_run_and_resume_continues_that_stage(tmp_path, monkeypatch, capsys):
     from alignjax.train import loop
+
     c = cfg(train__kimg=steps_kimg(4))
     with c.unlocked():
         c.from_scratch = True
-        c.stages = (dict(name='parent', pretrained=str(tmp_path / 'absent'), overrides={}),
-                    dict(name='child', overrides={'data.spec': 'proc:toons?n=32', 'finetune.init_from': '{parent}',
-                                                  'train.kimg': steps_kimg(2)}))
+        c.stages = (
+            dict(name='parent', pretrained=str(tmp_path / 'absent'), overrides={}),
+            dict(
+                name='child',
+                overrides={
+                    'data.spec': 'proc:toons?n=32',
+                    'finetune.init_from': '{parent}',
+                    'train.kimg': steps_kimg(2),
+                },
+            ),
+        )
     _signal_at(monkeypatch, signal.SIGTERM, 3)
     res = loop.run(c, tmp_path / 'demo')
     out = capsys.readouterr().out
     assert res['stopped'] == {'stage': 'parent', 'signal': 'SIGTERM'}
     assert 'stage parent is unfinished, so it was not exported and child not started' in out
-    assert not (tmp_path / 'demo' / 'parent' / 'final').exists()       # never promoted
+    assert not (tmp_path / 'demo' / 'parent' / 'final').exists()  # never promoted
     assert not (tmp_path / 'demo' / 'child').exists() and not (tmp_path / 'demo' / 'compare.png').exists()
     monkeypatch.undo()
     monkeypatch.setenv('XLA_FLAGS', ONE_DEVICE)
@@ -237,6 +260,7 @@ def test_stop_in_a_stage_stops_the_whole_run_and_resume_continues_that_stage(tmp
 
 def test_changed_config_is_named_and_resume_false_starts_afresh(tmp_path, capsys):
     from alignjax.train import loop
+
     wd = tmp_path / 'run'
     train(cfg(train__kimg=steps_kimg(2)), wd)
     with pytest.raises(loop.ResumeError) as e:
@@ -245,7 +269,7 @@ def test_changed_config_is_named_and_resume_false_starts_afresh(tmp_path, capsys
     assert 'model.w_dim: 16 in the workdir, 32 now' in msg and 'new --workdir' in msg and 'resume=False' in msg
     with pytest.raises(loop.ResumeError, match=r'seed: 0 in the workdir, 1 now'):
         train(cfg(train__kimg=steps_kimg(4), seed=1), wd)
-    train(cfg(train__kimg=steps_kimg(4)), wd)        # kimg and log.* may change: resumes
+    train(cfg(train__kimg=steps_kimg(4)), wd)  # kimg and log.* may change: resumes
     assert resumed_from(capsys.readouterr().out) == 2
     summary = train(cfg(train__kimg=steps_kimg(2), seed=1, resume=False), wd)
     out = capsys.readouterr().out
@@ -257,8 +281,9 @@ def test_changed_config_is_named_and_resume_false_starts_afresh(tmp_path, capsys
 
 def _mount_tmpfs(path: Path, opts: str):
     path.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run(['mount', '-t', 'tmpfs', '-o', opts, 'tmpfs', str(path)], capture_output=True, text=True,
-                       timeout=30)
+    p = subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', opts, 'tmpfs', str(path)], capture_output=True, text=True, timeout=30
+    )
     if p.returncode:
         pytest.skip(f'cannot mount a tmpfs here ({p.stderr.strip() or p.returncode})')
 
@@ -270,19 +295,21 @@ def _umount(path: Path):
 
 def test_disk_full_during_a_snapshot(tmp_path, capsys):
     from alignjax.train import loop
+
     mnt = tmp_path / 'small'
-    _mount_tmpfs(mnt, 'size=8m')          # room for two snapshots + final/ once the filler is gone
+    _mount_tmpfs(mnt, 'size=8m')  # room for two snapshots + final/ once the filler is gone
     try:
         wd = mnt / 'run'
         train(cfg(train__kimg=steps_kimg(2)), wd)
         free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
-        (mnt / 'filler').write_bytes(b'\0' * (free - 96 * 1024))            # ~96 KiB left: less than a snapshot
+        (mnt / 'filler').write_bytes(b'\0' * (free - 96 * 1024))  # ~96 KiB left: less than a snapshot
         with pytest.raises(loop.DiskFull) as e:
             train(cfg(train__kimg=steps_kimg(4)), wd)
         msg = str(e.value)
         assert '\n' not in msg
-        assert re.search(rf'disk full on {mnt} \(\d+ KiB free\) writing {wd}/checkpoints/4\.orbax-checkpoint-tmp',
-                         msg), msg
+        assert re.search(
+            rf'disk full on {mnt} \(\d+ KiB free\) writing {wd}/checkpoints/4\.orbax-checkpoint-tmp', msg
+        ), msg
         assert 'the snapshot of step 4 (kimg 0.032) was not written' in msg
         assert f'the last good snapshot, {wd}/checkpoints/2 (kimg 0.016), is kept' in msg
         assert not list((wd / 'checkpoints').glob('*tmp*')) and H.committed(wd) == [2]
@@ -296,6 +323,7 @@ def test_disk_full_during_a_snapshot(tmp_path, capsys):
 
 def test_nonsense_kimg_rejected():
     from alignjax.train.config import ConfigError, validate_config
+
     for bad in (-1.0, 0.0):
         with pytest.raises(ConfigError, match=rf'--config.train.kimg={bad}: must be positive'):
             validate_config(cfg(train__kimg=bad))
@@ -305,13 +333,15 @@ def test_nonsense_kimg_rejected():
 # ---------------------------------------------------------------------------------------------------------
 # train.py's own error paths: one `error:` line, checked before anything expensive (no jax work, no workdir).
 
+
 def cli(*args, cwd=None, base_timeout=120):
     env = dict(os.environ, JAX_PLATFORMS='cpu')
     env.pop('ALIGNJAX_DEBUG', None)
     cmd = [sys.executable, str(H.ROOT / 'train.py'), *args]
     try:
-        return subprocess.run(cmd, cwd=cwd or H.ROOT, env=env, capture_output=True, text=True,
-                              timeout=H.timeout_s(base_timeout))
+        return subprocess.run(
+            cmd, cwd=cwd or H.ROOT, env=env, capture_output=True, text=True, timeout=H.timeout_s(base_timeout)
+        )
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f'train.py {" ".join(args)} did not answer within {e.timeout:.0f} s') from None
 
@@ -327,8 +357,15 @@ def test_cli_errors_are_one_line(tmp_path):
     # a misspelled key, from another directory (the default --config is found next to train.py)
     line = one_error_line(cli('--config.train.kimgg=1', f'--workdir={tmp_path / "w"}', cwd=tmp_path), 2)
     assert line.startswith('error: --config.train.kimgg: no such config key (did you mean --config.train.kimg')
-    line = one_error_line(cli('--config', str(H.ROOT / 'tests' / 'fault_harness.py'), '--config.train.kimg=-1',
-                              f'--workdir={tmp_path / "w"}'), 1)
+    line = one_error_line(
+        cli(
+            '--config',
+            str(H.ROOT / 'tests' / 'fault_harness.py'),
+            '--config.train.kimg=-1',
+            f'--workdir={tmp_path / "w"}',
+        ),
+        1,
+    )
     assert line == 'error: --config.train.kimg=-1.0: must be positive'
     assert not (tmp_path / 'w').exists()
     line = one_error_line(cli('--config', str(tmp_path / 'nope.py')), 2)
@@ -361,11 +398,12 @@ def test_cli_ctrl_c_twice_aborts_at_once_without_traceback(tmp_path):
     wd = tmp_path / 'run'
     env = dict(os.environ, JAX_PLATFORMS='cpu')
     cmd = H.train_cmd(wd)
-    p = subprocess.Popen(cmd, cwd=H.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, cwd=H.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         deadline = time.time() + H.timeout_s(180)
-        while not (wd / 'samples' / 'grid_init.png').exists():      # the loop (and its handler) has started
+        while not (wd / 'samples' / 'grid_init.png').exists():  # the loop (and its handler) has started
             assert p.poll() is None and time.time() < deadline, f'train.py never started training: {cmd}'
             time.sleep(0.05)
         os.kill(p.pid, signal.SIGINT)

@@ -5,6 +5,7 @@ allowed only where importing it at the top would *not* close a cycle (it then de
 e.g. a CLI's plumbing) -- except in the listed CLI modules, which step 4 of issue 10 moves into alignjax/cli/.
 Function-local imports of third-party packages are allowed only for the slow or optional ones named here.
 """
+
 import ast
 import pathlib
 import subprocess
@@ -16,8 +17,23 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / 'alignjax'
 # slow to import or optional, needed by few functions: orbax (~1 s, directory checkpoints), tqdm (progress bars),
 # PIL / imageio / imageio_ffmpeg (image and video files), torch (only to check exports in tests)
-LAZY_OK = {'orbax', 'tqdm', 'PIL', 'imageio', 'imageio_ffmpeg', 'torch', 'grain', 'tensorflow_datasets', 'scipy',
-           'ml_collections', 'absl', 'optax', 'warnings', 'dataclasses', 'ml_dtypes'}
+LAZY_OK = {
+    'orbax',
+    'tqdm',
+    'PIL',
+    'imageio',
+    'imageio_ffmpeg',
+    'torch',
+    'grain',
+    'tensorflow_datasets',
+    'scipy',
+    'ml_collections',
+    'absl',
+    'optax',
+    'warnings',
+    'dataclasses',
+    'ml_dtypes',
+}
 # modules whose function-local imports are not checked (none: every module is)
 NOT_CHECKED = ()
 # functions allowed to import lazily (none: the CLIs are alignjax/cli/ mains with their imports at the top)
@@ -42,7 +58,7 @@ def _targets(node, mod, is_pkg):
     base = node.module or ''
     if node.level:
         parts = mod.split('.') if is_pkg else mod.split('.')[:-1]
-        parts = parts[:len(parts) - node.level + 1]
+        parts = parts[: len(parts) - node.level + 1]
         base = '.'.join(parts + ([node.module] if node.module else []))
     out = []
     for a in node.names:
@@ -108,19 +124,27 @@ def test_every_module_imports_in_a_fresh_interpreter():
     """Import every module of the package in one fresh process, in sorted order (a cycle that the order of a
     test run hides would raise here), and check the old import paths."""
     mods = [m for m in MODS if not m.endswith('__main__')]
-    code = ('import importlib, sys\n'
-            f'for m in {mods!r}:\n'
-            '    importlib.import_module(m)\n'
-            'from alignjax.model import Checkpoint, load_checkpoint\n'
-            'import alignjax as aj\n'
-            'from alignjax.apps import morph\n'
-            'from alignjax.apps.morph import morph as morph2, frames_per_call\n'
-            'from alignjax.io.safe_pickle import CheckpointError\n'
-            'assert Checkpoint is aj.Checkpoint and load_checkpoint is aj.load_checkpoint\n'
-            'assert callable(morph) and morph is morph2 and aj.CheckpointError is CheckpointError\n'
-            'assert issubclass(CheckpointError, (aj.AlignjaxError, ValueError))\n')
-    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={'JAX_PLATFORMS': 'cpu', 'PATH': '/usr/bin:/bin'})
+    code = (
+        'import importlib, sys\n'
+        f'for m in {mods!r}:\n'
+        '    importlib.import_module(m)\n'
+        'from alignjax.model import Checkpoint, load_checkpoint\n'
+        'import alignjax as aj\n'
+        'from alignjax.apps import morph\n'
+        'from alignjax.apps.morph import morph as morph2, frames_per_call\n'
+        'from alignjax.io.safe_pickle import CheckpointError\n'
+        'assert Checkpoint is aj.Checkpoint and load_checkpoint is aj.load_checkpoint\n'
+        'assert callable(morph) and morph is morph2 and aj.CheckpointError is CheckpointError\n'
+        'assert issubclass(CheckpointError, (aj.AlignjaxError, ValueError))\n'
+    )
+    r = subprocess.run(
+        [sys.executable, '-c', code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={'JAX_PLATFORMS': 'cpu', 'PATH': '/usr/bin:/bin'},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
 
 
@@ -139,8 +163,16 @@ def test_training_imports_no_application():
     bad = [f'{m} -> {a}' for m in train for a in apps if _reaches(top, m, a)]
     bad += [f'{m}.{fn} -> {t}' for m, fn, _, ts in local if m in train for t in ts if t in apps]
     assert not bad, bad
-    code = ('import sys\nimport alignjax.train.loop, alignjax.train.config, alignjax.train.step\n'
-            'assert not [m for m in sys.modules if m.startswith("alignjax.apps")], sorted(sys.modules)\n')
-    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={'JAX_PLATFORMS': 'cpu', 'PATH': '/usr/bin:/bin'})
+    code = (
+        'import sys\nimport alignjax.train.loop, alignjax.train.config, alignjax.train.step\n'
+        'assert not [m for m in sys.modules if m.startswith("alignjax.apps")], sorted(sys.modules)\n'
+    )
+    r = subprocess.run(
+        [sys.executable, '-c', code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={'JAX_PLATFORMS': 'cpu', 'PATH': '/usr/bin:/bin'},
+    )
     assert r.returncode == 0, r.stderr[-3000:]

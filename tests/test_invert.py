@@ -1,5 +1,6 @@
 """Inversion: recovery of generated images, batch invariance, stopping, schedule, losses, LPIPS vs a torch
 reference, image loading, latents I/O and the invert.py CLI on real photos (read from shared/realdata)."""
+
 import functools
 import json
 import math
@@ -11,20 +12,33 @@ import numpy as np
 import pytest
 
 import alignjax as aj
-from alignjax.invert import (InvertConfig, Latents, PixelSSIM, decode, invert, load_lpips, make_loss, ms_ssim,
-                             noise_regularization, psnr, ssim, w_stats)
+from alignjax.invert import (
+    InvertConfig,
+    Latents,
+    PixelSSIM,
+    decode,
+    invert,
+    load_lpips,
+    make_loss,
+    ms_ssim,
+    noise_regularization,
+    psnr,
+    ssim,
+    w_stats,
+)
 from alignjax.invert import lpips as L
 from alignjax.invert import project as P
 
 REALDATA = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'realdata'
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_generator(seed=0, ch=32):
     """32x32 generator small enough for 1000-step tests, with randomised noise strengths (init has 0) and
     w_avg set (init has 0). Cached: tests/test_apps.py uses the same object (and compiled functions)."""
-    g = aj.new_generator(jax.random.key(seed), resolution=32, z_dim=32, w_dim=32, channel_base=32 * ch,
-                         channel_max=ch, mapping_layers=2)
+    g = aj.new_generator(
+        jax.random.key(seed), resolution=32, z_dim=32, w_dim=32, channel_base=32 * ch, channel_max=ch, mapping_layers=2
+    )
     v = jax.tree_util.tree_map(lambda x: x, g.variables)
     rng = np.random.RandomState(seed)
     syn = v['params']['synthesis']
@@ -84,12 +98,12 @@ def test_batch_of_8_equals_one_at_a_time(gen, targets, stats):
     cfg = InvertConfig(space='w+', noise=True, steps=40)
     batched = invert(gen, targets[1], cfg, stats=stats, progress=False, seed=3)
     for i in (0, 5):
-        single = invert(gen, targets[1][i:i + 1], cfg, stats=stats, progress=False, seed=3, ids=[i])
-        np.testing.assert_allclose(np.asarray(single.latents.code[0]), np.asarray(batched.latents.code[i]),
-                                   atol=2e-4)
+        single = invert(gen, targets[1][i : i + 1], cfg, stats=stats, progress=False, seed=3, ids=[i])
+        np.testing.assert_allclose(np.asarray(single.latents.code[0]), np.asarray(batched.latents.code[i]), atol=2e-4)
         for k in single.latents.noise:
-            np.testing.assert_allclose(np.asarray(single.latents.noise[k][0]),
-                                       np.asarray(batched.latents.noise[k][i]), atol=2e-3)
+            np.testing.assert_allclose(
+                np.asarray(single.latents.noise[k][0]), np.asarray(batched.latents.noise[k][i]), atol=2e-3
+            )
         np.testing.assert_allclose(single.history[:, 0], batched.history[:, i], rtol=1e-3)
         assert abs(single.psnr[0] - batched.psnr[i]) < 0.05
     # batch_size splitting (9 images: 8 + 1 padded to 8) gives the same per-image result too
@@ -111,8 +125,7 @@ def test_per_image_stopping(gen, targets, stats):
             assert stopped.history[n - 1, i] < thr
     # an image that stopped never changes again: its state equals the free run at that step's end only if
     # it did not stop; here just check the patience rule stops every image eventually
-    pat = invert(gen, targets[1], cfg.replace(stop_patience=1, stop_min_delta=0.5), stats=stats,
-                 progress=False)
+    pat = invert(gen, targets[1], cfg.replace(stop_patience=1, stop_min_delta=0.5), stats=stats, progress=False)
     assert np.all(pat.steps_run < 60)
 
 
@@ -161,7 +174,7 @@ def test_dfeat_loss_with_fixture_discriminator(fixtures_dir):
     ck = aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl')
     loss = make_loss('dfeat', disc=ck.discriminator())
     rng = np.random.RandomState(0)
-    a = rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)   # batch 3: not a multiple of mbstd group 4
+    a = rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)  # batch 3: not a multiple of mbstd group 4
     b = a + 0.1 * rng.randn(*a.shape).astype(np.float32)
     b2 = b.copy()
     b2[2] = -b2[2]
@@ -177,6 +190,7 @@ def test_dfeat_loss_with_fixture_discriminator(fixtures_dir):
 # ----------------------------------------------------------------------------------------------------------
 # LPIPS against a torch implementation of the lpips package's formula, with random weights in the two files.
 
+
 @pytest.mark.torch
 def test_lpips_matches_torch_reference(tmp_path):
     torch = pytest.importorskip('torch')
@@ -189,11 +203,11 @@ def test_lpips_matches_torch_reference(tmp_path):
     vgg_sd['classifier.0.weight'] = torch.zeros(4, 4)
     lin_sd = {f'lin{k}.model.1.weight': torch.rand(1, c, 1, 1, generator=g) for k, c in enumerate(L.LPIPS_CHANNELS)}
     torch.save(vgg_sd, tmp_path / 'vgg16.pth')
-    torch.save(lin_sd, tmp_path / 'vgg.pth', _use_new_zipfile_serialization=False)   # legacy format
+    torch.save(lin_sd, tmp_path / 'vgg.pth', _use_new_zipfile_serialization=False)  # legacy format
 
     def ref(x0, x1):
-        shift = torch.tensor([-.030, -.088, -.188]).view(1, 3, 1, 1)
-        scale = torch.tensor([.458, .448, .450]).view(1, 3, 1, 1)
+        shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+        scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
         taps = []
         for x in (x0, x1):
             x = (x - shift) / scale
@@ -203,7 +217,7 @@ def test_lpips_matches_torch_reference(tmp_path):
                     x = F.max_pool2d(x, 2, 2)
                 x = F.relu(F.conv2d(x, vgg_sd[f'features.{i}.weight'], vgg_sd[f'features.{i}.bias'], padding=1))
                 if j in (1, 3, 6, 9, 12):
-                    out.append(x / (torch.sqrt(torch.sum(x ** 2, dim=1, keepdim=True)) + 1e-10))
+                    out.append(x / (torch.sqrt(torch.sum(x**2, dim=1, keepdim=True)) + 1e-10))
             taps.append(out)
         val = 0
         for k, (a, b) in enumerate(zip(*taps)):
@@ -237,9 +251,12 @@ def test_lpips_area_resize():
 # ----------------------------------------------------------------------------------------------------------
 # Files.
 
+
 def test_load_images_files_folders_and_names(tmp_path):
     from PIL import Image
+
     from alignjax.invert.images import load_images
+
     rng = np.random.RandomState(0)
     (tmp_path / 'a').mkdir()
     (tmp_path / 'b').mkdir()
@@ -257,9 +274,13 @@ def test_load_images_files_folders_and_names(tmp_path):
 
 def test_save_load_latents_roundtrip(tmp_path, gen):
     from alignjax.invert.store import load_latents, save_latents
+
     rng = np.random.RandomState(0)
-    lat = Latents(code=rng.randn(2, gen.num_ws, gen.w_dim).astype(np.float32),
-                  noise={k: rng.randn(2, *s).astype(np.float32) for k, s in gen.noise_shapes.items()}, space='w+')
+    lat = Latents(
+        code=rng.randn(2, gen.num_ws, gen.w_dim).astype(np.float32),
+        noise={k: rng.randn(2, *s).astype(np.float32) for k, s in gen.noise_shapes.items()},
+        space='w+',
+    )
     save_latents(tmp_path, ['b', 'a'], lat, dict(ckpt='x'))
     with np.load(tmp_path / 'latents.npz') as z:
         assert sorted(z.files) == ['a', 'b'] and z['b'].shape == (gen.num_ws, gen.w_dim)
@@ -289,14 +310,32 @@ def test_cli_real_photos_end_to_end(tmp_path, fixtures_dir, capsys):
     """invert.py on real photos (read from shared/realdata, never copied) with the 32x32 fixture as parent, in
     StyleAlign's setting (Z, psi 0.5), translated by a child checkpoint. Quality is poor by construction (a
     random 32x32 parent); it must run and write everything."""
-    from alignjax.cli.invert import main
     from conftest import save_child_checkpoint
+
+    from alignjax.cli.invert import main
+
     files = _real_photos()
     out = tmp_path / 'out'
     child = save_child_checkpoint(aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl'), tmp_path / 'tf')  # a real child
-    main(['--ckpt', str(fixtures_dir / 'nvlabs.pkl'), '--images', *map(str, files), '--preset', 'stylealign',
-          '--steps', '5', '--batch', '8', '--outdir', str(out), '--translate', str(child),
-          '--no-progress'])
+    main(
+        [
+            '--ckpt',
+            str(fixtures_dir / 'nvlabs.pkl'),
+            '--images',
+            *map(str, files),
+            '--preset',
+            'stylealign',
+            '--steps',
+            '5',
+            '--batch',
+            '8',
+            '--outdir',
+            str(out),
+            '--translate',
+            str(child),
+            '--no-progress',
+        ]
+    )
     names = [f.stem for f in files]
     with np.load(out / 'latents.npz') as z:
         assert sorted(z.files) == sorted(names) and z[names[0]].shape == (64,)
@@ -312,9 +351,10 @@ def test_cli_real_photos_end_to_end(tmp_path, fixtures_dir, capsys):
     assert (out / 'noise.npz').is_file()
     assert 'tf' in (out / 'translate.html').read_text()
     from PIL import Image
+
     grid = Image.open(out / 'translate.png')
     assert grid.size == (3 * 32 + 2 * 2, len(names) * 32 + (len(names) - 1) * 2)  # input | recon | child
-    for n in names:                                  # the translation is the child's, not the reconstruction
+    for n in names:  # the translation is the child's, not the reconstruction
         recon = np.asarray(Image.open(out / 'recon' / f'{n}.png'), np.float32)
         assert np.abs(recon - np.asarray(Image.open(out / 'translate' / 'tf' / f'{n}.png'), np.float32)).mean() > 1
     assert 'mean PSNR' in capsys.readouterr().out

@@ -2,6 +2,7 @@
 reference, FID Inception-v3 (fake pytorch-fid state dict written torch-free, key/shape refusal, resize and
 pooling against their definitions, a torch re-implementation with the same weights), compute_metrics and the
 `python -m alignjax.metrics` CLI (results and error paths)."""
+
 import json
 import subprocess
 import sys
@@ -13,12 +14,25 @@ import numpy as np
 import pytest
 
 import alignjax as aj
+from alignjax.cli import metrics as cli
 from alignjax.io.safe_pickle import CheckpointError
 from alignjax.io.torch_file import save_torch
-from alignjax.metrics import (FeatureStats, MetricsError, PixelProjection, compute_metrics, fd_from_features,
-                              frechet_distance, generate_images, kid, kid_subsets, knn_radii, mean_cov,
-                              parse_metric, precision_recall, to_unit_range)
-from alignjax.cli import metrics as cli
+from alignjax.metrics import (
+    FeatureStats,
+    MetricsError,
+    PixelProjection,
+    compute_metrics,
+    fd_from_features,
+    frechet_distance,
+    generate_images,
+    kid,
+    kid_subsets,
+    knn_radii,
+    mean_cov,
+    parse_metric,
+    precision_recall,
+    to_unit_range,
+)
 from alignjax.metrics import compute as C
 from alignjax.metrics import inception as I
 
@@ -35,8 +49,10 @@ def _features(seed, n, d, shift=0.0, scale=1.0):
 # ----------------------------------------------------------------------------------------------------------
 # Fréchet distance.
 
+
 def _fd_scipy(a, b):
     import scipy.linalg
+
     a, b = a.astype(np.float64), b.astype(np.float64)
     m1, m2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False, bias=True), np.cov(b, rowvar=False, bias=True)
@@ -59,7 +75,7 @@ def test_feature_stats_float64_and_batched():
     x = _features(2, 1000, 8) * 0.01 + 1000.0
     st = FeatureStats(max_items=900)
     for s in range(0, 1000, 128):
-        st.append(x[s:s + 128])
+        st.append(x[s : s + 128])
     assert st.num_items == 900 and st.get_all().shape == (900, 8)
     mu, cov = st.get_mean_cov()
     ref = x[:900].astype(np.float64)
@@ -70,7 +86,7 @@ def test_feature_stats_float64_and_batched():
 def test_fd_identical_zero_and_singular():
     a = _features(3, 200, 32)
     assert abs(fd_from_features(a, a)) < 1e-9
-    few = _features(4, 20, 64)                   # D > N: singular covariances stay real and finite
+    few = _features(4, 20, 64)  # D > N: singular covariances stay real and finite
     assert abs(fd_from_features(few, few)) < 1e-10 * np.trace(mean_cov(few)[1])
     assert np.isfinite(fd_from_features(few, _features(5, 20, 64)))
     # closed form for diagonal covariances: sum (sqrt(s1) - sqrt(s2))^2 + ||dmu||^2
@@ -81,6 +97,7 @@ def test_fd_identical_zero_and_singular():
 
 # ----------------------------------------------------------------------------------------------------------
 # KID.
+
 
 def _mmd_loop(x, y):
     """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, by explicit loops."""
@@ -108,7 +125,7 @@ def test_kid_matches_brute_force_loop():
 
 def test_kid_same_distribution_near_zero():
     a, b = _features(8, 600, 16), _features(9, 600, 16)
-    b = b @ np.linalg.qr(np.random.RandomState(0).randn(16, 16))[0].astype(np.float32)   # not the same mixing
+    b = b @ np.linalg.qr(np.random.RandomState(0).randn(16, 16))[0].astype(np.float32)  # not the same mixing
     same = kid(a, _features(8, 1200, 16)[600:], num_subsets=20, max_subset_size=300)
     far = kid(a, a + 1.0, num_subsets=20, max_subset_size=300)
     assert abs(same) < 0.05 * far and far > 0
@@ -116,6 +133,7 @@ def test_kid_same_distribution_near_zero():
 
 # ----------------------------------------------------------------------------------------------------------
 # Precision / recall.
+
 
 def _pr_reference(real, gen, k=3):
     real, gen = real.astype(np.float64), gen.astype(np.float64)
@@ -134,7 +152,7 @@ def test_precision_recall_matches_brute_force(rows, cols):
     ref = _pr_reference(real, gen)
     got = precision_recall(real, gen, k=3, row_batch_size=rows, col_batch_size=cols)
     assert got == ref, (got, ref)
-    assert 0.05 < ref['precision'] < 0.95 and 0.05 < ref['recall'] < 0.95   # not a trivial case
+    assert 0.05 < ref['precision'] < 0.95 and 0.05 < ref['recall'] < 0.95  # not a trivial case
     d = np.sqrt(np.square(real[:, None].astype(np.float64) - real[None]).sum(-1))
     np.testing.assert_allclose(np.sqrt(knn_radii(real, 3, rows, cols)), np.sort(d, 1)[:, 3], rtol=1e-4)
 
@@ -151,9 +169,10 @@ def test_precision_recall_edge_cases():
 # ----------------------------------------------------------------------------------------------------------
 # Inception: architecture table, file round trip, refusals, resize and pooling.
 
+
 def test_inception_state_dict_table():
     t = I.inception_state_dict_shapes()
-    assert len(t) == 94 * 5 + 2   # 94 BasicConv2d (conv weight + 4 BN tensors) and the fc
+    assert len(t) == 94 * 5 + 2  # 94 BasicConv2d (conv weight + 4 BN tensors) and the fc
     # torchvision's inception_v3 has 27,161,264 parameters; without AuxLogits (3,326,696) and with a
     # 1008-class fc (+8 x 2049) the FID network has 23,850,960.
     assert sum(int(np.prod(s)) for k, s in t.items() if 'running' not in k) == 23_850_960
@@ -182,8 +201,10 @@ def _images(n=2, res=32, seed=0):
 def test_inception_loads_fake_file_and_runs(fake_inception):
     sd, path, inc = fake_inception
     assert inc.resolution is None
-    np.testing.assert_array_equal(np.asarray(inc.params['Mixed_6b']['branch7x7_2']['kernel']),
-                                  sd['Mixed_6b.branch7x7_2.conv.weight'].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(
+        np.asarray(inc.params['Mixed_6b']['branch7x7_2']['kernel']),
+        sd['Mixed_6b.branch7x7_2.conv.weight'].transpose(2, 3, 1, 0),
+    )
     x = _images()
     out = inc(x)
     f = np.asarray(out['features'])
@@ -204,14 +225,17 @@ def test_inception_refuses_wrong_state_dicts(fake_inception, tmp_path):
         I.inception_from_state_dict(bad)
     bad = dict(sd)
     bad['Mixed_5d.branch5x5_2.conv.weight'] = np.zeros((64, 48, 3, 3), np.float32)
-    with pytest.raises(CheckpointError, match=r"'Mixed_5d\.branch5x5_2\.conv\.weight' has shape \(64, 48, 3, 3\), "
-                                              r"expected \(64, 48, 5, 5\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"'Mixed_5d\.branch5x5_2\.conv\.weight' has shape \(64, 48, 3, 3\), "
+        r'expected \(64, 48, 5, 5\)',
+    ):
         I.inception_from_state_dict(bad)
     bad = dict(sd, **{'AuxLogits.fc.weight': np.zeros((1000, 768), np.float32)})
     with pytest.raises(CheckpointError, match=r"unexpected key 'AuxLogits\.fc\.weight'"):
         I.inception_from_state_dict(bad)
     bad = dict(sd, **{'fc.weight': np.zeros((1000, 2048), np.float32), 'fc.bias': np.zeros(1000, np.float32)})
-    with pytest.raises(CheckpointError, match="torchvision"):
+    with pytest.raises(CheckpointError, match='torchvision'):
         I.inception_from_state_dict(bad)
     # through a file: the error names the file and the key; num_batches_tracked is tolerated
     ok = dict(sd, **{'Conv2d_1a_3x3.bn.num_batches_tracked': np.array(0, np.int64)})
@@ -239,8 +263,9 @@ def _bilinear_loop(img, size, step=1):
         y0, y1, ly = src(oy, h)
         for ox in range(0, size, step):
             x0, x1, lx = src(ox, w)
-            out[oy, ox] = ((1 - ly) * ((1 - lx) * img[y0, x0] + lx * img[y0, x1])
-                           + ly * ((1 - lx) * img[y1, x0] + lx * img[y1, x1]))
+            out[oy, ox] = (1 - ly) * ((1 - lx) * img[y0, x0] + lx * img[y0, x1]) + ly * (
+                (1 - lx) * img[y1, x0] + lx * img[y1, x1]
+            )
     return out
 
 
@@ -259,17 +284,18 @@ def test_pooling_matches_definition():
     mx1 = np.zeros_like(x)
     for i in range(h):
         for j in range(w):
-            win = x[0, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2]       # only real pixels count
+            win = x[0, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]  # only real pixels count
             avg[0, i, j] = win.mean((0, 1))
             mx1[0, i, j] = win.max((0, 1))
     np.testing.assert_allclose(np.asarray(I.avg_pool_3x3_exclude_pad(jnp.asarray(x))), avg, atol=1e-6)
     np.testing.assert_allclose(np.asarray(I.max_pool(jnp.asarray(x), 1, 1)), mx1, atol=0)
-    mx2 = np.stack([[x[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max((0, 1)) for j in range(2)] for i in range(3)])
+    mx2 = np.stack([[x[0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max((0, 1)) for j in range(2)] for i in range(3)])
     np.testing.assert_allclose(np.asarray(I.max_pool(jnp.asarray(x), 2)), mx2[None], atol=0)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The torch re-implementation of pytorch-fid's FID Inception (written from its definition, here in the test).
+
 
 def _torch_fid_inception():
     import torch
@@ -298,9 +324,15 @@ def _torch_fid_inception():
             self.branch_pool = Conv(cin, pool, 1)
 
         def forward(self, x):
-            return torch.cat([self.branch1x1(x), self.branch5x5_2(self.branch5x5_1(x)),
-                              self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                              self.branch_pool(tf_avg(x))], 1)
+            return torch.cat(
+                [
+                    self.branch1x1(x),
+                    self.branch5x5_2(self.branch5x5_1(x)),
+                    self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                    self.branch_pool(tf_avg(x)),
+                ],
+                1,
+            )
 
     class B(nn.Module):
         def __init__(self, cin):
@@ -310,8 +342,14 @@ def _torch_fid_inception():
             self.branch3x3dbl_3 = Conv(96, 96, 3, s=2)
 
         def forward(self, x):
-            return torch.cat([self.branch3x3(x), self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-                              F.max_pool2d(x, 3, 2)], 1)
+            return torch.cat(
+                [
+                    self.branch3x3(x),
+                    self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                    F.max_pool2d(x, 3, 2),
+                ],
+                1,
+            )
 
     class Cb(nn.Module):
         def __init__(self, c7):
@@ -330,8 +368,15 @@ def _torch_fid_inception():
             d = x
             for i in range(1, 6):
                 d = getattr(self, f'branch7x7dbl_{i}')(d)
-            return torch.cat([self.branch1x1(x), self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))), d,
-                              self.branch_pool(tf_avg(x))], 1)
+            return torch.cat(
+                [
+                    self.branch1x1(x),
+                    self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
+                    d,
+                    self.branch_pool(tf_avg(x)),
+                ],
+                1,
+            )
 
     class Db(nn.Module):
         def __init__(self):
@@ -365,8 +410,17 @@ def _torch_fid_inception():
             b = self.branch3x3_1(x)
             d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
             pool = F.max_pool2d(x, 3, 1, 1) if self.use_max else tf_avg(x)
-            return torch.cat([self.branch1x1(x), self.branch3x3_2a(b), self.branch3x3_2b(b),
-                              self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d), self.branch_pool(pool)], 1)
+            return torch.cat(
+                [
+                    self.branch1x1(x),
+                    self.branch3x3_2a(b),
+                    self.branch3x3_2b(b),
+                    self.branch3x3dbl_3a(d),
+                    self.branch3x3dbl_3b(d),
+                    self.branch_pool(pool),
+                ],
+                1,
+            )
 
     class Net(nn.Module):
         def __init__(self):
@@ -381,7 +435,7 @@ def _torch_fid_inception():
             self.Mixed_7b, self.Mixed_7c = E(1280, False), E(2048, True)
             self.fc = nn.Linear(2048, 1008)
 
-        def forward(self, img01):   # [N, 3, H, W] in [0, 1], as pytorch-fid
+        def forward(self, img01):  # [N, 3, H, W] in [0, 1], as pytorch-fid
             x = F.interpolate(img01, size=(299, 299), mode='bilinear', align_corners=False) * 2 - 1
             x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
             x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, 2)))
@@ -400,7 +454,7 @@ def test_inception_matches_torch_reimplementation(fake_inception, tmp_path):
     sd, path, inc = fake_inception
     net = _torch_fid_inception()
     theirs = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith('num_batches_tracked')}
-    assert list(theirs.items()) == list(I.inception_state_dict_shapes().items())   # keys, shapes and order
+    assert list(theirs.items()) == list(I.inception_state_dict_shapes().items())  # keys, shapes and order
     # pytorch-fid's file predates torch 1.6: also read the legacy format, with num_batches_tracked
     sd_t = {k: torch.from_numpy(v) for k, v in sd.items()}
     net.load_state_dict(sd_t, strict=True)
@@ -424,14 +478,17 @@ def test_inception_matches_torch_reimplementation(fake_inception, tmp_path):
     F = torch.nn.functional
     feat = torch.randn(1, 4, 9, 8)
     nhwc = jnp.asarray(feat.permute(0, 2, 3, 1).numpy())
-    for mine, ref in ((I.avg_pool_3x3_exclude_pad(nhwc), F.avg_pool2d(feat, 3, 1, 1, count_include_pad=False)),
-                      (I.max_pool(nhwc, 1, 1), F.max_pool2d(feat, 3, 1, 1)),
-                      (I.max_pool(nhwc, 2), F.max_pool2d(feat, 3, 2))):
+    for mine, ref in (
+        (I.avg_pool_3x3_exclude_pad(nhwc), F.avg_pool2d(feat, 3, 1, 1, count_include_pad=False)),
+        (I.max_pool(nhwc, 1, 1), F.max_pool2d(feat, 3, 1, 1)),
+        (I.max_pool(nhwc, 2), F.max_pool2d(feat, 3, 2)),
+    ):
         np.testing.assert_allclose(np.asarray(mine).transpose(0, 3, 1, 2), ref.numpy(), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # compute_metrics and generation.
+
 
 class ProjectionExtractor:
     """Stand-in for a domain evaluator: a fixed random projection of the pixels; counts its calls."""
@@ -467,8 +524,15 @@ def test_parse_metric_names():
 def test_compute_metrics_on_arrays_matches_direct_formulas():
     ext = ProjectionExtractor()
     real, gen = _blobs(96, 16, 0, 40), _blobs(80, 16, 1, 60)
-    res = compute_metrics(gen, real, 'fd_eval64,kid_eval64,pr_eval64,fd_eval32', extractor=ext, batch_size=32,
-                          kid_subsets=5, kid_subset_size=50)
+    res = compute_metrics(
+        gen,
+        real,
+        'fd_eval64,kid_eval64,pr_eval64,fd_eval32',
+        extractor=ext,
+        batch_size=32,
+        kid_subsets=5,
+        kid_subset_size=50,
+    )
     fr = np.asarray(ext(real[:64])['features'])
     fg = np.asarray(ext(gen[:64])['features'])
     assert set(res) == {'fd_eval64', 'kid_eval64', 'pr_eval64_precision', 'pr_eval64_recall', 'fd_eval32'}
@@ -506,12 +570,13 @@ def demo_gen():
 
 def test_compute_metrics_generator_cache_and_batch_invariance(demo_gen):
     from alignjax.data import make_dataset
+
     ds = make_dataset('proc:faces?n=40', 32)
     ext = ProjectionExtractor(resolution=32)
     a = compute_metrics(demo_gen, ds, 'fd_eval32,kid_eval32', extractor=ext, batch_size=16, kid_subsets=3)
     calls = ext.calls
     b = compute_metrics(demo_gen, ds, 'fd_eval32,kid_eval32', extractor=ext, batch_size=16, kid_subsets=3)
-    assert a == b and ext.calls - calls == 2          # real features came from the cache: only 2 gen batches
+    assert a == b and ext.calls - calls == 2  # real features came from the cache: only 2 gen batches
     assert a['fd_eval32'] > 0
     # the images do not depend on the batch size: z is drawn in order, noise maps per image index
     x = np.concatenate(list(generate_images(demo_gen, 20, batch_size=16)))
@@ -525,15 +590,18 @@ def test_compute_metrics_generator_cache_and_batch_invariance(demo_gen):
         np.testing.assert_array_equal(got, np.asarray(whole[name]))
         assert got.shape == (20, h, w) and abs(got.std() - 1) < 0.1
     first = np.asarray(whole[shapes[0][0]])
-    assert np.abs(first[0] - first[1]).max() > 0.1                   # images get different noise
+    assert np.abs(first[0] - first[1]).max() > 0.1  # images get different noise
     # a prefix of the stream is the same images; another seed gives other images
     np.testing.assert_array_equal(np.concatenate(list(generate_images(demo_gen, 16, batch_size=16))), x[:16])
     other = np.concatenate(list(generate_images(demo_gen, 16, batch_size=16, seed=1)))
     assert np.abs(other.astype(int) - x[:16]).mean() > 5
     with pytest.raises(MetricsError, match=r"'proc:faces\?n=40' has 40 images but fd_eval64 needs 64"):
         compute_metrics(demo_gen, ds, 'fd_eval64', extractor=ext)
-    with pytest.raises(MetricsError, match=r'makes 32x32 images but the feature extractor .* is for 16x16|'
-                                           r'images are 32x32 but the feature extractor .* is for 16x16'):
+    with pytest.raises(
+        MetricsError,
+        match=r'makes 32x32 images but the feature extractor .* is for 16x16|'
+        r'images are 32x32 but the feature extractor .* is for 16x16',
+    ):
         compute_metrics(demo_gen, ds, 'fd_eval32', extractor=ProjectionExtractor(resolution=16))
 
 
@@ -542,7 +610,7 @@ def test_domain_evaluator_satisfies_the_protocol():
         from alignjax.eval.evaluator import new_evaluator
     except ImportError as e:
         pytest.skip(f'alignjax.eval.evaluator not available: {e}')
-    ev = new_evaluator(jax.random.key(0), 'faces', 32)            # random weights: only the plumbing
+    ev = new_evaluator(jax.random.key(0), 'faces', 32)  # random weights: only the plumbing
     real, gen = _blobs(48, 32, 0, 40), _blobs(48, 32, 1, 90)
     res = compute_metrics(gen, real, 'fd_eval48,pr_eval48', extractor=ev, batch_size=16)
     assert res['fd_eval48'] > 0 and all(type(v) is float for v in res.values())
@@ -555,10 +623,12 @@ def test_domain_evaluator_satisfies_the_protocol():
 def test_shipped_evaluator_as_extractor():
     try:
         from alignjax.eval import load_evaluator
+
         ev = load_evaluator('faces', 32)
     except Exception as e:  # noqa: BLE001 - built in parallel; absent until it ships
         pytest.skip(f'no shipped evaluator: {e}')
     from alignjax.data import make_dataset
+
     faces = make_dataset('proc:faces?seed=123&n=64', 32)
     faces2 = make_dataset('proc:faces?seed=456&n=64', 32)
     toons = make_dataset('proc:toons?seed=123&n=64', 32)
@@ -571,6 +641,7 @@ def test_shipped_evaluator_as_extractor():
 # ----------------------------------------------------------------------------------------------------------
 # CLI.
 
+
 def _cli(capsys, *args):
     rc = cli.main(list(args))
     cap = capsys.readouterr()
@@ -579,8 +650,20 @@ def _cli(capsys, *args):
 
 def test_cli_runs_and_writes_json(capsys, tmp_path, demo_gen):
     out = tmp_path / 'sub' / 'm.json'
-    rc, stdout, err = _cli(capsys, '--ckpt', str(DEMO_PARENT), '--data', 'proc:faces?n=48', '--metrics',
-                           'fd_pix32,pr_pix32', '--batch', '16', '--out', str(out), '--no-progress')
+    rc, stdout, err = _cli(
+        capsys,
+        '--ckpt',
+        str(DEMO_PARENT),
+        '--data',
+        'proc:faces?n=48',
+        '--metrics',
+        'fd_pix32,pr_pix32',
+        '--batch',
+        '16',
+        '--out',
+        str(out),
+        '--no-progress',
+    )
     assert rc == 0, err
     doc = json.loads(out.read_text())
     assert set(doc['results']) == {'fd_pix32', 'pr_pix32_precision', 'pr_pix32_recall'}
@@ -596,41 +679,125 @@ def _fails(capsys, pattern, *args):
     lines = err.strip().splitlines()
     assert lines[-1].startswith('error: ') and 'Traceback' not in err, err
     import re
+
     assert re.search(pattern, lines[-1]), lines[-1]
 
 
 def test_cli_errors(capsys, tmp_path, monkeypatch):
     ck = str(DEMO_PARENT)
-    _fails(capsys, r"unknown metric 'fd50k'; valid metrics: fd_eval<N>", '--ckpt', ck, '--data', 'proc:faces',
-           '--metrics', 'fd50k')
+    _fails(
+        capsys,
+        r"unknown metric 'fd50k'; valid metrics: fd_eval<N>",
+        '--ckpt',
+        ck,
+        '--data',
+        'proc:faces',
+        '--metrics',
+        'fd50k',
+    )
     _fails(capsys, r'fid2k needs --inception PATH', '--ckpt', ck, '--data', 'proc:faces', '--metrics', 'fid2k')
-    _fails(capsys, r'Inception weights not found: .*nope\.pth', '--ckpt', ck, '--data', 'proc:faces',
-           '--metrics', 'fid2k', '--inception', str(tmp_path / 'nope.pth'))
-    _fails(capsys, r'checkpoint not found: .*missing\.pkl', '--ckpt', str(tmp_path / 'missing.pkl'), '--data',
-           'proc:faces', '--metrics', 'fd_pix100')
-    _fails(capsys, r"'proc:faces\?n=10' has 10 images but fd_pix20 needs 20", '--ckpt', ck, '--data',
-           'proc:faces?n=10', '--metrics', 'fd_pix20')
-    _fails(capsys, r"dataset folder '.*none' does not exist", '--ckpt', ck, '--data', f'folder:{tmp_path}/none',
-           '--metrics', 'fd_pix20')
+    _fails(
+        capsys,
+        r'Inception weights not found: .*nope\.pth',
+        '--ckpt',
+        ck,
+        '--data',
+        'proc:faces',
+        '--metrics',
+        'fid2k',
+        '--inception',
+        str(tmp_path / 'nope.pth'),
+    )
+    _fails(
+        capsys,
+        r'checkpoint not found: .*missing\.pkl',
+        '--ckpt',
+        str(tmp_path / 'missing.pkl'),
+        '--data',
+        'proc:faces',
+        '--metrics',
+        'fd_pix100',
+    )
+    _fails(
+        capsys,
+        r"'proc:faces\?n=10' has 10 images but fd_pix20 needs 20",
+        '--ckpt',
+        ck,
+        '--data',
+        'proc:faces?n=10',
+        '--metrics',
+        'fd_pix20',
+    )
+    _fails(
+        capsys,
+        r"dataset folder '.*none' does not exist",
+        '--ckpt',
+        ck,
+        '--data',
+        f'folder:{tmp_path}/none',
+        '--metrics',
+        'fd_pix20',
+    )
     from PIL import Image
+
     (tmp_path / 'imgs').mkdir()
     Image.fromarray(_blobs(1, 32, 0, 0)[0]).save(tmp_path / 'imgs' / 'a.png')
-    _fails(capsys, r'not a proc: dataset: pass --evaluator', '--ckpt', ck, '--data', f'folder:{tmp_path}/imgs',
-           '--metrics', 'fd_eval20')
+    _fails(
+        capsys,
+        r'not a proc: dataset: pass --evaluator',
+        '--ckpt',
+        ck,
+        '--data',
+        f'folder:{tmp_path}/imgs',
+        '--metrics',
+        'fd_eval20',
+    )
     # a corrupt Inception file: one line naming the file
     (tmp_path / 'junk.pth').write_bytes(b'PK\x03\x04 not really a zip')
-    _fails(capsys, r'junk\.pth', '--ckpt', ck, '--data', 'proc:faces?n=30', '--metrics', 'fid20', '--inception',
-           str(tmp_path / 'junk.pth'))
+    _fails(
+        capsys,
+        r'junk\.pth',
+        '--ckpt',
+        ck,
+        '--data',
+        'proc:faces?n=30',
+        '--metrics',
+        'fid20',
+        '--inception',
+        str(tmp_path / 'junk.pth'),
+    )
     # checkpoint (32x32) and evaluator (64x64) resolutions differ
     monkeypatch.setitem(C._EXTRACTORS, ('eval', 'toons', 32), ProjectionExtractor(resolution=64))
-    _fails(capsys, r'makes 32x32 images but the evaluator toons is for 64x64', '--ckpt', ck, '--data',
-           'proc:toons?n=30', '--metrics', 'fd_eval20')
+    _fails(
+        capsys,
+        r'makes 32x32 images but the evaluator toons is for 64x64',
+        '--ckpt',
+        ck,
+        '--data',
+        'proc:toons?n=30',
+        '--metrics',
+        'fd_eval20',
+    )
 
 
 def test_cli_subprocess_exit_code():
-    p = subprocess.run([sys.executable, '-m', 'alignjax.metrics', '--ckpt', str(DEMO_PARENT), '--data',
-                        'proc:faces', '--metrics', 'fd_eval10k,nonsense'], capture_output=True, text=True,
-                       cwd=ROOT, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'alignjax.metrics',
+            '--ckpt',
+            str(DEMO_PARENT),
+            '--data',
+            'proc:faces',
+            '--metrics',
+            'fd_eval10k,nonsense',
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert p.returncode == 2 and p.stderr.strip().startswith("error: unknown metric 'nonsense'"), p.stderr
     assert 'Traceback' not in p.stderr
 
@@ -640,16 +807,19 @@ def test_cli_help_and_flag_errors(capsys):
         cli.main(['--help'])
     out = capsys.readouterr().out
     assert e.value.code == 0 and 'Distribution metrics of a checkpoint' in out and '--noise-mode' in out
-    for argv, want in [(['--data', 'proc:faces'], 'error: --ckpt is required'),
-                       (['--ckpt', 'x', '--data', 'y', '--bogus'], 'error: --bogus: no such flag'),
-                       (['--ckpt', 'x', '--data', 'y', '--noise-mode', 'z'], 'error: --noise-mode=z')]:
+    for argv, want in [
+        (['--data', 'proc:faces'], 'error: --ckpt is required'),
+        (['--ckpt', 'x', '--data', 'y', '--bogus'], 'error: --bogus: no such flag'),
+        (['--ckpt', 'x', '--data', 'y', '--noise-mode', 'z'], 'error: --noise-mode=z'),
+    ]:
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         err = capsys.readouterr().err
         assert e.value.code == 2 and err.startswith(want) and err.count('\n') == 1, err
-    rc, _, err = _cli(capsys, '--ckpt', str(DEMO_PARENT), '--data', 'proc:faces?n=8', '--metrics', 'fd_pix4',
-                      '--net', 'nope')
-    assert rc == 2 and err.strip().splitlines()[-1].startswith("error: --net: ") and "'nope'" in err, err
+    rc, _, err = _cli(
+        capsys, '--ckpt', str(DEMO_PARENT), '--data', 'proc:faces?n=8', '--metrics', 'fd_pix4', '--net', 'nope'
+    )
+    assert rc == 2 and err.strip().splitlines()[-1].startswith('error: --net: ') and "'nope'" in err, err
 
 
 def test_pixel_projection_extractor():

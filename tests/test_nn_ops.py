@@ -1,7 +1,7 @@
 """Fast op implementations against their reference paths and against a direct numpy definition."""
+
 import itertools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -17,20 +17,22 @@ def upfirdn_numpy(x, f, up, down, p0, p1, gain):
     z = np.zeros((n, h * up, w * up, c), x.dtype)
     z[:, ::up, ::up] = x
     zp = np.zeros((n, h * up + p0 + p1, w * up + p0 + p1, c), x.dtype) if min(p0, p1) >= 0 else None
-    zp[:, p0:p0 + h * up, p0:p0 + w * up] = z
+    zp[:, p0 : p0 + h * up, p0 : p0 + w * up] = z
     f2 = np.outer(f, f)[::-1, ::-1] * gain  # true convolution
     k = len(f)
     oh = (zp.shape[1] - k) // down + 1
     out = np.zeros((n, oh, oh, c), np.float64)
     for i in range(oh):
         for j in range(oh):
-            patch = zp[:, i * down:i * down + k, j * down:j * down + k]
+            patch = zp[:, i * down : i * down + k, j * down : j * down + k]
             out[:, i, j] = np.einsum('nabc,ab->nc', patch, f2)
     return out
 
 
-@pytest.mark.parametrize('up,down,pads', [(2, 1, (2, 1)), (2, 1, (3, 2)), (2, 1, (1, 0)), (1, 1, (2, 2)),
-                                          (1, 2, (1, 1)), (1, 1, (0, 0)), (2, 1, (4, 4))])
+@pytest.mark.parametrize(
+    'up,down,pads',
+    [(2, 1, (2, 1)), (2, 1, (3, 2)), (2, 1, (1, 0)), (1, 1, (2, 2)), (1, 2, (1, 1)), (1, 1, (0, 0)), (2, 1, (4, 4))],
+)
 @pytest.mark.parametrize('impl', ['polyphase', 'depthwise'])
 def test_upfirdn2d_matches_definition(up, down, pads, impl):
     rng = np.random.default_rng(0)
@@ -54,9 +56,12 @@ def test_conv2d_resample_impls_agree(up, down):
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((3, 3, 4, 5)), jnp.float32)
-    outs = [ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, fir_impl=fi, up_impl=ui, down_impl=di)
-            for fi, ui, di in itertools.product(['polyphase', 'depthwise'], ['upfir', 'transpose', 'phase'],
-                                                ['s2d', 'strided'])]
+    outs = [
+        ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, fir_impl=fi, up_impl=ui, down_impl=di)
+        for fi, ui, di in itertools.product(
+            ['polyphase', 'depthwise'], ['upfir', 'transpose', 'phase'], ['s2d', 'strided']
+        )
+    ]
     for o in outs[1:]:
         assert o.shape == outs[0].shape
         np.testing.assert_allclose(np.asarray(o), np.asarray(outs[0]), atol=1e-4)
@@ -101,7 +106,7 @@ def test_modulated_conv_shared_equals_grouped(up, demod):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
     if demod and up == 1:  # demodulation: each output channel of the per-sample kernel has unit norm
         ww = np.asarray(w)[None] * np.asarray(s)[:, None, None, :, None]
-        d = 1 / np.sqrt((ww ** 2).sum(axis=(1, 2, 3)) + 1e-8)
+        d = 1 / np.sqrt((ww**2).sum(axis=(1, 2, 3)) + 1e-8)
         assert np.all(np.isfinite(d))
 
 
@@ -114,17 +119,17 @@ def modconv_numpy(x, w, s, demodulate, up, padding, noise):
     k, co = w.shape[0], w.shape[3]
     outs = []
     for b in range(n):
-        wb = w.astype(np.float64) * s[b].astype(np.float64)[None, None, :, None]         # modulate
+        wb = w.astype(np.float64) * s[b].astype(np.float64)[None, None, :, None]  # modulate
         if demodulate:
-            wb = wb / np.sqrt((wb ** 2).sum(axis=(0, 1, 2)) + 1e-8)                         # demodulate
+            wb = wb / np.sqrt((wb**2).sum(axis=(0, 1, 2)) + 1e-8)  # demodulate
         xb = x[b].astype(np.float64)
-        if up == 1:                                                                          # 'same' correlation
+        if up == 1:  # 'same' correlation
             xp = np.pad(xb, ((padding, padding), (padding, padding), (0, 0)))
             oh = xp.shape[0] - k + 1
             y = np.zeros((oh, oh, co))
             for i, j in itertools.product(range(oh), range(oh)):
-                y[i, j] = np.einsum('abc,abco->o', xp[i:i + k, j:j + k], wb)
-        else:                                                  # transposed conv (scatter), then FIR
+                y[i, j] = np.einsum('abc,abco->o', xp[i : i + k, j : j + k], wb)
+        else:  # transposed conv (scatter), then FIR
             t = np.zeros((2 * h + k - 2, 2 * h + k - 2, co))
             for i, j, a, c in itertools.product(range(h), range(h), range(k), range(k)):
                 t[2 * i + a, 2 * j + c] += xb[i, j] @ wb[a, c]
@@ -146,13 +151,20 @@ def test_modulated_conv_matches_paper_definition(up, demod, variant):
     s = (rng.standard_normal((3, 4)) + 1).astype(np.float32)
     noise = rng.standard_normal((3, 6 * up, 6 * up, 1)).astype(np.float32)
     kw = dict(demodulate=demod, up=up, padding=k // 2, f=F, noise=jnp.asarray(noise))
-    if variant == 'blended':     # per-sample kernels (1 - t) wa + t wb, without building them
+    if variant == 'blended':  # per-sample kernels (1 - t) wa + t wb, without building them
         w2 = rng.standard_normal(w.shape).astype(np.float32)
         t = np.array([0.0, 0.3, 1.0], np.float32)
-        got = ops.blended_modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(w2), jnp.asarray(t),
-                                           jnp.asarray(s), **kw)
-        ref = np.concatenate([modconv_numpy(x[i:i + 1], (1 - t[i]) * w + t[i] * w2, s[i:i + 1], demod, up, k // 2,
-                                            noise[i:i + 1]) for i in range(3)])
+        got = ops.blended_modulated_conv2d(
+            jnp.asarray(x), jnp.asarray(w), jnp.asarray(w2), jnp.asarray(t), jnp.asarray(s), **kw
+        )
+        ref = np.concatenate(
+            [
+                modconv_numpy(
+                    x[i : i + 1], (1 - t[i]) * w + t[i] * w2, s[i : i + 1], demod, up, k // 2, noise[i : i + 1]
+                )
+                for i in range(3)
+            ]
+        )
     else:
         got = ops.modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), impl=variant, **kw)
         ref = modconv_numpy(x, w, s, demod, up, k // 2, noise)
@@ -167,10 +179,10 @@ def test_minibatch_std_groups_like_nvlabs():
     assert y.shape == (8, 4, 4, 8)
     # sample i is in group i % 2; channels split in 2 groups of 3
     for j in range(2):
-        members = x[j::2]                       # [4, H, W, C]
+        members = x[j::2]  # [4, H, W, C]
         sd = np.sqrt(members.var(axis=0) + 1e-8)  # [H, W, C]
         for fch in range(2):
-            val = sd[..., fch * 3:(fch + 1) * 3].mean()
+            val = sd[..., fch * 3 : (fch + 1) * 3].mean()
             np.testing.assert_allclose(y[j::2, :, :, 6 + fch], val, rtol=1e-5)
     with pytest.raises(ValueError, match='divisible'):
         ops.minibatch_std(jnp.zeros((6, 4, 4, 2)), group_size=4)

@@ -3,6 +3,7 @@
 Tolerances (issue 2): max-abs <= 1e-4 on ws, images, styles and logits; gradients <= 1e-4 relative to their max.
 References are NCHW; our images are NHWC.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,8 +60,11 @@ def test_truncation_and_mixing(ck, reference):
     ws5 = gen.mapping(z, truncation_psi=0.5)
     assert_close(ws5, reference['G_ema.ws_psi0.5'], what='psi 0.5')
     assert_close(nchw(gen.synthesis(ws5)), reference['G_ema.img_psi0.5_const'], what='img psi 0.5')
-    assert_close(gen.mapping(z, truncation_psi=0.7, truncation_cutoff=4), reference['G_ema.ws_psi0.7_cut4'],
-                 what='psi 0.7 cutoff 4')
+    assert_close(
+        gen.mapping(z, truncation_psi=0.7, truncation_cutoff=4),
+        reference['G_ema.ws_psi0.7_cut4'],
+        what='psi 0.7 cutoff 4',
+    )
     mixed = aj.mix_styles(gen.mapping(z), gen.mapping(reference['z2']), 3)
     assert_close(mixed, reference['G_ema.ws_mix3'], what='mix ws')
     assert_close(nchw(gen.synthesis(mixed)), reference['G_ema.img_mix3_const'], what='mix img')
@@ -111,19 +115,24 @@ def test_rosinality_outputs_agree(fixtures_dir, reference):
     ws_g = ck.generator('G').mapping(reference['z'])
     assert_close(nchw(ck.generator('G').synthesis(ws_g)), reference['rosinality.g.img_const'], what='ros g')
     ws5 = ck.generator().mapping(reference['z'], truncation_psi=0.5)
-    assert_close(nchw(ck.generator().synthesis(ws5)), reference['rosinality.g_ema.img_psi0.5_const'],
-                 what='ros psi')
+    assert_close(nchw(ck.generator().synthesis(ws5)), reference['rosinality.g_ema.img_psi0.5_const'], what='ros psi')
 
 
-@pytest.mark.parametrize('impl', [dict(modconv='grouped'), dict(upconv='transpose'), dict(upconv='upfir'),
-                                  dict(fir='depthwise'),
-                                  dict(downconv='strided'),
-                                  dict(modconv='grouped', upconv='transpose', fir='depthwise', downconv='strided')])
+@pytest.mark.parametrize(
+    'impl',
+    [
+        dict(modconv='grouped'),
+        dict(upconv='transpose'),
+        dict(upconv='upfir'),
+        dict(fir='depthwise'),
+        dict(downconv='strided'),
+        dict(modconv='grouped', upconv='transpose', fir='depthwise', downconv='strided'),
+    ],
+)
 def test_every_impl_matches(fixtures_dir, reference, impl):
     ck = aj.load_checkpoint(fixtures_dir / 'nvlabs.pkl')
     gen = ck.generator().with_impl(**impl)
-    assert_close(nchw(gen.synthesis(jnp.asarray(reference['G_ema.ws']))), reference['G_ema.img_const'],
-                 what=str(impl))
+    assert_close(nchw(gen.synthesis(jnp.asarray(reference['G_ema.ws']))), reference['G_ema.img_const'], what=str(impl))
     d = ck.discriminator().with_impl(**{k: v for k, v in impl.items() if k in ('fir', 'downconv')})
     img = jnp.transpose(jnp.asarray(reference['d_input']), (0, 2, 3, 1))
     assert_close(d(img), reference['D.logits'], what=f'D {impl}')

@@ -1,4 +1,5 @@
 """The shipped zoo: every model loads, samples, carries its card, and is a real fine-tune of its parent."""
+
 import jax
 import numpy as np
 import pytest
@@ -81,6 +82,7 @@ def test_zoo_cli(tmp_path, capsys, monkeypatch):
     card = json.loads((tmp_path / 'zoo' / 'parent' / 'card.json').read_text())
     assert card['kimg'] == 2.0 and card['kimg_total'] == 63.2 and card['wall_s'] == 60.0
     assert (tmp_path / 'zoo' / 'parent' / 'weights').read_text() == 'w'
-    p = subprocess.run([sys.executable, '-m', 'alignjax.eval.zoo', 'install'], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(
+        [sys.executable, '-m', 'alignjax.eval.zoo', 'install'], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 2 and 'error: install takes one zoo name' in p.stderr and 'Traceback' not in p.stderr

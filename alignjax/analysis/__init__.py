@@ -14,20 +14,57 @@
 Every function returns a small dataclass (`alignjax.analysis.common.jsonable` turns it into JSON); the report
 (`python -m alignjax.analysis.report`, `alignjax/cli/report.py`) renders them.
 """
+
 from alignjax.analysis.changes import ResetResult, WeightChanges, reference_features, reset_hybrids, weight_changes
 from alignjax.analysis.common import AnalysisError, Labeller, NotAFineTuneWarning, as_labeller, check_pair, jsonable
 from alignjax.analysis.forgotten import ForgottenResult, forgotten_directions, glasses_direction
 from alignjax.analysis.morph_quality import MorphResult, morph_quality
 from alignjax.analysis.pointwise import PointwiseResult, pointwise_alignment
-from alignjax.analysis.semantic import LocalisedResult, SemanticResult, gradient_maps, localised_channels, \
-    s_relevance, semantic_alignment, w_directions
+from alignjax.analysis.semantic import (
+    LocalisedResult,
+    SemanticResult,
+    gradient_maps,
+    localised_channels,
+    s_relevance,
+    semantic_alignment,
+    w_directions,
+)
 
-__all__ = ['AnalysisError', 'ForgottenResult', 'Labeller', 'MorphResult', 'NotAFineTuneWarning', 'PointwiseResult',
-           'ResetResult', 'SemanticResult', 'WeightChanges', 'as_labeller', 'check_pair', 'forgotten_directions',
-           'glasses_direction', 'jsonable', 'morph_quality', 'pointwise_alignment', 'reference_features',
-           'reset_hybrids', 's_relevance', 'semantic_alignment', 'w_directions', 'weight_changes']
+__all__ = [
+    'AnalysisError',
+    'ForgottenResult',
+    'Labeller',
+    'MorphResult',
+    'NotAFineTuneWarning',
+    'PointwiseResult',
+    'ResetResult',
+    'SemanticResult',
+    'WeightChanges',
+    'as_labeller',
+    'check_pair',
+    'forgotten_directions',
+    'glasses_direction',
+    'jsonable',
+    'morph_quality',
+    'pointwise_alignment',
+    'reference_features',
+    'reset_hybrids',
+    's_relevance',
+    'semantic_alignment',
+    'w_directions',
+    'weight_changes',
+]
 from alignjax.analysis.translation import TranslationResult, invert_inputs, translation_methods  # noqa: E402
 from alignjax.analysis.zeroshot import ZeroShotResult, fit_latent_models, zero_shot  # noqa: E402
 
-__all__ += ['LocalisedResult', 'gradient_maps', 'localised_channels', 'TranslationResult', 'ZeroShotResult', 'fit_latent_models', 'invert_inputs', 'translation_methods',
-            'zero_shot']
+__all__ += [
+    'LocalisedResult',
+    'gradient_maps',
+    'localised_channels',
+    'TranslationResult',
+    'ZeroShotResult',
+    'fit_latent_models',
+    'invert_inputs',
+    'translation_methods',
+    'zero_shot',
+]

@@ -5,14 +5,23 @@ in other models, against a random direction of the same norm, with a control dir
                               faces_ev, {'parent': faces_ev, 'animals': animals_ev, 'animals_faces': faces_ev})
     fg.models['animals']['glasses']['feature_ratio']   # ~1: the direction does nothing special (dormant)
 """
+
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 
-from alignjax.analysis.common import FACTOR_NAMES, GLASSES, AnalysisError, as_labeller, check_pair, mapping, \
-    sample_z, synth
+from alignjax.analysis.common import (
+    FACTOR_NAMES,
+    GLASSES,
+    AnalysisError,
+    as_labeller,
+    check_pair,
+    mapping,
+    sample_z,
+    synth,
+)
 from alignjax.analysis.semantic import w_directions
 
 _sig = lambda x: 1 / (1 + np.exp(-np.asarray(x, np.float64)))
@@ -20,10 +29,10 @@ _sig = lambda x: 1 / (1 + np.exp(-np.asarray(x, np.float64)))
 
 @dataclasses.dataclass
 class ForgottenResult:
-    direction_norm: float           # ||d_glasses|| (= the norm of the random and control edits)
-    parent_glasses_rate: float      # share of parent samples the labeller calls glasses-wearing
+    direction_norm: float  # ||d_glasses|| (= the norm of the random and control edits)
+    parent_glasses_rate: float  # share of parent samples the labeller calls glasses-wearing
     control: str
-    models: dict                    # model -> {'glasses': {...}, 'control': {...}, 'expresses_glasses': bool}
+    models: dict  # model -> {'glasses': {...}, 'control': {...}, 'expresses_glasses': bool}
     n: int
     seed: int
     psi: float
@@ -37,14 +46,27 @@ def glasses_direction(ws, glasses_logits) -> np.ndarray:
     w = w[:, 0] if w.ndim == 3 else w
     pos = np.asarray(glasses_logits) > 0
     if pos.sum() < 2 or (~pos).sum() < 2:
-        raise AnalysisError(f'the glasses direction needs samples with and without glasses; the labeller calls '
-                            f'{int(pos.sum())} of {len(pos)} glasses-wearing')
+        raise AnalysisError(
+            f'the glasses direction needs samples with and without glasses; the labeller calls '
+            f'{int(pos.sum())} of {len(pos)} glasses-wearing'
+        )
     return w[pos].mean(0) - w[~pos].mean(0)
 
 
-def forgotten_directions(parent, models: dict, parent_labeller, labellers: dict, *, glasses_labeller=None,
-                         n: int = 2000, edit_n: int = 200, seed: int = 0, psi: float = 1.0,
-                         control: str = 'hair_color', examples: int = 6) -> ForgottenResult:
+def forgotten_directions(
+    parent,
+    models: dict,
+    parent_labeller,
+    labellers: dict,
+    *,
+    glasses_labeller=None,
+    n: int = 2000,
+    edit_n: int = 200,
+    seed: int = 0,
+    psi: float = 1.0,
+    control: str = 'hair_color',
+    examples: int = 6,
+) -> ForgottenResult:
     """Effect of the parent's glasses direction (and of the control factor's regression direction, scaled to
     the same norm) in each model: image change relative to a random direction of the same norm, in pixels
     and in the features of the model's own labeller; where the model's domain expresses glasses, the change
@@ -57,7 +79,7 @@ def forgotten_directions(parent, models: dict, parent_labeller, labellers: dict,
     d = glasses_direction(wp, fp[:, GLASSES])
     norm = float(np.linalg.norm(d))
     kc = FACTOR_NAMES.index(control)
-    dc = w_directions(wp, fp[:, kc:kc + 1])['directions'][0] * norm
+    dc = w_directions(wp, fp[:, kc : kc + 1])['directions'][0] * norm
     r = np.random.RandomState(seed + 7).randn(parent.w_dim)
     r = r / np.linalg.norm(r) * norm
     ze = sample_z(edit_n, parent.z_dim, seed + 1)
@@ -103,5 +125,13 @@ def forgotten_directions(parent, models: dict, parent_labeller, labellers: dict,
             ex[name]['random'] = rnd[:examples]
         res['expresses_glasses'] = expresses
         out[name] = res
-    return ForgottenResult(direction_norm=norm, parent_glasses_rate=float(np.mean(fp[:, GLASSES] > 0)),
-                           control=control, models=out, n=n, seed=seed, psi=psi, examples=ex)
+    return ForgottenResult(
+        direction_norm=norm,
+        parent_glasses_rate=float(np.mean(fp[:, GLASSES] > 0)),
+        control=control,
+        models=out,
+        n=n,
+        seed=seed,
+        psi=psi,
+        examples=ex,
+    )

@@ -5,30 +5,40 @@ correspondence.
     pw = pointwise_alignment(parent, child, faces_ev, toons_ev, n=1000)
     pw.factors['yaw']   # {'z': {'r2', 'pearson'}, 'w': {...}}
 """
+
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 
-from alignjax.analysis.common import FACTOR_NAMES, as_labeller, agreement, check_labeller_fits, check_pair, \
-    mapping, sample_z, synth
+from alignjax.analysis.common import (
+    FACTOR_NAMES,
+    agreement,
+    as_labeller,
+    check_labeller_fits,
+    check_pair,
+    mapping,
+    sample_z,
+    synth,
+)
 
 
 @dataclasses.dataclass
 class PointwiseResult:
-    factors: dict               # factor -> {'z': {'r2', 'pearson'}, 'w': {...}}
-    not_measured: list          # factors one of the two labellers does not read
-    landmarks: dict | None      # {'z': {'px', 'nme', 'n_points'}, 'w': ...} or None (different landmark sets)
-    mean_r2: dict               # 'z' / 'w' -> mean R^2 over measured factors (glasses: scored by accuracy)
+    factors: dict  # factor -> {'z': {'r2', 'pearson'}, 'w': {...}}
+    not_measured: list  # factors one of the two labellers does not read
+    landmarks: dict | None  # {'z': {'px', 'nme', 'n_points'}, 'w': ...} or None (different landmark sets)
+    mean_r2: dict  # 'z' / 'w' -> mean R^2 over measured factors (glasses: scored by accuracy)
     mean_pearson: dict
     n: int
     seed: int
     psi: float
 
 
-def pointwise_alignment(parent, child, parent_labeller, child_labeller, *, n: int = 1000, seed: int = 0,
-                        psi: float = 1.0, factors=None) -> PointwiseResult:
+def pointwise_alignment(
+    parent, child, parent_labeller, child_labeller, *, n: int = 1000, seed: int = 0, psi: float = 1.0, factors=None
+) -> PointwiseResult:
     """Per-factor agreement between the parent's labels of parent(z) and the child's labels of child(z)
     ('z': each model maps z itself) and of child(w_parent) ('w': the parent's w through the child's synthesis).
     R^2 = 1 - MSE / var (parent's prediction as the reference; can be negative), Pearson r. Landmarks: mean
@@ -55,25 +65,40 @@ def pointwise_alignment(parent, child, parent_labeller, child_labeller, *, n: in
     if kl:
         lm = {}
         for m, o in oc.items():
-            vis = (op['visible'][:, :kl] > 0.5) & (o['visible'][:, :kl] > 0.5) if 'visible' in op and \
-                'visible' in o else np.ones((n, kl), bool)
+            vis = (
+                (op['visible'][:, :kl] > 0.5) & (o['visible'][:, :kl] > 0.5)
+                if 'visible' in op and 'visible' in o
+                else np.ones((n, kl), bool)
+            )
             err = np.linalg.norm(o['landmarks'][:, :kl] - op['landmarks'][:, :kl], axis=-1)[vis]
-            lm[m] = dict(px=float(err.mean()) if err.size else float('nan'),
-                         nme=float(err.mean() / parent.resolution) if err.size else float('nan'),
-                         n_points=int(err.size))
+            lm[m] = dict(
+                px=float(err.mean()) if err.size else float('nan'),
+                nme=float(err.mean() / parent.resolution) if err.size else float('nan'),
+                n_points=int(err.size),
+            )
     measured = [f for f in out]
+
     def mean(key, m):
         v = [out[f][m][key] for f in measured if out[f][m][key] is not None]
         return float(np.mean(v)) if v else float('nan')
+
     names = [f for f in FACTOR_NAMES if f != 'detail']
-    return PointwiseResult(factors=out, not_measured=[f for f in names if f not in out], landmarks=lm,
-                           mean_r2={m: mean('r2', m) for m in oc}, mean_pearson={m: mean('pearson', m) for m in oc},
-                           n=n, seed=seed, psi=psi)
+    return PointwiseResult(
+        factors=out,
+        not_measured=[f for f in names if f not in out],
+        landmarks=lm,
+        mean_r2={m: mean('r2', m) for m in oc},
+        mean_pearson={m: mean('pearson', m) for m in oc},
+        n=n,
+        seed=seed,
+        psi=psi,
+    )
 
 
 def _common_landmarks(a, b, la, lb) -> int:
     """How many leading landmarks the two labellers share (by name for the procedural domains; 0: none)."""
     from alignjax.data import procedural as P
+
     if la is None or lb is None:
         return 0
     names = getattr(P, 'LANDMARK_NAMES', {})

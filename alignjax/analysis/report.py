@@ -6,6 +6,7 @@ file, figures inlined), results.json (every number with its settings and seeds) 
 
 (the command line: alignjax/cli/report.py.) Library entry point: `build_report(parent, models, out, ...)`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,31 +27,77 @@ from alignjax.analysis import changes as C
 from alignjax.analysis.common import FACTOR_NAMES, NotAFineTuneWarning, as_labeller, jsonable, pixel_features
 
 SECTIONS = ('changes', 'pointwise', 'semantic', 'localised', 'distant', 'forgotten', 'translation', 'zeroshot', 'morph')
-TITLES = {'changes': '1. What changes in fine-tuning', 'pointwise': '2. Point-wise alignment',
-          'semantic': '3. Semantic alignment in W and S', 'localised': '3b. Localised channels (gradient maps vs masks)',
-          'distant': '4. Distant domains',
-          'forgotten': '5. Forgotten directions', 'translation': '6. Translation methods',
-          'zeroshot': '7. Zero-shot tasks (parent supervision only)', 'morph': '8. Morph quality'}
+TITLES = {
+    'changes': '1. What changes in fine-tuning',
+    'pointwise': '2. Point-wise alignment',
+    'semantic': '3. Semantic alignment in W and S',
+    'localised': '3b. Localised channels (gradient maps vs masks)',
+    'distant': '4. Distant domains',
+    'forgotten': '5. Forgotten directions',
+    'translation': '6. Translation methods',
+    'zeroshot': '7. Zero-shot tasks (parent supervision only)',
+    'morph': '8. Morph quality',
+}
 
-FULL = dict(loc_n=16, ref_n=2000, reset_n=800, pw_n=1000, sem_n=2000, sem_transfer=128, sem_k=10, fg_n=2000, fg_edit=200,
-            tr_n=48, tr_steps=200, tr_methods=None, zs_n=64, zs_steps=200, zs_train=4000, zs_ks=(1, 2, 4, 8),
-            mq_n=8, mq_frames=24, sem_factors=None, reset_components=None, psi=1.0, swap_res=(8, 16))
-FAST = dict(FULL, loc_n=2, ref_n=256, reset_n=96, pw_n=128, sem_n=256, sem_transfer=16, fg_n=256, fg_edit=16, tr_n=4,
-            tr_steps=8, tr_methods=('W+',), zs_n=4, zs_steps=8, zs_train=256, zs_ks=(1, 8), mq_n=2, mq_frames=6,
-            sem_factors=('yaw', 'hair_color', 'bg_value', 'glasses'), reset_components=('mapping', 'affine',
-                                                                                          'conv_16'))
+FULL = dict(
+    loc_n=16,
+    ref_n=2000,
+    reset_n=800,
+    pw_n=1000,
+    sem_n=2000,
+    sem_transfer=128,
+    sem_k=10,
+    fg_n=2000,
+    fg_edit=200,
+    tr_n=48,
+    tr_steps=200,
+    tr_methods=None,
+    zs_n=64,
+    zs_steps=200,
+    zs_train=4000,
+    zs_ks=(1, 2, 4, 8),
+    mq_n=8,
+    mq_frames=24,
+    sem_factors=None,
+    reset_components=None,
+    psi=1.0,
+    swap_res=(8, 16),
+)
+FAST = dict(
+    FULL,
+    loc_n=2,
+    ref_n=256,
+    reset_n=96,
+    pw_n=128,
+    sem_n=256,
+    sem_transfer=16,
+    fg_n=256,
+    fg_edit=16,
+    tr_n=4,
+    tr_steps=8,
+    tr_methods=('W+',),
+    zs_n=4,
+    zs_steps=8,
+    zs_train=256,
+    zs_ks=(1, 8),
+    mq_n=2,
+    mq_frames=6,
+    sem_factors=('yaw', 'hair_color', 'bg_value', 'glasses'),
+    reset_components=('mapping', 'affine', 'conv_16'),
+)
 
 
 @dataclasses.dataclass
 class Model:
     label: str
     gen: object
-    domain: str | None          # procedural domain (None: unknown -> no evaluator)
+    domain: str | None  # procedural domain (None: unknown -> no evaluator)
     path: str = ''
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Document: blocks rendered both to markdown and to HTML.
+
 
 class Doc:
     def __init__(self, out: Path):
@@ -63,8 +110,15 @@ class Doc:
         self.blocks.append(('p', text))
 
     def table(self, header, rows):
-        fmt = lambda v: '—' if v is None or (isinstance(v, float) and not np.isfinite(v)) else (f'{v:.3f}' if isinstance(v, float) and abs(v) < 100 else
-                                               (f'{v:.1f}' if isinstance(v, float) else str(v)))
+        fmt = lambda v: (
+            '—'
+            if v is None or (isinstance(v, float) and not np.isfinite(v))
+            else (
+                f'{v:.3f}'
+                if isinstance(v, float) and abs(v) < 100
+                else (f'{v:.1f}' if isinstance(v, float) else str(v))
+            )
+        )
         self.blocks.append(('t', [str(x) for x in header], [[fmt(v) for v in r] for r in rows]))
 
     def image(self, name, img, caption=''):
@@ -80,20 +134,29 @@ class Doc:
             elif b[0] == 'p':
                 out.append(b[1])
             elif b[0] == 't':
-                out.append('| ' + ' | '.join(b[1]) + ' |\n' + '|---' * len(b[1]) + '|\n' +
-                           '\n'.join('| ' + ' | '.join(r) + ' |' for r in b[2]))
+                out.append(
+                    '| '
+                    + ' | '.join(b[1])
+                    + ' |\n'
+                    + '|---' * len(b[1])
+                    + '|\n'
+                    + '\n'.join('| ' + ' | '.join(r) + ' |' for r in b[2])
+                )
             else:
                 out.append(f'![{b[2]}]({b[1]})' + (f'\n\n*{b[2]}*' if b[2] else ''))
         return '\n\n'.join(out) + '\n'
 
     def html(self, title) -> str:
-        inline = lambda t: re.sub(r'\*\*(.+?)\*\*', r'<b>\1</b>', re.sub(r'`(.+?)`', r'<code>\1</code>',
-                                                                          html.escape(t)))
-        out = [f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>'
-               'body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;line-height:1.4}'
-               'table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}td,th{border:1px solid #ccc;'
-               'padding:2px 6px;text-align:right}th{background:#eee}td:first-child{text-align:left}'
-               'img{image-rendering:pixelated;max-width:100%}code{background:#f4f4f4}</style></head><body>']
+        inline = lambda t: re.sub(
+            r'\*\*(.+?)\*\*', r'<b>\1</b>', re.sub(r'`(.+?)`', r'<code>\1</code>', html.escape(t))
+        )
+        out = [
+            f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>'
+            'body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;line-height:1.4}'
+            'table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}td,th{border:1px solid #ccc;'
+            'padding:2px 6px;text-align:right}th{background:#eee}td:first-child{text-align:left}'
+            'img{image-rendering:pixelated;max-width:100%}code{background:#f4f4f4}</style></head><body>'
+        ]
         for b in self.blocks:
             if b[0] == 'h':
                 out.append(f'<h{b[1]}>{inline(b[2])}</h{b[1]}>')
@@ -104,19 +167,26 @@ class Doc:
                 else:
                     out.append(f'<p>{inline(b[1])}</p>')
             elif b[0] == 't':
-                out.append('<table><tr>' + ''.join(f'<th>{inline(x)}</th>' for x in b[1]) + '</tr>' +
-                           ''.join('<tr>' + ''.join(f'<td>{inline(x)}</td>' for x in r) + '</tr>' for r in b[2])
-                           + '</table>')
+                out.append(
+                    '<table><tr>'
+                    + ''.join(f'<th>{inline(x)}</th>' for x in b[1])
+                    + '</tr>'
+                    + ''.join('<tr>' + ''.join(f'<td>{inline(x)}</td>' for x in r) + '</tr>' for r in b[2])
+                    + '</table>'
+                )
             else:
                 data = base64.b64encode((self.out / b[1]).read_bytes()).decode()
-                out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[2])}">'
-                           f'<figcaption>{inline(b[2])}</figcaption></figure>')
+                out.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(b[2])}">'
+                    f'<figcaption>{inline(b[2])}</figcaption></figure>'
+                )
         return '\n'.join(out) + '</body></html>\n'
 
 
 def _bars(values: dict, title: str = '', width: int = 420, row: int = 16) -> np.ndarray:
     """A horizontal bar chart (PIL; no matplotlib) of {label: value >= 0}."""
     from PIL import Image, ImageDraw
+
     labels = list(values)
     vmax = max([v for v in values.values() if v is not None and np.isfinite(v)] + [1e-9])
     h = row * (len(labels) + 1) + 8
@@ -136,6 +206,7 @@ def _bars(values: dict, title: str = '', width: int = 420, row: int = 16) -> np.
 def _label_rows(img_rows: list, labels: list, scale: int = 3) -> np.ndarray:
     """Stack rows of uint8 images [k, R, R, 3] (upscaled) with a text label left of each row."""
     from PIL import Image, ImageDraw
+
     rows = [np.repeat(np.repeat(vis.grid(r, cols=len(r), pad=1), scale, 0), scale, 1) for r in img_rows]
     wmax = max(r.shape[1] for r in rows)
     lw = 120
@@ -152,21 +223,34 @@ def _label_rows(img_rows: list, labels: list, scale: int = 3) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------
 # The report.
 
+
 def _evaluator(domain, res, use):
     if not use or domain is None:
         return None
     from alignjax.eval.evaluator import EvaluatorError, load_evaluator
+
     try:
         return as_labeller(load_evaluator(domain, res))
     except (EvaluatorError, FileNotFoundError):
         return None
 
 
-def build_report(parent: Model, models: list[Model], out, *, fast: bool = False, sections=None, seed: int = 0,
-                 evaluators: bool = True, progress: bool = True, command: str = '') -> dict:
+def build_report(
+    parent: Model,
+    models: list[Model],
+    out,
+    *,
+    fast: bool = False,
+    sections=None,
+    seed: int = 0,
+    evaluators: bool = True,
+    progress: bool = True,
+    command: str = '',
+) -> dict:
     """Run every analysis the inputs allow and write out/{report.md, report.html, results.json, figures/}.
     `models`: the children (and any grandchild). Returns the results dict."""
     from tqdm.auto import tqdm
+
     out = Path(out)
     (out / 'figures').mkdir(parents=True, exist_ok=True)
     cfg = dict(FAST if fast else FULL)
@@ -177,19 +261,33 @@ def build_report(parent: Model, models: list[Model], out, *, fast: bool = False,
     pl = labs[parent.label]
     # the children of the point-wise / semantic / translation / zero-shot / morph sections: another domain
     kids = [m for m in models if m.domain != parent.domain or m.domain is None]
-    results = dict(settings=dict(cfg, fast=fast, seed=seed, sections=sections, evaluators=evaluators),
-                   command=command, models={m.label: dict(domain=m.domain, path=m.path, evaluator=labs[m.label]
-                                                          is not None) for m in [parent] + models},
-                   machine=f'{platform.node()} {platform.machine()} {platform.processor() or ""}'.strip(),
-                   started=datetime.datetime.now().isoformat(timespec='seconds'), sections={}, skipped={},
-                   timings={}, warnings=[])
+    results = dict(
+        settings=dict(cfg, fast=fast, seed=seed, sections=sections, evaluators=evaluators),
+        command=command,
+        models={
+            m.label: dict(domain=m.domain, path=m.path, evaluator=labs[m.label] is not None) for m in [parent] + models
+        },
+        machine=f'{platform.node()} {platform.machine()} {platform.processor() or ""}'.strip(),
+        started=datetime.datetime.now().isoformat(timespec='seconds'),
+        sections={},
+        skipped={},
+        timings={},
+        warnings=[],
+    )
     doc = Doc(out)
     doc.h(1, 'StyleAlign analyses' + (' (fast settings)' if fast else ''))
-    doc.p(f'Parent `{parent.label}` ({parent.domain or "unknown domain"}, {res}×{res}); models: ' +
-          ', '.join(f'`{m.label}` ({m.domain or "unknown domain"})' for m in models) + '. ' +
-          ('Labels come from the benchmark\'s domain evaluators (`alignjax.eval`); only the factors each '
-           'evaluator reads with held-out R² ≥ 0.8 are measured (`readable_factors`), the rest are marked not '
-           'measured.' if evaluators else 'Run without evaluators: label-free parts only.'))
+    doc.p(
+        f'Parent `{parent.label}` ({parent.domain or "unknown domain"}, {res}×{res}); models: '
+        + ', '.join(f'`{m.label}` ({m.domain or "unknown domain"})' for m in models)
+        + '. '
+        + (
+            "Labels come from the benchmark's domain evaluators (`alignjax.eval`); only the factors each "
+            'evaluator reads with held-out R² ≥ 0.8 are measured (`readable_factors`), the rest are marked not '
+            'measured.'
+            if evaluators
+            else 'Run without evaluators: label-free parts only.'
+        )
+    )
     refs = {}
 
     def ref(m):
@@ -210,8 +308,9 @@ def build_report(parent: Model, models: list[Model], out, *, fast: bool = False,
             warnings.simplefilter('always', NotAFineTuneWarning)
             try:
                 data = SECTION_FNS[sec](doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results)
-            except Exception as e:     # one failing analysis must not lose the others: recorded and shown
+            except Exception as e:  # one failing analysis must not lose the others: recorded and shown
                 from alignjax.errors import AlignjaxError
+
                 if not isinstance(e, (AlignjaxError, ValueError)):
                     raise
                 data = None
@@ -230,10 +329,11 @@ def build_report(parent: Model, models: list[Model], out, *, fast: bool = False,
         doc.h(2, 'Warnings')
         doc.p('\n'.join(f'- {w}' for w in results['warnings']))
     doc.h(2, 'Settings and reproduction')
-    doc.p(f'Command: `{command or "build_report(...)"}`. Seed {seed}; every sample size, step count and seed is '
-          f'in `results.json` (`settings`). Wall time {results["timings"]["total"]:.0f} s on {results["machine"]} '
-          f'(per section: ' + ', '.join(f'{k} {v:.0f} s' for k, v in results['timings'].items() if k != 'total')
-          + ').')
+    doc.p(
+        f'Command: `{command or "build_report(...)"}`. Seed {seed}; every sample size, step count and seed is '
+        f'in `results.json` (`settings`). Wall time {results["timings"]["total"]:.0f} s on {results["machine"]} '
+        f'(per section: ' + ', '.join(f'{k} {v:.0f} s' for k, v in results['timings'].items() if k != 'total') + ').'
+    )
     (out / 'results.json').write_text(json.dumps(jsonable(results), indent=1))
     (out / 'report.md').write_text(doc.markdown())
     (out / 'report.html').write_text(doc.html('StyleAlign analyses'))
@@ -243,8 +343,10 @@ def build_report(parent: Model, models: list[Model], out, *, fast: bool = False,
 # ----------------------------------------------------------------------------------------------------------
 # Sections. Each returns its JSON-able data (or None after `skip`).
 
+
 def _changes(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.changes import reset_hybrids, weight_changes
+
     data = {}
     rows = []
     for m in models:
@@ -252,41 +354,62 @@ def _changes(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results)
         data[m.label] = dict(weights=jsonable(wc))
         rows.append([m.label] + list(wc.components.values()) + [wc.overall])
     comps = list(weight_changes(parent.gen, models[0].gen).components)
-    doc.p('Relative change ‖θ_child − θ_parent‖ / ‖θ_parent‖ per component (conv_R: the synthesis conv weights '
-          'at resolution R; affine: the StyleSpace affine maps; noise: strengths and const maps).')
+    doc.p(
+        'Relative change ‖θ_child − θ_parent‖ / ‖θ_parent‖ per component (conv_R: the synthesis conv weights '
+        'at resolution R; affine: the StyleSpace affine maps; noise: strengths and const maps).'
+    )
     doc.table(['model'] + comps + ['synthesis (all)'], rows)
     first = kids[0] if kids else models[0]
-    doc.image(f'changes_{first.label}.png', _bars(data[first.label]['weights']['layers'],
-                                                  f'relative change per layer: {first.label}'),
-              f'Per-layer relative change, {first.label}')
+    doc.image(
+        f'changes_{first.label}.png',
+        _bars(data[first.label]['weights']['layers'], f'relative change per layer: {first.label}'),
+        f'Per-layer relative change, {first.label}',
+    )
     withlab = [m for m in kids if labs[m.label] is not None]
     if not withlab:
-        doc.p('*Reset-to-parent hybrids skipped: they are scored by FD_eval, which needs an evaluator of the '
-              'child domain.*')
+        doc.p(
+            '*Reset-to-parent hybrids skipped: they are scored by FD_eval, which needs an evaluator of the '
+            'child domain.*'
+        )
         results['skipped']['changes/reset'] = 'no evaluator for any child domain'
         return data
-    doc.p('Reset-to-parent hybrids: the child with one component taken back from the parent, scored by FD_eval '
-          'to the child domain (in the child-domain evaluator\'s features; lower is closer to the domain). '
-          '"lost" = (FD_hybrid − FD_child) / (FD_parent − FD_child): the share of the child\'s look lost '
-          '(0: nothing, 1: all); "pixel" = mean pixel change from the child\'s image for the same z, relative '
-          f'to the parent\'s. {cfg["reset_n"]} samples (ψ {cfg["psi"]}, seed {seed}) against '
-          f'{cfg["ref_n"]} held-out renders.')
+    doc.p(
+        'Reset-to-parent hybrids: the child with one component taken back from the parent, scored by FD_eval '
+        "to the child domain (in the child-domain evaluator's features; lower is closer to the domain). "
+        '"lost" = (FD_hybrid − FD_child) / (FD_parent − FD_child): the share of the child\'s look lost '
+        '(0: nothing, 1: all); "pixel" = mean pixel change from the child\'s image for the same z, relative '
+        f"to the parent's. {cfg['reset_n']} samples (ψ {cfg['psi']}, seed {seed}) against "
+        f'{cfg["ref_n"]} held-out renders.'
+    )
     for m in withlab:
-        rs = reset_hybrids(parent.gen, m.gen, labs[m.label], ref(m), n=cfg['reset_n'], seed=seed, psi=cfg['psi'],
-                           components=cfg['reset_components'])
+        rs = reset_hybrids(
+            parent.gen,
+            m.gen,
+            labs[m.label],
+            ref(m),
+            n=cfg['reset_n'],
+            seed=seed,
+            psi=cfg['psi'],
+            components=cfg['reset_components'],
+        )
         data[m.label]['reset'] = jsonable(rs)
         doc.h(3, f'{m.label}: FD_eval child {rs.fd_child:.2f}, parent {rs.fd_parent:.2f}')
-        doc.table(['reset to parent', 'FD_eval', 'lost', 'pixel'],
-                  [[c, v['fd'], v['look_lost'], v['pixel_change']] for c, v in rs.hybrids.items()])
+        doc.table(
+            ['reset to parent', 'FD_eval', 'lost', 'pixel'],
+            [[c, v['fd'], v['look_lost'], v['pixel_change']] for c, v in rs.hybrids.items()],
+        )
         names = ['child', 'parent'] + list(rs.hybrids)
-        doc.image(f'reset_{m.label}.png', _label_rows([rs.examples[k] for k in names],
-                                                      ['child', 'parent'] + [f'reset {c}' for c in rs.hybrids]),
-                  f'{m.label}: the child, the parent and each reset hybrid (same z)')
+        doc.image(
+            f'reset_{m.label}.png',
+            _label_rows([rs.examples[k] for k in names], ['child', 'parent'] + [f'reset {c}' for c in rs.hybrids]),
+            f'{m.label}: the child, the parent and each reset hybrid (same z)',
+        )
     return data
 
 
 def _pointwise(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.pointwise import pointwise_alignment
+
     withlab = [m for m in kids if labs[m.label] is not None]
     if pl is None or not withlab:
         return skip('pointwise', 'needs a labeller of the parent and of a child domain (no evaluator)')
@@ -295,22 +418,31 @@ def _pointwise(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, result
         pw = pointwise_alignment(parent.gen, m.gen, pl, labs[m.label], n=cfg['pw_n'], seed=seed, psi=cfg['psi'])
         data[m.label] = jsonable(pw)
         allf += [f for f in pw.factors if f not in allf]
-    doc.p(f'The same z through parent and child ({cfg["pw_n"]} samples, ψ {cfg["psi"]}, seed {seed}); each '
-          'image read by its own domain\'s evaluator. R² = 1 − MSE/var of the child\'s reading against the '
-          'parent\'s (can be negative), r = Pearson; glasses: share of equal decisions. "z": each model maps z; '
-          '"w": the parent\'s w through the child\'s synthesis. — = not measured (a ruler does not read it).')
+    doc.p(
+        f'The same z through parent and child ({cfg["pw_n"]} samples, ψ {cfg["psi"]}, seed {seed}); each '
+        "image read by its own domain's evaluator. R² = 1 − MSE/var of the child's reading against the "
+        'parent\'s (can be negative), r = Pearson; glasses: share of equal decisions. "z": each model maps z; '
+        '"w": the parent\'s w through the child\'s synthesis. — = not measured (a ruler does not read it).'
+    )
     rows = []
     for f in [x for x in FACTOR_NAMES if x in allf]:
         row = [f]
         for m in withlab:
             v = data[m.label]['factors'].get(f)
-            row += [None, None] if v is None else ([v['z']['accuracy'], v['z']['pearson']] if f == 'glasses'
-                                                   else [v['z']['r2'], v['z']['pearson']])
+            row += (
+                [None, None]
+                if v is None
+                else ([v['z']['accuracy'], v['z']['pearson']] if f == 'glasses' else [v['z']['r2'], v['z']['pearson']])
+            )
         rows.append(row)
-    rows.append(['**mean R² (z)**'] + sum([[data[m.label]['mean_r2']['z'], data[m.label]['mean_pearson']['z']]
-                                           for m in withlab], []))
-    rows.append(['mean R² (w)'] + sum([[data[m.label]['mean_r2']['w'], data[m.label]['mean_pearson']['w']]
-                                       for m in withlab], []))
+    rows.append(
+        ['**mean R² (z)**']
+        + sum([[data[m.label]['mean_r2']['z'], data[m.label]['mean_pearson']['z']] for m in withlab], [])
+    )
+    rows.append(
+        ['mean R² (w)']
+        + sum([[data[m.label]['mean_r2']['w'], data[m.label]['mean_pearson']['w']] for m in withlab], [])
+    )
     lm = []
     for m in withlab:
         x = data[m.label]['landmarks']
@@ -322,28 +454,67 @@ def _pointwise(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, result
 
 def _semantic(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.semantic import semantic_alignment
+
     withlab = [m for m in kids if labs[m.label] is not None]
     if pl is None or not withlab:
         return skip('semantic', 'needs labellers of the parent and child domains (no evaluator)')
-    doc.p(f'Directions and channels found in parent and child independently ({cfg["sem_n"]} samples each, same z, '
-          f'each labelled by its own evaluator). W: ridge regression of each factor on w; "cos" = cosine of '
-          f'the parent\'s and the child\'s directions. S: StyleSpace positive-example relevance (top 10% of '
-          f'samples by the factor); top-{cfg["sem_k"]} channel IoU and Spearman ρ of all '
-          f'{len(parent.gen.style_names)}-layer channel relevances. Transfer: the parent\'s W direction (or its '
-          f'top S channel) moved ±2 std in both models; slope ratio = the child\'s factor change / the '
-          f'parent\'s ({cfg["sem_transfer"]} samples; 1 = fully transferred).')
+    doc.p(
+        f'Directions and channels found in parent and child independently ({cfg["sem_n"]} samples each, same z, '
+        f'each labelled by its own evaluator). W: ridge regression of each factor on w; "cos" = cosine of '
+        f"the parent's and the child's directions. S: StyleSpace positive-example relevance (top 10% of "
+        f'samples by the factor); top-{cfg["sem_k"]} channel IoU and Spearman ρ of all '
+        f"{len(parent.gen.style_names)}-layer channel relevances. Transfer: the parent's W direction (or its "
+        f"top S channel) moved ±2 std in both models; slope ratio = the child's factor change / the "
+        f"parent's ({cfg['sem_transfer']} samples; 1 = fully transferred)."
+    )
     data = {}
     for m in withlab:
-        sem = semantic_alignment(parent.gen, m.gen, pl, labs[m.label], n=cfg['sem_n'], seed=seed, k=cfg['sem_k'],
-                                 psi=cfg['psi'], transfer_n=cfg['sem_transfer'], factors=cfg['sem_factors'],
-                                 examples=4)
+        sem = semantic_alignment(
+            parent.gen,
+            m.gen,
+            pl,
+            labs[m.label],
+            n=cfg['sem_n'],
+            seed=seed,
+            k=cfg['sem_k'],
+            psi=cfg['psi'],
+            transfer_n=cfg['sem_transfer'],
+            factors=cfg['sem_factors'],
+            examples=4,
+        )
         data[m.label] = jsonable(sem)
-        doc.h(3, f'{m.label}: mean top-{sem.k} IoU {sem.summary["s_iou"]:.2f}, mean W cos '
-                 f'{sem.summary["w_cos"]:.2f}, median W slope ratio {sem.summary["w_slope_ratio_median"]:.2f}')
-        doc.table(['factor', 'W cos', 'W fit R² parent', 'W fit R² child', 'W slope ratio', 'S IoU', 'S ρ',
-                   'S top channel', 'S slope ratio'],
-                  [[f, v['w_cos'], v['w_fit_r2_parent'], v['w_fit_r2_child'], v['w_slope_ratio'], v['s_iou'],
-                    v['s_spearman'], v['s_channel'], v['s_slope_ratio']] for f, v in sem.factors.items()])
+        doc.h(
+            3,
+            f'{m.label}: mean top-{sem.k} IoU {sem.summary["s_iou"]:.2f}, mean W cos '
+            f'{sem.summary["w_cos"]:.2f}, median W slope ratio {sem.summary["w_slope_ratio_median"]:.2f}',
+        )
+        doc.table(
+            [
+                'factor',
+                'W cos',
+                'W fit R² parent',
+                'W fit R² child',
+                'W slope ratio',
+                'S IoU',
+                'S ρ',
+                'S top channel',
+                'S slope ratio',
+            ],
+            [
+                [
+                    f,
+                    v['w_cos'],
+                    v['w_fit_r2_parent'],
+                    v['w_fit_r2_child'],
+                    v['w_slope_ratio'],
+                    v['s_iou'],
+                    v['s_spearman'],
+                    v['s_channel'],
+                    v['s_slope_ratio'],
+                ]
+                for f, v in sem.factors.items()
+            ],
+        )
         show = [f for f in ('hair_color', 'yaw', 'bg_value') if f in sem.examples][:2]
         if show:
             rows, labels = [], []
@@ -351,21 +522,27 @@ def _semantic(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results
                 e = sem.examples[f]
                 rows += [e['parent'], e['child']]
                 labels += [f'{f}: parent', f'{f}: {m.label}']
-            doc.image(f'directions_{m.label}.png', _label_rows(rows, labels),
-                      f'The parent\'s W direction applied in parent and {m.label}: −2σ (left 4), 0, +2σ (right 4)')
+            doc.image(
+                f'directions_{m.label}.png',
+                _label_rows(rows, labels),
+                f"The parent's W direction applied in parent and {m.label}: −2σ (left 4), 0, +2σ (right 4)",
+            )
     return data
 
 
 def _localised(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.semantic import localised_channels
+
     withlab = [m for m in kids if labs[m.label] is not None]
     if pl is None or not withlab:
         return skip('localised', 'needs the masks of labellers of the parent and child domains (no evaluator)')
-    doc.p(f'StyleSpace\'s localised channels: for every S channel, the gradient map |∂image/∂s_c| '
-          f'({cfg["loc_n"]} samples); per mask class (the model\'s own evaluator\'s predicted masks), the share of '
-          'the gradient energy inside the class ÷ √(area share of the class) (the area discount). Top-10 channels '
-          'per class in parent and child independently; IoU and Spearman ρ of the scores. Classes matched by '
-          'name; classes under 0.5% of the image are not measured.')
+    doc.p(
+        f"StyleSpace's localised channels: for every S channel, the gradient map |∂image/∂s_c| "
+        f"({cfg['loc_n']} samples); per mask class (the model's own evaluator's predicted masks), the share of "
+        'the gradient energy inside the class ÷ √(area share of the class) (the area discount). Top-10 channels '
+        'per class in parent and child independently; IoU and Spearman ρ of the scores. Classes matched by '
+        'name; classes under 0.5% of the image are not measured.'
+    )
     data, rows = {}, []
     for m in withlab:
         try:
@@ -402,61 +579,103 @@ def _distant(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results)
     for f, v in p.items():
         r = v['z']['accuracy'] if f == 'glasses' else v['z']['r2']
         others = [pw[n]['factors'].get(f, {}).get('z', {}) for n in near]
-        rows.append([f, r, v['z']['pearson'], s.get(f, {}).get('w_slope_ratio'), s.get(f, {}).get('s_iou')] +
-                    [o.get('pearson') for o in others])
+        rows.append(
+            [f, r, v['z']['pearson'], s.get(f, {}).get('w_slope_ratio'), s.get(f, {}).get('s_iou')]
+            + [o.get('pearson') for o in others]
+        )
     survive = [f for f, v in p.items() if v['z']['pearson'] is not None and v['z']['pearson'] >= 0.7]
     lost = [f for f, v in p.items() if v['z']['pearson'] is not None and v['z']['pearson'] < 0.4]
-    doc.p(f'`{m.label}` is the distant child: only layout and colour correspond to faces. From the tables of '
-          f'sections 2–3 (z path): **survive** (Pearson r ≥ 0.7): {", ".join(survive) or "none"}; **lost** '
-          f'(r < 0.4): {", ".join(lost) or "none"}; the rest in between.')
+    doc.p(
+        f'`{m.label}` is the distant child: only layout and colour correspond to faces. From the tables of '
+        f'sections 2–3 (z path): **survive** (Pearson r ≥ 0.7): {", ".join(survive) or "none"}; **lost** '
+        f'(r < 0.4): {", ".join(lost) or "none"}; the rest in between.'
+    )
     doc.table(['factor', 'R²', 'r', 'W slope ratio', 'S IoU'] + [f'r ({n})' for n in near], rows)
     return dict(child=m.label, survive=survive, lost=lost)
 
 
 def _forgotten(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.forgotten import forgotten_directions
+
     if pl is None:
-        return skip('forgotten', 'the glasses direction is found from the parent\'s labels (no parent evaluator)')
+        return skip('forgotten', "the glasses direction is found from the parent's labels (no parent evaluator)")
     ms = [parent] + [m for m in models if labs[m.label] is not None]
-    fg = forgotten_directions(parent.gen, {m.label: m.gen for m in ms}, pl, {m.label: labs[m.label] for m in ms},
-                              n=cfg['fg_n'], edit_n=cfg['fg_edit'], seed=seed, psi=cfg['psi'], examples=6)
-    doc.p(f'The parent\'s glasses direction d (mean w of glasses-wearing samples minus the others\', from '
-          f'{cfg["fg_n"]} parent samples labelled by the faces evaluator: {fg.parent_glasses_rate:.0%} wear '
-          f'glasses; ‖d‖ = {fg.direction_norm:.2f}) added to each model\'s own w ({cfg["fg_edit"]} samples). '
-          'Ratios: the image change it causes ÷ that of a random direction of the same norm, in pixels and in '
-          'the model\'s own evaluator features (1 = nothing special). Glasses: change of the glasses '
-          'probability and share of glasses-free samples that gain glasses, where the domain expresses glasses. '
-          f'Control: the {fg.control} regression direction at the same norm.')
+    fg = forgotten_directions(
+        parent.gen,
+        {m.label: m.gen for m in ms},
+        pl,
+        {m.label: labs[m.label] for m in ms},
+        n=cfg['fg_n'],
+        edit_n=cfg['fg_edit'],
+        seed=seed,
+        psi=cfg['psi'],
+        examples=6,
+    )
+    doc.p(
+        f"The parent's glasses direction d (mean w of glasses-wearing samples minus the others', from "
+        f'{cfg["fg_n"]} parent samples labelled by the faces evaluator: {fg.parent_glasses_rate:.0%} wear '
+        f"glasses; ‖d‖ = {fg.direction_norm:.2f}) added to each model's own w ({cfg['fg_edit']} samples). "
+        'Ratios: the image change it causes ÷ that of a random direction of the same norm, in pixels and in '
+        "the model's own evaluator features (1 = nothing special). Glasses: change of the glasses "
+        'probability and share of glasses-free samples that gain glasses, where the domain expresses glasses. '
+        f'Control: the {fg.control} regression direction at the same norm.'
+    )
     rows = []
     for name, v in fg.models.items():
         g, c = v['glasses'], v['control']
-        rows.append([name, g['pixel_ratio'], g['feature_ratio'], g['glasses_prob_change'], g['glasses_flip_rate'],
-                     c['pixel_ratio'], c['feature_ratio'], c['factor_change']])
-    doc.table(['model', 'glasses: pixel ratio', 'feature ratio', 'Δ P(glasses)', 'gain rate',
-               f'{fg.control}: pixel ratio', 'feature ratio', f'Δ {fg.control}'], rows)
+        rows.append(
+            [
+                name,
+                g['pixel_ratio'],
+                g['feature_ratio'],
+                g['glasses_prob_change'],
+                g['glasses_flip_rate'],
+                c['pixel_ratio'],
+                c['feature_ratio'],
+                c['factor_change'],
+            ]
+        )
+    doc.table(
+        [
+            'model',
+            'glasses: pixel ratio',
+            'feature ratio',
+            'Δ P(glasses)',
+            'gain rate',
+            f'{fg.control}: pixel ratio',
+            'feature ratio',
+            f'Δ {fg.control}',
+        ],
+        rows,
+    )
     imgs, labels = [], []
     for name, e in fg.examples.items():
         imgs += [e['base'], e['glasses']]
         labels += [f'{name}', f'{name} + d']
-    doc.image('forgotten.png', _label_rows(imgs, labels), 'Each model without and with the parent\'s glasses direction')
+    doc.image('forgotten.png', _label_rows(imgs, labels), "Each model without and with the parent's glasses direction")
     return jsonable(fg)
 
 
 def _translation(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.translation import METHODS, invert_inputs, translation_methods
     from alignjax.eval.data import EVAL_SEED, render_set
+
     if parent.domain is None or not kids:
-        return skip('translation', 'the inputs are held-out renders of the parent domain: needs a procedural parent '
-                                   'domain and a child')
+        return skip(
+            'translation',
+            'the inputs are held-out renders of the parent domain: needs a procedural parent domain and a child',
+        )
     rd = render_set(parent.domain, parent.gen.resolution, EVAL_SEED, 10000, cfg['tr_n'])
     methods = list(cfg['tr_methods'] or METHODS)
     inv = invert_inputs(parent.gen, rd['image'], steps=cfg['tr_steps'], methods=methods, seed=seed, progress=False)
-    doc.p(f'{cfg["tr_n"]} held-out renders of {parent.domain} (EVAL_SEED {EVAL_SEED}, indices 10000+) inverted in '
-          f'the parent ({cfg["tr_steps"]} steps, pixel+SSIM loss) and decoded by the child; the layer-swap baseline '
-          f'(the child\'s blocks ≤ R, the parent\'s above) renders the W+ latents. Factor R²: the input\'s true '
-          'factors vs the child evaluator\'s reading of the translation (glasses: accuracy); NME against the '
-          'input\'s landmarks; FD_eval to the child domain (small sample: compare rows, not absolute values); '
-          'PSNR of the parent\'s reconstruction.')
+    doc.p(
+        f'{cfg["tr_n"]} held-out renders of {parent.domain} (EVAL_SEED {EVAL_SEED}, indices 10000+) inverted in '
+        f'the parent ({cfg["tr_steps"]} steps, pixel+SSIM loss) and decoded by the child; the layer-swap baseline '
+        f"(the child's blocks ≤ R, the parent's above) renders the W+ latents. Factor R²: the input's true "
+        "factors vs the child evaluator's reading of the translation (glasses: accuracy); NME against the "
+        "input's landmarks; FD_eval to the child domain (small sample: compare rows, not absolute values); "
+        "PSNR of the parent's reconstruction."
+    )
     data = {}
     for m in kids:
         lab = labs[m.label]
@@ -465,56 +684,123 @@ def _translation(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, resu
         refm = None
         if lab is not None and m.domain is not None:
             refm = ref(m) if labs[m.label] is not None else C.reference_features(lab, m.domain, cfg['ref_n'])
-        tr = translation_methods(parent.gen, m.gen, inv, rd, lab, reference=refm, swap_res=cfg['swap_res'],
-                                 steps=cfg['tr_steps'], input_domain=parent.domain)
+        tr = translation_methods(
+            parent.gen,
+            m.gen,
+            inv,
+            rd,
+            lab,
+            reference=refm,
+            swap_res=cfg['swap_res'],
+            steps=cfg['tr_steps'],
+            input_domain=parent.domain,
+        )
         data[m.label] = jsonable(tr)
         doc.h(3, m.label)
-        doc.table(['method', 'mean factor R²', 'glasses acc', 'landmark NME', 'FD_eval', 'recon PSNR'],
-                  [[k, v.get('mean_r2'), (v.get('factor_r2') or {}).get('glasses'), v.get('landmark_nme'),
-                    v.get('fd_eval'), v['recon_psnr']] for k, v in tr.methods.items()])
+        doc.table(
+            ['method', 'mean factor R²', 'glasses acc', 'landmark NME', 'FD_eval', 'recon PSNR'],
+            [
+                [
+                    k,
+                    v.get('mean_r2'),
+                    (v.get('factor_r2') or {}).get('glasses'),
+                    v.get('landmark_nme'),
+                    v.get('fd_eval'),
+                    v['recon_psnr'],
+                ]
+                for k, v in tr.methods.items()
+            ],
+        )
         keys = ['input'] + list(tr.methods)
-        doc.image(f'translation_{m.label}.png', _label_rows([tr.examples[k] for k in keys], keys),
-                  f'Translations into {m.label}')
+        doc.image(
+            f'translation_{m.label}.png',
+            _label_rows([tr.examples[k] for k in keys], keys),
+            f'Translations into {m.label}',
+        )
     return data
 
 
 def _zeroshot(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.zeroshot import zero_shot
+
     targets = [m for m in kids if m.domain is not None]
     if pl is None or not targets:
-        return skip('zeroshot', 'needs the parent\'s labeller and held-out renders of a procedural child domain')
-    doc.p(f'On {cfg["zs_n"]} held-out renders of each child domain (ground truth known), inverted in the child '
-          f'({cfg["zs_steps"]} steps, in W+ and in W). Attributes: ridge models on the first k W+ layers fit on '
-          f'{cfg["zs_train"]} parent samples labelled by the parent evaluator (parent supervision only), applied '
-          'to the W+ codes (k swept) and to the W codes ("W"); the best is shown, and W+ with k=8 (all layers). '
-          '*naive*: the parent evaluator on the child images; *oracle*: the child-domain evaluator (same '
-          'network, child labels), and the same latent models fit on child labels (oracle latent). Landmarks and '
-          'masks: the child inversion decoded by the parent, read by the parent evaluator (mask classes mapped by '
-          'name).')
+        return skip('zeroshot', "needs the parent's labeller and held-out renders of a procedural child domain")
+    doc.p(
+        f'On {cfg["zs_n"]} held-out renders of each child domain (ground truth known), inverted in the child '
+        f'({cfg["zs_steps"]} steps, in W+ and in W). Attributes: ridge models on the first k W+ layers fit on '
+        f'{cfg["zs_train"]} parent samples labelled by the parent evaluator (parent supervision only), applied '
+        'to the W+ codes (k swept) and to the W codes ("W"); the best is shown, and W+ with k=8 (all layers). '
+        '*naive*: the parent evaluator on the child images; *oracle*: the child-domain evaluator (same '
+        'network, child labels), and the same latent models fit on child labels (oracle latent). Landmarks and '
+        'masks: the child inversion decoded by the parent, read by the parent evaluator (mask classes mapped by '
+        'name).'
+    )
     data, rows, drows = {}, [], []
     for m in targets:
-        zs = zero_shot(parent.gen, m.gen, pl, m.domain, oracle_labeller=labs[m.label], n=cfg['zs_n'],
-                       steps=cfg['zs_steps'], ks=cfg['zs_ks'], train_n=cfg['zs_train'], seed=seed, psi=cfg['psi'])
+        zs = zero_shot(
+            parent.gen,
+            m.gen,
+            pl,
+            m.domain,
+            oracle_labeller=labs[m.label],
+            n=cfg['zs_n'],
+            steps=cfg['zs_steps'],
+            ks=cfg['zs_ks'],
+            train_n=cfg['zs_train'],
+            seed=seed,
+            psi=cfg['psi'],
+        )
         data[m.label] = jsonable(zs)
         a = zs.attributes
         k = zs.best
         ol = a['oracle_latent'].get(k, {})
         wp = a['zero_shot'].get('W+ k=8', a['zero_shot'][k])
-        rows.append([m.label, k, a['zero_shot'][k]['mean_r2'], a['zero_shot'][k]['glasses_acc'], wp['mean_r2'],
-                     a['naive']['mean_r2'], a['naive']['glasses_acc'], ol.get('mean_r2'),
-                     a.get('oracle', {}).get('mean_r2'), a.get('oracle', {}).get('glasses_acc'), zs.inversion_psnr])
+        rows.append(
+            [
+                m.label,
+                k,
+                a['zero_shot'][k]['mean_r2'],
+                a['zero_shot'][k]['glasses_acc'],
+                wp['mean_r2'],
+                a['naive']['mean_r2'],
+                a['naive']['glasses_acc'],
+                ol.get('mean_r2'),
+                a.get('oracle', {}).get('mean_r2'),
+                a.get('oracle', {}).get('glasses_acc'),
+                zs.inversion_psnr,
+            ]
+        )
         for kind in ('zero_shot', 'naive', 'oracle'):
             d = zs.dense.get(kind) or {}
-            drows.append([m.label, kind.replace('_', '-'), d.get('pck_0_05'), d.get('pck_0_1'), d.get('nme'),
-                          d.get('miou')])
-        doc.image(f'zeroshot_{m.label}.png', _label_rows([zs.examples['input'], zs.examples['recon'],
-                                                          zs.examples['through_parent']],
-                                                         ['child render', 'child inversion', 'decoded by parent']),
-                  f'Zero-shot through the parent: {m.label}')
+            drows.append(
+                [m.label, kind.replace('_', '-'), d.get('pck_0_05'), d.get('pck_0_1'), d.get('nme'), d.get('miou')]
+            )
+        doc.image(
+            f'zeroshot_{m.label}.png',
+            _label_rows(
+                [zs.examples['input'], zs.examples['recon'], zs.examples['through_parent']],
+                ['child render', 'child inversion', 'decoded by parent'],
+            ),
+            f'Zero-shot through the parent: {m.label}',
+        )
     doc.h(3, 'Attributes (mean R² over measured factors; glasses accuracy)')
-    doc.table(['domain', 'best latent model', 'zero-shot R²', 'zero-shot glasses', 'zero-shot R² (W+ k=8)',
-               'naive R²', 'naive glasses',
-               'oracle latent R²', 'oracle R²', 'oracle glasses', 'inversion PSNR'], rows)
+    doc.table(
+        [
+            'domain',
+            'best latent model',
+            'zero-shot R²',
+            'zero-shot glasses',
+            'zero-shot R² (W+ k=8)',
+            'naive R²',
+            'naive glasses',
+            'oracle latent R²',
+            'oracle R²',
+            'oracle glasses',
+            'inversion PSNR',
+        ],
+        rows,
+    )
     doc.h(3, 'Landmarks and segmentation')
     doc.table(['domain', 'method', 'PCK@0.05', 'PCK@0.1', 'NME', 'mIoU'], drows)
     return data
@@ -522,32 +808,56 @@ def _zeroshot(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results
 
 def _morph(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
     from alignjax.analysis.morph_quality import morph_quality
+
     if not kids:
         return skip('morph', 'no child')
-    doc.p(f'{cfg["mq_n"]} morphs per child, {cfg["mq_frames"]} frames, from a parent sample to a child sample '
-          '(ψ 0.7). Endpoint error: feature distance of the last frame to the child\'s target ÷ the source–target '
-          'distance (0 = exact). Smoothness: max/mean of per-step feature distances (1 = uniform steps). '
-          'Features: the child-domain evaluator\'s (pixel projection without one).')
+    doc.p(
+        f'{cfg["mq_n"]} morphs per child, {cfg["mq_frames"]} frames, from a parent sample to a child sample '
+        "(ψ 0.7). Endpoint error: feature distance of the last frame to the child's target ÷ the source–target "
+        'distance (0 = exact). Smoothness: max/mean of per-step feature distances (1 = uniform steps). '
+        "Features: the child-domain evaluator's (pixel projection without one)."
+    )
     data, rows = {}, []
     for m in kids:
         lab = labs[m.label] or pixel_features(parent.gen.resolution)
         mq = morph_quality(parent.gen, m.gen, lab, n=cfg['mq_n'], frames=cfg['mq_frames'], seed=seed)
         data[m.label] = jsonable(mq)
         for meth, v in mq.methods.items():
-            rows.append([m.label, meth, v['endpoint_end'], v['endpoint_end_pixel'], v['smooth_max_mean'],
-                         v['pixel_smooth_max_mean']])
-        doc.image(f'morph_{m.label}.png', _label_rows([mq.examples[k][::max(1, mq.frames // 8)] for k in mq.examples],
-                                                      list(mq.examples)), f'Morphs into {m.label}')
-    doc.table(['child', 'method', 'end error (features)', 'end error (pixels)', 'smoothness max/mean',
-               'pixel max/mean'], rows)
+            rows.append(
+                [
+                    m.label,
+                    meth,
+                    v['endpoint_end'],
+                    v['endpoint_end_pixel'],
+                    v['smooth_max_mean'],
+                    v['pixel_smooth_max_mean'],
+                ]
+            )
+        doc.image(
+            f'morph_{m.label}.png',
+            _label_rows([mq.examples[k][:: max(1, mq.frames // 8)] for k in mq.examples], list(mq.examples)),
+            f'Morphs into {m.label}',
+        )
+    doc.table(
+        ['child', 'method', 'end error (features)', 'end error (pixels)', 'smoothness max/mean', 'pixel max/mean'], rows
+    )
     return data
 
 
-SECTION_FNS = dict(changes=_changes, pointwise=_pointwise, semantic=_semantic, localised=_localised,
-                   distant=_distant,
-                   forgotten=_forgotten, translation=_translation, zeroshot=_zeroshot, morph=_morph)
+SECTION_FNS = dict(
+    changes=_changes,
+    pointwise=_pointwise,
+    semantic=_semantic,
+    localised=_localised,
+    distant=_distant,
+    forgotten=_forgotten,
+    translation=_translation,
+    zeroshot=_zeroshot,
+    morph=_morph,
+)
 
 
-if __name__ == '__main__':          # python -m alignjax.analysis.report
+if __name__ == '__main__':  # python -m alignjax.analysis.report
     from alignjax.cli.report import main
+
     raise SystemExit(main())

@@ -12,6 +12,7 @@ child's factor by what fraction of the parent's change (slope ratio).
     sem.factors['hair_color']   # {'w_cos', 'w_slope_ratio', 's_iou', 's_spearman', 's_slope_ratio', ...}
     d = w_directions(ws, labels)  # pure: unit directions [F, w_dim], slopes, fit R^2
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alignjax.analysis.common import FACTOR_NAMES, HUE, as_labeller, check_labeller_fits, check_pair, circ_diff, \
-    iou, mapping, sample_z, spearman, styles, synth, synth_styles
+from alignjax.analysis.common import (
+    FACTOR_NAMES,
+    HUE,
+    as_labeller,
+    check_labeller_fits,
+    check_pair,
+    circ_diff,
+    iou,
+    mapping,
+    sample_z,
+    spearman,
+    styles,
+    synth,
+    synth_styles,
+)
 
 
 def _unwrap_hue(y, k):
@@ -44,7 +58,7 @@ def w_directions(ws, labels, ridge: float = 1e-3) -> dict:
     wc, yc = w - w.mean(0), y - y.mean(0)
     a = wc.T @ wc / len(w)
     lam = ridge * np.trace(a) / a.shape[0]
-    coef = np.linalg.solve(a + lam * np.eye(a.shape[0]), wc.T @ yc / len(w)).T        # [F, D]
+    coef = np.linalg.solve(a + lam * np.eye(a.shape[0]), wc.T @ yc / len(w)).T  # [F, D]
     pred = wc @ coef.T
     r2 = 1 - ((pred - yc) ** 2).mean(0) / np.maximum(yc.var(0), 1e-12)
     norm = np.linalg.norm(coef, axis=1, keepdims=True)
@@ -67,15 +81,15 @@ def s_relevance(s_flat, y, pos_frac: float = 0.1) -> np.ndarray:
 
 @dataclasses.dataclass
 class SemanticResult:
-    factors: dict           # factor -> {'w_cos', 'w_fit_r2_parent', 'w_fit_r2_child', 'w_slope_parent',
-                            #            'w_slope_child', 'w_slope_ratio', 's_top_parent', 's_top_child',
-                            #            's_iou', 's_spearman', 's_slope_ratio'}
+    factors: dict  # factor -> {'w_cos', 'w_fit_r2_parent', 'w_fit_r2_child', 'w_slope_parent',
+    #            'w_slope_child', 'w_slope_ratio', 's_top_parent', 's_top_child',
+    #            's_iou', 's_spearman', 's_slope_ratio'}
     not_measured: list
     k: int
     n: int
     seeds: tuple
-    channel_names: list     # flat S index -> 'b8.conv0[12]'
-    summary: dict           # means over factors
+    channel_names: list  # flat S index -> 'b8.conv0[12]'
+    summary: dict  # means over factors
     examples: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
@@ -85,9 +99,23 @@ def _factor_change(lab, imgs_plus, imgs_minus, k):
     return circ_diff(a, b) if k == HUE else a - b
 
 
-def semantic_alignment(parent, child, parent_labeller, child_labeller, *, n: int = 2000, seed: int = 0,
-                       k: int = 10, psi: float = 1.0, pos_frac: float = 0.1, transfer_n: int = 200,
-                       step: float = 2.0, factors=None, examples: int = 0, progress=None) -> SemanticResult:
+def semantic_alignment(
+    parent,
+    child,
+    parent_labeller,
+    child_labeller,
+    *,
+    n: int = 2000,
+    seed: int = 0,
+    k: int = 10,
+    psi: float = 1.0,
+    pos_frac: float = 0.1,
+    transfer_n: int = 200,
+    step: float = 2.0,
+    factors=None,
+    examples: int = 0,
+    progress=None,
+) -> SemanticResult:
     """See the module doc. `step`: the transfer edit is +-step standard deviations of the samples' projections
     on the direction (W) or of the channel (S), from the parent's samples; the same edit in both models."""
     check_pair(parent, child)
@@ -99,8 +127,11 @@ def semantic_alignment(parent, child, parent_labeller, child_labeller, *, n: int
     if factors is not None:
         names = [f for f in names if f in factors]
     snames = parent.style_names
-    chan = [f'{nm}[{i}]' for nm in snames for i in range(np.shape(parent.styles(parent.mapping(
-        np.zeros((1, parent.z_dim), np.float32)))[nm])[1])]
+    chan = [
+        f'{nm}[{i}]'
+        for nm in snames
+        for i in range(np.shape(parent.styles(parent.mapping(np.zeros((1, parent.z_dim), np.float32)))[nm])[1])
+    ]
 
     def side(gen, lab, sd):
         z = sample_z(n, gen.z_dim, sd)
@@ -109,7 +140,7 @@ def semantic_alignment(parent, child, parent_labeller, child_labeller, *, n: int
         return w, o['factors'], flatten_styles(styles(gen, w), snames)
 
     wp, yp, sp = side(parent, lp, seed)
-    wc, yc, sc = side(child, lc, seed)        # the same z: each model labelled by its own labeller
+    wc, yc, sc = side(child, lc, seed)  # the same z: each model labelled by its own labeller
     ks = [FACTOR_NAMES.index(f) for f in names]
     Yp = np.stack([_unwrap_hue(yp[:, i], i) for i in ks], 1) if ks else np.zeros((n, 0))
     Yc = np.stack([_unwrap_hue(yc[:, i], i) for i in ks], 1) if ks else np.zeros((n, 0))
@@ -141,34 +172,61 @@ def semantic_alignment(parent, child, parent_labeller, child_labeller, *, n: int
             e = dict(st)
             e[nm] = jnp.asarray(st[nm]).at[:, ci].add(dv)
             return e
+
         sp_chg = _factor_change(lp, synth_styles(parent, edit(stp, delta)), synth_styles(parent, edit(stp, -delta)), kk)
         sc_chg = _factor_change(lc, synth_styles(child, edit(stc, delta)), synth_styles(child, edit(stc, -delta)), kk)
         ratio = lambda a, b: float(a / b) if abs(b) > 1e-9 else float('nan')
-        out[f] = dict(w_cos=float(d @ dc['directions'][j]), w_fit_r2_parent=float(dp['r2'][j]),
-                      w_fit_r2_child=float(dc['r2'][j]), w_slope_parent=slope_p, w_slope_child=slope_c,
-                      w_slope_ratio=ratio(slope_c, slope_p), s_top_parent=[chan[i] for i in tp],
-                      s_top_child=[chan[i] for i in tc], s_iou=iou(tp, tc), s_spearman=spearman(rp, rc),
-                      s_channel=chan[c0], s_change_parent=float(sp_chg.mean()), s_change_child=float(sc_chg.mean()),
-                      s_slope_ratio=ratio(float(sc_chg.mean()), float(sp_chg.mean())))
+        out[f] = dict(
+            w_cos=float(d @ dc['directions'][j]),
+            w_fit_r2_parent=float(dp['r2'][j]),
+            w_fit_r2_child=float(dc['r2'][j]),
+            w_slope_parent=slope_p,
+            w_slope_child=slope_c,
+            w_slope_ratio=ratio(slope_c, slope_p),
+            s_top_parent=[chan[i] for i in tp],
+            s_top_child=[chan[i] for i in tc],
+            s_iou=iou(tp, tc),
+            s_spearman=spearman(rp, rc),
+            s_channel=chan[c0],
+            s_change_parent=float(sp_chg.mean()),
+            s_change_child=float(sc_chg.mean()),
+            s_slope_ratio=ratio(float(sc_chg.mean()), float(sp_chg.mean())),
+        )
         if examples:
             m = examples
-            ex[f] = dict(parent=np.concatenate([synth(parent, wtp[:m] - dw), synth(parent, wtp[:m]),
-                                                synth(parent, wtp[:m] + dw)]),
-                         child=np.concatenate([synth(child, wtc[:m] - dw), synth(child, wtc[:m]),
-                                               synth(child, wtc[:m] + dw)]))
+            ex[f] = dict(
+                parent=np.concatenate(
+                    [synth(parent, wtp[:m] - dw), synth(parent, wtp[:m]), synth(parent, wtp[:m] + dw)]
+                ),
+                child=np.concatenate([synth(child, wtc[:m] - dw), synth(child, wtc[:m]), synth(child, wtc[:m] + dw)]),
+            )
         if progress is not None:
             progress.update(1)
     mean = lambda key: float(np.nanmean([v[key] for v in out.values()])) if out else float('nan')
     median = lambda key: float(np.nanmedian([v[key] for v in out.values()])) if out else float('nan')
-    summary = dict(w_cos=mean('w_cos'), s_iou=mean('s_iou'), s_spearman=mean('s_spearman'),
-                   w_slope_ratio_median=median('w_slope_ratio'), s_slope_ratio_median=median('s_slope_ratio'))
+    summary = dict(
+        w_cos=mean('w_cos'),
+        s_iou=mean('s_iou'),
+        s_spearman=mean('s_spearman'),
+        w_slope_ratio_median=median('w_slope_ratio'),
+        s_slope_ratio_median=median('s_slope_ratio'),
+    )
     allf = [x for x in FACTOR_NAMES if x != 'detail']
-    return SemanticResult(factors=out, not_measured=[x for x in allf if x not in out], k=k, n=n,
-                          seeds=(seed, seed + 2), channel_names=chan, summary=summary, examples=ex)
+    return SemanticResult(
+        factors=out,
+        not_measured=[x for x in allf if x not in out],
+        k=k,
+        n=n,
+        seeds=(seed, seed + 2),
+        channel_names=chan,
+        summary=summary,
+        examples=ex,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Localised channels (StyleSpace, section 4.1): gradient maps of the image w.r.t. each S channel against masks.
+
 
 def gradient_maps(gen, style_codes: dict) -> dict:
     """{layer: [C, N, R, R]}: |d image / d s_c| summed over RGB, for every channel c of every StyleSpace layer
@@ -185,6 +243,7 @@ def _grad_maps(gen, s, layer):
         tan[layer] = tan[layer].at[:, c].set(1.0)
         _, d = jax.jvp(lambda x: gen.synthesis_from_styles(x, noise_mode='const'), (s,), (tan,))
         return jnp.abs(d).sum(-1)
+
     return jax.lax.map(f, jnp.arange(s[layer].shape[1]))
 
 
@@ -193,11 +252,11 @@ def localisation_scores(maps: dict, masks, num_classes: int, names, area_power: 
     divided by the class's area share to the power `area_power` (the area discount: a large region collects
     energy by its size alone; 0.5 = square root), averaged over samples. masks: int [N, R, R]."""
     m = np.asarray(masks)
-    onehot = np.eye(num_classes, dtype=np.float64)[m]                      # [N, R, R, K]
-    area = onehot.mean((1, 2))                                            # [N, K]
+    onehot = np.eye(num_classes, dtype=np.float64)[m]  # [N, R, R, K]
+    area = onehot.mean((1, 2))  # [N, K]
     rows = []
     for layer in names:
-        g = np.asarray(maps[layer], np.float64)                           # [C, N, R, R]
+        g = np.asarray(maps[layer], np.float64)  # [C, N, R, R]
         e = np.einsum('cnhw,nhwk->cnk', g, onehot) / np.maximum(g.sum((2, 3))[..., None], 1e-12)
         rows.append((e / np.maximum(area, 1e-3)[None] ** area_power).mean(1))
     return np.concatenate(rows)
@@ -205,21 +264,33 @@ def localisation_scores(maps: dict, masks, num_classes: int, names, area_power: 
 
 @dataclasses.dataclass
 class LocalisedResult:
-    classes: dict           # class -> {'top_parent', 'top_child', 'iou', 'spearman'}
-    not_measured: list      # classes without a counterpart or too small
+    classes: dict  # class -> {'top_parent', 'top_child', 'iou', 'spearman'}
+    not_measured: list  # classes without a counterpart or too small
     k: int
     n: int
     seed: int
     mean_iou: float
 
 
-def localised_channels(parent, child, parent_labeller, child_labeller, *, n: int = 16, seed: int = 0, k: int = 10,
-                       psi: float = 1.0, min_area: float = 0.005, class_names=None) -> LocalisedResult:
+def localised_channels(
+    parent,
+    child,
+    parent_labeller,
+    child_labeller,
+    *,
+    n: int = 16,
+    seed: int = 0,
+    k: int = 10,
+    psi: float = 1.0,
+    min_area: float = 0.005,
+    class_names=None,
+) -> LocalisedResult:
     """Top-k localised channels per mask class found in parent and child independently (each with its own
     images, gradient maps and its own labeller's predicted masks); IoU and Spearman of the scores. Classes are
     matched by name (`class_names`: {'parent': [...], 'child': [...]}, default: the procedural domains')."""
     from alignjax.analysis.zeroshot import _class_map
     from alignjax.data import procedural as P
+
     check_pair(parent, child)
     lp = as_labeller(parent_labeller, name='parent labeller')
     lc = as_labeller(child_labeller, name='child labeller')
@@ -246,5 +317,11 @@ def localised_channels(parent, child, parent_labeller, child_labeller, *, n: int
         a, b = scores['parent'][0][:, i], scores['child'][0][:, j]
         ta, tb = np.argsort(-a)[:k], np.argsort(-b)[:k]
         res[name] = dict(top_parent=ta.tolist(), top_child=tb.tolist(), iou=iou(ta, tb), spearman=spearman(a, b))
-    return LocalisedResult(classes=res, not_measured=skipped, k=k, n=n, seed=seed,
-                           mean_iou=float(np.mean([v['iou'] for v in res.values()])) if res else float('nan'))
+    return LocalisedResult(
+        classes=res,
+        not_measured=skipped,
+        k=k,
+        n=n,
+        seed=seed,
+        mean_iou=float(np.mean([v['iou'] for v in res.values()])) if res else float('nan'),
+    )

@@ -6,6 +6,7 @@ the parent (StyleAlign's Z + psi 0.5, W, W+, W+ with noise maps), decode with th
     tr = translation_methods(parent, child, inv, renders, toons_ev, reference=toons_ref)
     tr.methods['W+']   # {'factor_r2': {...}, 'factor_mae': {...}, 'mean_r2', 'landmark_nme', 'fd_eval', ...}
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,6 +27,7 @@ METHODS = {
 def invert_inputs(parent, images, *, steps: int = 150, methods=None, seed: int = 0, progress: bool = False) -> dict:
     """{method: InvertResult} of `images` in the parent for each method of METHODS."""
     from alignjax.invert import invert
+
     out = {}
     for m in methods or METHODS:
         out[m] = invert(parent, images, METHODS[m](steps), seed=seed, progress=progress, desc=f'invert {m}')
@@ -34,8 +36,8 @@ def invert_inputs(parent, images, *, steps: int = 150, methods=None, seed: int =
 
 @dataclasses.dataclass
 class TranslationResult:
-    methods: dict               # method -> scores
-    factors: list               # factors scored (expressed by the input domain, read by the child labeller)
+    methods: dict  # method -> scores
+    factors: list  # factors scored (expressed by the input domain, read by the child labeller)
     n: int
     steps: int
     swap_res: tuple
@@ -44,19 +46,31 @@ class TranslationResult:
 
 def _decode(gen, lat):
     from alignjax.invert import decode
+
     return to_uint8(decode(gen, lat))
 
 
-def translation_methods(parent, child, inversions: dict, renders: dict, child_labeller=None, *, reference=None,
-                        swap_res=(8, 16), steps: int | None = None, examples: int = 6,
-                        input_domain: str = 'faces') -> TranslationResult:
+def translation_methods(
+    parent,
+    child,
+    inversions: dict,
+    renders: dict,
+    child_labeller=None,
+    *,
+    reference=None,
+    swap_res=(8, 16),
+    steps: int | None = None,
+    examples: int = 6,
+    input_domain: str = 'faces',
+) -> TranslationResult:
     """Scores per method: factor preservation (the input's true factors vs the child labeller's factors of the
     translation: R^2 / MAE per factor, glasses accuracy), landmark NME against the input's landmarks (points
     visible in the input, the landmarks both domains share), realism (FD_eval of the translations to the child
     domain, `reference` = child-domain features) and the parent's reconstruction PSNR. Without a labeller only
     the PSNR is given (realism needs features)."""
-    from alignjax.apps.layer_swap import layer_swap
     from alignjax.analysis.pointwise import _common_landmarks
+    from alignjax.apps.layer_swap import layer_swap
+
     check_pair(parent, child)
     lab = as_labeller(child_labeller) if child_labeller is not None else None
     true_f = np.asarray(renders['factors'])
@@ -64,11 +78,14 @@ def translation_methods(parent, child, inversions: dict, renders: dict, child_la
     outs = {m: (_decode(child, r.latents), float(np.mean(r.psnr))) for m, r in inversions.items()}
     if 'W+' in inversions:
         for sr in swap_res:
-            outs[f'layer swap @{sr} (W+)'] = (_decode(layer_swap(parent, child, sr), inversions['W+'].latents),
-                                              float(np.mean(inversions['W+'].psnr)))
+            outs[f'layer swap @{sr} (W+)'] = (
+                _decode(layer_swap(parent, child, sr), inversions['W+'].latents),
+                float(np.mean(inversions['W+'].psnr)),
+            )
     names = []
     if lab is not None:
         from alignjax.eval.evaluator import expressed_factors
+
         exp_in = expressed_factors(input_domain)
         names = [f for f in lab.readable() if exp_in[FACTOR_NAMES.index(f)]]
     res, ex = {}, {'input': np.asarray(renders['image'])[:examples]}
@@ -86,9 +103,12 @@ def translation_methods(parent, child, inversions: dict, renders: dict, child_la
                     maes[f] = None
                     continue
                 e = circ_diff(p, t) if k == HUE else p - t
-                cv = np.mean(circ_diff(t, np.angle(np.mean(np.exp(2j * np.pi * t))) / (2 * np.pi)) ** 2) if k == HUE \
+                cv = (
+                    np.mean(circ_diff(t, np.angle(np.mean(np.exp(2j * np.pi * t))) / (2 * np.pi)) ** 2)
+                    if k == HUE
                     else np.var(t)
-                r2s[f] = float(1 - np.mean(e ** 2) / cv) if cv > 0 else float('nan')
+                )
+                r2s[f] = float(1 - np.mean(e**2) / cv) if cv > 0 else float('nan')
                 maes[f] = float(np.mean(np.abs(e)))
             row['factor_r2'], row['factor_mae'] = r2s, maes
             vals = [v for f, v in r2s.items() if f != 'glasses']
@@ -102,5 +122,6 @@ def translation_methods(parent, child, inversions: dict, renders: dict, child_la
                 row['landmark_nme'] = None
             row['fd_eval'] = fd(reference, o['features']) if reference is not None and 'features' in o else None
         res[m] = row
-    return TranslationResult(methods=res, factors=names, n=n, steps=int(steps or 0), swap_res=tuple(swap_res),
-                             examples=ex)
+    return TranslationResult(
+        methods=res, factors=names, n=n, steps=int(steps or 0), swap_res=tuple(swap_res), examples=ex
+    )

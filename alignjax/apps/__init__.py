@@ -14,18 +14,35 @@ weights built in memory. Command lines (alignjax/cli/): `alignjax-invert --trans
 Modules: `blend`, `layer_swap`, `morphing` (the function `morph`; the module was `morph.py`, which the function
 shadowed), `translate`, `video`.
 """
+
 import sys
 
+from alignjax.apps import morphing
 from alignjax.apps.blend import blend_variables, check_compatible, lerp_variables, pair_synthesis
 from alignjax.apps.layer_swap import layer_swap, swap_alphas
-from alignjax.apps import morphing
 from alignjax.apps.morphing import endpoints, morph
 from alignjax.apps.translate import Translation, decode_children, save_translation, translate
 from alignjax.apps.video import save_animation, strip, write_gif, write_mp4, write_strip
 
-__all__ = ['Translation', 'blend_variables', 'check_compatible', 'decode_children', 'endpoints', 'layer_swap',
-           'lerp_variables', 'morph', 'pair_synthesis', 'save_animation', 'save_translation', 'strip',
-           'swap_alphas', 'translate', 'write_gif', 'write_mp4', 'write_strip']
+__all__ = [
+    'Translation',
+    'blend_variables',
+    'check_compatible',
+    'decode_children',
+    'endpoints',
+    'layer_swap',
+    'lerp_variables',
+    'morph',
+    'pair_synthesis',
+    'save_animation',
+    'save_translation',
+    'strip',
+    'swap_alphas',
+    'translate',
+    'write_gif',
+    'write_mp4',
+    'write_strip',
+]
 
 # The old module path keeps importing (`from alignjax.apps.morph import morph` in apps/demo.py, bench/morph.py,
 # users' scripts) while `alignjax.apps.morph`, the attribute, is the function. The command line is

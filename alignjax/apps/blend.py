@@ -13,6 +13,7 @@ so a batch of frames with different weights costs two shared-weight convolutions
 convolution per frame (grouped convolutions are very slow on XLA:CPU and slower than dense ones on GPU).
 The forward pass is `alignjax.nn.layers.synthesis_block`, the function the flax modules call.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,12 +34,13 @@ def lerp_variables(vars_a, vars_b, t, mapping_from: str = 'a'):
     and w_avg taken from `mapping_from` ('a' or 'b') unchanged."""
     src = vars_a if mapping_from == 'a' else vars_b
     out = {'params': dict(src['params']), 'buffers': dict(src.get('buffers', {}))}
-    out['params']['synthesis'] = jax.tree_util.tree_map(lambda x, y: _lerp(x, y, t), vars_a['params']['synthesis'],
-                                                        vars_b['params']['synthesis'])
+    out['params']['synthesis'] = jax.tree_util.tree_map(
+        lambda x, y: _lerp(x, y, t), vars_a['params']['synthesis'], vars_b['params']['synthesis']
+    )
     if 'synthesis' in vars_a.get('buffers', {}):
-        out['buffers']['synthesis'] = jax.tree_util.tree_map(lambda x, y: _lerp(x, y, t),
-                                                             vars_a['buffers']['synthesis'],
-                                                             vars_b['buffers']['synthesis'])
+        out['buffers']['synthesis'] = jax.tree_util.tree_map(
+            lambda x, y: _lerp(x, y, t), vars_a['buffers']['synthesis'], vars_b['buffers']['synthesis']
+        )
     return out
 
 
@@ -56,8 +58,7 @@ def blend_variables(vars_a, vars_b, alphas: dict, mapping_from: str = 'a'):
         buf = {}
         for block, ba in vars_a['buffers']['synthesis'].items():
             t = alphas[int(block[1:])]
-            buf[block] = jax.tree_util.tree_map(lambda x, y: _lerp(x, y, t), ba,
-                                                vars_b['buffers']['synthesis'][block])
+            buf[block] = jax.tree_util.tree_map(lambda x, y: _lerp(x, y, t), ba, vars_b['buffers']['synthesis'][block])
         out['buffers']['synthesis'] = buf
     return out
 
@@ -69,24 +70,29 @@ def check_compatible(a, b, what='generators'):
     cb = b.config.replace(impl=N.Impl()).to_dict()
     if ca != cb:
         diff = ', '.join(f'{k} {ca.get(k)!r} vs {cb.get(k)!r}' for k in ca if ca.get(k) != cb.get(k))
-        raise InputError(f'{what} are not aligned (not a parent and its fine-tuned child): architectures '
-                         f'differ in {diff}')
+        raise InputError(
+            f'{what} are not aligned (not a parent and its fine-tuned child): architectures differ in {diff}'
+        )
     la = jax.tree_util.tree_leaves_with_path(a.variables['params']['synthesis'])
     lb = dict(jax.tree_util.tree_leaves_with_path(b.variables['params']['synthesis']))
     for path, leaf in la:
         other = lb.get(path)
         if other is None or jnp.shape(other) != jnp.shape(leaf):
             name = jax.tree_util.keystr(path)
-            raise InputError(f'{what} are not aligned: synthesis parameter {name} has shape {jnp.shape(leaf)} vs '
-                             f'{None if other is None else jnp.shape(other)}')
+            raise InputError(
+                f'{what} are not aligned: synthesis parameter {name} has shape {jnp.shape(leaf)} vs '
+                f'{None if other is None else jnp.shape(other)}'
+            )
 
 
 def weight_correlation(a, b) -> float:
     """Correlation of the two generators' synthesis conv weights (all layers together): about 1 for a parent
     and a child fine-tuned from it, about 0 for unrelated models (e.g. two trained from scratch)."""
     wa, wb = [], []
-    for (_, x), (_, y) in zip(jax.tree_util.tree_leaves_with_path(a.variables['params']['synthesis']),
-                              jax.tree_util.tree_leaves_with_path(b.variables['params']['synthesis'])):
+    for (_, x), (_, y) in zip(
+        jax.tree_util.tree_leaves_with_path(a.variables['params']['synthesis']),
+        jax.tree_util.tree_leaves_with_path(b.variables['params']['synthesis']),
+    ):
         if np.ndim(x) == 4:
             wa.append(np.asarray(x, np.float64).ravel())
             wb.append(np.asarray(y, np.float64).ravel())
@@ -102,6 +108,7 @@ def weight_correlation(a, b) -> float:
 # ----------------------------------------------------------------------------------------------------------
 # Fused two-endpoint synthesis.
 
+
 def pair_synthesis(cfg, params_a, params_b, ws, noise, t):
     """Images [B, H, W, C] of generators blended per sample: (1 - t) * a + t * b in every synthesis weight.
 
@@ -111,7 +118,7 @@ def pair_synthesis(cfg, params_a, params_b, ws, noise, t):
     ones the flax modules run), fed with `Blend` params, so `cfg.impl` (dtype, op variants) and `cfg.conv_clamp`
     apply as in `Generator.synthesis`.
     """
-    specs = N.synthesis_weights(cfg)     # every architecture: a resnet block's skip conv is blended too
+    specs = N.synthesis_weights(cfg)  # every architecture: a resnet block's skip conv is blended too
     t = jnp.asarray(t, jnp.float32)
     if t.ndim == 1:
         t = jnp.broadcast_to(t[:, None], (t.shape[0], len(cfg.block_resolutions)))
@@ -120,8 +127,17 @@ def pair_synthesis(cfg, params_a, params_b, ws, noise, t):
         p = layers.blend_params(params_a[f'b{res}'], params_b[f'b{res}'], t[:, j])
         block = tuple(s for s in specs if s.res == res)
         styles = {s.name: layers.dense(p[s.layer]['affine'], ws[:, s.w_index]) for s in block if s.kind != 'skip'}
-        x, img = layers.synthesis_block(p, x, img, styles, noise, block, impl=cfg.impl, conv_clamp=cfg.conv_clamp,
-                                        resample_filter=cfg.resample_filter)
+        x, img = layers.synthesis_block(
+            p,
+            x,
+            img,
+            styles,
+            noise,
+            block,
+            impl=cfg.impl,
+            conv_clamp=cfg.conv_clamp,
+            resample_filter=cfg.resample_filter,
+        )
     return img
 
 

@@ -11,8 +11,11 @@ Toonify keeps the parent's (photo) high-resolution layers and the child's (toon)
 `layer_swap(parent, child, swap_res=16, low='child')` -- child structure, parent texture (the default).
 
     blended = layer_swap(parent, child, 16)                 # a Generator: render latents inverted in the parent
-    alignjax-layer-swap --parent P.pkl --child C.pkl --latents inv/ --swap-res 8,16 --outdir out   # alignjax/cli/layer_swap.py
+    alignjax-layer-swap --parent P.pkl --child C.pkl --latents inv/ --swap-res 8,16 --outdir out
+
+(the command line: alignjax/cli/layer_swap.py)
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +36,7 @@ def swap_alphas(resolutions, swap_res: float, width: float | None = None) -> dic
         if not width:
             out[int(r)] = 1.0 if x > 0 else 0.0
         else:
-            out[int(r)] = 0.5 * (1.0 + math.tanh((x - 0.5) / (2.0 * width)))   # logistic, overflow-free
+            out[int(r)] = 0.5 * (1.0 + math.tanh((x - 0.5) / (2.0 * width)))  # logistic, overflow-free
     return out
 
 
@@ -53,6 +56,7 @@ def layer_swap(parent, child, swap_res: float, width: float | None = None, *, lo
     return parent.with_variables(variables)
 
 
-if __name__ == '__main__':          # the old spelling of `alignjax-layer-swap`
+if __name__ == '__main__':  # the old spelling of `alignjax-layer-swap`
     from alignjax.cli.layer_swap import main
+
     raise SystemExit(main())

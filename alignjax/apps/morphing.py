@@ -22,6 +22,7 @@ rendering it alone (what StyleAlign's MergeFace.py does). bench/morph.py compare
 (This module was `alignjax/apps/morph.py`, which the function `alignjax.apps.morph` shadowed; the old module
 path still imports, as an alias registered by `alignjax.apps`.)
 """
+
 from __future__ import annotations
 
 import functools
@@ -84,6 +85,7 @@ def _vmapped(parent, va, vb, ws_a, ws_b, na, nb, tl, tw):
         g = parent.with_variables(lerp_variables(va, vb, t_w))
         noise = {k: _lerp(a[k], b[k], t_l)[None] for k in a}
         return g.synthesis(_lerp(wa, wb, t_l)[None], noise=noise)[0]
+
     return jax.vmap(one)(ws_a, ws_b, na, nb, tl, tw)
 
 
@@ -116,8 +118,18 @@ def _as_ts(frames):
     return np.asarray(frames, np.float32).reshape(-1)
 
 
-def morph(parent, child, source: Latents, target: Latents | None = None, frames=DEFAULT_FRAMES, *,
-          t_weights=None, impl: str = 'fused', chunk='auto', progress: bool = False) -> np.ndarray:
+def morph(
+    parent,
+    child,
+    source: Latents,
+    target: Latents | None = None,
+    frames=DEFAULT_FRAMES,
+    *,
+    t_weights=None,
+    impl: str = 'fused',
+    chunk='auto',
+    progress: bool = False,
+) -> np.ndarray:
     """Frames [N, F, H, W, C] (float, ~[-1, 1]) morphing each source (parent) into its target (child).
 
     frames: a count (t = linspace(0, 1, F)) or the t values. t_weights: a separate schedule for the weights
@@ -143,6 +155,7 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     bar = None
     if progress:
         from tqdm.auto import tqdm  # optional: progress bars only
+
         bar = tqdm(total=total, desc='morph', unit='frame', leave=False)
     va, vb = parent.variables, child.variables
     if impl == 'reload':
@@ -160,13 +173,19 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
             sel = np.arange(s, min(s + bs, total))
             pad = np.concatenate([sel, np.full(bs - len(sel), sel[-1])])
             ii, jj = jnp.asarray(img_i[pad]), frm_i[pad]
-            args = (ws_a[ii], ws_b[ii], {k: v[ii] for k, v in na.items()}, {k: v[ii] for k, v in nb.items()},
-                    jnp.asarray(tl[jj]), jnp.asarray(tw[jj]))
+            args = (
+                ws_a[ii],
+                ws_b[ii],
+                {k: v[ii] for k, v in na.items()},
+                {k: v[ii] for k, v in nb.items()},
+                jnp.asarray(tl[jj]),
+                jnp.asarray(tw[jj]),
+            )
             if impl == 'fused':
                 y = _fused(parent.config, pa, pb, *args)
             else:
                 y = _vmapped(parent, va, vb, *args)
-            out.append(np.asarray(y)[:len(sel)])
+            out.append(np.asarray(y)[: len(sel)])
             if bar is not None:
                 bar.update(len(sel))
     if bar is not None:
@@ -175,6 +194,7 @@ def morph(parent, child, source: Latents, target: Latents | None = None, frames=
     return imgs.reshape((n, f) + imgs.shape[1:])
 
 
-if __name__ == '__main__':          # the old spelling of `alignjax-morph`
+if __name__ == '__main__':  # the old spelling of `alignjax-morph`
     from alignjax.cli.morph import main
+
     raise SystemExit(main())

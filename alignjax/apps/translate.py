@@ -9,12 +9,13 @@ mapping network and w_avg; W / W+ latents are fed to the children's synthesis ne
     tr = translate(parent, {'cat': cat, 'wild': wild}, images, config=InvertConfig(space='w+', noise=True))
     save_translation('out', names, tr)                      # grid PNG + HTML page
 """
+
 from __future__ import annotations
 
 import dataclasses
 import html
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -25,11 +26,11 @@ from alignjax.invert.project import InvertConfig, InvertResult, Latents, decode,
 
 @dataclasses.dataclass
 class Translation:
-    latents: Latents                     # in the parent's space
-    inputs: np.ndarray | None            # the images that were inverted: uint8, or float in [-1, 1] (None
-                                         # when latents were given)
-    recon: np.ndarray                    # parent reconstructions [N, H, W, C] float
-    outputs: dict                        # child label -> translations [N, H, W, C] float
+    latents: Latents  # in the parent's space
+    inputs: np.ndarray | None  # the images that were inverted: uint8, or float in [-1, 1] (None
+    # when latents were given)
+    recon: np.ndarray  # parent reconstructions [N, H, W, C] float
+    outputs: dict  # child label -> translations [N, H, W, C] float
     inversion: InvertResult | None = None
 
     @property
@@ -59,15 +60,26 @@ def decode_children(children, latents: Latents, noise: str = 'latents', key=None
         parts = []
         for s in range(0, len(lat), batch):
             sub = lat.take(np.arange(s, min(s + batch, len(lat))))
-            parts.append(np.asarray(decode(gen, sub, noise_mode='random' if noise == 'random' else 'const',
-                                           key=key)))
+            parts.append(np.asarray(decode(gen, sub, noise_mode='random' if noise == 'random' else 'const', key=key)))
         out[label] = np.concatenate(parts)
     return out
 
 
-def translate(parent, child, inputs, *, config: InvertConfig | None = None, loss=None, seed: int = 0, ids=None,
-              batch_size: int | None = None, noise: str = 'latents', key=None, progress: bool = False,
-              stats=None) -> Translation:
+def translate(
+    parent,
+    child,
+    inputs,
+    *,
+    config: InvertConfig | None = None,
+    loss=None,
+    seed: int = 0,
+    ids=None,
+    batch_size: int | None = None,
+    noise: str = 'latents',
+    key=None,
+    progress: bool = False,
+    stats=None,
+) -> Translation:
     """Translate `inputs` (images [N, H, W, C] uint8 or float in [-1, 1], or parent `Latents`) with `child`
     (a Generator, a list of them, or a {label: Generator} dict). Images are first inverted in the parent
     with `config` (default: StyleAlign's, `InvertConfig.stylealign()`)."""
@@ -81,8 +93,17 @@ def translate(parent, child, inputs, *, config: InvertConfig | None = None, loss
         recon = np.asarray(decode(parent, latents))
     else:
         imgs = np.asarray(inputs)
-        res = invert(parent, imgs, config or InvertConfig.stylealign(), loss=loss, seed=seed, ids=ids,
-                     batch_size=batch_size, progress=progress, stats=stats)
+        res = invert(
+            parent,
+            imgs,
+            config or InvertConfig.stylealign(),
+            loss=loss,
+            seed=seed,
+            ids=ids,
+            batch_size=batch_size,
+            progress=progress,
+            stats=stats,
+        )
         latents, recon = res.latents, res.images
         if imgs.dtype == np.uint8:
             imgs = imgs.astype(np.float32) / 127.5 - 1
@@ -95,9 +116,10 @@ def save_translation(outdir, names: Sequence[str], tr: Translation, title: str =
     columns: input | parent reconstruction | each child) and DIR/translate.html. Returns the paths."""
     out = Path(outdir)
 
-    def u8(imgs):   # uint8 inputs are already pixels; floats are in [-1, 1]
+    def u8(imgs):  # uint8 inputs are already pixels; floats are in [-1, 1]
         imgs = np.asarray(imgs)
         return imgs if imgs.dtype == np.uint8 else vis.to_uint8(imgs)
+
     cols = []
     heads = []
     if tr.inputs is not None:
@@ -115,18 +137,22 @@ def save_translation(outdir, names: Sequence[str], tr: Translation, title: str =
     cells = np.stack([cols[j][1][i] for i in range(n) for j in range(ncol)])
     grid = vis.save_png(out / 'translate.png', vis.grid(cells, cols=ncol, pad=2))
     rows = []
-    for i, name in enumerate(names):
-        tds = ''.join(f'<td><img src="{html.escape(sub)}/{html.escape(name)}.png" width="{_disp(cols[0][1])}">'
-                      f'</td>' for sub, _ in cols)
+    for name in names:
+        tds = ''.join(
+            f'<td><img src="{html.escape(sub)}/{html.escape(name)}.png" width="{_disp(cols[0][1])}"></td>'
+            for sub, _ in cols
+        )
         rows.append(f'<tr><th>{html.escape(name)}</th>{tds}</tr>')
     head = ''.join(f'<th>{html.escape(h)}</th>' for h in heads)
-    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title or "translation")}'
-            f'</title><style>body{{font-family:sans-serif}}td,th{{padding:4px;text-align:center}}'
-            f'img{{image-rendering:pixelated}}</style></head><body><h1>{html.escape(title or "translation")}</h1>'
-            f'<p>Each row: the input, its reconstruction by the parent, and the same latent decoded by each child '
-            f'({html.escape(tr.latents.space)} space'
-            f'{", truncation " + str(tr.latents.truncation_psi) if tr.latents.space == "z" else ""}).</p>'
-            f'<table><tr><th></th>{head}</tr>{"".join(rows)}</table></body></html>')
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title or "translation")}'
+        f'</title><style>body{{font-family:sans-serif}}td,th{{padding:4px;text-align:center}}'
+        f'img{{image-rendering:pixelated}}</style></head><body><h1>{html.escape(title or "translation")}</h1>'
+        f'<p>Each row: the input, its reconstruction by the parent, and the same latent decoded by each child '
+        f'({html.escape(tr.latents.space)} space'
+        f'{", truncation " + str(tr.latents.truncation_psi) if tr.latents.space == "z" else ""}).</p>'
+        f'<table><tr><th></th>{head}</tr>{"".join(rows)}</table></body></html>'
+    )
     page_path = out / 'translate.html'
     page_path.write_text(page, encoding='utf-8')
     return dict(grid=grid, html=page_path)

@@ -1,5 +1,6 @@
 """Write frame sequences as GIF, MP4 and a strip PNG (imageio; MP4 needs the `imageio-ffmpeg` package, whose
 wheels ship their own ffmpeg binary: `pip install imageio-ffmpeg`)."""
+
 from __future__ import annotations
 
 import os
@@ -30,6 +31,7 @@ def upscale(frames: np.ndarray, scale: int) -> np.ndarray:
 def write_gif(path, frames, seconds: float = 8.0, loop: int = 0) -> Path:
     """Animated GIF lasting about `seconds` (GIF frame times are multiples of 10 ms)."""
     import imageio.v3 as iio
+
     frames = _u8(frames)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,9 @@ def mp4_available() -> tuple[bool, str]:
     """(available, why not)."""
     try:
         import warnings
+
         import imageio_ffmpeg
+
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='os.fork', category=RuntimeWarning)
             imageio_ffmpeg.get_ffmpeg_exe()
@@ -80,6 +84,7 @@ def write_mp4(path, frames, seconds: float = 8.0, fallback_gif: bool = True) -> 
         _warn_once(f'warning: cannot write MP4 ({path}): {why}; writing GIFs instead', why)
         return gif if gif.exists() else write_gif(gif, frames, seconds)
     import imageio.v2 as iio2
+
     h, w = frames.shape[1:3]
     if h % 2 or w % 2:  # yuv420p needs even sizes
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode='edge')
@@ -89,12 +94,22 @@ def write_mp4(path, frames, seconds: float = 8.0, fallback_gif: bool = True) -> 
     tmp = path.with_name(f'.{path.stem}.tmp.mp4')
     fps = len(frames) / seconds
     import warnings
+
     with warnings.catch_warnings():
         # imageio-ffmpeg starts ffmpeg with subprocess (fork + immediate exec), which JAX warns about; the
         # child runs no Python code, so the deadlock the warning is about cannot happen.
         warnings.filterwarnings('ignore', message='os.fork', category=RuntimeWarning)
-        with iio2.get_writer(tmp, format='FFMPEG', mode='I', fps=fps, codec='libx264', quality=8,
-                             pixelformat='yuv420p', macro_block_size=1, ffmpeg_log_level='error') as wr:
+        with iio2.get_writer(
+            tmp,
+            format='FFMPEG',
+            mode='I',
+            fps=fps,
+            codec='libx264',
+            quality=8,
+            pixelformat='yuv420p',
+            macro_block_size=1,
+            ffmpeg_log_level='error',
+        ) as wr:
             for f in frames:
                 wr.append_data(f)
     os.replace(tmp, path)
@@ -112,8 +127,9 @@ def write_strip(path, frames, n: int = 8) -> Path:
     return vis.save_png(path, strip(frames, n))
 
 
-def save_animation(stem, frames, seconds: float = 8.0, formats=('gif', 'mp4', 'png'), strip_frames: int = 8,
-                   scale: int = 1) -> dict[str, Path]:
+def save_animation(
+    stem, frames, seconds: float = 8.0, formats=('gif', 'mp4', 'png'), strip_frames: int = 8, scale: int = 1
+) -> dict[str, Path]:
     """Write `stem`.gif / .mp4 / .png (strip); returns {format: path written} (an MP4 that fell back to GIF
     maps to the GIF)."""
     frames = upscale(_u8(frames), scale)

@@ -10,6 +10,7 @@
   (`spread_values`: `--images a b c`, repeated flags, comma lists); any other bare argument is an error.
 * `--no-noise` is accepted for absl's `--nonoise` (`NO_ALIASES`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,14 +32,15 @@ from alignjax.io.checkpoint import load_checkpoint
 NO_ALIASES = {'--no-noise': '--nonoise'}
 
 PRESET_HELP = {
-    'nvlabs': "NVlabs projector.py: one W (start w_avg, w_std-scaled latent noise) plus per-image noise maps "
-              "(random start, regularised), Adam 0.1 with ramps, 1000 steps",
+    'nvlabs': 'NVlabs projector.py: one W (start w_avg, w_std-scaled latent noise) plus per-image noise maps '
+    '(random start, regularised), Adam 0.1 with ramps, 1000 steps',
     'stylealign': 'StyleAlign translation: Z, z=0 start, truncation 0.5, 500 steps, noise maps optimised',
 }
 
 
 # ----------------------------------------------------------------------------------------------------------
 # argv: aliases and leftovers.
+
 
 def parse(cmd, argv, multi=()):
     """`cmd.parse` with the multi-value rule and `NO_ALIASES`; bare arguments left over are an error (exit 2)."""
@@ -50,6 +52,7 @@ def parse(cmd, argv, multi=()):
 
 # ----------------------------------------------------------------------------------------------------------
 # Generators.
+
 
 def load_generator(path, net='G_ema'):
     """(generator, checkpoint) of `path`, its notes printed; CliError for a missing or unreadable file."""
@@ -72,8 +75,11 @@ def check_aligned(parent, child, parent_path, child_path):
         raise CliError(str(e)) from None
     r = weight_correlation(parent, child)
     if r < 0.5:
-        print(f'warning: {child_path} does not look fine-tuned from {parent_path} (synthesis weights correlate '
-              f'{r:.2f}): its translations and morphs will not correspond to the inputs', file=sys.stderr)
+        print(
+            f'warning: {child_path} does not look fine-tuned from {parent_path} (synthesis weights correlate '
+            f'{r:.2f}): its translations and morphs will not correspond to the inputs',
+            file=sys.stderr,
+        )
 
 
 def read_latents(folder, gen, flag):
@@ -89,38 +95,53 @@ def read_latents(folder, gen, flag):
 # ----------------------------------------------------------------------------------------------------------
 # Inversion flags (invert, morph).
 
+
 def define_inversion_flags(cmd, images: bool = True):
     fv = cmd.fv
     if images:
-        flags.DEFINE_multi_string('images', None, 'files, folders or one dataset spec (space- or comma-separated, '
-                                  'or repeated)', flag_values=fv)
+        flags.DEFINE_multi_string(
+            'images',
+            None,
+            'files, folders or one dataset spec (space- or comma-separated, or repeated)',
+            flag_values=fv,
+        )
         flags.DEFINE_string('outdir', None, 'output folder', flag_values=fv)
         flags.mark_flags_as_required(['images', 'outdir'], flag_values=fv)
     flags.DEFINE_string('net', 'G_ema', "generator in the checkpoint: 'G_ema' (default) or 'G'", flag_values=fv)
-    flags.DEFINE_enum('preset', 'nvlabs', sorted(PRESET_HELP),
-                      '; '.join(f'{k}: {v}' for k, v in PRESET_HELP.items()), flag_values=fv)
-    flags.DEFINE_enum('space', None, ['z', 'w', 'w+'], "default: the preset's (nvlabs: w, stylealign: z)",
-                      flag_values=fv)
-    flags.DEFINE_boolean('noise', None, 'also optimise per-image noise maps (--nonoise or --no-noise: never); '
-                         "default: the preset's", flag_values=fv)
-    flags.DEFINE_enum('noise-init', None, ['const', 'random'], "start of the noise maps (default: the preset's)",
-                      flag_values=fv)
+    flags.DEFINE_enum(
+        'preset', 'nvlabs', sorted(PRESET_HELP), '; '.join(f'{k}: {v}' for k, v in PRESET_HELP.items()), flag_values=fv
+    )
+    flags.DEFINE_enum(
+        'space', None, ['z', 'w', 'w+'], "default: the preset's (nvlabs: w, stylealign: z)", flag_values=fv
+    )
+    flags.DEFINE_boolean(
+        'noise',
+        None,
+        "also optimise per-image noise maps (--nonoise or --no-noise: never); default: the preset's",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        'noise-init', None, ['const', 'random'], "start of the noise maps (default: the preset's)", flag_values=fv
+    )
     flags.DEFINE_integer('steps', None, 'default 1000 (stylealign: 500)', flag_values=fv)
     flags.DEFINE_float('lr', None, 'Adam learning rate (default 0.1)', flag_values=fv)
     flags.DEFINE_float('noise-reg', None, 'noise-map regulariser weight (default 1e5)', flag_values=fv)
     flags.DEFINE_float('psi', None, 'truncation psi for Z (stylealign: 0.5)', flag_values=fv)
     flags.DEFINE_integer('psi-cutoff', None, 'Z: truncate only the first K ws', flag_values=fv)
-    flags.DEFINE_enum('loss', 'auto', ['auto', 'lpips', 'lpips+pixel', 'pixel', 'mse', 'dfeat'], 'distance',
-                      flag_values=fv)
+    flags.DEFINE_enum(
+        'loss', 'auto', ['auto', 'lpips', 'lpips+pixel', 'pixel', 'mse', 'dfeat'], 'distance', flag_values=fv
+    )
     flags.DEFINE_string('lpips-vgg', None, 'torchvision VGG16 state dict (.pth)', flag_values=fv)
-    flags.DEFINE_string('lpips-lin', None, "the lpips package's linear heads (lpips/weights/v0.1/vgg.pth)",
-                        flag_values=fv)
+    flags.DEFINE_string(
+        'lpips-lin', None, "the lpips package's linear heads (lpips/weights/v0.1/vgg.pth)", flag_values=fv
+    )
     flags.DEFINE_float('stop-below', None, 'per image: stop once the loss is below', flag_values=fv)
     flags.DEFINE_integer('stop-patience', None, 'per image: stop after N steps w/o progress', flag_values=fv)
     flags.DEFINE_integer('batch', 8, 'images optimised together', lower_bound=1, flag_values=fv)
     flags.DEFINE_integer('max-images', None, 'invert at most this many (readable) images', flag_values=fv)
-    flags.DEFINE_boolean('skip-bad', False, 'leave out unreadable images (listed in metrics.json) instead of '
-                         'stopping', flag_values=fv)
+    flags.DEFINE_boolean(
+        'skip-bad', False, 'leave out unreadable images (listed in metrics.json) instead of stopping', flag_values=fv
+    )
     flags.DEFINE_integer('seed', 0, 'seed of the latent and noise-map starts', flag_values=fv)
     flags.DEFINE_boolean('no-progress', False, 'no progress bars', flag_values=fv)
 
@@ -128,10 +149,18 @@ def define_inversion_flags(cmd, images: bool = True):
 def inversion_config(a):
     """The preset's InvertConfig with the flags given; CliError for values it refuses."""
     kw = {}
-    for name, field in [('space', 'space'), ('noise', 'noise'), ('noise_init', 'noise_init'), ('steps', 'steps'),
-                        ('lr', 'lr'), ('noise_reg', 'noise_reg'), ('psi', 'truncation_psi'),
-                        ('psi_cutoff', 'truncation_cutoff'), ('stop_below', 'stop_below'),
-                        ('stop_patience', 'stop_patience')]:
+    for name, field in [
+        ('space', 'space'),
+        ('noise', 'noise'),
+        ('noise_init', 'noise_init'),
+        ('steps', 'steps'),
+        ('lr', 'lr'),
+        ('noise_reg', 'noise_reg'),
+        ('psi', 'truncation_psi'),
+        ('psi_cutoff', 'truncation_cutoff'),
+        ('stop_below', 'stop_below'),
+        ('stop_patience', 'stop_patience'),
+    ]:
         v = getattr(a, name, None)
         if v is not None:
             kw[field] = v

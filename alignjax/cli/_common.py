@@ -19,6 +19,7 @@ The flag vocabulary (README, "Command-line vocabulary"): --ckpt / --parent / --c
 --seeds (default 0-7), --psi / --psi-cutoff (truncation), --outdir DIR (a folder of outputs) or --out FILE
 (one file), --max-images, --resolution, --skip-bad, --batch, --no-progress, --debug.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,8 @@ from absl import flags
 from alignjax.errors import AlignjaxError
 
 DEBUG_ENV = 'ALIGNJAX_DEBUG'
-CACHE_ENV = 'ALIGNJAX_CACHE'                     # the cache root (default ~/.cache/alignjax); programs in <root>/jax
-CACHE_OFF_ENV = 'ALIGNJAX_COMPILE_CACHE'         # 0 / false / no / off: no persistent compilation cache
+CACHE_ENV = 'ALIGNJAX_CACHE'  # the cache root (default ~/.cache/alignjax); programs in <root>/jax
+CACHE_OFF_ENV = 'ALIGNJAX_COMPILE_CACHE'  # 0 / false / no / off: no persistent compilation cache
 NO_CACHE_FLAGS = ('--no-compile-cache', '--nocompile-cache', '--nocompile_cache')
 _FALSE = ('0', 'false', 'no', 'off')
 DEFAULT_SEEDS = '0-7'
@@ -95,8 +96,9 @@ def compile_cache(argv=None) -> list[str]:
     try:
         Path(d).mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        print(f'warning: compile cache {d} cannot be created ({e.strerror or e}); compiling without it',
-              file=sys.stderr)
+        print(
+            f'warning: compile cache {d} cannot be created ({e.strerror or e}); compiling without it', file=sys.stderr
+        )
         return args
     jax.config.update('jax_enable_compilation_cache', True)
     jax.config.update('jax_compilation_cache_dir', d)
@@ -123,6 +125,7 @@ def compiling_note(what: str = 'compiling') -> str:
 def entry(fn):
     """Wrap a CLI `main(argv=None)`: an AlignjaxError becomes one `error:` line and exit status 1. Turns the
     compilation cache on first (`compile_cache`), so every CLI gets it."""
+
     @functools.wraps(fn)
     def main(argv=None):
         try:
@@ -138,6 +141,7 @@ def entry(fn):
             if debug_requested(argv):
                 raise
             fail(message(e))
+
     return main
 
 
@@ -149,8 +153,9 @@ class Command:
         self.fv = flags.FlagValues()
         self._aliases: list[tuple[str, str]] = []
         flags.DEFINE_boolean('help', False, 'show this help and exit', short_name='h', flag_values=self.fv)
-        flags.DEFINE_boolean('debug', False, f'show the traceback of a failure (or set {DEBUG_ENV}=1)',
-                             flag_values=self.fv)
+        flags.DEFINE_boolean(
+            'debug', False, f'show the traceback of a failure (or set {DEBUG_ENV}=1)', flag_values=self.fv
+        )
 
     def deprecated(self, old: str, new: str):
         """Accept `--old` as an alias of the already-defined `--new` (same type); using it prints a warning."""
@@ -170,10 +175,14 @@ class Command:
             f = self.fv[name]
             spell = (f'-{f.short_name}, ' if f.short_name else '') + (f'--[no]{name}' if f.boolean else f'--{name}')
             said = 'default' in (f.help or '')
-            shown = None if said or f.default is None or f.default is False or f.default in ('', []) else f.default_as_str
+            shown = (
+                None if said or f.default is None or f.default is False or f.default in ('', []) else f.default_as_str
+            )
             rows.append(f'  {spell}: {f.help}' + (f' (default: {shown})' if shown else ''))
-        rows.append(f'  --no-compile-cache: do not keep compiled programs in {cache_root() / "jax"} '
-                    f'(also {CACHE_OFF_ENV}=0; {CACHE_ENV}=DIR moves the cache)')
+        rows.append(
+            f'  --no-compile-cache: do not keep compiled programs in {cache_root() / "jax"} '
+            f'(also {CACHE_OFF_ENV}=0; {CACHE_ENV}=DIR moves the cache)'
+        )
         return f'usage: {self.prog} [flags]\n\n{self.doc}\n\nflags:\n' + '\n'.join(rows) + '\n'
 
     def parse(self, argv=None, multi=(), aliases=None) -> types.SimpleNamespace:
@@ -199,7 +208,7 @@ class Command:
             if required:
                 text = f'--{required.group(1)} is required (see {self.prog} --help)'
             elif text.startswith('flag --'):
-                text = text[len('flag '):]
+                text = text[len('flag ') :]
             if debug_requested(argv):
                 raise
             fail(text, 2)
@@ -217,8 +226,9 @@ class Command:
         for name in multi:
             if name in values:
                 values[name] = split_values(values[name])
-        return types.SimpleNamespace(**values, positional=rest,
-                                     present={n.replace('-', '_') for n in names if self.fv[n].present})
+        return types.SimpleNamespace(
+            **values, positional=rest, present={n.replace('-', '_') for n in names if self.fv[n].present}
+        )
 
 
 def spread_values(argv, multi, aliases=None) -> list[str]:
@@ -233,7 +243,7 @@ def spread_values(argv, multi, aliases=None) -> list[str]:
             out += argv[i:]
             break
         arg = aliases.get(arg, arg)
-        if takes_value:                       # the value absl reads for `--flag value`
+        if takes_value:  # the value absl reads for `--flag value`
             out.append(arg)
             takes_value = False
         elif arg.startswith('-') and arg != '-':
@@ -310,7 +320,7 @@ def parse_seeds(text: str, flag: str = '--seeds') -> list[int]:
         out.extend(range(lo, hi + 1))
     if not out:
         raise CliError(f"{flag} {text!r} names no seeds (e.g. '0-7' or '1,5,9')")
-    bad = [s for s in out if not 0 <= s < 2 ** 32]
+    bad = [s for s in out if not 0 <= s < 2**32]
     if bad:
         raise CliError(f'{flag} {text!r}: seeds must be in [0, 2**32), got {bad[0]}')
     return out

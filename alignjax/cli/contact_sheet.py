@@ -6,6 +6,7 @@ across a row), at several resolutions.
 --resolution takes a comma list, repeated flags or space-separated values (--resolution 64 32). (--res is a
 deprecated spelling.) The library: `alignjax.data.contact_sheet.contact_sheet`.
 """
+
 from __future__ import annotations
 
 from absl import flags
@@ -14,14 +15,15 @@ from PIL import Image
 from alignjax.cli._common import CliError, Command, check_outfile, entry, fail
 from alignjax.data.contact_sheet import contact_sheet
 
-MULTI = ('--resolution', '--res')       # flags that took several space-separated values (argparse nargs='+')
+MULTI = ('--resolution', '--res')  # flags that took several space-separated values (argparse nargs='+')
 
 cmd = Command('alignjax-contact-sheet', __doc__)
 flags.DEFINE_string('out', 'docs/procedural_domains.png', 'the PNG to write', flag_values=cmd.fv)
 flags.DEFINE_integer('rows', 8, 'factor vectors (rows)', flag_values=cmd.fv)
 flags.DEFINE_integer('seed', 0, 'seed of the factor vectors', flag_values=cmd.fv)
-flags.DEFINE_multi_string('resolution', ['64', '32'], 'render resolutions: 64,32 or --resolution 64 32 or '
-                          'repeated', flag_values=cmd.fv)
+flags.DEFINE_multi_string(
+    'resolution', ['64', '32'], 'render resolutions: 64,32 or --resolution 64 32 or repeated', flag_values=cmd.fv
+)
 flags.DEFINE_integer('display', 128, 'cell size in pixels (renders upscaled, nearest)', flag_values=cmd.fv)
 cmd.deprecated('--res', '--resolution')
 

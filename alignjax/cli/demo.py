@@ -9,6 +9,7 @@
 The flags are alignjax-train's (--config defaults to the demo preset). Intentionally kept short: the logic is
 `alignjax.apps.demo.run_demo(config, workdir)`.
 """
+
 from __future__ import annotations
 
 from alignjax.apps.demo import run_demo

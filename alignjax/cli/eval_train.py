@@ -8,6 +8,7 @@ command again continues from there, bit-exactly (batches are pure functions of s
 holds the evaluator (evaluator.json + params/) and accuracy.json (held-out scores, clean and degraded), and
 OUT/_train/ is removed unless --keep-state. The library: `alignjax.eval.train.train_evaluator`.
 """
+
 from __future__ import annotations
 
 from absl import flags
@@ -26,8 +27,7 @@ flags.DEFINE_integer('batch', TrainSettings.batch, 'images per step', flag_value
 flags.DEFINE_integer('width', 16, 'channels at full resolution', flag_values=cmd.fv)
 flags.DEFINE_integer('eval-n', 2000, 'held-out renders scored at the end', flag_values=cmd.fv)
 flags.DEFINE_boolean('keep-state', False, 'keep OUT/_train (the resumable state)', flag_values=cmd.fv)
-flags.DEFINE_boolean('rescore', False, 'only recompute OUT/accuracy.json of a trained evaluator',
-                     flag_values=cmd.fv)
+flags.DEFINE_boolean('rescore', False, 'only recompute OUT/accuracy.json of a trained evaluator', flag_values=cmd.fv)
 flags.mark_flags_as_required(['domain', 'out'], flag_values=cmd.fv)
 
 
@@ -43,8 +43,15 @@ def main(argv=None) -> int:
         acc = rescore(a.out, n=a.eval_n)
         print(f'{a.domain}@{a.res}: {summary_line(acc["clean"])}; wrote {a.out}/accuracy.json')
         return 0
-    train_evaluator(a.domain, a.res, a.out, TrainSettings(steps=a.steps, batch=a.batch), width=a.width,
-                    keep_state=a.keep_state, eval_n=a.eval_n)
+    train_evaluator(
+        a.domain,
+        a.res,
+        a.out,
+        TrainSettings(steps=a.steps, batch=a.batch),
+        width=a.width,
+        keep_state=a.keep_state,
+        eval_n=a.eval_n,
+    )
     return 0
 
 

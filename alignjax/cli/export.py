@@ -11,6 +11,7 @@ training snapshot (detected from content). Written, from DST's suffix unless --f
 torch_utils pickle embeds Python source and is never written), no suffix our orbax directory. What the target
 format cannot hold is printed as a note. The library: `alignjax.load_checkpoint(SRC).export(DST, format=)`.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,10 +29,16 @@ from alignjax.cli._common import (
 )
 
 cmd = Command('alignjax-export', __doc__.replace('\n\n', '\n\nusage: alignjax-export SRC DST [--format F]\n\n', 1))
-flags.DEFINE_enum('format', None, ['rosinality', 'tf', 'orbax', 'pt', 'pkl'],
-                  'output format (default: from DST: .pt rosinality, .pkl tf, no suffix orbax)', flag_values=cmd.fv)
-flags.DEFINE_boolean('allow-nonfinite', False, 'convert a checkpoint holding NaN/Inf weights anyway',
-                     flag_values=cmd.fv)
+flags.DEFINE_enum(
+    'format',
+    None,
+    ['rosinality', 'tf', 'orbax', 'pt', 'pkl'],
+    'output format (default: from DST: .pt rosinality, .pkl tf, no suffix orbax)',
+    flag_values=cmd.fv,
+)
+flags.DEFINE_boolean(
+    'allow-nonfinite', False, 'convert a checkpoint holding NaN/Inf weights anyway', flag_values=cmd.fv
+)
 
 
 @entry
@@ -42,6 +49,7 @@ def main(argv=None) -> int:
     src, dst = a.positional
     from alignjax.io.checkpoint import load_checkpoint
     from alignjax.io.export import export_format
+
     fmt = export_format(dst, a.format)
     if fmt == 'orbax':
         check_outdir(dst, 'DST')

@@ -7,6 +7,7 @@ procedural factor vector, none writes null. --annotations adds annotations.npz (
 masks) for proc: sources. Unreadable images stop the export (naming the file) unless --skip-bad. (--n / --res
 are deprecated spellings of --max-images / --resolution.) The library: `alignjax.data.export.export`.
 """
+
 from __future__ import annotations
 
 from absl import flags
@@ -20,8 +21,9 @@ flags.DEFINE_string('source', None, 'dataset spec, e.g. proc:faces?seed=0, folde
 flags.DEFINE_integer('max-images', None, 'number of images (default: all)', flag_values=cmd.fv)
 flags.DEFINE_integer('resolution', 256, 'output resolution', flag_values=cmd.fv)
 flags.DEFINE_string('out', None, 'output .zip', flag_values=cmd.fv)
-flags.DEFINE_enum('labels', 'source', ['source', 'factors', 'none'], 'labels written to dataset.json',
-                  flag_values=cmd.fv)
+flags.DEFINE_enum(
+    'labels', 'source', ['source', 'factors', 'none'], 'labels written to dataset.json', flag_values=cmd.fv
+)
 flags.DEFINE_boolean('annotations', False, 'add annotations.npz (proc: sources)', flag_values=cmd.fv)
 flags.DEFINE_integer('compress-level', 0, 'PNG zlib level (NVlabs uses 0)', flag_values=cmd.fv)
 flags.DEFINE_boolean('skip-bad', False, 'leave unreadable images out instead of stopping', flag_values=cmd.fv)
@@ -45,9 +47,16 @@ def main(argv=None) -> int:
     if (a.labels == 'factors' or a.annotations) and not a.source.startswith('proc:'):
         raise CliError('--labels factors and --annotations need a proc: source')
     try:
-        export(a.source, a.out, n=a.max_images, resolution=a.resolution, labels=a.labels,
-               annotations=a.annotations, compress_level=a.compress_level,
-               bad_file_policy='skip' if a.skip_bad else 'fail')
+        export(
+            a.source,
+            a.out,
+            n=a.max_images,
+            resolution=a.resolution,
+            labels=a.labels,
+            annotations=a.annotations,
+            compress_level=a.compress_level,
+            bad_file_policy='skip' if a.skip_bad else 'fail',
+        )
     except BadImageError as e:
         raise CliError(str(e.with_hint(SKIP_HINT))) from None
     return 0

@@ -7,6 +7,7 @@
 generate.py (np.random.RandomState(seed).randn). Default: seeds 0-7, psi 1, grid.png. (--trunc /
 --trunc-cutoff are deprecated spellings of --psi / --psi-cutoff.) The library: alignjax.generate.render_seeds.
 """
+
 from __future__ import annotations
 
 from absl import flags
@@ -20,8 +21,7 @@ from alignjax.generate import render_seeds
 def command() -> Command:
     cmd = Command('alignjax-generate', __doc__)
     fv = cmd.fv
-    flags.DEFINE_string('ckpt', None, '.pkl (NVlabs / TF), rosinality .pt or alignjax checkpoint dir',
-                        flag_values=fv)
+    flags.DEFINE_string('ckpt', None, '.pkl (NVlabs / TF), rosinality .pt or alignjax checkpoint dir', flag_values=fv)
     flags.mark_flag_as_required('ckpt', flag_values=fv)
     flags.DEFINE_string('seeds', DEFAULT_SEEDS, f"e.g. '0-15' or '1,5,9' (default {DEFAULT_SEEDS})", flag_values=fv)
     flags.DEFINE_float('psi', 1.0, 'truncation psi (default 1: none)', flag_values=fv)
@@ -57,14 +57,17 @@ def main(argv=None):
         raise CliError(f'--class-idx given but {a.ckpt} is not conditional')
     if a.psi_cutoff is not None and not 0 < a.psi_cutoff <= gen.num_ws:
         raise CliError(f'--psi-cutoff {a.psi_cutoff}: the generator has {gen.num_ws} ws')
-    u8 = render_seeds(gen, seeds, psi=a.psi, psi_cutoff=a.psi_cutoff, noise_mode=a.noise_mode,
-                      class_idx=a.class_idx, batch=a.batch)
+    u8 = render_seeds(
+        gen, seeds, psi=a.psi, psi_cutoff=a.psi_cutoff, noise_mode=a.noise_mode, class_idx=a.class_idx, batch=a.batch
+    )
     if a.outdir is not None:
         for s, im in zip(seeds, u8):
             vis.save_png(f'{a.outdir}/seed{s:04d}.png', im)
     path = vis.save_png(out, vis.grid(u8, cols=a.cols))
-    print(f'wrote {path} ({len(seeds)} images, {gen.config.resolution}x{gen.config.resolution})'
-          + (f' and {a.outdir}/seed*.png' if a.outdir is not None else ''))
+    print(
+        f'wrote {path} ({len(seeds)} images, {gen.config.resolution}x{gen.config.resolution})'
+        + (f' and {a.outdir}/seed*.png' if a.outdir is not None else '')
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ Loss: LPIPS(VGG16) when --lpips-vgg (torchvision vgg16 state dict) and --lpips-l
 weights/v0.1/vgg.pth) are given; otherwise the weight-free 100 * MSE + 10 * (1 - multi-scale SSIM)
 (--loss dfeat: the checkpoint's discriminator features + pixels).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,16 +52,23 @@ MULTI = ('images', 'translate')
 def command() -> Command:
     cmd = Command('alignjax-invert', __doc__)
     fv = cmd.fv
-    flags.DEFINE_string('ckpt', None, 'parent checkpoint: NVlabs .pkl, rosinality .pt, TF .pkl, or dir',
-                        flag_values=fv)
+    flags.DEFINE_string('ckpt', None, 'parent checkpoint: NVlabs .pkl, rosinality .pt, TF .pkl, or dir', flag_values=fv)
     flags.mark_flag_as_required('ckpt', flag_values=fv)
     _apps.define_inversion_flags(cmd)
     flags.DEFINE_multi_string('translate', None, 'child checkpoint(s) aligned with --ckpt', flag_values=fv)
-    flags.DEFINE_enum('translate-noise', 'latents', ['latents', 'const'],
-                      "children render with the inverted noise maps ('latents', when optimised) or their own",
-                      flag_values=fv)
-    flags.DEFINE_boolean('morph', False, 'with --translate: also morph each image into its translation (GIF, '
-                         'MP4, strip PNG)', flag_values=fv)
+    flags.DEFINE_enum(
+        'translate-noise',
+        'latents',
+        ['latents', 'const'],
+        "children render with the inverted noise maps ('latents', when optimised) or their own",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        'morph',
+        False,
+        'with --translate: also morph each image into its translation (GIF, MP4, strip PNG)',
+        flag_values=fv,
+    )
     flags.DEFINE_integer('frames', DEFAULT_FRAMES, 'frames of each morph (>= 2)', flag_values=fv)
     flags.DEFINE_float('seconds', DEFAULT_SECONDS, 'duration of each morph', flag_values=fv)
     return cmd
@@ -105,32 +113,57 @@ def main(argv=None):
             children.append((_label(path, taken), child))
     inp = _apps.read_images(a.images, gen, a)
     names, imgs = inp.names, inp.images
-    print(f'inverting {len(names)} image(s) into {cfg.space}{" + noise" if cfg.noise else ""} of {a.ckpt} '
-          f'({gen.resolution}px), {cfg.steps} steps, loss {type(loss).__name__}, batch {a.batch}')
+    print(
+        f'inverting {len(names)} image(s) into {cfg.space}{" + noise" if cfg.noise else ""} of {a.ckpt} '
+        f'({gen.resolution}px), {cfg.steps} steps, loss {type(loss).__name__}, batch {a.batch}'
+    )
     t0 = time.time()
     res = invert(gen, imgs, cfg, loss=loss, seed=a.seed, batch_size=a.batch, progress=not a.no_progress)
     secs = time.time() - t0
-    meta = dict(ckpt=str(a.ckpt), net=a.net, steps=cfg.steps, loss=type(loss).__name__, seed=a.seed,
-                preset=a.preset, config={k: v for k, v in vars(cfg).items()}, sources=inp.sources)
+    meta = dict(
+        ckpt=str(a.ckpt),
+        net=a.net,
+        steps=cfg.steps,
+        loss=type(loss).__name__,
+        seed=a.seed,
+        preset=a.preset,
+        config={k: v for k, v in vars(cfg).items()},
+        sources=inp.sources,
+    )
     save_latents(out, names, res.latents, meta)
     for i, n in enumerate(names):
         vis.save_png(out / 'input' / f'{n}.png', imgs[i])
         vis.save_png(out / 'recon' / f'{n}.png', vis.to_uint8(res.images[i]))
-    metrics = {n: dict(source=inp.sources[i], loss=float(res.distance[i]), psnr=float(res.psnr[i]),
-                       steps=int(res.steps_run[i])) for i, n in enumerate(names)}
-    summary = dict(mean_loss=float(np.mean(res.distance)), mean_psnr=float(np.mean(res.psnr)),
-                   seconds=secs, images_per_minute=len(names) / secs * 60, space=cfg.space, noise=cfg.noise,
-                   steps=cfg.steps, loss=type(loss).__name__, preset=a.preset, skipped=len(inp.skipped))
-    _write_json(out / 'metrics.json', dict(images=metrics, skipped=inp.skipped, warnings=inp.warnings,
-                                           summary=summary))
-    print(f'done in {secs:.1f}s: mean PSNR {summary["mean_psnr"]:.2f} dB, mean loss {summary["mean_loss"]:.4f} '
-          f'-> {out}/latents.npz, {out}/recon/, {out}/metrics.json'
-          + (f' ({len(inp.skipped)} unreadable image(s) skipped)' if inp.skipped else ''))
+    metrics = {
+        n: dict(
+            source=inp.sources[i], loss=float(res.distance[i]), psnr=float(res.psnr[i]), steps=int(res.steps_run[i])
+        )
+        for i, n in enumerate(names)
+    }
+    summary = dict(
+        mean_loss=float(np.mean(res.distance)),
+        mean_psnr=float(np.mean(res.psnr)),
+        seconds=secs,
+        images_per_minute=len(names) / secs * 60,
+        space=cfg.space,
+        noise=cfg.noise,
+        steps=cfg.steps,
+        loss=type(loss).__name__,
+        preset=a.preset,
+        skipped=len(inp.skipped),
+    )
+    _write_json(out / 'metrics.json', dict(images=metrics, skipped=inp.skipped, warnings=inp.warnings, summary=summary))
+    print(
+        f'done in {secs:.1f}s: mean PSNR {summary["mean_psnr"]:.2f} dB, mean loss {summary["mean_loss"]:.4f} '
+        f'-> {out}/latents.npz, {out}/recon/, {out}/metrics.json'
+        + (f' ({len(inp.skipped)} unreadable image(s) skipped)' if inp.skipped else '')
+    )
     if children:
         outs = decode_children(children, res.latents, noise=a.translate_noise)
         tr = Translation(latents=res.latents, inputs=imgs, recon=res.images, outputs=outs, inversion=res)
-        paths = save_translation(out, names, tr, title=f'{Path(a.ckpt).name} -> ' +
-                                 ', '.join(lbl for lbl, _ in children))
+        paths = save_translation(
+            out, names, tr, title=f'{Path(a.ckpt).name} -> ' + ', '.join(lbl for lbl, _ in children)
+        )
         print(f'translations -> {paths["grid"]}, {paths["html"]}')
         if a.morph:
             for lbl, child in children:

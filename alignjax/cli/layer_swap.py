@@ -8,6 +8,7 @@
 <name>.png per column (parent, swap<res>..., child) and OUTDIR/layer_swap.png; --save writes the blend of the
 first --swap-res as a checkpoint folder. The library: alignjax.apps.layer_swap.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,16 +31,21 @@ def command() -> Command:
     flags.DEFINE_string('child', None, 'child checkpoint fine-tuned from the parent', flag_values=fv)
     flags.DEFINE_string('net', 'G_ema', "generator in the checkpoints: 'G_ema' (default) or 'G'", flag_values=fv)
     flags.DEFINE_string('latents', None, 'an invert.py output folder (latents of the parent)', flag_values=fv)
-    flags.DEFINE_string('seeds', DEFAULT_SEEDS, f'seeds to render when no --latents (NVlabs z per seed; default '
-                        f'{DEFAULT_SEEDS})', flag_values=fv)
+    flags.DEFINE_string(
+        'seeds',
+        DEFAULT_SEEDS,
+        f'seeds to render when no --latents (NVlabs z per seed; default {DEFAULT_SEEDS})',
+        flag_values=fv,
+    )
     flags.DEFINE_float('psi', 1.0, 'truncation psi for --seeds (default 1)', flag_values=fv)
     flags.DEFINE_integer('psi-cutoff', None, 'truncate only the first K ws', flag_values=fv)
     flags.DEFINE_string('swap-res', '8,16', 'comma-separated swap resolutions to compare', flag_values=fv)
     flags.DEFINE_float('width', None, 'logistic width in resolution levels (default hard)', flag_values=fv)
     flags.DEFINE_enum('low', 'child', ['child', 'parent'], 'model of the low resolutions', flag_values=fv)
     flags.DEFINE_string('outdir', None, 'output folder', flag_values=fv)
-    flags.DEFINE_string('save', None, 'save the blended generator of the first --swap-res as a checkpoint dir',
-                        flag_values=fv)
+    flags.DEFINE_string(
+        'save', None, 'save the blended generator of the first --swap-res as a checkpoint dir', flag_values=fv
+    )
     flags.mark_flags_as_required(['parent', 'child', 'outdir'], flag_values=fv)
     return cmd
 
@@ -67,8 +73,11 @@ def main(argv=None):
         names = [f'seed{s:04d}' for s in seeds]
         z = vis.nvlabs_z(seeds, parent.z_dim)
         lat = Latents(code=np.asarray(z), space='z', truncation_psi=a.psi, truncation_cutoff=a.psi_cutoff)
-    cols = [('parent', parent)] + [(f'swap{lv:g}', layer_swap(parent, child, lv, a.width, low=a.low))
-                                   for lv in levels] + [('child', child)]
+    cols = (
+        [('parent', parent)]
+        + [(f'swap{lv:g}', layer_swap(parent, child, lv, a.width, low=a.low)) for lv in levels]
+        + [('child', child)]
+    )
     imgs = [vis.to_uint8(np.asarray(decode(g, lat))) for _, g in cols]
     for (label, _), im in zip(cols, imgs):
         for i, n in enumerate(names):

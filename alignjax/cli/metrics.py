@@ -13,6 +13,7 @@ is fd_inception<N>[k]. N generated images (psi 1, fixed seeds) against the datas
 to their own domain. Writes --out as JSON: {"results": {name: value}, "ckpt", "data", "seconds", ...}.
 A bad input prints one `error:` line and exits 2. The library: `alignjax.metrics.compute_metrics`.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,17 +33,21 @@ from alignjax.model import load_checkpoint
 cmd = Command('alignjax-metrics', __doc__)
 flags.DEFINE_string('ckpt', None, 'NVlabs .pkl, rosinality .pt, TF .pkl, or our checkpoint dir', flag_values=cmd.fv)
 flags.DEFINE_string('data', None, 'real images: folder:, zip:, tfds:, proc: spec or a path', flag_values=cmd.fv)
-flags.DEFINE_string('metrics', 'fd_eval10k,kid_eval10k,pr_eval10k', 'comma-separated metric names',
-                    flag_values=cmd.fv)
-flags.DEFINE_string('inception', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (fid, *_inception)",
-                    flag_values=cmd.fv)
+flags.DEFINE_string('metrics', 'fd_eval10k,kid_eval10k,pr_eval10k', 'comma-separated metric names', flag_values=cmd.fv)
+flags.DEFINE_string(
+    'inception', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (fid, *_inception)", flag_values=cmd.fv
+)
 flags.DEFINE_string('evaluator', None, 'domain or evaluator directory for *_eval metrics', flag_values=cmd.fv)
 flags.DEFINE_string('net', 'G_ema', "generator in the checkpoint: 'G_ema' or 'G'", flag_values=cmd.fv)
 flags.DEFINE_integer('batch', 64, 'images per batch', flag_values=cmd.fv)
 flags.DEFINE_integer('seed', 0, 'seed of the generated z and noise', flag_values=cmd.fv)
-flags.DEFINE_enum('noise-mode', 'random', ['random', 'const'],
-                  "generator noise: per-image random maps (NVlabs' default) or the stored constants",
-                  flag_values=cmd.fv)
+flags.DEFINE_enum(
+    'noise-mode',
+    'random',
+    ['random', 'const'],
+    "generator noise: per-image random maps (NVlabs' default) or the stored constants",
+    flag_values=cmd.fv,
+)
 flags.DEFINE_string('out', None, 'write the results here as JSON (default: print only)', flag_values=cmd.fv)
 flags.DEFINE_boolean('no-progress', False, 'no progress bars', flag_values=cmd.fv)
 flags.mark_flags_as_required(['ckpt', 'data'], flag_values=cmd.fv)
@@ -55,9 +60,11 @@ def run(a) -> tuple[dict, dict]:
         raise C.MetricsError(f'--batch must be positive, got {a.batch}')
     if any(sp.extractor == 'inception' for sp in specs):
         if not a.inception:
-            raise C.MetricsError(f'{", ".join(sp.name for sp in specs if sp.extractor == "inception")} needs '
-                                 f'--inception PATH (pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth; '
-                                 f'nothing is downloaded)')
+            raise C.MetricsError(
+                f'{", ".join(sp.name for sp in specs if sp.extractor == "inception")} needs '
+                f"--inception PATH (pytorch-fid's pt_inception-2015-12-05-6726825d.pth; "
+                f'nothing is downloaded)'
+            )
         if not os.path.isfile(a.inception):
             raise CliError(f'Inception weights not found: {a.inception}')
     if not os.path.exists(a.ckpt):
@@ -65,7 +72,7 @@ def run(a) -> tuple[dict, dict]:
     ck = load_checkpoint(a.ckpt)
     try:
         gen = ck.generator(a.net)
-    except KeyError as e:                       # --net names no generator of this checkpoint
+    except KeyError as e:  # --net names no generator of this checkpoint
         raise CliError(f'--net: {message(e)}') from None
     for note in ck.notes:
         print(f'note: {note}', file=sys.stderr)
@@ -74,21 +81,43 @@ def run(a) -> tuple[dict, dict]:
     if any(sp.extractor == 'eval' for sp in specs):
         domain = C._proc_domain(ds)
         if evaluator is None and domain is None:
-            raise C.MetricsError(f'{a.data} is not a proc: dataset: pass --evaluator DOMAIN|PATH for the '
-                                 f'eval metrics')
+            raise C.MetricsError(f'{a.data} is not a proc: dataset: pass --evaluator DOMAIN|PATH for the eval metrics')
         ext = C.get_extractor('eval', gen.resolution, evaluator=evaluator, domain=domain)
         if getattr(ext, 'resolution', None) not in (None, gen.resolution):
-            raise C.MetricsError(f'checkpoint {a.ckpt} makes {gen.resolution}x{gen.resolution} images but the '
-                                 f'evaluator {evaluator or domain} is for {ext.resolution}x{ext.resolution}')
+            raise C.MetricsError(
+                f'checkpoint {a.ckpt} makes {gen.resolution}x{gen.resolution} images but the '
+                f'evaluator {evaluator or domain} is for {ext.resolution}x{ext.resolution}'
+            )
         evaluator, eval_name = ext, str(a.evaluator or domain)
-    print(f'{a.ckpt} ({gen.resolution}px) vs {a.data} ({len(ds)} images): '
-          f'{", ".join(sp.name for sp in specs)}', file=sys.stderr)
+    print(
+        f'{a.ckpt} ({gen.resolution}px) vs {a.data} ({len(ds)} images): {", ".join(sp.name for sp in specs)}',
+        file=sys.stderr,
+    )
     t0 = time.time()
-    res = C.compute_metrics(gen, ds, [sp.name for sp in specs], extractor=evaluator, inception=a.inception,
-                            batch_size=a.batch, seed=a.seed, noise_mode=a.noise_mode, progress=not a.no_progress)
-    doc = dict(results=res, ckpt=str(a.ckpt), net=a.net, data=a.data, resolution=gen.resolution,
-               metrics=[sp.name for sp in specs], seed=a.seed, noise_mode=a.noise_mode, evaluator=eval_name,
-               inception=a.inception, seconds=round(time.time() - t0, 2))
+    res = C.compute_metrics(
+        gen,
+        ds,
+        [sp.name for sp in specs],
+        extractor=evaluator,
+        inception=a.inception,
+        batch_size=a.batch,
+        seed=a.seed,
+        noise_mode=a.noise_mode,
+        progress=not a.no_progress,
+    )
+    doc = dict(
+        results=res,
+        ckpt=str(a.ckpt),
+        net=a.net,
+        data=a.data,
+        resolution=gen.resolution,
+        metrics=[sp.name for sp in specs],
+        seed=a.seed,
+        noise_mode=a.noise_mode,
+        evaluator=eval_name,
+        inception=a.inception,
+        seconds=round(time.time() - t0, 2),
+    )
     return res, doc
 
 
@@ -99,7 +128,7 @@ def main(argv=None) -> int:
         fail(f'{a.positional[0]}: unexpected argument (see {cmd.prog} --help)', 2)
     try:
         res, doc = run(a)
-    except AlignjaxError as e:                  # exit 2, as this command always did (calc_metrics style)
+    except AlignjaxError as e:  # exit 2, as this command always did (calc_metrics style)
         if debug_requested(argv):
             raise
         print(f'error: {message(e)}', file=sys.stderr)

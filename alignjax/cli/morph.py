@@ -9,6 +9,7 @@ latent and every synthesis weight interpolated; without a target, each source mo
 values: space-separated after the flag (up to the next flag), repeated, or comma-separated (a value that is an
 existing path is kept whole). The inversion flags are alignjax-invert's. The library: alignjax.apps.morphing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,16 +30,22 @@ def command() -> Command:
     cmd = Command('alignjax-morph', __doc__)
     fv = cmd.fv
     flags.DEFINE_string('parent', None, 'parent checkpoint (the source domain)', flag_values=fv)
-    flags.DEFINE_string('child', None, 'child checkpoint fine-tuned from the parent (target domain)',
-                        flag_values=fv)
-    flags.DEFINE_multi_string('source', None, 'source image(s) / folder / dataset spec, inverted in the parent',
-                              flag_values=fv)
-    flags.DEFINE_string('source-latents', None, 'an invert.py output folder for the parent instead of --source',
-                        flag_values=fv)
-    flags.DEFINE_multi_string('target', None, 'target image(s), inverted in the child; omitted: morph each source '
-                              'into its own translation', flag_values=fv)
-    flags.DEFINE_string('target-latents', None, 'an invert.py output folder for the child instead of --target',
-                        flag_values=fv)
+    flags.DEFINE_string('child', None, 'child checkpoint fine-tuned from the parent (target domain)', flag_values=fv)
+    flags.DEFINE_multi_string(
+        'source', None, 'source image(s) / folder / dataset spec, inverted in the parent', flag_values=fv
+    )
+    flags.DEFINE_string(
+        'source-latents', None, 'an invert.py output folder for the parent instead of --source', flag_values=fv
+    )
+    flags.DEFINE_multi_string(
+        'target',
+        None,
+        'target image(s), inverted in the child; omitted: morph each source into its own translation',
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        'target-latents', None, 'an invert.py output folder for the child instead of --target', flag_values=fv
+    )
     flags.DEFINE_integer('frames', DEFAULT_FRAMES, 'frames per morph', flag_values=fv)
     flags.DEFINE_float('seconds', DEFAULT_SECONDS, 'duration of the GIF / MP4', flag_values=fv)
     flags.DEFINE_integer('scale', 1, 'integer upscaling of the written frames', lower_bound=1, flag_values=fv)
@@ -89,12 +96,22 @@ def main(argv=None):
     if tgt_names is not None and len(tgt_names) not in (1, len(src_names)):
         raise CliError(f'{len(src_names)} source(s) but {len(tgt_names)} targets (give one target or as many)')
 
-    for which, imgs, gen, label in (('src', src_imgs, parent, 'source in parent'),
-                                    ('tgt', tgt_imgs, child, 'target in child')):
+    for which, imgs, gen, label in (
+        ('src', src_imgs, parent, 'source in parent'),
+        ('tgt', tgt_imgs, child, 'target in child'),
+    ):
         if imgs is None:
             continue
-        res = invert(gen, imgs, cfg, loss=loss, seed=a.seed, batch_size=a.batch, progress=not a.no_progress,
-                     desc=f'invert ({label})')
+        res = invert(
+            gen,
+            imgs,
+            cfg,
+            loss=loss,
+            seed=a.seed,
+            batch_size=a.batch,
+            progress=not a.no_progress,
+            desc=f'invert ({label})',
+        )
         print(f'{label}: inverted {len(imgs)} image(s), PSNR ' + ', '.join(f'{v:.1f}' for v in res.psnr))
         if which == 'src':
             src = res.latents

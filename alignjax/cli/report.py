@@ -2,7 +2,7 @@
 distant domains, forgotten directions, translation methods, zero-shot tasks and morph quality, scored by the
 benchmark's evaluators.
 
-    alignjax-report --out report/                                   # the shipped zoo (python -m alignjax.analysis.report)
+    alignjax-report --out report/          # the shipped zoo (also python -m alignjax.analysis.report)
     alignjax-report --parent P --child toons=C1 --child animals=C2 --out report/ [--fast]
 
 --child LABEL[:DOMAIN]=CKPT (repeatable): DOMAIN defaults to LABEL when it is a procedural domain (faces,
@@ -10,6 +10,7 @@ toons, animals, buildings); a child of another domain gets the label-free analys
 OUT/report.md, OUT/report.html (self-contained), OUT/results.json and OUT/figures/*.png. --fast: tiny
 sample sizes (about 2 minutes on 2 CPU cores), for checking a setup.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -24,21 +25,33 @@ ZOO_CHILDREN = (('toons', 'toons'), ('animals', 'animals'), ('buildings', 'build
 
 def command() -> Command:
     from alignjax.analysis.report import SECTIONS
+
     cmd = Command('alignjax-report', __doc__)
     fv = cmd.fv
     flags.DEFINE_string('parent', None, 'parent checkpoint (default: the shipped zoo parent)', flag_values=fv)
-    flags.DEFINE_string('parent-domain', 'faces', 'procedural domain of the parent (default faces; "none": unknown)',
-                        flag_values=fv)
-    flags.DEFINE_multi_string('child', [], 'LABEL[:DOMAIN]=CKPT, repeatable (default: the zoo toons, animals, '
-                              'buildings and animals_faces)', flag_values=fv)
+    flags.DEFINE_string(
+        'parent-domain', 'faces', 'procedural domain of the parent (default faces; "none": unknown)', flag_values=fv
+    )
+    flags.DEFINE_multi_string(
+        'child',
+        [],
+        'LABEL[:DOMAIN]=CKPT, repeatable (default: the zoo toons, animals, buildings and animals_faces)',
+        flag_values=fv,
+    )
     flags.DEFINE_string('out', None, 'output folder', flag_values=fv)
     flags.DEFINE_string('net', 'G_ema', "generator in the checkpoints: 'G_ema' (default) or 'G'", flag_values=fv)
     flags.DEFINE_boolean('fast', False, 'tiny sample sizes (a smoke run, ~2 min)', flag_values=fv)
-    flags.DEFINE_string('sections', ','.join(SECTIONS), f'comma list of sections to run (of {",".join(SECTIONS)})',
-                        flag_values=fv)
+    flags.DEFINE_string(
+        'sections', ','.join(SECTIONS), f'comma list of sections to run (of {",".join(SECTIONS)})', flag_values=fv
+    )
     flags.DEFINE_integer('seed', 0, 'seed of every sample set', flag_values=fv)
-    flags.DEFINE_boolean('evaluators', True, 'use the shipped domain evaluators (--noevaluators: label-free parts '
-                         'only, as for checkpoints of unknown domains)', flag_values=fv)
+    flags.DEFINE_boolean(
+        'evaluators',
+        True,
+        'use the shipped domain evaluators (--noevaluators: label-free parts '
+        'only, as for checkpoints of unknown domains)',
+        flag_values=fv,
+    )
     flags.DEFINE_boolean('progress', True, 'progress bars (--noprogress / --no-progress to hide)', flag_values=fv)
     flags.mark_flags_as_required(['out'], flag_values=fv)
     return cmd
@@ -46,6 +59,7 @@ def command() -> Command:
 
 def _domain(d):
     from alignjax.data import procedural as P
+
     if d in (None, '', 'none'):
         return None
     if d not in P.DOMAINS:
@@ -56,6 +70,7 @@ def _domain(d):
 def _load(path, net, what):
     from alignjax.errors import CheckpointError
     from alignjax.io.checkpoint import load_checkpoint
+
     try:
         return load_checkpoint(path).generator(net)
     except (CheckpointError, OSError, KeyError) as e:
@@ -67,6 +82,7 @@ def main(argv=None):
     """Exit 0, or 1 with one `error: ...` line."""
     from alignjax.analysis.report import SECTIONS, Model, build_report
     from alignjax.data import procedural as P
+
     raw = sys.argv[1:] if argv is None else list(argv)
     raw = ['--noprogress' if a == '--no-progress' else a for a in raw]
     a = command().parse(raw)
@@ -76,6 +92,7 @@ def main(argv=None):
         raise CliError(f'--sections {a.sections!r}: unknown {bad or "(empty)"}; choose from {",".join(SECTIONS)}')
     out = check_outdir(a.out, '--out')
     from alignjax.eval.zoo import zoo_path
+
     ppath = a.parent or str(zoo_path('parent'))
     parent = Model('parent', _load(ppath, a.net, '--parent'), _domain(a.parent_domain), ppath)
     specs = []
@@ -96,16 +113,26 @@ def main(argv=None):
     for label, dom, path in specs:
         g = _load(path, a.net, f'--child {label}')
         if g.resolution != parent.gen.resolution:
-            raise CliError(f'--child {label} ({path}) is {g.resolution}x{g.resolution}, the parent '
-                           f'{parent.gen.resolution}x{parent.gen.resolution}: not a fine-tune of it')
+            raise CliError(
+                f'--child {label} ({path}) is {g.resolution}x{g.resolution}, the parent '
+                f'{parent.gen.resolution}x{parent.gen.resolution}: not a fine-tune of it'
+            )
         models.append(Model(label, g, dom, path))
     cmdline = 'python -m alignjax.analysis.report ' + ' '.join(shlex.quote(x) for x in raw)
-    res = build_report(parent, models, out, fast=a.fast, sections=sections, seed=a.seed, evaluators=a.evaluators,
-                       progress=a.progress, command=cmdline)
+    res = build_report(
+        parent,
+        models,
+        out,
+        fast=a.fast,
+        sections=sections,
+        seed=a.seed,
+        evaluators=a.evaluators,
+        progress=a.progress,
+        command=cmdline,
+    )
     for sec, why in res['skipped'].items():
         print(f'skipped {sec}: {why}')
-    print(f'wrote {out / "report.md"}, {out / "report.html"}, {out / "results.json"} '
-          f'({res["timings"]["total"]:.0f} s)')
+    print(f'wrote {out / "report.md"}, {out / "report.html"}, {out / "results.json"} ({res["timings"]["total"]:.0f} s)')
     return 0
 
 

@@ -23,6 +23,7 @@ the others on Cloud TPU, SLURM and Open MPI by itself, or takes --coordinator=HO
 Intentionally kept short: the logic is in `alignjax.train.loop` (`train(config, workdir)`, `run(config, workdir)`)
 and `alignjax.configs` (`get_config(name)`), which import cleanly in a notebook.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -104,11 +105,14 @@ def explain_flag_error(argv, e: BaseException, prog: str) -> str:
         keys = []
     for a in argv:
         if a.startswith('--config.'):
-            key = a[len('--config.'):].split('=', 1)[0]
+            key = a[len('--config.') :].split('=', 1)[0]
             if keys and key not in keys and not any(k.startswith(key + '.') for k in keys):
                 close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
-                hint = f' (did you mean {", ".join("--config." + c for c in close)}?)' if close else \
-                    f' ({prog} --help lists the keys)'
+                hint = (
+                    f' (did you mean {", ".join("--config." + c for c in close)}?)'
+                    if close
+                    else f' ({prog} --help lists the keys)'
+                )
                 return f'--config.{key}: no such config key{hint}'
     msg = ' '.join(str(e).replace('\\n', ' ').split())
     if len(msg) > 1 and msg[0] == msg[-1] and msg[0] in '\'"':
@@ -118,8 +122,12 @@ def explain_flag_error(argv, e: BaseException, prog: str) -> str:
 
 def usage(doc: str) -> str:
     rows = [f'  --config.{k}={v!r}' for k, v in flatten(base_config(), lists=False).items()]
-    return (doc.rstrip() + '\n\nconfig keys (the defaults of alignjax/train/config.py; presets change some):\n'
-            + '\n'.join(rows) + '\n')
+    return (
+        doc.rstrip()
+        + '\n\nconfig keys (the defaults of alignjax/train/config.py; presets change some):\n'
+        + '\n'.join(rows)
+        + '\n'
+    )
 
 
 def parse(argv, prog: str, doc: str) -> flags.FlagValues:
@@ -127,30 +135,54 @@ def parse(argv, prog: str, doc: str) -> flags.FlagValues:
     argv (argv[0] is the program). A bad flag or config prints one `error:` line and exits 2."""
     args = argv[1:]
     fv = flags.FlagValues()
-    flags.DEFINE_string('workdir', None, 'output directory (checkpoints, samples, metrics, final model); '
-                        'default runs/<config name>', flag_values=fv)
-    flags.DEFINE_bool('multihost', False, 'initialise jax.distributed (TPU pods, multi-node GPU): auto-detected '
-                      'on Cloud TPU, SLURM and Open MPI, or from the three flags below', flag_values=fv)
-    flags.DEFINE_string('coordinator', None, 'multi-host: HOST:PORT of process 0 (every process passes the same)',
-                        flag_values=fv)
+    flags.DEFINE_string(
+        'workdir',
+        None,
+        'output directory (checkpoints, samples, metrics, final model); default runs/<config name>',
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        'multihost',
+        False,
+        'initialise jax.distributed (TPU pods, multi-node GPU): auto-detected '
+        'on Cloud TPU, SLURM and Open MPI, or from the three flags below',
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        'coordinator', None, 'multi-host: HOST:PORT of process 0 (every process passes the same)', flag_values=fv
+    )
     flags.DEFINE_integer('num_processes', None, 'multi-host: the number of processes', flag_values=fv)
     flags.DEFINE_integer('process_id', None, 'multi-host: this process (0 .. num_processes-1)', flag_values=fv)
-    flags.DEFINE_integer('heartbeat_timeout', 60, 'multi-host: seconds without heartbeats after which a process '
-                         'counts as dead and JAX stops the others', flag_values=fv)
-    flags.DEFINE_bool('debug', False, 'show tracebacks instead of one-line errors (also ALIGNJAX_DEBUG=1)',
-                      flag_values=fv)
+    flags.DEFINE_integer(
+        'heartbeat_timeout',
+        60,
+        'multi-host: seconds without heartbeats after which a process counts as dead and JAX stops the others',
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        'debug', False, 'show tracebacks instead of one-line errors (also ALIGNJAX_DEBUG=1)', flag_values=fv
+    )
     if any(a in HELP_FLAGS for a in args):
-        print(usage(doc) + '\nflags:\n' + fv.get_help(include_special_flags=False)
-              + '\n  --no-compile-cache: do not keep compiled programs (also ALIGNJAX_COMPILE_CACHE=0)')
+        print(
+            usage(doc)
+            + '\nflags:\n'
+            + fv.get_help(include_special_flags=False)
+            + '\n  --no-compile-cache: do not keep compiled programs (also ALIGNJAX_COMPILE_CACHE=0)'
+        )
         sys.exit(0)
     rewritten = config_argv(argv)
     try:
         # With its default, config_flags loads the config and applies the --config.* overrides right here.
-        config_flags.DEFINE_config_file('config', _as_file(presets.DEFAULT), 'a preset name or a config file '
-                                        '(path[:arg]); default: the demo', flag_values=fv, lock_config=True,
-                                        sys_argv=rewritten)
+        config_flags.DEFINE_config_file(
+            'config',
+            _as_file(presets.DEFAULT),
+            'a preset name or a config file (path[:arg]); default: the demo',
+            flag_values=fv,
+            lock_config=True,
+            sys_argv=rewritten,
+        )
         fv(rewritten)
-        fv.config.keys()        # config_flags defers a config file's load error to the first access
+        fv.config.keys()  # config_flags defers a config file's load error to the first access
     except Exception as e:  # noqa: BLE001 (an unknown key, a bad value, a broken or missing config file)
         if _debug(args):
             raise
@@ -166,25 +198,29 @@ def main(argv=None, *, job=None, prog: str = 'alignjax-train', doc: str = __doc_
     name). `job(config, workdir)` runs the parsed config (default: `run`, or `run_demo`
     when the config sets demo_outputs); exits 130 / 143 when a signal stopped it. Returns None (a console
     script exits with what main returns)."""
-    argv = [prog, *compile_cache(argv)]          # the persistent compilation cache (--no-compile-cache: off)
+    argv = [prog, *compile_cache(argv)]  # the persistent compilation cache (--no-compile-cache: off)
     fv = parse(argv, prog, doc)
-    logging.set_verbosity(logging.WARNING)   # orbax logs every save at INFO
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     debug = fv.debug or _debug(argv[1:])
     config = fv.config
     workdir = fv.workdir
     if workdir is None:
         workdir = f'runs/{config.name}'
-        print(f'workdir: {Path(workdir).absolute()} (no --workdir given: runs/<config name>; a run already there '
-              f'is continued)', flush=True)
+        print(
+            f'workdir: {Path(workdir).absolute()} (no --workdir given: runs/<config name>; a run already there '
+            f'is continued)',
+            flush=True,
+        )
     job = job or (run_demo if config.demo_outputs else run)
     try:
-        validate_config(config)          # before jax starts or any data is read
+        validate_config(config)  # before jax starts or any data is read
         check_workdir(workdir)
         if fv.multihost or any(v is not None for v in (fv.coordinator, fv.num_processes, fv.process_id)):
-            distributed.initialize(fv.coordinator, fv.num_processes, fv.process_id,
-                                   heartbeat_timeout_s=fv.heartbeat_timeout)
+            distributed.initialize(
+                fv.coordinator, fv.num_processes, fv.process_id, heartbeat_timeout_s=fv.heartbeat_timeout
+            )
         results = job(config, workdir)
-    except KeyboardInterrupt:   # Ctrl-C before training started (during it, the loop handles SIGINT itself)
+    except KeyboardInterrupt:  # Ctrl-C before training started (during it, the loop handles SIGINT itself)
         if debug:
             raise
         sys.stderr.write('error: interrupted before training started; nothing was saved\n')
@@ -194,7 +230,7 @@ def main(argv=None, *, job=None, prog: str = 'alignjax-train', doc: str = __doc_
             raise
         msg = ' '.join(str(e).split('\n'))
         if jax.process_count() > 1 and isinstance(e, distributed.DistributedError):
-            distributed.die(msg)   # a lost peer: leave now (JAX's shutdown barrier would wait for the dead one)
+            distributed.die(msg)  # a lost peer: leave now (JAX's shutdown barrier would wait for the dead one)
         sys.stderr.write(f'error: {msg}\n')
         sys.exit(1)
     stopped = results.get('stopped') or (results.get('main') or {}).get('stopped')

@@ -11,6 +11,7 @@ print the tables, draw the contact sheet.
 
 `python -m alignjax.eval.zoo ...` is the same command line. The library: `alignjax.eval.zoo`.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,17 @@ from absl import flags
 
 from alignjax.cli._common import CliError, Command, check_outfile, entry, fail, message
 from alignjax.eval import zoo as Z
-from alignjax.metrics.cards import card_metrics
 from alignjax.eval.scores import accuracy_markdown
+from alignjax.metrics.cards import card_metrics
 
 cmd = Command('alignjax-zoo', __doc__)
 flags.DEFINE_string('workdir', None, 'install: the training run (default: runs/zoo/NAME)', flag_values=cmd.fv)
 flags.DEFINE_integer('n', Z.CARD_N, 'cards: images per metric', flag_values=cmd.fv)
 flags.DEFINE_string('models', None, 'cards: comma-separated zoo names (default: all installed)', flag_values=cmd.fv)
 flags.DEFINE_boolean('no-demo', False, 'cards: skip the demo parent (compared in the table)', flag_values=cmd.fv)
-flags.DEFINE_string('out', str(Z.ROOT / 'docs' / 'zoo_contact_sheet.png'), 'sheet: the PNG to write',
-                    flag_values=cmd.fv)
+flags.DEFINE_string(
+    'out', str(Z.ROOT / 'docs' / 'zoo_contact_sheet.png'), 'sheet: the PNG to write', flag_values=cmd.fv
+)
 
 SUBCOMMANDS = {'install': {'workdir'}, 'cards': {'n', 'models', 'no_demo'}, 'tables': set(), 'sheet': {'out'}}
 
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
         name = rest[0]
         try:
             dst = Z.install(name, a.workdir or Z.ROOT / 'runs' / 'zoo' / name)
-        except FileNotFoundError as e:          # an unfinished run, or a parent not installed yet
+        except FileNotFoundError as e:  # an unfinished run, or a parent not installed yet
             raise CliError(message(e)) from None
         print(f'installed {dst}: {json.loads((dst / "card.json").read_text())["kimg_total"]} kimg in total')
         return 0

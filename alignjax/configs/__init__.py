@@ -5,6 +5,7 @@ alignjax/train/config.py.
     config = alignjax.configs.get_config('paper256')     # ConfigDict; an unknown name raises ConfigError
     alignjax.configs.PRESETS                             # name -> builder
 """
+
 from alignjax.configs.presets import CFG_SPECS, DEFAULT, PRESETS, get_config, preset
 
 __all__ = ['CFG_SPECS', 'DEFAULT', 'PRESETS', 'get_config', 'preset']

@@ -7,10 +7,11 @@ demo, and the benchmark zoo.
 `alignjax-train --config NAME` loads this file as `presets.py:NAME` (ml_collections calls `get_config(NAME)`);
 the files in the repository's configs/ are one-line shims over `preset(NAME)`.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import ml_collections
 
@@ -20,6 +21,7 @@ from alignjax.train.config import ConfigError, base_config, small32_config
 # NVlabs cfg_specs (stylegan2-ada-pytorch train.py), and `res`: the data resolution the preset is made for. -1 is
 # 'auto': resolved from the resolution and device count at start-up (alignjax.train.loop.resolve_config).
 #                 res    mb  mbstd fmaps  lrate   gamma  ema   ramp  map
+# fmt: off
 CFG_SPECS = {
     'auto':      (256,   -1,  -1,   -1,   -1,      -1,   -1,   0.05, 2),   # set data.resolution to your data's
     'stylegan2': (1024,  32,   4,    1,   0.002,   10,   10,   None, 8),   # config F
@@ -28,6 +30,7 @@ CFG_SPECS = {
     'paper1024': (1024,  32,   4,    1,   0.002,    2,   10,   None, 8),
     'cifar':     (32,    64,  32,    1,   0.0025, 0.01, 500,   0.05, 2),   # + no PL, no mixing, D 'orig'
 }
+# fmt: on
 
 
 def nvlabs(name: str) -> ml_collections.ConfigDict:
@@ -44,7 +47,7 @@ def nvlabs(name: str) -> ml_collections.ConfigDict:
     c.train.r1_gamma = gamma
     c.train.ema_kimg = ema
     c.train.ema_rampup = ramp
-    if name == 'cifar':              # NVlabs train.py's special case for cifar
+    if name == 'cifar':  # NVlabs train.py's special case for cifar
         c.train.pl_weight = 0.0
         c.train.style_mixing = 0.0
         c.model.d_architecture = 'orig'
@@ -76,9 +79,17 @@ def demo() -> ml_collections.ConfigDict:
     c.log.grid_kimg = 2.0
     c.stages = (
         dict(name='parent', pretrained=str(DEMO_PARENT), overrides={}),
-        dict(name='child', overrides={'data.spec': 'proc:toons?n=2000', 'finetune.init_from': '{parent}',
-                                      'finetune.freeze_mapping': True, 'train.augment': 'ada',
-                                      'train.kimg': 4.0, 'log.tick_kimg': 0.5}),
+        dict(
+            name='child',
+            overrides={
+                'data.spec': 'proc:toons?n=2000',
+                'finetune.init_from': '{parent}',
+                'finetune.freeze_mapping': True,
+                'train.augment': 'ada',
+                'train.kimg': 4.0,
+                'log.tick_kimg': 0.5,
+            },
+        ),
     )
     return c
 

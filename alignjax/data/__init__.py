@@ -20,16 +20,16 @@ from alignjax.data.loader import EpochShuffleSampler, make_loader
 from alignjax.data.sources import DatasetSpec, ImageDataset, make_dataset, parse_spec
 
 __all__ = [
-    "BadImageError",
-    "DatasetError",
-    "DatasetNotFoundError",
-    "DatasetSpec",
-    "EmptyDatasetError",
-    "EpochShuffleSampler",
-    "ImageDataset",
-    "decode_image",
-    "make_dataset",
-    "make_loader",
-    "parse_spec",
-    "to_rgb",
+    'BadImageError',
+    'DatasetError',
+    'DatasetNotFoundError',
+    'DatasetSpec',
+    'EmptyDatasetError',
+    'EpochShuffleSampler',
+    'ImageDataset',
+    'decode_image',
+    'make_dataset',
+    'make_loader',
+    'parse_spec',
+    'to_rgb',
 ]

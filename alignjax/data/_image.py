@@ -27,16 +27,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from alignjax.errors import AlignjaxError
 
 __all__ = [
-    "DatasetError",
-    "DatasetNotFoundError",
-    "BadImageError",
-    "EmptyDatasetError",
-    "IMAGE_EXTENSIONS",
-    "decode_image",
-    "to_rgb",
-    "crop_resize",
-    "probe_image",
-    "describe_extensions",
+    'DatasetError',
+    'DatasetNotFoundError',
+    'BadImageError',
+    'EmptyDatasetError',
+    'IMAGE_EXTENSIONS',
+    'decode_image',
+    'to_rgb',
+    'crop_resize',
+    'probe_image',
+    'describe_extensions',
 ]
 
 
@@ -63,12 +63,12 @@ class BadImageError(DatasetError):
     """
 
     def __init__(self, path: str, reason: str, hint: str | None = None):
-        super().__init__(f"bad image file {path!r}: {reason}" + (f" ({hint})" if hint else ""))
+        super().__init__(f'bad image file {path!r}: {reason}' + (f' ({hint})' if hint else ''))
         self.path = path
         self.reason = reason
         self.hint = hint
 
-    def with_hint(self, hint: str | None) -> "BadImageError":
+    def with_hint(self, hint: str | None) -> BadImageError:
         return type(self)(self.path, self.reason, hint)
 
     def __reduce__(self):  # keep the fields when the error crosses processes
@@ -84,7 +84,7 @@ def _readable(fmt: str) -> bool:
     handler (HDF5, BUFR, GRIB, WMF); MPO files are opened by the JPEG plugin."""
     from PIL import ImageFile
 
-    if fmt == "MPO":
+    if fmt == 'MPO':
         return True
     opener = Image.OPEN.get(fmt)
     if opener is None:
@@ -100,15 +100,16 @@ def _image_extensions() -> frozenset[str]:
 
 #: File extensions treated as images (every format PIL can decode).
 IMAGE_EXTENSIONS = _image_extensions()
-_COMMON_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+_COMMON_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.gif', '.tif', '.tiff')
 
 
 def describe_extensions() -> str:
     """A short description of the image extensions looked for (for "no images found" messages)."""
     common = [e for e in _COMMON_EXTENSIONS if e in IMAGE_EXTENSIONS]
-    return f"{', '.join(common)} and {len(IMAGE_EXTENSIONS) - len(common)} more formats PIL reads"
+    return f'{", ".join(common)} and {len(IMAGE_EXTENSIONS) - len(common)} more formats PIL reads'
 
-_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+_SIXTEEN_BIT = {'I;16', 'I;16L', 'I;16B', 'I;16N'}
 
 
 def _scale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
@@ -116,7 +117,7 @@ def _scale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
     if mode in _SIXTEEN_BIT:
         return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
     a = arr.astype(np.float64)
-    if mode == "F":
+    if mode == 'F':
         hi = float(a.max()) if a.size else 0.0
         if hi <= 1.0 + 1e-6:  # [0, 1] floats
             a = a * 255.0
@@ -148,35 +149,35 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
     * anything else (``YCbCr``, ``LAB``, ``HSV``, ...): PIL's ``convert``.
     """
     mode = img.mode
-    if mode == "RGB":
+    if mode == 'RGB':
         return img
-    if mode in _SIXTEEN_BIT or mode in ("I", "F"):
+    if mode in _SIXTEEN_BIT or mode in ('I', 'F'):
         arr = _scale_to_uint8(np.asarray(img), mode)
-        return Image.fromarray(arr, "L").convert("RGB")
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        return Image.fromarray(arr, 'L').convert('RGB')
+    if mode == 'P':
+        img = img.convert('RGBA' if 'transparency' in img.info else 'RGB')
         mode = img.mode
-        if mode == "RGB":
+        if mode == 'RGB':
             return img
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        base = Image.new("RGBA", rgba.size, tuple(background) + (255,))
-        return Image.alpha_composite(base, rgba).convert("RGB")
-    if mode == "CMYK":
-        icc = img.info.get("icc_profile")
+    if mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):
+        rgba = img.convert('RGBA')
+        base = Image.new('RGBA', rgba.size, tuple(background) + (255,))
+        return Image.alpha_composite(base, rgba).convert('RGB')
+    if mode == 'CMYK':
+        icc = img.info.get('icc_profile')
         if icc:
             try:
                 from PIL import ImageCms
 
                 src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                dst = ImageCms.createProfile("sRGB")
-                return ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
+                dst = ImageCms.createProfile('sRGB')
+                return ImageCms.profileToProfile(img, src, dst, outputMode='RGB')
             except Exception:  # broken profile: fall back to the formula
                 pass
-        return img.convert("RGB")
-    if mode == "1":
-        img = img.convert("L")
-    return img.convert("RGB")
+        return img.convert('RGB')
+    if mode == '1':
+        img = img.convert('L')
+    return img.convert('RGB')
 
 
 def crop_resize(img: Image.Image, resolution: int) -> Image.Image:
@@ -209,10 +210,10 @@ def decode_image(
     array. ``path`` is only used for error messages. Raises
     :class:`BadImageError` on any failure.
     """
-    where = path if path is not None else (str(data) if isinstance(data, (str, os.PathLike)) else "<bytes>")
+    where = path if path is not None else (str(data) if isinstance(data, (str, os.PathLike)) else '<bytes>')
     try:
         if _zero_bytes(data):
-            raise BadImageError(where, "zero-byte file")
+            raise BadImageError(where, 'zero-byte file')
         if isinstance(data, np.ndarray):
             arr = data
             if arr.ndim == 3 and arr.shape[-1] == 1:
@@ -222,7 +223,7 @@ def decode_image(
             img = data
         else:
             img = _open(data)
-            if img.format == "JPEG":
+            if img.format == 'JPEG':
                 # DCT-domain downscale, but keep >= 2x the target resolution.
                 w, h = img.size
                 crop = max(min(w, h), 1)
@@ -234,7 +235,7 @@ def decode_image(
         img = crop_resize(img, resolution)
         out = np.asarray(img, dtype=np.uint8)
         if out.shape != (resolution, resolution, 3):  # pragma: no cover - defensive
-            raise BadImageError(where, f"decoded to unexpected shape {out.shape}")
+            raise BadImageError(where, f'decoded to unexpected shape {out.shape}')
         return out
     except BadImageError:
         raise
@@ -256,15 +257,15 @@ def _zero_bytes(data) -> bool:
 
 def _reason(e: Exception) -> str:
     if isinstance(e, UnidentifiedImageError):
-        return "not an image (unrecognised format)"
-    return f"{type(e).__name__}: {e}"
+        return 'not an image (unrecognised format)'
+    return f'{type(e).__name__}: {e}'
 
 
 def probe_image(data: bytes | str | os.PathLike, *, path: str | None = None) -> tuple[int, int]:
     """Cheap validity check: parse the header only. Returns (width, height)."""
-    where = path if path is not None else str(data) if not isinstance(data, (bytes, bytearray)) else "<bytes>"
+    where = path if path is not None else str(data) if not isinstance(data, (bytes, bytearray)) else '<bytes>'
     if _zero_bytes(data):
-        raise BadImageError(where, "zero-byte file")
+        raise BadImageError(where, 'zero-byte file')
     try:
         with _open(data) as img:
             return img.size

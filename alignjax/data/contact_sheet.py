@@ -29,7 +29,7 @@ def contact_sheet(
     for res in resolutions:
         cols = []
         for d in domains:
-            img = procedural.render(d, fac, res, outputs=("image",))["image"]
+            img = procedural.render(d, fac, res, outputs=('image',))['image']
             k = max(1, display // res)
             img = img.repeat(k, 1).repeat(k, 2)
             cols.append(img)
@@ -41,7 +41,7 @@ def contact_sheet(
     w = n_cols * (cell + pad) + pad + gap * (len(groups) - 1)
     sheet = np.full((h, w, 3), 255, np.uint8)
     x = pad
-    for gi, cols in enumerate(groups):
+    for cols in groups:
         for img in cols:
             for r in range(rows):
                 y = pad + r * (cell + pad)
@@ -51,7 +51,7 @@ def contact_sheet(
     return sheet
 
 
-if __name__ == "__main__":  # `python -m alignjax.data.contact_sheet` (the command line: alignjax.cli.contact_sheet)
+if __name__ == '__main__':  # `python -m alignjax.data.contact_sheet` (the command line: alignjax.cli.contact_sheet)
     from alignjax.cli.contact_sheet import main
 
     raise SystemExit(main())

@@ -29,12 +29,11 @@ import collections
 import os
 import sys
 import threading
-from typing import Any
 
 import grain.python as grain
 import numpy as np
 
-__all__ = ["EpochShuffleSampler", "make_loader", "epoch_permutation", "state_at"]
+__all__ = ['EpochShuffleSampler', 'make_loader', 'epoch_permutation', 'state_at']
 
 
 def epoch_permutation(num_records: int, seed: int, epoch: int) -> np.ndarray:
@@ -49,18 +48,29 @@ class EpochShuffleSampler:
     ``i * S + s``, so shards interleave over one shared order.
     """
 
-    def __init__(self, num_records: int, *, seed: int, shuffle: bool = True, num_epochs: int | None = None, shard_count: int = 1,
-                 global_batches: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        num_records: int,
+        *,
+        seed: int,
+        shuffle: bool = True,
+        num_epochs: int | None = None,
+        shard_count: int = 1,
+        global_batches: tuple[int, int] | None = None,
+    ):
         # global_batches=(batch_size, workers): grain index -> position in the global order of whole global
         # batches (module docstring); None: position = grain index (hosts interleave).
         if global_batches is not None and num_epochs is not None:
-            raise ValueError("global_batches needs num_epochs=None (an endless stream)")
-        self._blocks = None if global_batches is None else (int(global_batches[0]), int(shard_count),
-                                                             max(int(global_batches[1]), 1))
+            raise ValueError('global_batches needs num_epochs=None (an endless stream)')
+        self._blocks = (
+            None
+            if global_batches is None
+            else (int(global_batches[0]), int(shard_count), max(int(global_batches[1]), 1))
+        )
         if num_records <= 0:
-            raise ValueError("cannot sample from an empty dataset")
+            raise ValueError('cannot sample from an empty dataset')
         if num_epochs is not None and num_epochs <= 0:
-            raise ValueError(f"num_epochs must be positive or None, got {num_epochs}")
+            raise ValueError(f'num_epochs must be positive or None, got {num_epochs}')
         self._n = int(num_records)
         self._seed = int(seed)
         self._shuffle = bool(shuffle)
@@ -72,8 +82,8 @@ class EpochShuffleSampler:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_lock"] = None
-        state["_cache"] = collections.OrderedDict()
+        state['_lock'] = None
+        state['_cache'] = collections.OrderedDict()
         return state
 
     def __setstate__(self, state):
@@ -84,10 +94,12 @@ class EpochShuffleSampler:
         return self._len
 
     def __repr__(self) -> str:
-        blocks = "" if self._blocks is None else ", global_batches=(batch=%d, hosts=%d, workers=%d)" % self._blocks
+        blocks = ''
+        if self._blocks is not None:
+            blocks = ', global_batches=(batch={}, hosts={}, workers={})'.format(*self._blocks)
         return (
-            f"EpochShuffleSampler(num_records={self._n}, seed={self._seed}, "
-            f"shuffle={self._shuffle}, num_epochs={self._num_epochs}{blocks})"
+            f'EpochShuffleSampler(num_records={self._n}, seed={self._seed}, '
+            f'shuffle={self._shuffle}, num_epochs={self._num_epochs}{blocks})'
         )
 
     def position(self, index: int) -> int:
@@ -100,7 +112,7 @@ class EpochShuffleSampler:
         rest, s = divmod(int(index), hosts)
         i, w = divmod(rest, workers)
         m, j = divmod(i, b)
-        k = m * workers + w                      # the host's batch number = the global batch number
+        k = m * workers + w  # the host's batch number = the global batch number
         return (k * hosts + s) * b + j
 
     def _perm(self, epoch: int) -> np.ndarray:
@@ -115,7 +127,7 @@ class EpochShuffleSampler:
 
     def __getitem__(self, index: int) -> grain.RecordMetadata:
         if index < 0 or index >= self._len:
-            raise IndexError(f"sampler index {index} out of range [0, {self._len})")
+            raise IndexError(f'sampler index {index} out of range [0, {self._len})')
         epoch, pos = divmod(self.position(index), self._n)
         key = int(self._perm(epoch)[pos]) if self._shuffle else pos
         return grain.RecordMetadata(index=index, record_key=key, rng=None)
@@ -194,25 +206,31 @@ def make_loader(
         ``num_epochs=None``). See the module docstring and :func:`state_at`.
     """
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise ValueError(f'batch_size must be positive, got {batch_size}')
     if shard_index is None or shard_count is None:
         di, dc = _default_shard()
         shard_index = di if shard_index is None else shard_index
         shard_count = dc if shard_count is None else shard_count
     if not 0 <= shard_index < shard_count:
-        raise ValueError(f"shard_index {shard_index} not in [0, {shard_count})")
+        raise ValueError(f'shard_index {shard_index} not in [0, {shard_count})')
     n = len(source)
     if n < shard_count:
-        raise ValueError(f"dataset of {n} images cannot be split into {shard_count} shards")
+        raise ValueError(f'dataset of {n} images cannot be split into {shard_count} shards')
     if read_threads is None:
-        read_threads = 0 if getattr(source, "in_memory", False) else min(16, 2 * (os.cpu_count() or 1))
+        read_threads = 0 if getattr(source, 'in_memory', False) else min(16, 2 * (os.cpu_count() or 1))
     if worker_count:
         from absl import flags
 
         if not flags.FLAGS.is_parsed():
             flags.FLAGS.mark_as_parsed()
-    sampler = EpochShuffleSampler(n, seed=seed, shuffle=shuffle, num_epochs=num_epochs, shard_count=shard_count,
-                                  global_batches=(batch_size, worker_count) if global_batches else None)
+    sampler = EpochShuffleSampler(
+        n,
+        seed=seed,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        shard_count=shard_count,
+        global_batches=(batch_size, worker_count) if global_batches else None,
+    )
     loader = grain.DataLoader(
         data_source=source,
         sampler=sampler,
@@ -224,8 +242,13 @@ def make_loader(
     )
     it = iter(loader)
     it.loader = loader
-    it.layout = dict(batch_size=int(batch_size), shard_index=int(shard_index), shard_count=int(shard_count),
-                     worker_count=int(worker_count), global_batches=bool(global_batches))
+    it.layout = dict(
+        batch_size=int(batch_size),
+        shard_index=int(shard_index),
+        shard_count=int(shard_count),
+        worker_count=int(worker_count),
+        global_batches=bool(global_batches),
+    )
     return it
 
 
@@ -237,17 +260,17 @@ def state_at(it: grain.DataLoaderIterator, batches: int) -> bytes:
     import json
 
     lay = it.layout
-    b, s, hosts, workers = lay["batch_size"], lay["shard_index"], lay["shard_count"], lay["worker_count"]
+    b, s, hosts, workers = lay['batch_size'], lay['shard_index'], lay['shard_count'], lay['worker_count']
     state = json.loads(it.get_state())
     if workers == 0:
-        state["last_seen_indices"] = {"0": (batches * b - 1) * hosts + s}
-        state["last_worker_index"] = -1
+        state['last_seen_indices'] = {'0': (batches * b - 1) * hosts + s}
+        state['last_worker_index'] = -1
     else:
         total = workers * hosts
         seen = {}
         for w in range(workers):
-            served = max(0, -(-(batches - w) // workers))   # batches worker w produced: k < batches, k % W == w
+            served = max(0, -(-(batches - w) // workers))  # batches worker w produced: k < batches, k % W == w
             seen[str(w)] = served * b * total + w * hosts + s - total
-        state["last_seen_indices"] = seen
-        state["last_worker_index"] = (batches - 1) % workers if batches else -1
+        state['last_seen_indices'] = seen
+        state['last_worker_index'] = (batches - 1) % workers if batches else -1
     return json.dumps(state, indent=4).encode()

@@ -36,7 +36,6 @@ import threading
 import urllib.parse
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -53,10 +52,10 @@ from alignjax.data._image import (
 )
 
 __all__ = [
-    "DatasetSpec",
-    "ImageDataset",
-    "make_dataset",
-    "parse_spec",
+    'DatasetSpec',
+    'ImageDataset',
+    'make_dataset',
+    'parse_spec',
 ]
 
 #: Above this many bytes of decoded images, ``in_memory=None`` streams.
@@ -64,13 +63,13 @@ IN_MEMORY_BYTES = 1 << 30
 #: Procedural sources render on the fly unless they are at most this long.
 IN_MEMORY_PROC_IMAGES = 5000
 
-_POLICIES = ("fail", "skip")
+_POLICIES = ('fail', 'skip')
 #: How a bad file under bad_file_policy='fail' says to go on (CLIs replace it with their own flag).
 SKIP_HINT = "pass bad_file_policy='skip' (train.py: --config.data.bad_file_policy=skip) to skip bad files"
 
 
 def _report(msg: str) -> None:
-    print(f"[alignjax.data] {msg}", file=sys.stderr, flush=True)
+    print(f'[alignjax.data] {msg}', file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------
@@ -85,42 +84,41 @@ class DatasetSpec:
     options: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        s = f"{self.kind}:{self.target}"
+        s = f'{self.kind}:{self.target}'
         if self.split:
-            s += f":{self.split}"
+            s += f':{self.split}'
         if self.options:
-            s += "?" + urllib.parse.urlencode(sorted(self.options.items()))
+            s += '?' + urllib.parse.urlencode(sorted(self.options.items()))
         return s
 
 
-_KINDS = ("folder", "zip", "tfds", "proc")
+_KINDS = ('folder', 'zip', 'tfds', 'proc')
 
 
 def parse_spec(spec: str) -> DatasetSpec:
     """Parse ``kind:target[:split][?k=v&...]`` (see the module docstring)."""
     if not isinstance(spec, str) or not spec:
-        raise DatasetError(f"dataset spec must be a non-empty string, got {spec!r}")
-    body, _, query = spec.partition("?")
+        raise DatasetError(f'dataset spec must be a non-empty string, got {spec!r}')
+    body, _, query = spec.partition('?')
     options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True)) if query else {}
-    kind, sep, rest = body.partition(":")
+    kind, sep, rest = body.partition(':')
     if not sep or kind not in _KINDS:
         # A bare path: infer the kind.
         path = os.path.expanduser(body)
         if os.path.isdir(path):
-            return DatasetSpec("folder", path, None, options)
-        if path.lower().endswith(".zip"):
-            return DatasetSpec("zip", path, None, options)
+            return DatasetSpec('folder', path, None, options)
+        if path.lower().endswith('.zip'):
+            return DatasetSpec('zip', path, None, options)
         raise DatasetError(
-            f"cannot tell what kind of dataset {spec!r} is: use one of "
-            + ", ".join(f"'{k}:...'" for k in _KINDS)
+            f'cannot tell what kind of dataset {spec!r} is: use one of ' + ', '.join(f"'{k}:...'" for k in _KINDS)
         )
     if not rest:
-        raise DatasetError(f"dataset spec {spec!r} names no {'path' if kind in ('folder', 'zip') else 'dataset'}")
-    if kind in ("folder", "zip"):
+        raise DatasetError(f'dataset spec {spec!r} names no {"path" if kind in ("folder", "zip") else "dataset"}')
+    if kind in ('folder', 'zip'):
         return DatasetSpec(kind, os.path.expanduser(rest), None, options)
-    if kind == "tfds":
-        name, _, split = rest.partition(":")
-        return DatasetSpec(kind, name, split or "train", options)
+    if kind == 'tfds':
+        name, _, split = rest.partition(':')
+        return DatasetSpec(kind, name, split or 'train', options)
     return DatasetSpec(kind, rest, None, options)
 
 
@@ -129,11 +127,11 @@ def _flag(options: dict[str, str], key: str, default: bool) -> bool:
     if v is None:
         return default
     v = v.strip().lower()
-    if v in ("1", "true", "yes", "on", ""):
+    if v in ('1', 'true', 'yes', 'on', ''):
         return True
-    if v in ("0", "false", "no", "off"):
+    if v in ('0', 'false', 'no', 'off'):
         return False
-    raise DatasetError(f"option {key}={v!r} is not a boolean")
+    raise DatasetError(f'option {key}={v!r} is not a boolean')
 
 
 def _int_option(spec: DatasetSpec, key: str, default: int) -> int:
@@ -143,15 +141,13 @@ def _int_option(spec: DatasetSpec, key: str, default: int) -> int:
     try:
         return int(v)
     except ValueError:
-        raise DatasetError(f"option {key}={v!r} of dataset {str(spec)!r} is not an integer") from None
+        raise DatasetError(f'option {key}={v!r} of dataset {str(spec)!r} is not an integer') from None
 
 
 def _check_options(spec: DatasetSpec, allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(spec.options) - set(allowed))
     if unknown:
-        raise DatasetError(
-            f"unknown option(s) {unknown} for a {spec.kind!r} dataset; allowed: {list(allowed)}"
-        )
+        raise DatasetError(f'unknown option(s) {unknown} for a {spec.kind!r} dataset; allowed: {list(allowed)}')
 
 
 # ----------------------------------------------------------------------------
@@ -161,7 +157,7 @@ def _check_options(spec: DatasetSpec, allowed: tuple[str, ...]) -> None:
 class _Backend:
     """Where raw images live. Subclasses fill in the hooks."""
 
-    name: str = "dataset"
+    name: str = 'dataset'
     c_dim: int = 0
     can_probe: bool = False  # whether probe() is cheap and meaningful
 
@@ -169,7 +165,7 @@ class _Backend:
         raise NotImplementedError
 
     def describe(self, i: int) -> str:
-        return f"item {i}"
+        return f'item {i}'
 
     def nbytes(self, i: int) -> int | None:
         return None
@@ -200,20 +196,18 @@ def _load_json_labels(raw: bytes | None, names: list[str], where: str) -> np.nda
     try:
         meta = json.loads(raw)
     except ValueError as e:
-        raise DatasetError(f"{where}: dataset.json is not valid JSON: {e}") from e
-    labels = meta.get("labels") if isinstance(meta, dict) else None
+        raise DatasetError(f'{where}: dataset.json is not valid JSON: {e}') from e
+    labels = meta.get('labels') if isinstance(meta, dict) else None
     if labels is None:
         return None
-    table = {str(k).replace("\\", "/"): v for k, v in labels}
+    table = {str(k).replace('\\', '/'): v for k, v in labels}
     missing = [n for n in names if n not in table]
     if missing:
-        raise DatasetError(
-            f"{where}: dataset.json has no label for {len(missing)} image(s), e.g. {missing[0]!r}"
-        )
+        raise DatasetError(f'{where}: dataset.json has no label for {len(missing)} image(s), e.g. {missing[0]!r}')
     arr = np.array([table[n] for n in names])
     if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
         if arr.size and arr.min() < 0:
-            raise DatasetError(f"{where}: negative class label in dataset.json")
+            raise DatasetError(f'{where}: negative class label in dataset.json')
         onehot = np.zeros((len(arr), int(arr.max()) + 1 if arr.size else 0), np.float32)
         onehot[np.arange(len(arr)), arr] = 1
         return onehot
@@ -221,13 +215,13 @@ def _load_json_labels(raw: bytes | None, names: list[str], where: str) -> np.nda
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise DatasetError(f"{where}: labels in dataset.json must be ints or flat vectors")
+        raise DatasetError(f'{where}: labels in dataset.json must be ints or flat vectors')
     return arr
 
 
 def _is_image_name(name: str) -> bool:
-    base = name.rsplit("/", 1)[-1]
-    if base.startswith(".") or "__MACOSX/" in name:  # hidden files, macOS forks
+    base = name.rsplit('/', 1)[-1]
+    if base.startswith('.') or '__MACOSX/' in name:  # hidden files, macOS forks
         return False
     return os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
 
@@ -250,7 +244,7 @@ class _FileBackend(_Backend):
 
     def probe(self, i: int) -> None:
         if self.nbytes(i) == 0:
-            raise BadImageError(self.describe(i), "zero-byte file")
+            raise BadImageError(self.describe(i), 'zero-byte file')
         probe_image(self._read(i), path=self.describe(i))
 
     def load(self, i, resolution):
@@ -279,16 +273,16 @@ class _FileBackend(_Backend):
         return out
 
 
-def check_folder(root: str, what: str = "dataset folder") -> None:
+def check_folder(root: str, what: str = 'dataset folder') -> None:
     """FileNotFoundError / NotADirectoryError naming what ``root`` is when it is not a folder."""
     if os.path.isdir(root):
         return
     if os.path.isfile(root):
-        hint = f" (for an NVlabs zip use 'zip:{root}')" if root.lower().endswith(".zip") else ""
-        raise DatasetNotADirectoryError(f"{what} {root!r} is a file, not a folder{hint}")
+        hint = f" (for an NVlabs zip use 'zip:{root}')" if root.lower().endswith('.zip') else ''
+        raise DatasetNotADirectoryError(f'{what} {root!r} is a file, not a folder{hint}')
     if os.path.islink(root):
-        raise DatasetNotFoundError(f"{what} {root!r} is a broken symbolic link")
-    raise DatasetNotFoundError(f"{what} {root!r} does not exist")
+        raise DatasetNotFoundError(f'{what} {root!r} is a broken symbolic link')
+    raise DatasetNotFoundError(f'{what} {root!r} does not exist')
 
 
 def walk_files(root: str, report=_report) -> list[str]:
@@ -301,7 +295,7 @@ def walk_files(root: str, report=_report) -> list[str]:
     seen: set[tuple[int, int]] = set()
     skipped: list[str] = []
     out: list[str] = []
-    stack = [(root, "")]
+    stack = [(root, '')]
     while stack:
         path, rel = stack.pop()
         try:
@@ -320,9 +314,9 @@ def walk_files(root: str, report=_report) -> list[str]:
             continue
         subdirs = []
         for e in entries:
-            if e.name.startswith("."):
+            if e.name.startswith('.'):
                 continue
-            name = e.name if not rel else f"{rel}/{e.name}"
+            name = e.name if not rel else f'{rel}/{e.name}'
             try:
                 is_dir = e.is_dir(follow_symlinks=True)
             except OSError:
@@ -334,8 +328,8 @@ def walk_files(root: str, report=_report) -> list[str]:
         stack.extend(reversed(subdirs))
     if skipped and report is not None:
         report(
-            f"{root}: skipped {len(skipped)} link(s) to folders already listed (symlink loop or duplicate "
-            f"link), e.g. {skipped[0]!r}"
+            f'{root}: skipped {len(skipped)} link(s) to folders already listed (symlink loop or duplicate '
+            f'link), e.g. {skipped[0]!r}'
         )
     out.sort()
     return out
@@ -347,12 +341,12 @@ class _FolderBackend(_FileBackend):
         self._root = root
         names = [n for n in walk_files(root) if _is_image_name(n)]
         labels = None
-        jpath = os.path.join(root, "dataset.json")
+        jpath = os.path.join(root, 'dataset.json')
         if use_labels and os.path.isfile(jpath):
-            with open(jpath, "rb") as f:
+            with open(jpath, 'rb') as f:
                 labels = _load_json_labels(f.read(), names, jpath)
         super().__init__(names, labels)
-        self.name = os.path.basename(os.path.normpath(root)) or "folder"
+        self.name = os.path.basename(os.path.normpath(root)) or 'folder'
 
     def _path(self, i: int) -> str:
         return os.path.join(self._root, self._names[i])
@@ -368,10 +362,10 @@ class _FolderBackend(_FileBackend):
 
     def _read(self, i):
         try:
-            with open(self._path(i), "rb") as f:
+            with open(self._path(i), 'rb') as f:
                 return f.read()
         except OSError as e:
-            raise BadImageError(self.describe(i), f"{type(e).__name__}: {e}") from e
+            raise BadImageError(self.describe(i), f'{type(e).__name__}: {e}') from e
 
 
 class _ZipBackend(_FileBackend):
@@ -383,7 +377,7 @@ class _ZipBackend(_FileBackend):
 
     def __init__(self, path: str, use_labels: bool = True):
         if not os.path.isfile(path):
-            raise DatasetNotFoundError(f"dataset zip {path!r} does not exist")
+            raise DatasetNotFoundError(f'dataset zip {path!r} does not exist')
         self._path = path
         self._local = threading.local()
         try:
@@ -391,16 +385,16 @@ class _ZipBackend(_FileBackend):
                 infos = {i.filename: i for i in z.infolist() if not i.is_dir()}
                 names = sorted(n for n in infos if _is_image_name(n))
                 self._sizes = {n: infos[n].file_size for n in names}
-                raw_json = z.read("dataset.json") if "dataset.json" in infos and use_labels else None
+                raw_json = z.read('dataset.json') if 'dataset.json' in infos and use_labels else None
         except zipfile.BadZipFile as e:
-            raise DatasetError(f"{path!r} is not a readable zip archive: {e}") from e
-        labels = _load_json_labels(raw_json, names, f"{path}:dataset.json")
+            raise DatasetError(f'{path!r} is not a readable zip archive: {e}') from e
+        labels = _load_json_labels(raw_json, names, f'{path}:dataset.json')
         super().__init__(names, labels)
         self.name = os.path.splitext(os.path.basename(path))[0]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_local"] = None
+        state['_local'] = None
         return state
 
     def __setstate__(self, state):
@@ -409,14 +403,14 @@ class _ZipBackend(_FileBackend):
 
     def _zip(self) -> zipfile.ZipFile:
         loc = self._local
-        z = getattr(loc, "zip", None)
-        if z is None or getattr(loc, "pid", None) != os.getpid():
+        z = getattr(loc, 'zip', None)
+        if z is None or getattr(loc, 'pid', None) != os.getpid():
             z = zipfile.ZipFile(self._path)
             loc.zip, loc.pid = z, os.getpid()
         return z
 
     def describe(self, i):
-        return f"{self._path}:{self._names[i]}"
+        return f'{self._path}:{self._names[i]}'
 
     def nbytes(self, i):
         return self._sizes[self._names[i]]
@@ -425,7 +419,7 @@ class _ZipBackend(_FileBackend):
         try:
             return self._zip().read(self._names[i])
         except Exception as e:  # BadZipFile (CRC), zlib.error, OSError, ...
-            raise BadImageError(self.describe(i), f"{type(e).__name__}: {e}") from e
+            raise BadImageError(self.describe(i), f'{type(e).__name__}: {e}') from e
 
 
 class _TfdsBackend(_Backend):
@@ -439,43 +433,41 @@ class _TfdsBackend(_Backend):
         try:
             import tensorflow_datasets as tfds
         except ImportError as e:  # pragma: no cover - depends on the install
-            raise ImportError(
-                "tfds: datasets need tensorflow-datasets (pip install 'alignjax[tfds]')"
-            ) from e
+            raise ImportError("tfds: datasets need tensorflow-datasets (pip install 'alignjax[tfds]')") from e
         self._ds = tfds.data_source(name, split=split, data_dir=data_dir, download=download)
         features = self._ds.dataset_info.features
         feats = dict(features.items())
         if image_key is None:
-            images = [k for k, f in feats.items() if type(f).__name__ == "Image"]
+            images = [k for k, f in feats.items() if type(f).__name__ == 'Image']
             if not images:
-                raise DatasetError(f"tfds:{name} has no Image feature (features: {list(feats)})")
-            image_key = "image" if "image" in images else images[0]
+                raise DatasetError(f'tfds:{name} has no Image feature (features: {list(feats)})')
+            image_key = 'image' if 'image' in images else images[0]
         elif image_key not in feats:
-            raise DatasetError(f"tfds:{name} has no feature {image_key!r} (features: {list(feats)})")
+            raise DatasetError(f'tfds:{name} has no feature {image_key!r} (features: {list(feats)})')
         self._image_key = image_key
         self._label_key = None
         self.c_dim = 0
-        if label_key is None and "label" in feats and hasattr(feats["label"], "num_classes"):
-            label_key = "label"
-        if label_key not in (None, "none", ""):
-            if label_key not in feats or not hasattr(feats[label_key], "num_classes"):
-                raise DatasetError(f"tfds:{name}: {label_key!r} is not a ClassLabel feature")
+        if label_key is None and 'label' in feats and hasattr(feats['label'], 'num_classes'):
+            label_key = 'label'
+        if label_key not in (None, 'none', ''):
+            if label_key not in feats or not hasattr(feats[label_key], 'num_classes'):
+                raise DatasetError(f'tfds:{name}: {label_key!r} is not a ClassLabel feature')
             self._label_key = label_key
             self.c_dim = int(feats[label_key].num_classes)
-        self.name = name.split("/")[0]
-        self._where = f"tfds:{name}:{split}"
+        self.name = name.split('/')[0]
+        self._where = f'tfds:{name}:{split}'
 
     def __len__(self):
         return len(self._ds)
 
     def describe(self, i):
-        return f"{self._where}[{i}]"
+        return f'{self._where}[{i}]'
 
     def load(self, i, resolution):
         try:
             ex = self._ds[i]
         except Exception as e:
-            raise BadImageError(self.describe(i), f"{type(e).__name__}: {e}") from e
+            raise BadImageError(self.describe(i), f'{type(e).__name__}: {e}') from e
         img = decode_image(np.asarray(ex[self._image_key]), resolution, path=self.describe(i))
         label = None
         if self._label_key is not None:
@@ -491,17 +483,17 @@ class _ProceduralBackend(_Backend):
         from alignjax.data import procedural
 
         if domain not in procedural.DOMAINS:
-            raise DatasetError(f"unknown procedural domain {domain!r}; choose from {procedural.DOMAINS}")
+            raise DatasetError(f'unknown procedural domain {domain!r}; choose from {procedural.DOMAINS}')
         if n <= 0:
-            raise EmptyDatasetError(f"proc:{domain} with n={n} has no images")
+            raise EmptyDatasetError(f'proc:{domain} with n={n} has no images')
         self._proc = procedural
         self.domain, self.seed, self.n, self.cond = domain, int(seed), int(n), bool(cond)
         self.c_dim = procedural.NUM_FACTORS if cond else 0
-        self.name = f"proc-{domain}"
+        self.name = f'proc-{domain}'
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.pop("_proc")
+        state.pop('_proc')
         return state
 
     def __setstate__(self, state):
@@ -514,7 +506,7 @@ class _ProceduralBackend(_Backend):
         return self.n
 
     def describe(self, i):
-        return f"proc:{self.domain}?seed={self.seed} index {i}"
+        return f'proc:{self.domain}?seed={self.seed} index {i}'
 
     def factors(self, indices) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -528,7 +520,7 @@ class _ProceduralBackend(_Backend):
 
     def load(self, i, resolution):
         f = self.factors([i])
-        img = self._proc.render(self.domain, f, resolution, outputs=("image",))["image"][0]
+        img = self._proc.render(self.domain, f, resolution, outputs=('image',))['image'][0]
         lab = self._label(f)
         return img, (None if lab is None else lab[0])
 
@@ -538,7 +530,7 @@ class _ProceduralBackend(_Backend):
         for s in range(0, len(indices), step):
             idx = np.asarray(indices[s : s + step])
             f = self.factors(idx)
-            imgs = self._proc.render(self.domain, f, resolution, outputs=("image",))["image"]
+            imgs = self._proc.render(self.domain, f, resolution, outputs=('image',))['image']
             labs = self._label(f)
             out.extend((imgs[k], None if labs is None else labs[k]) for k in range(len(idx)))
         return out
@@ -546,31 +538,31 @@ class _ProceduralBackend(_Backend):
 
 def _backend_from_spec(spec: DatasetSpec) -> _Backend:
     o = spec.options
-    if spec.kind == "folder":
-        _check_options(spec, ("labels",))
-        return _FolderBackend(spec.target, _flag(o, "labels", True))
-    if spec.kind == "zip":
-        _check_options(spec, ("labels",))
-        return _ZipBackend(spec.target, _flag(o, "labels", True))
-    if spec.kind == "tfds":
-        _check_options(spec, ("data_dir", "image_key", "label_key", "download"))
+    if spec.kind == 'folder':
+        _check_options(spec, ('labels',))
+        return _FolderBackend(spec.target, _flag(o, 'labels', True))
+    if spec.kind == 'zip':
+        _check_options(spec, ('labels',))
+        return _ZipBackend(spec.target, _flag(o, 'labels', True))
+    if spec.kind == 'tfds':
+        _check_options(spec, ('data_dir', 'image_key', 'label_key', 'download'))
         return _TfdsBackend(
             spec.target,
             spec.split,
-            data_dir=o.get("data_dir"),
-            image_key=o.get("image_key"),
-            label_key=o.get("label_key"),
-            download=_flag(o, "download", False),
+            data_dir=o.get('data_dir'),
+            image_key=o.get('image_key'),
+            label_key=o.get('label_key'),
+            download=_flag(o, 'download', False),
         )
-    if spec.kind == "proc":
-        _check_options(spec, ("seed", "n", "cond"))
+    if spec.kind == 'proc':
+        _check_options(spec, ('seed', 'n', 'cond'))
         return _ProceduralBackend(
             spec.target,
-            seed=_int_option(spec, "seed", 0),
-            n=_int_option(spec, "n", 70000),
-            cond=_flag(o, "cond", False),
+            seed=_int_option(spec, 'seed', 0),
+            n=_int_option(spec, 'n', 70000),
+            cond=_flag(o, 'cond', False),
         )
-    raise ValueError(f"unknown dataset kind {spec.kind!r}")  # pragma: no cover
+    raise ValueError(f'unknown dataset kind {spec.kind!r}')  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------
@@ -592,18 +584,18 @@ class ImageDataset:
         *,
         spec: str,
         xflip: bool = False,
-        bad_file_policy: str = "fail",
+        bad_file_policy: str = 'fail',
         in_memory: bool | None = None,
         max_images: int | None = None,
-        verify: str = "header",
+        verify: str = 'header',
         random_seed: int = 0,
     ):
         if bad_file_policy not in _POLICIES:
-            raise ValueError(f"bad_file_policy must be one of {_POLICIES}, got {bad_file_policy!r}")
-        if verify not in ("none", "header", "full"):
+            raise ValueError(f'bad_file_policy must be one of {_POLICIES}, got {bad_file_policy!r}')
+        if verify not in ('none', 'header', 'full'):
             raise ValueError(f"verify must be 'none', 'header' or 'full', got {verify!r}")
         if not isinstance(resolution, (int, np.integer)) or resolution < 1:
-            raise ValueError(f"resolution must be a positive int, got {resolution!r}")
+            raise ValueError(f'resolution must be a positive int, got {resolution!r}')
         self._backend = backend
         self.name = backend.name
         self.spec = spec
@@ -619,12 +611,12 @@ class ImageDataset:
 
         n_raw = len(backend)
         if n_raw == 0:
-            looked = f" (looked for {describe_extensions()})" if isinstance(backend, _FileBackend) else ""
-            raise EmptyDatasetError(f"{spec!r}: no images found{looked}")
+            looked = f' (looked for {describe_extensions()})' if isinstance(backend, _FileBackend) else ''
+            raise EmptyDatasetError(f'{spec!r}: no images found{looked}')
         raw_idx = np.arange(n_raw, dtype=np.int64)
 
         # Cheap construction-time checks: zero-byte files, unreadable headers.
-        if verify != "none" and backend.can_probe:
+        if verify != 'none' and backend.can_probe:
             bad = []
             for i in range(n_raw):
                 try:
@@ -649,7 +641,7 @@ class ImageDataset:
         self.in_memory = bool(in_memory)
         self._images = None
         self._labels = None
-        if self.in_memory or verify == "full":
+        if self.in_memory or verify == 'full':
             bad = []
             items = backend.load_many(
                 raw_idx, self.resolution, lambda i, e: (self._bad(e, startup=True), bad.append(i))
@@ -664,19 +656,16 @@ class ImageDataset:
                     self._labels = np.stack([items[k][1] for k in keep]).astype(np.float32)
             del items
         if raw_idx.size == 0:
-            what = f"all {len(self.bad_files)} files are bad" if self.bad_files else "no images"
-            raise EmptyDatasetError(f"{spec!r}: {what}")
+            what = f'all {len(self.bad_files)} files are bad' if self.bad_files else 'no images'
+            raise EmptyDatasetError(f'{spec!r}: {what}')
         if self.bad_files:
-            _report(
-                f"{spec}: skipped {len(self.bad_files)} bad file(s) of {n_raw}; "
-                f"{raw_idx.size} images remain"
-            )
+            _report(f'{spec}: skipped {len(self.bad_files)} bad file(s) of {n_raw}; {raw_idx.size} images remain')
         self._raw_idx = raw_idx
         self._empty_label = np.zeros([0], np.float32)
 
     def __getstate__(self):  # picklable for grain's worker processes
         state = self.__dict__.copy()
-        state["_lock"] = None
+        state['_lock'] = None
         return state
 
     def __setstate__(self, state):
@@ -685,16 +674,16 @@ class ImageDataset:
 
     # -- bookkeeping ------------------------------------------------------
     def _bad(self, err: BadImageError, startup: bool = False) -> None:
-        if self.bad_file_policy == "fail":
+        if self.bad_file_policy == 'fail':
             raise err.with_hint(SKIP_HINT) from err
         with self._lock:
             self.bad_files.append(err.path)
             self.bad_reasons[err.path] = err.reason
             count = len(self.bad_files)
         if not startup or count <= 10:
-            _report(f"skipping {err} [{count} bad file(s) so far]")
+            _report(f'skipping {err} [{count} bad file(s) so far]')
         elif count == 11:
-            _report("... (further bad files are only counted)")
+            _report('... (further bad files are only counted)')
 
     @property
     def num_bad(self) -> int:
@@ -710,8 +699,8 @@ class ImageDataset:
 
     def __repr__(self) -> str:  # grain validates checkpoints with repr()
         return (
-            f"ImageDataset(spec={self.spec!r}, resolution={self.resolution}, xflip={self.xflip}, "
-            f"max_images={self.max_images}, len={len(self)})"
+            f'ImageDataset(spec={self.spec!r}, resolution={self.resolution}, xflip={self.xflip}, '
+            f'max_images={self.max_images}, len={len(self)})'
         )
 
     def _split(self, idx) -> tuple[int, bool]:
@@ -720,7 +709,7 @@ class ImageDataset:
         if i < 0:
             i += n
         if not 0 <= i < n:
-            raise IndexError(f"index {idx} out of range for dataset of length {n}")
+            raise IndexError(f'index {idx} out of range for dataset of length {n}')
         flip = i >= self.num_raw
         return (i - self.num_raw if flip else i), flip
 
@@ -731,7 +720,7 @@ class ImageDataset:
 
     def describe(self, idx) -> str:
         k, flip = self._split(idx)
-        return self._backend.describe(int(self._raw_idx[k])) + (" (x-flipped)" if flip else "")
+        return self._backend.describe(int(self._raw_idx[k])) + (' (x-flipped)' if flip else '')
 
     def _load(self, k: int) -> tuple[np.ndarray, np.ndarray | None]:
         if self._images is not None:
@@ -748,7 +737,7 @@ class ImageDataset:
                 self._bad(e)  # raises under "fail"
                 with self._lock:
                     self._bad_raw.add(raw)
-        raise EmptyDatasetError(f"{self.spec!r}: every image failed to decode")
+        raise EmptyDatasetError(f'{self.spec!r}: every image failed to decode')
 
     def __getitem__(self, idx) -> dict[str, np.ndarray]:
         k, flip = self._split(idx)
@@ -756,8 +745,8 @@ class ImageDataset:
         if flip:
             img = img[:, ::-1]
         return {
-            "image": np.ascontiguousarray(img),
-            "label": self._empty_label if label is None else np.asarray(label, np.float32),
+            'image': np.ascontiguousarray(img),
+            'label': self._empty_label if label is None else np.asarray(label, np.float32),
         }
 
     # -- procedural ground truth -------------------------------------------
@@ -767,7 +756,7 @@ class ImageDataset:
         Mirrored items get mirrored landmarks/masks (left/right names swap).
         """
         if not isinstance(self._backend, _ProceduralBackend):
-            raise TypeError(f"{self.spec!r} is not a procedural dataset")
+            raise TypeError(f'{self.spec!r} is not a procedural dataset')
         from alignjax.data import procedural
 
         indices = np.atleast_1d(np.asarray(indices, np.int64))
@@ -785,10 +774,10 @@ def make_dataset(
     resolution: int,
     *,
     xflip: bool = False,
-    bad_file_policy: str = "fail",
+    bad_file_policy: str = 'fail',
     in_memory: bool | None = None,
     max_images: int | None = None,
-    verify: str = "header",
+    verify: str = 'header',
 ) -> ImageDataset:
     """Open ``spec`` (see the module docstring) as an :class:`ImageDataset`.
 

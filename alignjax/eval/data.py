@@ -8,6 +8,7 @@ counter-based streams, so no evaluation image is ever a training image; the zoo'
 background thread while training runs). The pool's content and every batch are pure functions of
 (seed, step), so a resumed run sees exactly the batches it would have seen.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -31,6 +32,7 @@ def render_set(domain: str, resolution: int, seed: int, start: int, n: int) -> d
 def jpeg(images: np.ndarray, quality) -> np.ndarray:
     """JPEG round trip of uint8 [N, H, W, 3] images at `quality` (scalar or [N])."""
     from PIL import Image
+
     q = np.broadcast_to(np.asarray(quality, np.int64), (len(images),))
     out = np.empty_like(images)
     for i, im in enumerate(images):
@@ -59,8 +61,9 @@ def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     return x
 
 
-def degrade(images: np.ndarray, *, blur: float = 0.0, noise: float = 0.0, jpeg_quality: int | None = None,
-            seed: int = 0) -> np.ndarray:
+def degrade(
+    images: np.ndarray, *, blur: float = 0.0, noise: float = 0.0, jpeg_quality: int | None = None, seed: int = 0
+) -> np.ndarray:
     """uint8 [N, H, W, 3] -> uint8 after Gaussian blur (sigma px), additive Gaussian noise (std in [0, 255]
     units) and a JPEG round trip, in that order."""
     x = gaussian_blur(images, blur)
@@ -74,6 +77,7 @@ def degrade(images: np.ndarray, *, blur: float = 0.0, noise: float = 0.0, jpeg_q
 
 def _hash01(seed: int, idx: np.ndarray, stream: int) -> np.ndarray:
     from alignjax.data.procedural._factors import hash_uniform
+
     return hash_uniform(np.int64(seed), idx.astype(np.int64), np.int64(stream))
 
 
@@ -82,16 +86,26 @@ class RenderPool:
 
     KEYS = ('image', 'landmarks', 'visible', 'mask', 'factors')
 
-    def __init__(self, domain: str, resolution: int, *, seed: int = TRAIN_SEED, pool_size: int = 16384,
-                 chunk: int = 1024, refresh_every: int = 64, batch_size: int = 64, jpeg_frac: float = 0.3,
-                 jpeg_range=(40, 95)):
+    def __init__(
+        self,
+        domain: str,
+        resolution: int,
+        *,
+        seed: int = TRAIN_SEED,
+        pool_size: int = 16384,
+        chunk: int = 1024,
+        refresh_every: int = 64,
+        batch_size: int = 64,
+        jpeg_frac: float = 0.3,
+        jpeg_range=(40, 95),
+    ):
         if pool_size % chunk:
             raise ValueError(f'pool_size {pool_size} must be a multiple of chunk {chunk}')
         self.domain, self.resolution, self.seed = domain, int(resolution), int(seed)
         self.slots, self.chunk, self.refresh_every = pool_size // chunk, chunk, int(refresh_every)
         self.batch_size, self.jpeg_frac, self.jpeg_range = int(batch_size), float(jpeg_frac), jpeg_range
         self.pool: dict[str, np.ndarray] | None = None
-        self.newest = -1                      # index of the newest chunk in the pool
+        self.newest = -1  # index of the newest chunk in the pool
         self._exec = concurrent.futures.ThreadPoolExecutor(1)
         self._pending: dict[int, concurrent.futures.Future] = {}
 
@@ -112,7 +126,7 @@ class RenderPool:
     def _place(self, c: int, data):
         s = c % self.slots
         for k, v in data.items():
-            self.pool[k][s * self.chunk:(s + 1) * self.chunk] = v
+            self.pool[k][s * self.chunk : (s + 1) * self.chunk] = v
 
     def newest_chunk(self, step: int) -> int:
         return self.slots - 1 + step // self.refresh_every
@@ -124,8 +138,12 @@ class RenderPool:
             data = [self._render_chunk(c) for c in _progress(range(first, want + 1), progress)]
             self.pool = {k: np.concatenate([d[k] for d in data]) for k in self.KEYS}
             # chunk c lives in slot c % slots: rotate the concatenation into place
-            order = np.concatenate([np.arange(c % self.slots * self.chunk, (c % self.slots + 1) * self.chunk)
-                                    for c in range(first, want + 1)])
+            order = np.concatenate(
+                [
+                    np.arange(c % self.slots * self.chunk, (c % self.slots + 1) * self.chunk)
+                    for c in range(first, want + 1)
+                ]
+            )
             for k in self.KEYS:
                 arr = np.empty_like(self.pool[k])
                 arr[order] = self.pool[k]
@@ -153,4 +171,5 @@ def _progress(it, desc):
     if not desc:
         return it
     from tqdm import tqdm
+
     return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)

@@ -14,6 +14,7 @@ argument. Anything with the same call contract (a user's own labelling function)
 metrics and analyses; `expressed` says which factors a domain shows (`glasses` is never on `animals`;
 `detail` is a nuisance seed, never a readable factor).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,7 +59,7 @@ def expressed_factors(domain: str) -> np.ndarray:
 class EvaluatorConfig:
     domain: str
     resolution: int
-    width: int = 16                 # channels at full resolution; doubled at each of 3 downsamplings
+    width: int = 16  # channels at full resolution; doubled at each of 3 downsamplings
     feature_dim: int = 256
 
     @property
@@ -111,27 +112,34 @@ class EvaluatorNet(nn.Module):
     The image enters by space-to-depth (lossless, [R/2, R/2, 12]) and the mask logits leave by depth-to-space,
     so no convolution runs at full resolution: on XLA:CPU the weight gradients of full-resolution convs cost
     more than all the rest of the net together."""
+
     cfg: EvaluatorConfig
 
     @nn.compact
     def __call__(self, x):
         w = self.cfg.width
-        e1 = nn.relu(nn.Conv(2 * w, (3, 3), padding='SAME', name='stem')(_s2d(x)))     # R/2
-        e2 = _Block(4 * w)(_pool(e1))                                                     # R/4
-        e3 = _Block(8 * w)(_pool(e2))                                                     # R/8
+        e1 = nn.relu(nn.Conv(2 * w, (3, 3), padding='SAME', name='stem')(_s2d(x)))  # R/2
+        e2 = _Block(4 * w)(_pool(e1))  # R/4
+        e3 = _Block(8 * w)(_pool(e2))  # R/8
         h = e3.reshape(e3.shape[0], -1)
         h = nn.relu(nn.Dense(self.cfg.feature_dim, name='fc')(h))
         feat = nn.Dense(self.cfg.feature_dim, name='features')(h)
         h = nn.relu(feat)
         k = self.cfg.num_landmarks
-        fac = nn.Dense(len(FACTOR_NAMES) + 2, name='factors')(h)       # 18 normalised + (cos, sin) of hue
-        lm = nn.Dense(2 * k, name='landmarks')(h).reshape(-1, k, 2)     # normalised xy in [-1, 1]
-        vis = nn.Dense(k, name='visible')(h)                             # logits
+        fac = nn.Dense(len(FACTOR_NAMES) + 2, name='factors')(h)  # 18 normalised + (cos, sin) of hue
+        lm = nn.Dense(2 * k, name='landmarks')(h).reshape(-1, k, 2)  # normalised xy in [-1, 1]
+        vis = nn.Dense(k, name='visible')(h)  # logits
         u3 = nn.relu(nn.Conv(2 * w, (1, 1), name='dec3_in')(e3))
-        d2 = nn.relu(nn.GroupNorm(num_groups=8)(nn.Conv(2 * w, (3, 3), padding='SAME', name='dec2')(
-            jnp.concatenate([_up(u3), e2], -1))))
-        d1 = nn.relu(nn.GroupNorm(num_groups=8)(nn.Conv(2 * w, (3, 3), padding='SAME', name='dec1')(
-            jnp.concatenate([_up(d2), e1], -1))))
+        d2 = nn.relu(
+            nn.GroupNorm(num_groups=8)(
+                nn.Conv(2 * w, (3, 3), padding='SAME', name='dec2')(jnp.concatenate([_up(u3), e2], -1))
+            )
+        )
+        d1 = nn.relu(
+            nn.GroupNorm(num_groups=8)(
+                nn.Conv(2 * w, (3, 3), padding='SAME', name='dec1')(jnp.concatenate([_up(d2), e1], -1))
+            )
+        )
         seg = _d2s(nn.Conv(4 * self.cfg.num_classes, (1, 1), name='seg')(d1))
         return dict(factors=fac, landmarks=lm, visible=vis, mask_logits=seg, features=feat)
 
@@ -147,13 +155,18 @@ def as_input(images) -> jnp.ndarray:
 def decode(cfg: EvaluatorConfig, raw: dict) -> dict:
     """Raw head outputs -> the public contract (factor units, pixel landmarks, probabilities)."""
     f = raw['factors']
-    norm = f[:, :len(FACTOR_NAMES)]
+    norm = f[:, : len(FACTOR_NAMES)]
     fac = jnp.asarray(_LO) + (norm + 1) * 0.5 * jnp.asarray(_HI - _LO)
     hue = (jnp.arctan2(f[:, -1], f[:, -2]) / (2 * jnp.pi)) % 1.0
     fac = fac.at[:, HUE].set(hue).at[:, GLASSES].set(norm[:, GLASSES])
     lm = (raw['landmarks'] + 1) * 0.5 * cfg.resolution - 0.5
-    return dict(factors=fac, landmarks=lm, visible=jax.nn.sigmoid(raw['visible']),
-                mask_logits=raw['mask_logits'], features=raw['features'])
+    return dict(
+        factors=fac,
+        landmarks=lm,
+        visible=jax.nn.sigmoid(raw['visible']),
+        mask_logits=raw['mask_logits'],
+        features=raw['features'],
+    )
 
 
 @functools.partial(jax.jit, static_argnames=('cfg',))
@@ -164,6 +177,7 @@ def _apply(cfg, params, x):
 @flax.struct.dataclass
 class Evaluator:
     """A domain evaluator: static `config` + `params`. Call it on images (see the module docstring)."""
+
     config: EvaluatorConfig = flax.struct.field(pytree_node=False)
     params: Any
 
@@ -182,11 +196,13 @@ class Evaluator:
     def __call__(self, images, batch_size: int = 256) -> dict:
         x = as_input(images)
         if x.ndim != 4 or x.shape[1:] != (self.resolution, self.resolution, 3):
-            raise EvaluatorError(f'the {self.domain} evaluator reads [N, {self.resolution}, {self.resolution}, 3] '
-                                 f'images; got shape {tuple(x.shape)}')
+            raise EvaluatorError(
+                f'the {self.domain} evaluator reads [N, {self.resolution}, {self.resolution}, 3] '
+                f'images; got shape {tuple(x.shape)}'
+            )
         if isinstance(x, jax.core.Tracer) or len(x) <= batch_size:
             return _apply(self.config, self.params, x)
-        outs = [_apply(self.config, self.params, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        outs = [_apply(self.config, self.params, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
 
     def save(self, path) -> Path:
@@ -210,7 +226,8 @@ def _init(cfg, key):
 
 
 def _save(ev: Evaluator, path) -> Path:
-    import orbax.checkpoint as ocp   # slow to import; only saving and loading need it
+    import orbax.checkpoint as ocp  # slow to import; only saving and loading need it
+
     path = Path(path).absolute()
     with atomic_directory(path) as tmp:
         with ocp.StandardCheckpointer() as cp:
@@ -224,15 +241,18 @@ def load_evaluator(domain_or_path, resolution: int | None = None) -> Evaluator:
     """The shipped evaluator of `domain` at `resolution` (assets/evaluators/<domain>_<res>), or one saved at
     a directory path."""
     import orbax.checkpoint as ocp
+
     if str(domain_or_path) in P.DOMAINS:
         if resolution is None:
             raise EvaluatorError(f'give the resolution of the {domain_or_path} evaluator (e.g. 32)')
         path = ASSETS / f'{domain_or_path}_{int(resolution)}'
         if not path.exists():
             have = sorted(p.name for p in ASSETS.glob('*_*')) if ASSETS.exists() else []
-            raise EvaluatorError(f'no {domain_or_path} evaluator at {resolution}x{resolution}: {path} does not '
-                                 f'exist (shipped: {have}); train one with `python -m alignjax.eval.train '
-                                 f'--domain {domain_or_path} --res {resolution} --out {path}`')
+            raise EvaluatorError(
+                f'no {domain_or_path} evaluator at {resolution}x{resolution}: {path} does not '
+                f'exist (shipped: {have}); train one with `python -m alignjax.eval.train '
+                f'--domain {domain_or_path} --res {resolution} --out {path}`'
+            )
     else:
         path = Path(domain_or_path)
     cfg_file = path / CONFIG_NAME
@@ -244,8 +264,9 @@ def load_evaluator(domain_or_path, resolution: int | None = None) -> Evaluator:
         raise EvaluatorError(f'{cfg_file}: unreadable evaluator config ({e})') from None
     if resolution is not None and cfg.resolution != int(resolution):
         raise EvaluatorError(f'{path} is a {cfg.resolution}x{cfg.resolution} evaluator; {resolution} was asked')
-    abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype),
-                                      jax.eval_shape(lambda: _init(cfg, jax.random.key(0))))
+    abstract = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), jax.eval_shape(lambda: _init(cfg, jax.random.key(0)))
+    )
     with ocp.StandardCheckpointer() as cp:
         params = cp.restore(path.absolute() / 'params', abstract)
     return Evaluator(cfg, params)

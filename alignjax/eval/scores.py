@@ -5,6 +5,7 @@ accuracy for `glasses`), landmark NME and PCK (normalised by the image size, vis
     acc = evaluate(ev, n=2000, degrade=dict(blur=0.6, noise=4))
     s = factor_scores(pred['factors'], true_factors, domain)   # {'yaw': 0.98, ..., 'glasses': 0.99 (accuracy)}
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,8 @@ import json
 import numpy as np
 
 from alignjax.data import procedural as P
-from alignjax.eval.data import EVAL_SEED, degrade as _degrade, render_set
+from alignjax.eval.data import EVAL_SEED, render_set
+from alignjax.eval.data import degrade as _degrade
 from alignjax.eval.evaluator import ASSETS, GLASSES, HUE, expressed_factors
 
 FACTOR_NAMES = P.FACTOR_NAMES
@@ -59,15 +61,19 @@ def landmark_scores(pred, true, visible, resolution: int) -> dict[str, float]:
     err = np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(true, np.float64), axis=-1) / resolution
     v = np.asarray(visible, bool)
     e = err[v]
-    return dict(nme=float(e.mean()), pck_0_05=float((e < 0.05).mean()), pck_0_1=float((e < 0.1).mean()),
-                mean_px=float(e.mean() * resolution))
+    return dict(
+        nme=float(e.mean()),
+        pck_0_05=float((e < 0.05).mean()),
+        pck_0_1=float((e < 0.1).mean()),
+        mean_px=float(e.mean() * resolution),
+    )
 
 
 def confusion(pred_mask, true_mask, num_classes: int) -> np.ndarray:
     """[C, C] pixel counts, rows true class, columns predicted."""
     t = np.asarray(true_mask, np.int64).reshape(-1)
     p = np.asarray(pred_mask, np.int64).reshape(-1)
-    return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def mask_scores(cm: np.ndarray, class_names) -> dict:
@@ -76,9 +82,11 @@ def mask_scores(cm: np.ndarray, class_names) -> dict:
     union = cm.sum(0) + cm.sum(1) - np.diag(cm)
     present = cm.sum(1) > 0
     iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    return dict(miou=float(np.nanmean(iou[present])),
-                iou={n: (float(iou[i]) if present[i] else None) for i, n in enumerate(class_names)},
-                pixel_acc=float(inter.sum() / max(cm.sum(), 1)))
+    return dict(
+        miou=float(np.nanmean(iou[present])),
+        iou={n: (float(iou[i]) if present[i] else None) for i, n in enumerate(class_names)},
+        pixel_acc=float(inter.sum() / max(cm.sum(), 1)),
+    )
 
 
 def score(ev, data: dict, images=None) -> dict:
@@ -89,9 +97,13 @@ def score(ev, data: dict, images=None) -> dict:
     pred = {k: np.asarray(v) for k, v in out.items()}
     cm = confusion(pred['mask_logits'].argmax(-1), data['mask'], len(P.MASK_CLASSES[domain]))
     vis_acc = float(np.mean((pred['visible'] > 0.5) == data['visible']))
-    return dict(factors=factor_scores(pred['factors'], data['factors'], domain),
-                landmarks=landmark_scores(pred['landmarks'], data['landmarks'], data['visible'], ev.resolution),
-                visible_acc=vis_acc, mask=mask_scores(cm, P.MASK_CLASSES[domain]), n=int(len(data['image'])))
+    return dict(
+        factors=factor_scores(pred['factors'], data['factors'], domain),
+        landmarks=landmark_scores(pred['landmarks'], data['landmarks'], data['visible'], ev.resolution),
+        visible_acc=vis_acc,
+        mask=mask_scores(cm, P.MASK_CLASSES[domain]),
+        n=int(len(data['image'])),
+    )
 
 
 def evaluate(ev, n: int = 2000, seed: int = EVAL_SEED, start: int = 0, degrade: dict | None = None) -> dict:
@@ -116,9 +128,11 @@ def readable_factors(domain: str, resolution: int = 32, threshold: float = 0.8, 
 def summary_line(res: dict) -> str:
     f = res['factors']
     vals = [v for k, v in f.items() if v is not None and k != 'glasses']
-    return (f"factor R2 median {np.median(vals):.3f} (min {min(vals):.3f}), glasses acc "
-            f"{f['glasses'] if f['glasses'] is not None else float('nan'):.3f}, landmark PCK@0.1 "
-            f"{res['landmarks']['pck_0_1']:.3f} (NME {res['landmarks']['nme']:.4f}), mIoU {res['mask']['miou']:.3f}")
+    return (
+        f'factor R2 median {np.median(vals):.3f} (min {min(vals):.3f}), glasses acc '
+        f'{f["glasses"] if f["glasses"] is not None else float("nan"):.3f}, landmark PCK@0.1 '
+        f'{res["landmarks"]["pck_0_1"]:.3f} (NME {res["landmarks"]["nme"]:.4f}), mIoU {res["mask"]["miou"]:.3f}'
+    )
 
 
 def accuracy_markdown(resolution: int = 32, levels=('clean', 'gan')) -> str:

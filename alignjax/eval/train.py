@@ -8,6 +8,7 @@ the same command again continues from there, bit-exactly (batches are pure funct
 done, OUT holds the evaluator (evaluator.json + params/) and accuracy.json (held-out scores, clean and
 degraded), and OUT/_train/ is removed unless --keep-state.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,11 +51,11 @@ class TrainSettings:
     weight_decay: float = 1e-4
     pool_size: int = 16384
     chunk: int = 1024
-    refresh_every: int = 64          # a new chunk of 1024 renders every 64 steps (~1 new render per 4 images)
+    refresh_every: int = 64  # a new chunk of 1024 renders every 64 steps (~1 new render per 4 images)
     blur_p: float = 0.5
-    blur_max: float = 1.2            # sigma in px
+    blur_max: float = 1.2  # sigma in px
     noise_p: float = 0.5
-    noise_max: float = 0.08          # std in [-1, 1] units (~10/255)
+    noise_max: float = 0.08  # std in [-1, 1] units (~10/255)
     seed: int = TRAIN_SEED
 
 
@@ -73,14 +74,13 @@ def _augment(key, x, s: TrainSettings):
     t = jnp.arange(-r, r + 1, dtype=jnp.float32)
     k = jnp.exp(-0.5 * (t[None] / jnp.maximum(sigma[:, None], 1e-3)) ** 2)
     k = jnp.where(sigma[:, None] > 0.05, k, (t[None] == 0).astype(jnp.float32))
-    k = k / k.sum(-1, keepdims=True)                                      # [N, 7]
+    k = k / k.sum(-1, keepdims=True)  # [N, 7]
     for axis in (1, 2):
         pad = [(0, 0)] * 4
         pad[axis] = (r, r)
         xp = jnp.pad(x, pad, mode='edge')
         size = x.shape[axis]
-        x = sum(k[:, j, None, None, None] * jax.lax.slice_in_dim(xp, j, j + size, axis=axis)
-                for j in range(2 * r + 1))
+        x = sum(k[:, j, None, None, None] * jax.lax.slice_in_dim(xp, j, j + size, axis=axis) for j in range(2 * r + 1))
     std = jnp.where(jax.random.uniform(kn, (n,)) < s.noise_p, jax.random.uniform(kv, (n,)) * s.noise_max, 0.0)
     x = x + std[:, None, None, None] * jax.random.normal(kz, x.shape)
     return jnp.clip(x, -1, 1)
@@ -101,7 +101,7 @@ def loss_fn(params, cfg: E.EvaluatorConfig, b, x):
     keep = E.expressed_factors(cfg.domain).copy()
     keep[E.GLASSES] = keep[E.HUE] = False
     w = jnp.asarray(keep, jnp.float32)
-    l_fac = jnp.sum(jnp.mean((raw['factors'][:, :len(E.FACTOR_NAMES)] - norm) ** 2, 0) * w) / w.sum()
+    l_fac = jnp.sum(jnp.mean((raw['factors'][:, : len(E.FACTOR_NAMES)] - norm) ** 2, 0) * w) / w.sum()
     l_hue = jnp.mean((raw['factors'][:, -2:] - hue_cs) ** 2)
     if E.expressed_factors(cfg.domain)[E.GLASSES]:
         l_gl = jnp.mean(optax.sigmoid_binary_cross_entropy(raw['factors'][:, E.GLASSES], b['factors'][:, E.GLASSES]))
@@ -132,15 +132,26 @@ def make_step(cfg: E.EvaluatorConfig, s: TrainSettings):
     return tx, step
 
 
-def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings = TrainSettings(), *,
-                    width: int = 16, ckpt_every: int = 500, keep_state: bool = False, eval_n: int = 2000,
-                    quiet: bool = False, stop_after: int | None = None) -> dict | None:
+def train_evaluator(
+    domain: str,
+    resolution: int,
+    out,
+    settings: TrainSettings = TrainSettings(),
+    *,
+    width: int = 16,
+    ckpt_every: int = 500,
+    keep_state: bool = False,
+    eval_n: int = 2000,
+    quiet: bool = False,
+    stop_after: int | None = None,
+) -> dict | None:
     """Train (or continue training) the evaluator of `domain` at `resolution` into directory `out`.
 
     `stop_after`: leave after that step with a checkpoint (a time-boxed run; the same call continues it);
     returns None then. Otherwise returns the accuracy report written to out/accuracy.json."""
-    import orbax.checkpoint as ocp   # slow to import (~1 s): only when training
+    import orbax.checkpoint as ocp  # slow to import (~1 s): only when training
     from tqdm import tqdm
+
     if domain not in P.DOMAINS:
         raise E.EvaluatorError(f'unknown domain {domain!r}; choose from {P.DOMAINS}')
     out = Path(out).absolute()
@@ -152,25 +163,45 @@ def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings =
     opt_state = tx.init(params)
     state = dict(params=params, opt_state=opt_state, step=jnp.zeros((), jnp.int32))
     run_info = dict(config=cfg.to_dict(), settings=dataclasses.asdict(s))
-    mgr = ocp.CheckpointManager(out / '_train', options=ocp.CheckpointManagerOptions(
-        max_to_keep=2, create=True, enable_async_checkpointing=False), item_names=('state', 'info'))
+    mgr = ocp.CheckpointManager(
+        out / '_train',
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False),
+        item_names=('state', 'info'),
+    )
     start = 0
     if mgr.latest_step() is not None:
         latest = mgr.latest_step()
-        got = mgr.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(state),
-                                                          info=ocp.args.JsonRestore()))
+        got = mgr.restore(
+            latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(state), info=ocp.args.JsonRestore())
+        )
         if got['info'] != json.loads(json.dumps(run_info)):
-            raise E.EvaluatorError(f'{out}/_train holds a run with other settings ({got["info"]}); '
-                                   f'use another --out or delete it')
+            raise E.EvaluatorError(
+                f'{out}/_train holds a run with other settings ({got["info"]}); use another --out or delete it'
+            )
         state, start = got['state'], int(got['state']['step'])
         if not quiet:
             print(f'resumed from {out}/_train/{latest} (step {start})', flush=True)
-    pool = RenderPool(domain, resolution, seed=s.seed, pool_size=s.pool_size, chunk=s.chunk,
-                      refresh_every=s.refresh_every, batch_size=s.batch)
+    pool = RenderPool(
+        domain,
+        resolution,
+        seed=s.seed,
+        pool_size=s.pool_size,
+        chunk=s.chunk,
+        refresh_every=s.refresh_every,
+        batch_size=s.batch,
+    )
     t0 = time.time()
     params, opt_state = state['params'], state['opt_state']
-    pbar = tqdm(total=s.steps, initial=start, desc=f'{domain}@{resolution}', unit='step', dynamic_ncols=True,
-                disable=quiet, mininterval=2.0, file=sys.stdout)
+    pbar = tqdm(
+        total=s.steps,
+        initial=start,
+        desc=f'{domain}@{resolution}',
+        unit='step',
+        dynamic_ncols=True,
+        disable=quiet,
+        mininterval=2.0,
+        file=sys.stdout,
+    )
     pool.batch(start, progress=None if quiet else 'rendering the pool')
     m, done = None, start
     try:
@@ -183,12 +214,15 @@ def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings =
                 m = {k: float(v) for k, v in m.items()}
                 if not np.isfinite(m['loss']):
                     raise E.EvaluatorError(f'non-finite loss at step {i + 1}; last good checkpoint in {out}/_train')
-                pbar.set_postfix(loss=f"{m['loss']:.4f}", lm=f"{m['lm']:.4f}", seg=f"{m['seg']:.3f}", refresh=False)
+                pbar.set_postfix(loss=f'{m["loss"]:.4f}', lm=f'{m["lm"]:.4f}', seg=f'{m["seg"]:.3f}', refresh=False)
             last = i + 1 == s.steps or (stop_after is not None and i + 1 >= stop_after)
             if (i + 1) % ckpt_every == 0 or last:
                 st = dict(params=params, opt_state=opt_state, step=jnp.asarray(i + 1, jnp.int32))
-                mgr.save(i + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(st),
-                                                        info=ocp.args.JsonSave(run_info)), force=True)
+                mgr.save(
+                    i + 1,
+                    args=ocp.args.Composite(state=ocp.args.StandardSave(st), info=ocp.args.JsonSave(run_info)),
+                    force=True,
+                )
                 mgr.wait_until_finished()
             if last:
                 break
@@ -202,9 +236,15 @@ def train_evaluator(domain: str, resolution: int, out, settings: TrainSettings =
     ev = E.Evaluator(cfg, jax.tree_util.tree_map(np.asarray, params))
     ev.save(out)
     acc = accuracy_report(ev, n=eval_n)
-    acc['train'] = dict(steps=s.steps, images_seen=s.steps * s.batch, unique_renders=(
-        s.pool_size + (s.steps // s.refresh_every) * s.chunk), wall_s_this_run=round(train_s, 1),
-        train_seed=s.seed, eval_seed=EVAL_SEED, settings=dataclasses.asdict(s))
+    acc['train'] = dict(
+        steps=s.steps,
+        images_seen=s.steps * s.batch,
+        unique_renders=(s.pool_size + (s.steps // s.refresh_every) * s.chunk),
+        wall_s_this_run=round(train_s, 1),
+        train_seed=s.seed,
+        eval_seed=EVAL_SEED,
+        settings=dataclasses.asdict(s),
+    )
     (out / 'accuracy.json').write_text(json.dumps(acc, indent=1))
     mgr.close()
     if not keep_state:
@@ -238,7 +278,7 @@ def rescore(path, n: int = 2000) -> dict:
     return acc
 
 
-if __name__ == '__main__':   # `python -m alignjax.eval.train` (the command line: alignjax.cli.eval_train)
+if __name__ == '__main__':  # `python -m alignjax.eval.train` (the command line: alignjax.cli.eval_train)
     from alignjax.cli.eval_train import main
 
     raise SystemExit(main())

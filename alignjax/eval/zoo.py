@@ -10,6 +10,7 @@ for the forgotten-directions study). All 32x32, 64 channels, trained by this pro
 into assets/zoo/<name>; `alignjax-zoo cards` (or `python -m alignjax.eval.zoo cards`) recomputes the cards'
 metrics.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,18 +38,21 @@ DEMO_PARENT = ROOT / 'assets' / 'demo' / 'parent'
 @dataclasses.dataclass(frozen=True)
 class ZooModel:
     name: str
-    domain: str           # the procedural domain it is trained on
-    parent: str | None    # zoo name it is fine-tuned from (None: the root, continued from the demo parent)
-    kimg: float           # images shown in this model's own run
+    domain: str  # the procedural domain it is trained on
+    parent: str | None  # zoo name it is fine-tuned from (None: the root, continued from the demo parent)
+    kimg: float  # images shown in this model's own run
 
 
-ZOO = {m.name: m for m in (
-    ZooModel('parent', 'faces', None, 25.0),
-    ZooModel('toons', 'toons', 'parent', 4.0),
-    ZooModel('animals', 'animals', 'parent', 4.0),
-    ZooModel('buildings', 'buildings', 'parent', 4.0),
-    ZooModel('animals_faces', 'faces', 'animals', 4.0),
-)}
+ZOO = {
+    m.name: m
+    for m in (
+        ZooModel('parent', 'faces', None, 25.0),
+        ZooModel('toons', 'toons', 'parent', 4.0),
+        ZooModel('animals', 'animals', 'parent', 4.0),
+        ZooModel('buildings', 'buildings', 'parent', 4.0),
+        ZooModel('animals_faces', 'faces', 'animals', 4.0),
+    )
+}
 CHILDREN = ('toons', 'animals', 'buildings')
 
 
@@ -64,7 +68,7 @@ def zoo_config(name: str):
     if name not in ZOO:
         raise KeyError(f'unknown zoo model {name!r}; the zoo has {sorted(ZOO)}')
     m = ZOO[name]
-    c = small32_config(f'proc:{m.domain}?n=20000')      # the demo parent's architecture and hyperparameters
+    c = small32_config(f'proc:{m.domain}?n=20000')  # the demo parent's architecture and hyperparameters
     c.name = f'zoo_{name}'
     c.train.kimg = m.kimg
     if m.parent is None:
@@ -83,8 +87,7 @@ def load_zoo(name: str):
     """The shipped zoo model `name` as an alignjax Checkpoint."""
     p = zoo_path(name)
     if not p.exists():
-        raise FileNotFoundError(f'{p} does not exist: the zoo model {name!r} has not been trained '
-                                f'(make zoo)')
+        raise FileNotFoundError(f'{p} does not exist: the zoo model {name!r} has not been trained (make zoo)')
     return load_checkpoint(p)
 
 
@@ -94,6 +97,7 @@ def zoo_card(name: str) -> dict:
 
 # ----------------------------------------------------------------------------------------------------------
 # Installing trained models into assets/zoo, their cards, the contact sheet.
+
 
 def _wall_seconds(workdir: Path) -> float:
     """Training wall time of a run from its metrics.jsonl (sum over ticks of sec/kimg x kimg)."""
@@ -119,13 +123,20 @@ def install(name: str, workdir) -> Path:
     meta = json.loads((final / 'alignjax_config.json').read_text())
     m = ZOO[name]
     kimg = float(meta['extra'].get('kimg', 0.0))
-    base = zoo_card(m.parent)['kimg_total'] if m.parent else 61.2   # the demo parent's 61.2 kimg
+    base = zoo_card(m.parent)['kimg_total'] if m.parent else 61.2  # the demo parent's 61.2 kimg
     dst = zoo_path(name)
-    card = dict(name=name, domain=m.domain, parent=m.parent or 'assets/demo/parent (61.2 kimg)',
-                kimg=kimg, kimg_total=round(base + kimg, 3), wall_s=round(_wall_seconds(workdir), 1),
-                machine=machine(), command=f'python train.py --config configs/zoo/{name}.py --workdir {workdir}',
-                config=meta['extra'].get('config'))
-    if (dst / 'card.json').exists():                 # keep the metrics of an earlier card
+    card = dict(
+        name=name,
+        domain=m.domain,
+        parent=m.parent or 'assets/demo/parent (61.2 kimg)',
+        kimg=kimg,
+        kimg_total=round(base + kimg, 3),
+        wall_s=round(_wall_seconds(workdir), 1),
+        machine=machine(),
+        command=f'python train.py --config configs/zoo/{name}.py --workdir {workdir}',
+        config=meta['extra'].get('config'),
+    )
+    if (dst / 'card.json').exists():  # keep the metrics of an earlier card
         card['metrics'] = json.loads((dst / 'card.json').read_text()).get('metrics')
     with atomic_directory(dst) as tmp:
         shutil.copytree(final, tmp)
@@ -164,22 +175,28 @@ def contact_sheet(path, n: int = 8, seed: int = 7, psi: float = 0.7, scale: int 
 
 
 def markdown_table(cards: dict) -> str:
-    head = ('| model | domain | kimg (total) | train wall | FD_eval own | ' +
-            ' | '.join(f'FD_eval {d}' for d in P.DOMAINS) + ' | KID_eval own | precision | recall |')
+    head = (
+        '| model | domain | kimg (total) | train wall | FD_eval own | '
+        + ' | '.join(f'FD_eval {d}' for d in P.DOMAINS)
+        + ' | KID_eval own | precision | recall |'
+    )
     lines = [head, '|' + '---|' * (9 + len(P.DOMAINS) - 1)]
     for nm, c in cards.items():
         m = c.get('metrics') or {}
         own = c.get('domain', 'faces')
-        fd = lambda d: f"{m[f'fd_eval_{d}']:.1f}" if f'fd_eval_{d}' in m else 'n/a'
-        kimg = f"{c['kimg']:.1f} ({c['kimg_total']:.1f})" if 'kimg' in c else '61.2 (61.2)'
-        wall = f"{c['wall_s'] / 60:.0f} min" if 'wall_s' in c else '~33 min'
-        lines.append(f"| {nm} | {own} | {kimg} | {wall} | {fd(own)} | " + ' | '.join(fd(d) for d in P.DOMAINS) +
-                     f" | {m.get('kid_eval', float('nan')):.4f} | {m.get('precision', float('nan')):.3f} | "
-                     f"{m.get('recall', float('nan')):.3f} |")
+        fd = lambda d: f'{m[f"fd_eval_{d}"]:.1f}' if f'fd_eval_{d}' in m else 'n/a'
+        kimg = f'{c["kimg"]:.1f} ({c["kimg_total"]:.1f})' if 'kimg' in c else '61.2 (61.2)'
+        wall = f'{c["wall_s"] / 60:.0f} min' if 'wall_s' in c else '~33 min'
+        lines.append(
+            f'| {nm} | {own} | {kimg} | {wall} | {fd(own)} | '
+            + ' | '.join(fd(d) for d in P.DOMAINS)
+            + f' | {m.get("kid_eval", float("nan")):.4f} | {m.get("precision", float("nan")):.3f} | '
+            f'{m.get("recall", float("nan")):.3f} |'
+        )
     return '\n'.join(lines)
 
 
-if __name__ == '__main__':   # `python -m alignjax.eval.zoo install|cards|tables|sheet` (alignjax/cli/zoo.py)
+if __name__ == '__main__':  # `python -m alignjax.eval.zoo install|cards|tables|sheet` (alignjax/cli/zoo.py)
     from alignjax.cli.zoo import main
 
     raise SystemExit(main())

@@ -18,12 +18,46 @@ or `lpips_from_state_dicts` from arrays in memory), or the weight-free default `
 
 Measured recovery PSNRs per space and loss: docs/performance.md.
 """
+
 from alignjax.invert.losses import DFeatures, PixelSSIM, Sum, make_loss, ms_ssim, psnr, ssim
 from alignjax.invert.lpips import LPIPS, load_lpips, lpips_from_state_dicts
-from alignjax.invert.project import (PRESETS, SPACES, InvertConfig, InvertResult, Latents, check_latents,
-                                     const_noise, decode, invert, noise_regularization, w_stats)
+from alignjax.invert.project import (
+    PRESETS,
+    SPACES,
+    InvertConfig,
+    InvertResult,
+    Latents,
+    check_latents,
+    const_noise,
+    decode,
+    invert,
+    noise_regularization,
+    w_stats,
+)
 from alignjax.invert.store import load_latents, save_latents
 
-__all__ = ['DFeatures', 'InvertConfig', 'InvertResult', 'LPIPS', 'Latents', 'PRESETS', 'PixelSSIM', 'SPACES', 'Sum',
-           'check_latents', 'const_noise', 'decode', 'invert', 'load_latents', 'load_lpips', 'lpips_from_state_dicts',
-           'make_loss', 'ms_ssim', 'noise_regularization', 'psnr', 'save_latents', 'ssim', 'w_stats']
+__all__ = [
+    'DFeatures',
+    'InvertConfig',
+    'InvertResult',
+    'LPIPS',
+    'Latents',
+    'PRESETS',
+    'PixelSSIM',
+    'SPACES',
+    'Sum',
+    'check_latents',
+    'const_noise',
+    'decode',
+    'invert',
+    'load_latents',
+    'load_lpips',
+    'lpips_from_state_dicts',
+    'make_loss',
+    'ms_ssim',
+    'noise_regularization',
+    'psnr',
+    'save_latents',
+    'ssim',
+    'w_stats',
+]

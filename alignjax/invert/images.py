@@ -11,26 +11,28 @@ paths joined with '__' when they would clash; dataset items are named by index. 
 each name's source path, the bad files skipped under bad='skip' and a warning for every image whose centre
 square is upsampled more than `UPSAMPLE_WARN` times (a 1x1 or 10000x10 photo makes a meaningless target).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from alignjax.errors import InputError
 
 _SPEC = re.compile(r'^(folder|zip|tfds|proc):')
-UPSAMPLE_WARN = 4.0          # warn when an image's centre square is enlarged more than this
-_NAME_BYTES = 150            # names (file stems of the outputs) are cut to this many UTF-8 bytes
+UPSAMPLE_WARN = 4.0  # warn when an image's centre square is enlarged more than this
+_NAME_BYTES = 150  # names (file stems of the outputs) are cut to this many UTF-8 bytes
 
 
 def _image_exts():
     from alignjax.data._image import IMAGE_EXTENSIONS
+
     return {e.lower() for e in IMAGE_EXTENSIONS}
 
 
@@ -47,6 +49,7 @@ def _safe(name: str) -> str:
 def list_image_files(path) -> list[Path]:
     from alignjax.data._image import describe_extensions
     from alignjax.data.sources import walk_files
+
     p = Path(path)
     exts = _image_exts()
     if p.is_dir():
@@ -86,11 +89,11 @@ def _names_for(files: Sequence[Path], roots: Sequence[Path]) -> list[str]:
 
 @dataclasses.dataclass
 class Inputs:
-    names: list              # output labels, unique
-    images: np.ndarray       # uint8 [N, R, R, 3]
-    sources: list            # where each image came from (path, or the dataset item)
-    skipped: dict            # {path: reason} bad files left out (bad='skip')
-    warnings: list           # e.g. tiny images upsampled many times
+    names: list  # output labels, unique
+    images: np.ndarray  # uint8 [N, R, R, 3]
+    sources: list  # where each image came from (path, or the dataset item)
+    skipped: dict  # {path: reason} bad files left out (bad='skip')
+    warnings: list  # e.g. tiny images upsampled many times
 
 
 def _upsample_warning(where: str, size, resolution: int) -> str | None:
@@ -100,8 +103,10 @@ def _upsample_warning(where: str, size, resolution: int) -> str | None:
     if factor <= UPSAMPLE_WARN:
         return None
     crop = f'its centre {side}x{side} square' if w != h else 'it'
-    return (f'{where} is {w}x{h}: {crop} is upsampled {factor:.0f}x to {resolution}x{resolution}, '
-            f'so the target is mostly interpolation')
+    return (
+        f'{where} is {w}x{h}: {crop} is upsampled {factor:.0f}x to {resolution}x{resolution}, '
+        f'so the target is mostly interpolation'
+    )
 
 
 def read_inputs(sources, resolution: int, max_images: int | None = None, *, bad: str = 'fail') -> Inputs:
@@ -110,6 +115,7 @@ def read_inputs(sources, resolution: int, max_images: int | None = None, *, bad:
     and records it in `skipped`. `max_images` counts good images."""
     from alignjax.data import EmptyDatasetError, decode_image
     from alignjax.data._image import BadImageError, probe_image
+
     if bad not in ('fail', 'skip'):
         raise InputError(f"bad must be 'fail' or 'skip', got {bad!r}")
     if isinstance(sources, (str, os.PathLike)):
@@ -117,6 +123,7 @@ def read_inputs(sources, resolution: int, max_images: int | None = None, *, bad:
     sources = [os.fspath(s) for s in sources]
     if len(sources) == 1 and (_SPEC.match(sources[0]) or sources[0].lower().endswith('.zip')):
         from alignjax.data import make_dataset
+
         ds = make_dataset(sources[0], resolution, max_images=max_images, bad_file_policy=bad)
         n = len(ds)
         imgs = np.stack([np.asarray(ds[i]['image'], np.uint8) for i in range(n)])
@@ -151,13 +158,15 @@ def read_inputs(sources, resolution: int, max_images: int | None = None, *, bad:
         if msg:
             warnings.append(msg)
     if not imgs:
-        raise EmptyDatasetError(f'none of the {len(files)} image file(s) could be read' if skipped else
-                                'no images given')
+        raise EmptyDatasetError(
+            f'none of the {len(files)} image file(s) could be read' if skipped else 'no images given'
+        )
     return Inputs(_names_for(good, good_roots), np.stack(imgs), [str(f) for f in good], skipped, warnings)
 
 
-def load_images(sources, resolution: int, max_images: int | None = None, *,
-                bad: str = 'fail') -> tuple[list[str], np.ndarray]:
+def load_images(
+    sources, resolution: int, max_images: int | None = None, *, bad: str = 'fail'
+) -> tuple[list[str], np.ndarray]:
     """(names, uint8 [N, R, R, 3]) from a path, a list of paths, or one dataset spec
     ('folder:', 'zip:', 'tfds:', 'proc:' prefixes or an NVlabs *.zip). See `read_inputs`."""
     r = read_inputs(sources, resolution, max_images, bad=bad)

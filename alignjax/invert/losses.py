@@ -12,6 +12,7 @@ so the projector can be jit-compiled with the loss passed as an argument. Availa
   LPIPS does, uniformly weighted), plus a pixel term; a perceptual-ish loss from the GAN itself.
 * `Sum`: a weighted sum of losses.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,7 +36,7 @@ def psnr(a, b):
     return 10.0 * jnp.log10(4.0 / jnp.maximum(mse, 1e-12))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _blur_matrix(n: int, sigma: float = 1.5, radius: int = 5) -> np.ndarray:
     """[n, n] matrix of a 1-D Gaussian blur with reflect padding (radius capped at n - 1)."""
     r = min(radius, n - 1)
@@ -45,7 +46,7 @@ def _blur_matrix(n: int, sigma: float = 1.5, radius: int = 5) -> np.ndarray:
     m = np.zeros((n, n), np.float64)
     for i in range(n):
         for k, gk in zip(range(i - r, i + r + 1), g):
-            j = -k if k < 0 else (2 * (n - 1) - k if k >= n else k)   # reflect (no edge repeat)
+            j = -k if k < 0 else (2 * (n - 1) - k if k >= n else k)  # reflect (no edge repeat)
             m[i, j] += gk
     return m.astype(np.float32)
 
@@ -63,13 +64,13 @@ def ssim(a, b):
     """Per-image mean SSIM of [N, H, W, C] images in [-1, 1] (computed on [0, 1]; Gaussian window, sigma 1.5)."""
     a = (a + 1) * 0.5
     b = (b + 1) * 0.5
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     mu_a, mu_b = _blur(a), _blur(b)
-    saa = _blur(a * a) - mu_a ** 2
-    sbb = _blur(b * b) - mu_b ** 2
+    saa = _blur(a * a) - mu_a**2
+    sbb = _blur(b * b) - mu_b**2
     sab = _blur(a * b) - mu_a * mu_b
     num = (2 * mu_a * mu_b + c1) * (2 * sab + c2)
-    den = (mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2)
     return jnp.mean(num / den, axis=(1, 2, 3))
 
 
@@ -98,6 +99,7 @@ class PixelSSIM:
     (32x32 fixture, W+ with noise, 1000 steps: 30.9 dB mean PSNR at scale 1, 31.3 at 10, 33.1 at 100, vs
     33.9 dB without noise maps).
     """
+
     mse_weight: float = flax.struct.field(pytree_node=False, default=100.0)
     ssim_weight: float = flax.struct.field(pytree_node=False, default=10.0)
 
@@ -119,6 +121,7 @@ class DFeatures:
     """`d_weight` * distance between the discriminator's block activations (each channel-normalised per pixel,
     then mean squared difference, layers summed) + `pixel_weight` * MSE. `disc` is an `alignjax.Discriminator`.
     The pixel term (PixelSSIM's scale) anchors colours, which D features barely constrain."""
+
     disc: Any
     d_weight: float = flax.struct.field(pytree_node=False, default=10.0)
     pixel_weight: float = flax.struct.field(pytree_node=False, default=100.0)
@@ -129,17 +132,18 @@ class DFeatures:
         # batch keeps any batch size valid. Block activations are per image.
         cfg = self.disc.config.replace(mbstd_group_size=None)
         _, state = N.Discriminator(cfg).apply(
-            self.disc.variables, img,
+            self.disc.variables,
+            img,
             capture_intermediates=lambda mdl, name: isinstance(mdl, N.DiscriminatorBlock) and name == '__call__',
-            mutable=['intermediates'])
+            mutable=['intermediates'],
+        )
         inter = state['intermediates']
         feats = [inter[f'b{r}']['__call__'][0] for r in cfg.block_resolutions]
         feats = [f / (jnp.sqrt(jnp.sum(jnp.square(f), -1, keepdims=True)) + 1e-8) for f in feats]
         return {'img': img, 'd': feats}
 
     def distance(self, fa, fb):
-        d = self.d_weight * sum(jnp.mean(jnp.sum(jnp.square(a - b), -1), axis=(1, 2))
-                                for a, b in zip(fa['d'], fb['d']))
+        d = self.d_weight * sum(jnp.mean(jnp.sum(jnp.square(a - b), -1), axis=(1, 2)) for a, b in zip(fa['d'], fb['d']))
         if self.pixel_weight:
             d = d + self.pixel_weight * jnp.mean(jnp.square(fa['img'] - fb['img']), axis=(1, 2, 3))
         return d
@@ -151,6 +155,7 @@ class DFeatures:
 @flax.struct.dataclass
 class Sum:
     """sum_k weights[k] * losses[k]."""
+
     losses: tuple
     weights: tuple = flax.struct.field(pytree_node=False, default=())
 
@@ -174,7 +179,7 @@ def make_loss(kind: str = 'auto', *, lpips=None, disc=None):
         kind = 'lpips' if lpips is not None else 'pixel'
     if kind in ('lpips', 'lpips+pixel'):
         if lpips is None:
-            raise InputError(f"loss {kind!r} needs LPIPS weights (alignjax.invert.load_lpips)")
+            raise InputError(f'loss {kind!r} needs LPIPS weights (alignjax.invert.load_lpips)')
         return lpips if kind == 'lpips' else Sum((lpips, PixelSSIM(1.0, 0.0)), (1.0, 1.0))
     if kind == 'pixel':
         return PixelSSIM()
@@ -184,4 +189,4 @@ def make_loss(kind: str = 'auto', *, lpips=None, disc=None):
         if disc is None:
             raise InputError("loss 'dfeat' needs the checkpoint's discriminator")
         return DFeatures(disc)
-    raise InputError(f"unknown loss {kind!r}: use auto | lpips | lpips+pixel | pixel | mse | dfeat")
+    raise InputError(f'unknown loss {kind!r}: use auto | lpips | lpips+pixel | pixel | mse | dfeat')

@@ -13,11 +13,13 @@ Weights (nothing is downloaded; both files are read by the torch-free `alignjax.
 
 Images larger than 256 px are area-downsampled to 256 first, as NVlabs `projector.py` does.
 """
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.struct
 import jax
@@ -29,13 +31,26 @@ from alignjax.io.torch_file import load_torch
 
 # torchvision vgg16 `features` indices of the 13 convs; a 2x2 max-pool follows the convs marked below.
 VGG16_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
-VGG16_CHANNELS = ((3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-                  (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512))
-_TAP_AFTER = (1, 3, 6, 9, 12)          # conv index (0-based among the 13) whose relu output is an LPIPS tap
-_POOL_BEFORE = (2, 4, 7, 10)           # a max-pool precedes these convs
+VGG16_CHANNELS = (
+    (3, 64),
+    (64, 64),
+    (64, 128),
+    (128, 128),
+    (128, 256),
+    (256, 256),
+    (256, 256),
+    (256, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+    (512, 512),
+)
+_TAP_AFTER = (1, 3, 6, 9, 12)  # conv index (0-based among the 13) whose relu output is an LPIPS tap
+_POOL_BEFORE = (2, 4, 7, 10)  # a max-pool precedes these convs
 LPIPS_CHANNELS = (64, 128, 256, 512, 512)
-_SHIFT = np.array([-.030, -.088, -.188], np.float32)
-_SCALE = np.array([.458, .448, .450], np.float32)
+_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
+_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 _DN = ('NHWC', 'HWIO', 'NHWC')
 
 
@@ -56,8 +71,9 @@ def vgg16_taps(params, x):
     for i, (w, b) in enumerate(params):
         if i in _POOL_BEFORE:
             x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), 'VALID')
-        x = jax.lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], dimension_numbers=_DN,
-                                         precision=jax.lax.Precision.HIGHEST)
+        x = jax.lax.conv_general_dilated(
+            x, w, (1, 1), [(1, 1), (1, 1)], dimension_numbers=_DN, precision=jax.lax.Precision.HIGHEST
+        )
         x = jax.nn.relu(x + b)
         if i in _TAP_AFTER:
             taps.append(x)
@@ -75,6 +91,7 @@ class LPIPS:
     features(img [N, H, W, 3] in [-1, 1]) -> list of unit-normalised taps; distance(fa, fb) -> [N];
     __call__(a, b) -> [N]. Pass the object to jitted functions as an argument (it is a pytree).
     """
+
     vgg: Any
     lin: Any
     max_size: int = flax.struct.field(pytree_node=False, default=256)
@@ -99,6 +116,7 @@ class LPIPS:
 # ----------------------------------------------------------------------------------------------------------
 # Loading.
 
+
 def _flatten(sd, prefix=''):
     """Nested dicts (or an OrderedDict state dict) -> {dotted key: array}."""
     out = {}
@@ -114,8 +132,7 @@ def _flatten(sd, prefix=''):
 def _state_dict(obj, what: str, path) -> dict:
     if isinstance(obj, Mapping):
         for k in ('state_dict', 'model', 'net'):
-            if k in obj and isinstance(obj[k], Mapping) and not any(
-                    isinstance(v, np.ndarray) for v in obj.values()):
+            if k in obj and isinstance(obj[k], Mapping) and not any(isinstance(v, np.ndarray) for v in obj.values()):
                 obj = obj[k]
                 break
         return _flatten(obj)
@@ -131,8 +148,10 @@ def _vgg_from_state_dict(sd: Mapping[str, Any], path) -> list:
             by_index.setdefault(int(m.group(1)), {})[m.group(2)] = np.asarray(v, np.float32)
     missing = [i for i in VGG16_CONVS if i not in by_index or len(by_index[i]) != 2]
     if missing:
-        raise InputError(f'{path}: not a VGG16 state dict: no weight/bias for features.{missing} '
-                         f'(expected torchvision vgg16 keys features.{{0,2,5,...,28}}.weight/bias)')
+        raise InputError(
+            f'{path}: not a VGG16 state dict: no weight/bias for features.{missing} '
+            f'(expected torchvision vgg16 keys features.{{0,2,5,...,28}}.weight/bias)'
+        )
     params = []
     for i, (cin, cout) in zip(VGG16_CONVS, VGG16_CHANNELS):
         w, b = by_index[i]['weight'], by_index[i]['bias']
@@ -149,8 +168,9 @@ def _lin_from_state_dict(sd: Mapping[str, Any], path) -> list:
         if m:
             lins[int(m.group(1))] = np.asarray(v, np.float32)
     if sorted(lins) != list(range(5)):
-        raise InputError(f'{path}: expected LPIPS heads lin0..lin4 (keys lin{{k}}.model.1.weight), '
-                         f'found {sorted(lins)}')
+        raise InputError(
+            f'{path}: expected LPIPS heads lin0..lin4 (keys lin{{k}}.model.1.weight), found {sorted(lins)}'
+        )
     out = []
     for k, c in enumerate(LPIPS_CHANNELS):
         w = lins[k].reshape(-1)
@@ -162,8 +182,11 @@ def _lin_from_state_dict(sd: Mapping[str, Any], path) -> list:
 
 def lpips_from_state_dicts(vgg_sd: Mapping[str, Any], lin_sd: Mapping[str, Any], max_size: int = 256) -> LPIPS:
     """LPIPS from in-memory state dicts (numpy / jax arrays keyed as in the torch files)."""
-    return LPIPS(_vgg_from_state_dict(_flatten(vgg_sd), '<vgg state dict>'),
-                 _lin_from_state_dict(_flatten(lin_sd), '<lin state dict>'), max_size=max_size)
+    return LPIPS(
+        _vgg_from_state_dict(_flatten(vgg_sd), '<vgg state dict>'),
+        _lin_from_state_dict(_flatten(lin_sd), '<lin state dict>'),
+        max_size=max_size,
+    )
 
 
 def load_lpips(vgg_path, lin_path=None, max_size: int = 256) -> LPIPS:

@@ -12,12 +12,14 @@ are regularised (weight 1e5: squared autocorrelation at 1-px shifts over a 2x py
 renormalised to zero mean / unit variance after every step. W / W+ start at the mean of 10,000 mapped z
 (seed 123); Z starts at z = 0 (StyleAlign `projector_z.py`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.struct
 import jax
@@ -34,6 +36,7 @@ SPACES = ('z', 'w', 'w+')
 # ----------------------------------------------------------------------------------------------------------
 # Configuration and latents.
 
+
 @dataclasses.dataclass(frozen=True)
 class InvertConfig:
     """Projection settings. The schedule and hyperparameters default to NVlabs `projector.py`'s (Adam 0.1,
@@ -41,25 +44,26 @@ class InvertConfig:
     `InvertConfig.nvlabs()` is exactly projector.py (one W plus the noise maps, randomly initialised);
     `InvertConfig.stylealign()` is StyleAlign's translation setting (Z space, z = 0 start, truncation 0.5,
     500 steps, noise maps optimised)."""
-    space: str = 'w+'                  # 'z' | 'w' | 'w+'
-    noise: bool = False                # also optimise per-image noise maps (else the model's const noise)
-    noise_init: str = 'const'          # 'const': start from the model's noise_const | 'random': fresh N(0, 1)
+
+    space: str = 'w+'  # 'z' | 'w' | 'w+'
+    noise: bool = False  # also optimise per-image noise maps (else the model's const noise)
+    noise_init: str = 'const'  # 'const': start from the model's noise_const | 'random': fresh N(0, 1)
     steps: int = 1000
     lr: float = 0.1
-    lr_rampup: float = 0.05            # fraction of steps
+    lr_rampup: float = 0.05  # fraction of steps
     lr_rampdown: float = 0.25
-    latent_noise: float = 0.05         # x std (w_std in W/W+, z_std in Z)
+    latent_noise: float = 0.05  # x std (w_std in W/W+, z_std in Z)
     latent_noise_ramp: float = 0.75
     noise_reg: float = 1e5
-    truncation_psi: float = 1.0        # Z only: ws = mapping(z, psi) toward w_avg
+    truncation_psi: float = 1.0  # Z only: ws = mapping(z, psi) toward w_avg
     truncation_cutoff: int | None = None
-    z_std: float = 1.0                 # Z only: scale of the latent noise (StyleAlign: 1)
+    z_std: float = 1.0  # Z only: scale of the latent noise (StyleAlign: 1)
     w_avg_samples: int = 10_000
     w_avg_seed: int = 123
-    stop_below: float | None = None    # per-image stop once its distance falls below this
-    stop_patience: int | None = None   # per-image stop after this many steps without relative improvement
-    stop_min_delta: float = 1e-4       # ... of at least this fraction
-    chunk: int = 50                    # steps between progress updates / all-stopped checks
+    stop_below: float | None = None  # per-image stop once its distance falls below this
+    stop_patience: int | None = None  # per-image stop after this many steps without relative improvement
+    stop_min_delta: float = 1e-4  # ... of at least this fraction
+    chunk: int = 50  # steps between progress updates / all-stopped checks
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -70,7 +74,7 @@ class InvertConfig:
             raise InputError(f'steps must be >= 1, got {self.steps}')
 
     @classmethod
-    def nvlabs(cls, **kw) -> 'InvertConfig':
+    def nvlabs(cls, **kw) -> InvertConfig:
         """NVlabs `projector.py`: one W [1, w_dim] broadcast to every layer, started at w_avg, latent noise
         w_std * 0.05 ramped down over 75% of the steps, and the noise maps optimised too (reset to N(0, 1),
         regularised, renormalised after every step), Adam (0.9, 0.999) lr 0.1 with ramp-up 5% / cosine
@@ -80,12 +84,12 @@ class InvertConfig:
         return cls(**base)
 
     @classmethod
-    def stylealign(cls, **kw) -> 'InvertConfig':
+    def stylealign(cls, **kw) -> InvertConfig:
         base = dict(space='z', noise=True, steps=500, truncation_psi=0.5)
         base.update(kw)
         return cls(**base)
 
-    def replace(self, **kw) -> 'InvertConfig':
+    def replace(self, **kw) -> InvertConfig:
         return dataclasses.replace(self, **kw)
 
 
@@ -100,6 +104,7 @@ class Latents:
     noise: {layer: [N, r, r]} unit-variance noise maps, or None (decode with the model's const noise).
     c: [N, c_dim] labels for conditional models, or None.
     """
+
     code: Any
     noise: Any = None
     c: Any = None
@@ -116,14 +121,14 @@ class Latents:
             return gen.mapping(self.code, self.c, self.truncation_psi, self.truncation_cutoff)
         return jnp.asarray(self.code, jnp.float32)
 
-    def take(self, idx) -> 'Latents':
+    def take(self, idx) -> Latents:
         idx = np.asarray(idx)
         sel = lambda a: None if a is None else jnp.asarray(a)[idx]
         noise = None if self.noise is None else {k: sel(v) for k, v in self.noise.items()}
         return self.replace(code=sel(self.code), noise=noise, c=sel(self.c))
 
     @staticmethod
-    def concat(parts: Sequence['Latents']) -> 'Latents':
+    def concat(parts: Sequence[Latents]) -> Latents:
         p0 = parts[0]
         cat = lambda xs: None if xs[0] is None else jnp.concatenate([jnp.asarray(x) for x in xs])
         noise = None if p0.noise is None else {k: cat([p.noise[k] for p in parts]) for k in p0.noise}
@@ -142,19 +147,25 @@ def check_latents(gen, latents: Latents, what: str = 'latents') -> None:
         want, have = (gen.num_ws, gen.w_dim), tuple(code[1:])
         kind = 'ws [num_ws, w_dim]'
     if have != want:
-        raise InputError(f'{what} do not fit this generator: {latents.space} codes of shape {list(have)}, the '
-                         f'generator takes {kind} = {list(want)} (latents inverted in another model?)')
+        raise InputError(
+            f'{what} do not fit this generator: {latents.space} codes of shape {list(have)}, the '
+            f'generator takes {kind} = {list(want)} (latents inverted in another model?)'
+        )
     if latents.noise is not None:
         shapes = gen.noise_shapes
         extra = sorted(set(latents.noise) - set(shapes))
         missing = sorted(set(shapes) - set(latents.noise))
         if extra or missing:
-            raise InputError(f'{what}: noise maps {extra or missing} {"unknown to" if extra else "missing for"} '
-                             f'this generator (latents inverted in another model?)')
+            raise InputError(
+                f'{what}: noise maps {extra or missing} {"unknown to" if extra else "missing for"} '
+                f'this generator (latents inverted in another model?)'
+            )
         for k, (h, w) in shapes.items():
             if tuple(np.shape(latents.noise[k])) != (n, h, w):
-                raise InputError(f'{what}: noise map {k} has shape {list(np.shape(latents.noise[k]))}, '
-                                 f'the generator needs {[n, h, w]}')
+                raise InputError(
+                    f'{what}: noise map {k} has shape {list(np.shape(latents.noise[k]))}, '
+                    f'the generator needs {[n, h, w]}'
+                )
     c_dim = gen.config.c_dim
     if c_dim and (latents.c is None or tuple(np.shape(latents.c)) != (n, c_dim)):
         raise InputError(f'{what}: a conditional generator ({c_dim} classes) needs labels c [{n}, {c_dim}]')
@@ -171,16 +182,17 @@ def decode(gen, latents: Latents, noise_mode: str = 'const', key=None):
 @dataclasses.dataclass
 class InvertResult:
     latents: Latents
-    images: np.ndarray          # reconstructions [N, H, W, C] float32
-    distance: np.ndarray        # final loss distance per image (no latent noise)
-    psnr: np.ndarray            # dB vs the target, per image
-    history: np.ndarray         # [steps, N] distance per step (NaN after an image stopped)
-    steps_run: np.ndarray       # [N]
+    images: np.ndarray  # reconstructions [N, H, W, C] float32
+    distance: np.ndarray  # final loss distance per image (no latent noise)
+    psnr: np.ndarray  # dB vs the target, per image
+    history: np.ndarray  # [steps, N] distance per step (NaN after an image stopped)
+    steps_run: np.ndarray  # [N]
     w_stats: tuple
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Pieces.
+
 
 def w_stats(gen, n: int = 10_000, seed: int = 123, batch: int = 2000, c=None):
     """(w_avg [w_dim], w_std scalar) from n mapped z ~ N(0, I) (np RandomState(seed), as NVlabs projector)."""
@@ -188,7 +200,7 @@ def w_stats(gen, n: int = 10_000, seed: int = 123, batch: int = 2000, c=None):
     ws = []
     for i in range(0, n, batch):
         cc = None if c is None else jnp.broadcast_to(jnp.asarray(c)[:1], (min(batch, n - i), gen.config.c_dim))
-        ws.append(np.asarray(gen.mapping(z[i:i + batch], cc)[:, 0], np.float64))
+        ws.append(np.asarray(gen.mapping(z[i : i + batch], cc)[:, 0], np.float64))
     w = np.concatenate(ws)
     avg = w.mean(0)
     std = math.sqrt(np.sum((w - avg) ** 2) / n)
@@ -270,14 +282,21 @@ def _step(gen, loss, target_feats, keys, c, hp, state, step, *, space, cutoff):
     params = jax.tree_util.tree_map(lambda a, b: jnp.where(_bmask(active, a), a, b), new, state['params'])
     adam = jax.tree_util.tree_map(
         lambda a, b: jnp.where(_bmask(active, a), a, b) if a.ndim and a.shape[0] == active.shape[0] else a,
-        adam, state['adam'])
+        adam,
+        state['adam'],
+    )
     improved = dist < state['best'] * (1.0 - hp['min_delta'])
     best = jnp.where(active & improved, dist, state['best'])
     since = jnp.where(active & ~improved, state['since'] + 1, jnp.where(active, 0, state['since']))
     stop = (dist < hp['stop_below']) | (since >= hp['patience'])
-    new_state = dict(params=params, adam=adam, best=best, since=since,
-                     active=active & ~stop & (step + 1 < steps),
-                     steps_run=state['steps_run'] + active.astype(jnp.int32))
+    new_state = dict(
+        params=params,
+        adam=adam,
+        best=best,
+        since=since,
+        active=active & ~stop & (step + 1 < steps),
+        steps_run=state['steps_run'] + active.astype(jnp.int32),
+    )
     return new_state, jnp.where(active, dist, jnp.nan)
 
 
@@ -329,9 +348,22 @@ def _init_noise(gen, keys, how):
 # ----------------------------------------------------------------------------------------------------------
 # Public entry points.
 
-def invert(gen, images, config: InvertConfig | None = None, *, loss=None, seed: int = 0, ids=None, c=None,
-           init: Latents | None = None, batch_size: int | None = None, stats=None, progress: bool = True,
-           desc: str = 'invert') -> InvertResult:
+
+def invert(
+    gen,
+    images,
+    config: InvertConfig | None = None,
+    *,
+    loss=None,
+    seed: int = 0,
+    ids=None,
+    c=None,
+    init: Latents | None = None,
+    batch_size: int | None = None,
+    stats=None,
+    progress: bool = True,
+    desc: str = 'invert',
+) -> InvertResult:
     """Project images [N, H, W, C] (float in [-1, 1], or uint8) into `gen`'s `config.space`.
 
     loss: a loss pytree (see alignjax.invert.losses) or a name for `make_loss` ('auto' = LPIPS needs weights,
@@ -358,30 +390,49 @@ def invert(gen, images, config: InvertConfig | None = None, *, loss=None, seed: 
         raise InputError(f'conditional generator ({gen.config.c_dim} classes): pass c [N, c_dim]')
     if stats is None and cfg.space != 'z':
         stats = w_stats(gen, cfg.w_avg_samples, cfg.w_avg_seed, c=c)
-    elif stats is None:   # Z starts at 0 and perturbs with z_std: no W statistics needed
+    elif stats is None:  # Z starts at 0 and perturbs with z_std: no W statistics needed
         stats = (np.zeros(gen.w_dim, np.float32), 0.0)
     bs = n if batch_size is None else max(1, min(batch_size, n))
     parts = []
     for s in range(0, n, bs):
         idx = np.arange(s, min(s + bs, n))
         pad = np.concatenate([idx, np.full(bs - len(idx), idx[-1])])
-        part = _invert_batch(gen, imgs[pad], cfg, loss, seed, ids[pad], None if c is None else np.asarray(c)[pad],
-                             None if init is None else init.take(pad), stats, progress,
-                             f'{desc} {s // bs + 1}/{-(-n // bs)}' if bs < n else desc)
+        part = _invert_batch(
+            gen,
+            imgs[pad],
+            cfg,
+            loss,
+            seed,
+            ids[pad],
+            None if c is None else np.asarray(c)[pad],
+            None if init is None else init.take(pad),
+            stats,
+            progress,
+            f'{desc} {s // bs + 1}/{-(-n // bs)}' if bs < n else desc,
+        )
         if len(idx) < bs:
             k = len(idx)
-            part = InvertResult(latents=part.latents.take(np.arange(k)), images=part.images[:k],
-                                distance=part.distance[:k], psnr=part.psnr[:k], history=part.history[:, :k],
-                                steps_run=part.steps_run[:k], w_stats=stats)
+            part = InvertResult(
+                latents=part.latents.take(np.arange(k)),
+                images=part.images[:k],
+                distance=part.distance[:k],
+                psnr=part.psnr[:k],
+                history=part.history[:, :k],
+                steps_run=part.steps_run[:k],
+                w_stats=stats,
+            )
         parts.append(part)
     if len(parts) == 1:
         return parts[0]
-    return InvertResult(latents=Latents.concat([p.latents for p in parts]),
-                        images=np.concatenate([p.images for p in parts]),
-                        distance=np.concatenate([p.distance for p in parts]),
-                        psnr=np.concatenate([p.psnr for p in parts]),
-                        history=np.concatenate([p.history for p in parts], axis=1),
-                        steps_run=np.concatenate([p.steps_run for p in parts]), w_stats=stats)
+    return InvertResult(
+        latents=Latents.concat([p.latents for p in parts]),
+        images=np.concatenate([p.images for p in parts]),
+        distance=np.concatenate([p.distance for p in parts]),
+        psnr=np.concatenate([p.psnr for p in parts]),
+        history=np.concatenate([p.history for p in parts], axis=1),
+        steps_run=np.concatenate([p.steps_run for p in parts]),
+        w_stats=stats,
+    )
 
 
 def _invert_batch(gen, target, cfg, loss, seed, ids, c, init, stats, progress, desc):
@@ -402,19 +453,33 @@ def _invert_batch(gen, target, cfg, loss, seed, ids, c, init, stats, progress, d
         x0 = jnp.broadcast_to(jnp.asarray(w_avg), (n, gen.num_ws, gen.w_dim))
     noise = {}
     if cfg.noise:
-        noise = dict(init.noise) if init is not None and init.noise is not None else _init_noise(gen, keys, cfg.noise_init)
+        noise = (
+            dict(init.noise) if init is not None and init.noise is not None else _init_noise(gen, keys, cfg.noise_init)
+        )
     params = {'x': jnp.array(x0), 'noise': {k: jnp.asarray(v, jnp.float32) for k, v in noise.items()}}
-    state = dict(params=params, adam=_ADAM.init(params), best=jnp.full((n,), jnp.inf, jnp.float32),
-                 since=jnp.zeros((n,), jnp.int32), active=jnp.ones((n,), bool),
-                 steps_run=jnp.zeros((n,), jnp.int32))
+    state = dict(
+        params=params,
+        adam=_ADAM.init(params),
+        best=jnp.full((n,), jnp.inf, jnp.float32),
+        since=jnp.zeros((n,), jnp.int32),
+        active=jnp.ones((n,), bool),
+        steps_run=jnp.zeros((n,), jnp.int32),
+    )
     f32 = lambda v: jnp.asarray(v, jnp.float32)
-    hp = dict(steps=f32(cfg.steps), lr=f32(cfg.lr), lr_rampup=f32(cfg.lr_rampup), lr_rampdown=f32(cfg.lr_rampdown),
-              latent_noise=f32(cfg.latent_noise), latent_noise_ramp=f32(cfg.latent_noise_ramp),
-              noise_reg=f32(cfg.noise_reg), psi=f32(cfg.truncation_psi),
-              std=f32(cfg.z_std if cfg.space == 'z' else w_std), min_delta=f32(cfg.stop_min_delta),
-              stop_below=f32(-np.inf if cfg.stop_below is None else cfg.stop_below),
-              patience=jnp.asarray(np.iinfo(np.int32).max if cfg.stop_patience is None else cfg.stop_patience,
-                                   jnp.int32))
+    hp = dict(
+        steps=f32(cfg.steps),
+        lr=f32(cfg.lr),
+        lr_rampup=f32(cfg.lr_rampup),
+        lr_rampdown=f32(cfg.lr_rampdown),
+        latent_noise=f32(cfg.latent_noise),
+        latent_noise_ramp=f32(cfg.latent_noise_ramp),
+        noise_reg=f32(cfg.noise_reg),
+        psi=f32(cfg.truncation_psi),
+        std=f32(cfg.z_std if cfg.space == 'z' else w_std),
+        min_delta=f32(cfg.stop_min_delta),
+        stop_below=f32(-np.inf if cfg.stop_below is None else cfg.stop_below),
+        patience=jnp.asarray(np.iinfo(np.int32).max if cfg.stop_patience is None else cfg.stop_patience, jnp.int32),
+    )
     cj = None if c is None else jnp.asarray(c, jnp.float32)
     target_j = jnp.asarray(target)
     feats = _features(loss, target_j)
@@ -423,12 +488,23 @@ def _invert_batch(gen, target, cfg, loss, seed, ids, c, init, stats, progress, d
     bar = None
     if progress:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=cfg.steps, desc=desc, unit='step', leave=False)
     try:
         pending = []
         for step in range(cfg.steps):
-            state, d = _step(gen, loss, feats, keys, cj, hp, state, jnp.asarray(step, jnp.int32),
-                             space=cfg.space, cutoff=cfg.truncation_cutoff)
+            state, d = _step(
+                gen,
+                loss,
+                feats,
+                keys,
+                cj,
+                hp,
+                state,
+                jnp.asarray(step, jnp.int32),
+                space=cfg.space,
+                cutoff=cfg.truncation_cutoff,
+            )
             pending.append(d)
             if len(pending) == chunk or step == cfg.steps - 1:
                 hist.append(np.asarray(jnp.stack(pending)))
@@ -436,22 +512,36 @@ def _invert_batch(gen, target, cfg, loss, seed, ids, c, init, stats, progress, d
                 if bar is not None:
                     bar.update(hist[-1].shape[0])
                     with np.errstate(all='ignore'):
-                        bar.set_postfix(dist=f'{np.nanmean(hist[-1][-1]):.4f}',
-                                        active=int(np.asarray(state['active']).sum()))
+                        bar.set_postfix(
+                            dist=f'{np.nanmean(hist[-1][-1]):.4f}', active=int(np.asarray(state['active']).sum())
+                        )
                 if not bool(np.asarray(state['active']).any()):
                     break
     finally:
         if bar is not None:
             bar.close()
-    history = np.concatenate(hist)[:cfg.steps]
+    history = np.concatenate(hist)[: cfg.steps]
     if history.shape[0] < cfg.steps:
         history = np.concatenate([history, np.full((cfg.steps - history.shape[0], n), np.nan, np.float32)])
     params = state['params']
-    img, ws, dist, ps = _evaluate(gen, loss, target_j, feats, params, cj, cfg.truncation_psi, space=cfg.space,
-                                  cutoff=cfg.truncation_cutoff)
+    img, ws, dist, ps = _evaluate(
+        gen, loss, target_j, feats, params, cj, cfg.truncation_psi, space=cfg.space, cutoff=cfg.truncation_cutoff
+    )
     code = params['x'] if cfg.space == 'z' else ws
-    lat = Latents(code=code, noise=dict(params['noise']) if cfg.noise else None, c=cj, space=cfg.space,
-                  truncation_psi=cfg.truncation_psi if cfg.space == 'z' else 1.0,
-                  truncation_cutoff=cfg.truncation_cutoff if cfg.space == 'z' else None)
-    return InvertResult(latents=lat, images=np.asarray(img), distance=np.asarray(dist), psnr=np.asarray(ps),
-                        history=history, steps_run=np.asarray(state['steps_run']), w_stats=stats)
+    lat = Latents(
+        code=code,
+        noise=dict(params['noise']) if cfg.noise else None,
+        c=cj,
+        space=cfg.space,
+        truncation_psi=cfg.truncation_psi if cfg.space == 'z' else 1.0,
+        truncation_cutoff=cfg.truncation_cutoff if cfg.space == 'z' else None,
+    )
+    return InvertResult(
+        latents=lat,
+        images=np.asarray(img),
+        distance=np.asarray(dist),
+        psnr=np.asarray(ps),
+        history=history,
+        steps_run=np.asarray(state['steps_run']),
+        w_stats=stats,
+    )

@@ -1,15 +1,16 @@
 """Save / load inversion results as plain files.
 
-    DIR/latents.npz     one entry per image name: z [z_dim] (space 'z') or ws [num_ws, w_dim] ('w', 'w+')
-    DIR/noise.npz       (only when noise maps were optimised) '<name>/<layer>': [r, r]
-    DIR/inversion.json  space, truncation, names (in order), the settings and the checkpoint used
+DIR/latents.npz     one entry per image name: z [z_dim] (space 'z') or ws [num_ws, w_dim] ('w', 'w+')
+DIR/noise.npz       (only when noise maps were optimised) '<name>/<layer>': [r, r]
+DIR/inversion.json  space, truncation, names (in order), the settings and the checkpoint used
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -26,14 +27,20 @@ def save_latents(outdir, names: Sequence[str], latents: Latents, meta: dict | No
     code = np.asarray(latents.code, np.float32)
     _atomic_npz(outdir / 'latents.npz', {n: code[i] for i, n in enumerate(names)})
     if latents.noise is not None:
-        _atomic_npz(outdir / 'noise.npz', {f'{n}/{k}': np.asarray(v[i], np.float32)
-                                           for k, v in latents.noise.items() for i, n in enumerate(names)})
+        _atomic_npz(
+            outdir / 'noise.npz',
+            {f'{n}/{k}': np.asarray(v[i], np.float32) for k, v in latents.noise.items() for i, n in enumerate(names)},
+        )
     elif (outdir / 'noise.npz').exists():
         (outdir / 'noise.npz').unlink()
     info = dict(meta or {})
-    info.update(space=latents.space, truncation_psi=latents.truncation_psi,
-                truncation_cutoff=latents.truncation_cutoff, names=names,
-                noise_layers=None if latents.noise is None else list(latents.noise))
+    info.update(
+        space=latents.space,
+        truncation_psi=latents.truncation_psi,
+        truncation_cutoff=latents.truncation_cutoff,
+        names=names,
+        noise_layers=None if latents.noise is None else list(latents.noise),
+    )
     if latents.c is not None:
         info['c'] = np.asarray(latents.c).tolist()
     tmp = outdir / '.inversion.json.tmp'
@@ -52,8 +59,9 @@ def load_latents(path, names: Sequence[str] | None = None) -> tuple[list[str], L
     """(names, Latents) from an inversion folder (or its latents.npz). `names` selects / orders entries."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f'{path}: no such inversion folder (give a folder written by invert.py, with '
-                                f'latents.npz)')
+        raise FileNotFoundError(
+            f'{path}: no such inversion folder (give a folder written by invert.py, with latents.npz)'
+        )
     outdir = path if path.is_dir() else path.parent
     if path.is_dir() and not (outdir / 'latents.npz').is_file():
         raise FileNotFoundError(f'{path} is not an inversion folder: it has no latents.npz (written by invert.py)')
@@ -79,6 +87,11 @@ def load_latents(path, names: Sequence[str] | None = None) -> tuple[list[str], L
     if info.get('c') is not None:
         allc = np.asarray(info['c'], np.float32)
         c = allc[[order.index(n) for n in names]]
-    return names, Latents(code=code, noise=noise, c=c, space=space,
-                          truncation_psi=float(info.get('truncation_psi', 1.0)),
-                          truncation_cutoff=info.get('truncation_cutoff'))
+    return names, Latents(
+        code=code,
+        noise=noise,
+        c=c,
+        space=space,
+        truncation_psi=float(info.get('truncation_psi', 1.0)),
+        truncation_cutoff=info.get('truncation_cutoff'),
+    )

@@ -1,12 +1,12 @@
 """Checkpoint I/O: torch-free readers/writers for StyleGAN2 checkpoint formats.
 
-    checkpoint.py   Checkpoint, load_checkpoint, config inference (the entry point; `alignjax.load_checkpoint`)
-    formats/        one module per file format -> canonical NVlabs state dicts (+ schema, detection)
-    convert.py      NVlabs state dicts <-> our flax variables
-    store.py        our orbax directory format; training snapshots
-    export.py       rosinality export
-    safe_pickle.py  the allow-list unpickler (each format passes its globals)
-    torch_file.py, torch_pickle.py, torch_save.py   torch.save files without torch
+checkpoint.py   Checkpoint, load_checkpoint, config inference (the entry point; `alignjax.load_checkpoint`)
+formats/        one module per file format -> canonical NVlabs state dicts (+ schema, detection)
+convert.py      NVlabs state dicts <-> our flax variables
+store.py        our orbax directory format; training snapshots
+export.py       rosinality export
+safe_pickle.py  the allow-list unpickler (each format passes its globals)
+torch_file.py, torch_pickle.py, torch_save.py   torch.save files without torch
 """
 
 from alignjax.errors import CheckpointError

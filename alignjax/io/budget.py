@@ -45,7 +45,8 @@ class AllocationBudget:
             raise CheckpointError(
                 f'{self.path}: refusing to allocate {_fmt_bytes(max(nbytes, 0))} for {what}: the file holds '
                 f'{_fmt_bytes(self.file_bytes)}, so at most {_fmt_bytes(self.limit)} in all may be allocated for '
-                'its contents (the file is corrupt or malicious)')
+                'its contents (the file is corrupt or malicious)'
+            )
         self.used += nbytes
 
 

@@ -6,13 +6,15 @@
 The architecture is inferred from the tensors (`formats.infer_config`, then `configs_from_raw` finds the
 channel_base / channel_max that give those channels); every key and shape is checked once, by the reader.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,37 +36,53 @@ def _infer_base_max(chs: Mapping[int, int], what: str, source: str) -> tuple[int
     below = [r for r, c in chs.items() if c < cmax]
     base = chs[max(below)] * max(below) if below else cmax * max(chs)
     if any(min(base // r, cmax) != c for r, c in chs.items()):
-        raise CheckpointError(f'{source}: {what} channels {dict(sorted(chs.items()))} do not follow '
-                              f'min(channel_base // res, channel_max) for any channel_base/channel_max')
+        raise CheckpointError(
+            f'{source}: {what} channels {dict(sorted(chs.items()))} do not follow '
+            f'min(channel_base // res, channel_max) for any channel_base/channel_max'
+        )
     return base, cmax
 
 
-def configs_from_raw(rc: Mapping[str, Any],
-                     source: str = '?') -> tuple[GeneratorConfig, DiscriminatorConfig | None]:
+def configs_from_raw(rc: Mapping[str, Any], source: str = '?') -> tuple[GeneratorConfig, DiscriminatorConfig | None]:
     """Model configs from the tensor-inferred config dict of `alignjax.io.formats`."""
-    gb, gm = _infer_base_max(rc['g_channels'], 'generator', source) if rc.get('g_channels') else (
-        rc.get('channel_base', 32768), rc.get('channel_max', 512))
-    g = GeneratorConfig(resolution=int(rc['resolution']), z_dim=int(rc['z_dim']), w_dim=int(rc['w_dim']),
-                        c_dim=int(rc.get('c_dim') or 0), img_channels=int(rc.get('img_channels', 3)),
-                        mapping_layers=int(rc['mapping_layers']),
-                        mapping_lr_mul=float(rc.get('mapping_lr_mul') or 0.01),
-                        embed_features=rc.get('embed_features'),
-                        channel_base=gb, channel_max=gm, conv_clamp=rc.get('conv_clamp'),
-                        architecture=rc.get('architecture') or 'skip')
+    gb, gm = (
+        _infer_base_max(rc['g_channels'], 'generator', source)
+        if rc.get('g_channels')
+        else (rc.get('channel_base', 32768), rc.get('channel_max', 512))
+    )
+    g = GeneratorConfig(
+        resolution=int(rc['resolution']),
+        z_dim=int(rc['z_dim']),
+        w_dim=int(rc['w_dim']),
+        c_dim=int(rc.get('c_dim') or 0),
+        img_channels=int(rc.get('img_channels', 3)),
+        mapping_layers=int(rc['mapping_layers']),
+        mapping_lr_mul=float(rc.get('mapping_lr_mul') or 0.01),
+        embed_features=rc.get('embed_features'),
+        channel_base=gb,
+        channel_max=gm,
+        conv_clamp=rc.get('conv_clamp'),
+        architecture=rc.get('architecture') or 'skip',
+    )
     d = None
     if rc.get('d_channels'):
         db, dm = _infer_base_max(rc['d_channels'], 'discriminator', source)
-        d = DiscriminatorConfig(resolution=g.resolution, img_channels=g.img_channels, c_dim=g.c_dim,
-                                channel_base=db, channel_max=dm, mbstd_group_size=rc.get('mbstd_group_size', 4),
-                                mbstd_num_channels=int(rc.get('mbstd_num_channels', 1)),
-                                cmap_dim=rc.get('cmap_dim') if g.c_dim else None,
-                                # a conditional D's mapping depth as the tensors show it (0: embed only, TF-ADA's
-                                # default); an unconditional D keeps the default (it builds no mapping)
-                                mapping_layers=int(rc['d_mapping_layers']) if g.c_dim and
-                                rc.get('d_mapping_layers') is not None else 8,
-                                mapping_lr_mul=float(rc.get('d_mapping_lr_mul') or 0.01),
-                                conv_clamp=rc.get('d_conv_clamp', rc.get('conv_clamp')),
-                                architecture=rc.get('d_architecture') or 'resnet')
+        d = DiscriminatorConfig(
+            resolution=g.resolution,
+            img_channels=g.img_channels,
+            c_dim=g.c_dim,
+            channel_base=db,
+            channel_max=dm,
+            mbstd_group_size=rc.get('mbstd_group_size', 4),
+            mbstd_num_channels=int(rc.get('mbstd_num_channels', 1)),
+            cmap_dim=rc.get('cmap_dim') if g.c_dim else None,
+            # a conditional D's mapping depth as the tensors show it (0: embed only, TF-ADA's
+            # default); an unconditional D keeps the default (it builds no mapping)
+            mapping_layers=int(rc['d_mapping_layers']) if g.c_dim and rc.get('d_mapping_layers') is not None else 8,
+            mapping_lr_mul=float(rc.get('d_mapping_lr_mul') or 0.01),
+            conv_clamp=rc.get('d_conv_clamp', rc.get('conv_clamp')),
+            architecture=rc.get('d_architecture') or 'resnet',
+        )
     return g, d
 
 
@@ -77,9 +95,10 @@ class Checkpoint:
     skipped: {network: why} for networks of the file that could not be built and were left out (the others
     load; asking for a skipped one raises a CheckpointError saying why).
     """
+
     g_config: GeneratorConfig
     d_config: DiscriminatorConfig | None
-    nets: dict[str, Any]                    # name -> variables (numpy or jax arrays)
+    nets: dict[str, Any]  # name -> variables (numpy or jax arrays)
     source: str = ''
     format: str = ''
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -116,6 +135,7 @@ class Checkpoint:
         TensorFlow layout (NVlabs' legacy.load_network_pkl converts it; a torch_utils pickle cannot be written
         without code), no suffix our directory. Returns what the format loses (`alignjax.io.export.export`)."""
         from alignjax.io.export import export
+
         return export(self, path, format)
 
 
@@ -126,8 +146,10 @@ def _nonfinite_variables(nets: Mapping[str, Any]) -> list[str]:
             for k, a in flat.items():
                 a = np.asarray(a)
                 if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
-                    out.append(f"{name} {col} '{k}': {int(a.size - np.count_nonzero(np.isfinite(a)))} of {a.size} "
-                               'values are NaN/Inf')
+                    out.append(
+                        f"{name} {col} '{k}': {int(a.size - np.count_nonzero(np.isfinite(a)))} of {a.size} "
+                        'values are NaN/Inf'
+                    )
     return out
 
 
@@ -138,8 +160,10 @@ def _refuse_nonfinite(path: str, bad: list[str], allow: bool, notes: list[str]) 
         return
     listing = '; '.join(bad[:8]) + (f'; ... ({len(bad)} tensors)' if len(bad) > 8 else '')
     if not allow:
-        raise CheckpointError(f'{path}: non-finite weights: {listing} (the file is corrupt or its training diverged; '
-                              'load_checkpoint(..., allow_nonfinite=True) loads it anyway)')
+        raise CheckpointError(
+            f'{path}: non-finite weights: {listing} (the file is corrupt or its training diverged; '
+            'load_checkpoint(..., allow_nonfinite=True) loads it anyway)'
+        )
     msg = f'{path}: loaded with non-finite weights (allow_nonfinite=True): {listing}'
     warnings.warn(msg, stacklevel=3)
     notes.append(msg)
@@ -178,5 +202,6 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> Checkpoint:
             w_avg = compute_w_avg(Generator(g_cfg, jax.tree_util.tree_map(jnp.asarray, v)))
             v['buffers']['mapping']['w_avg'] = w_avg
             notes.append(f'{name}: the file has no w_avg; computed it as the mean of 10,000 mapped z (seed 0)')
-    return Checkpoint(g_cfg, d_cfg, nets, source=path, format=fmt, notes=notes, extra=dict(raw.extra),
-                      skipped=dict(raw.skipped))
+    return Checkpoint(
+        g_cfg, d_cfg, nets, source=path, format=fmt, notes=notes, extra=dict(raw.extra), skipped=dict(raw.skipped)
+    )

@@ -11,9 +11,10 @@ the last name component:
   resample_filter                -> checked against the config's filter, not stored
   everything else                -> 'params' as is
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import flax
 import numpy as np
@@ -98,8 +99,16 @@ def _filter2d(cfg) -> np.ndarray:
     return np.outer(*[ops.setup_filter(cfg.resample_filter)] * 2).astype(np.float32)
 
 
-def from_nvlabs(sd: Mapping[str, np.ndarray], cfg, *, what: str = 'network', source: str = '?', allow_missing=(),
-                checked: bool = False, names: Mapping[str, tuple] | None = None) -> dict:
+def from_nvlabs(
+    sd: Mapping[str, np.ndarray],
+    cfg,
+    *,
+    what: str = 'network',
+    source: str = '?',
+    allow_missing=(),
+    checked: bool = False,
+    names: Mapping[str, tuple] | None = None,
+) -> dict:
     """NVlabs state dict -> {'params': ..., 'buffers': ...} (numpy) for `cfg` (Generator or Discriminator
     config). Every key and shape is checked, unless `checked` says the state dict already passed the schema of
     this architecture (`formats.read_raw` does: then only keys outside it and filter values are refused);
@@ -114,17 +123,22 @@ def from_nvlabs(sd: Mapping[str, np.ndarray], cfg, *, what: str = 'network', sou
         if name.rsplit('.', 1)[-1] == 'resample_filter':
             if a.shape != f2.shape or not np.allclose(a, f2, atol=1e-6):
                 where = _where((names or {}).get(name), what, name)
-                raise CheckpointError(f'{source}: {where} holds a resample filter {a.shape} that is '
-                                      f'not the configured {cfg.resample_filter}')
+                raise CheckpointError(
+                    f'{source}: {where} holds a resample filter {a.shape} that is '
+                    f'not the configured {cfg.resample_filter}'
+                )
             continue
         if name not in want:
-            raise CheckpointError(f'{source}: {what} has unexpected key {name!r} {a.shape}; the inferred '
-                                  f'architecture has no such tensor')
+            raise CheckpointError(
+                f'{source}: {what} has unexpected key {name!r} {a.shape}; the inferred architecture has no such tensor'
+            )
         if not checked and a.shape != tuple(want[name]):
             ours = _to_ours(name, a).shape
             need = _to_ours(name, np.empty(want[name], np.bool_)).shape
-            raise CheckpointError(f'{source}: {what} key {name!r} has shape {a.shape} (ours {ours}) but '
-                                  f'the inferred architecture needs {need}')
+            raise CheckpointError(
+                f'{source}: {what} key {name!r} has shape {a.shape} (ours {ours}) but '
+                f'the inferred architecture needs {need}'
+            )
         got[_collection(name)][name] = np.array(_to_ours(name, a), dtype=np.float32, order='C', copy=True)
     if not checked:
         missing = [k for k in want if k not in got[_collection(k)] and k not in allow_missing]

@@ -1,4 +1,5 @@
 """Export to other tools' formats."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,12 +26,25 @@ def export_rosinality(ck, path) -> list[str]:
     rosinality's 4, a mapping lr multiplier other than 0.01 (pass `--lr_mlp`), conv_clamp (rosinality cannot
     clamp: outputs differ wherever a clamp binds)."""
     g, d = ck.g_config, ck.d_config
-    cfg = dict(resolution=g.resolution, z_dim=g.z_dim, w_dim=g.w_dim, mapping_layers=g.mapping_layers,
-               num_ws=g.num_ws, g_channels=g.channels, d_channels=None if d is None else d.channels,
-               mapping_lr_mul=g.mapping_lr_mul, conv_clamp=g.conv_clamp, architecture=g.architecture)
+    cfg = dict(
+        resolution=g.resolution,
+        z_dim=g.z_dim,
+        w_dim=g.w_dim,
+        mapping_layers=g.mapping_layers,
+        num_ws=g.num_ws,
+        g_channels=g.channels,
+        d_channels=None if d is None else d.channels,
+        mapping_lr_mul=g.mapping_lr_mul,
+        conv_clamp=g.conv_clamp,
+        architecture=g.architecture,
+    )
     if d is not None and 'D' in ck.nets:
-        cfg.update(mbstd_group_size=d.mbstd_group_size, mbstd_num_channels=d.mbstd_num_channels,
-                   d_conv_clamp=d.conv_clamp, d_architecture=d.architecture)
+        cfg.update(
+            mbstd_group_size=d.mbstd_group_size,
+            mbstd_num_channels=d.mbstd_num_channels,
+            d_conv_clamp=d.conv_clamp,
+            d_architecture=d.architecture,
+        )
     return write_rosinality_pt(path, nvlabs_state_dicts(ck), cfg)
 
 
@@ -38,11 +52,22 @@ def export_rosinality(ck, path) -> list[str]:
 # One entry point: Checkpoint.export(path, format=None)
 
 FORMATS = ('rosinality', 'tf', 'orbax')
-_ALIASES = {'pt': 'rosinality', 'rosinality': 'rosinality', 'tf': 'tf', 'pkl': 'tf', 'tf-pkl': 'tf',
-            'nvlabs-tf': 'tf', 'orbax': 'orbax', 'dir': 'orbax', 'alignjax': 'orbax'}
-_NO_NVLABS = ("the stylegan2-ada-pytorch .pkl is a torch_utils.persistence pickle that embeds the networks' "
-              "Python source: it cannot be written without code. Write format='tf' instead (.pkl): NVlabs' "
-              "legacy.load_network_pkl (stylegan2-ada-pytorch, stylegan3) converts it on load")
+_ALIASES = {
+    'pt': 'rosinality',
+    'rosinality': 'rosinality',
+    'tf': 'tf',
+    'pkl': 'tf',
+    'tf-pkl': 'tf',
+    'nvlabs-tf': 'tf',
+    'orbax': 'orbax',
+    'dir': 'orbax',
+    'alignjax': 'orbax',
+}
+_NO_NVLABS = (
+    "the stylegan2-ada-pytorch .pkl is a torch_utils.persistence pickle that embeds the networks' "
+    "Python source: it cannot be written without code. Write format='tf' instead (.pkl): NVlabs' "
+    'legacy.load_network_pkl (stylegan2-ada-pytorch, stylegan3) converts it on load'
+)
 
 
 def export_format(path, format: str | None = None) -> str:
@@ -63,14 +88,17 @@ def export_format(path, format: str | None = None) -> str:
         return 'tf'
     if suffix == '':
         return 'orbax'
-    raise InputError(f'{path}: cannot tell the format from {suffix!r} (.pt: rosinality, .pkl: NVlabs TF layout, '
-                     'no suffix: our directory); pass format=')
+    raise InputError(
+        f'{path}: cannot tell the format from {suffix!r} (.pt: rosinality, .pkl: NVlabs TF layout, '
+        'no suffix: our directory); pass format='
+    )
 
 
 def export_tf(ck, path) -> list[str]:
     """Write the NVlabs TensorFlow pickle layout (G, D, Gs) (`alignjax.io.formats.tf_export`): weights and plain
     containers only; NVlabs' legacy.load_network_pkl and `load_checkpoint` read it. Returns notes."""
     from alignjax.io.formats.tf_export import write_tf_pkl
+
     return write_tf_pkl(path, nvlabs_state_dicts(ck), ck.g_config, ck.d_config)
 
 

@@ -30,7 +30,8 @@ import os
 import pickle
 import struct
 import zipfile
-from typing import Any, BinaryIO, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -321,8 +322,14 @@ class RestrictedUnpickler(pickle.Unpickler):
     ids (torch storages); without it any persistent id is an error.
     """
 
-    def __init__(self, file: BinaryIO, *, path: Any, allowed: Globals = BASE_GLOBALS,
-                 persistent_load: Callable[[Any], Any] | None = None):
+    def __init__(
+        self,
+        file: BinaryIO,
+        *,
+        path: Any,
+        allowed: Globals = BASE_GLOBALS,
+        persistent_load: Callable[[Any], Any] | None = None,
+    ):
         super().__init__(file, encoding='latin1')
         self._path = path
         self._allowed = allowed
@@ -363,8 +370,9 @@ PARSE_ERRORS = (
 )
 
 
-def unpickle(file: BinaryIO, *, path: Any, allowed: Globals = BASE_GLOBALS,
-             persistent_load: Callable[[Any], Any] | None = None) -> Any:
+def unpickle(
+    file: BinaryIO, *, path: Any, allowed: Globals = BASE_GLOBALS, persistent_load: Callable[[Any], Any] | None = None
+) -> Any:
     """One restricted ``load`` from ``file``; parse failures become :class:`CheckpointError`. Allocations are
     charged to the current :func:`allocation_budget` (one for ``file``'s size when none is current)."""
     try:

@@ -2,6 +2,7 @@
 `state/` tree {'G': variables, 'G_ema': variables, 'D': variables}. Writes are atomic: everything goes to a
 temporary sibling directory that is renamed into place, so a crash leaves the previous checkpoint intact.
 Also reads the networks of a training snapshot (`read_snapshot`)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -60,16 +61,24 @@ def atomic_directory(path):
 
 def save_checkpoint(path, ck) -> Path:
     """Write `ck` (an `alignjax.Checkpoint`) to directory `path` atomically; returns the path."""
-    import orbax.checkpoint as ocp   # slow to import (~1 s); only directory checkpoints need it
+    import orbax.checkpoint as ocp  # slow to import (~1 s); only directory checkpoints need it
+
     path = Path(path).absolute()
     state = jax.tree_util.tree_map(lambda a: np.asarray(a), ck.nets)
     with atomic_directory(path) as tmp:
         with ocp.StandardCheckpointer() as cp:
             cp.save(tmp / 'state', state)
             cp.wait_until_finished()
-        meta = dict(format_version=FORMAT_VERSION, nets=sorted(ck.nets), g_config=ck.g_config.to_dict(),
-                    d_config=None if ck.d_config is None else ck.d_config.to_dict(), source=str(ck.source),
-                    source_format=ck.format, notes=list(ck.notes), extra=_jsonable(dict(ck.extra)))
+        meta = dict(
+            format_version=FORMAT_VERSION,
+            nets=sorted(ck.nets),
+            g_config=ck.g_config.to_dict(),
+            d_config=None if ck.d_config is None else ck.d_config.to_dict(),
+            source=str(ck.source),
+            source_format=ck.format,
+            notes=list(ck.notes),
+            extra=_jsonable(dict(ck.extra)),
+        )
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=1))
     return path
 
@@ -88,9 +97,13 @@ def read_store(path) -> dict:
     missing = set(meta['nets']) - set(state)
     if missing:
         raise CheckpointError(f'{path}: networks {sorted(missing)} listed in {CONFIG_NAME} are not in state/')
-    return dict(g_config=GeneratorConfig(**meta['g_config']), d_config=_d_config(meta['d_config']),
-                nets={k: state[k] for k in meta['nets']}, notes=list(meta.get('notes', [])),
-                extra=dict(meta.get('extra', {})))
+    return dict(
+        g_config=GeneratorConfig(**meta['g_config']),
+        d_config=_d_config(meta['d_config']),
+        nets={k: state[k] for k in meta['nets']},
+        notes=list(meta.get('notes', [])),
+        extra=dict(meta.get('extra', {})),
+    )
 
 
 # A training snapshot (`alignjax.train.loop`): an orbax CheckpointManager step directory with the items
@@ -108,8 +121,9 @@ def read_snapshot(path) -> dict:
         g_cfg = GeneratorConfig(**meta['g_config'])
         d_cfg = _d_config(meta.get('d_config'))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f'{meta_file}: not the metadata of a training snapshot ({type(e).__name__}: '
-                              f'{e})') from None
+        raise CheckpointError(
+            f'{meta_file}: not the metadata of a training snapshot ({type(e).__name__}: {e})'
+        ) from None
     state = _restore(path / 'state')
     nets = {name: state[field] for name, field in SNAPSHOT_NETS.items() if isinstance(state.get(field), dict)}
     if 'G_ema' not in nets:
@@ -130,7 +144,8 @@ def _d_config(d) -> DiscriminatorConfig | None:
 
 
 def _restore(path: Path) -> dict:
-    import orbax.checkpoint as ocp   # slow to import (~1 s); only directory checkpoints need it
+    import orbax.checkpoint as ocp  # slow to import (~1 s); only directory checkpoints need it
+
     try:
         with ocp.StandardCheckpointer() as cp:
             state = cp.restore(path)

@@ -22,28 +22,32 @@ Writing: :func:`save_torch` (in :mod:`alignjax.io.torch_save`, re-exported here)
 
 from __future__ import annotations
 
-import collections
 import io
 import os
-import secrets
 import struct
-import tempfile
 import zipfile
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from alignjax.io.budget import _fmt_bytes, allocation_budget, charge, current_budget
-from alignjax.io.safe_pickle import (ARGPARSE_GLOBALS, BASE_GLOBALS, DNNLIB_GLOBALS, PARSE_ERRORS, CheckpointError,
-                                     Globals, corrupt_error, unpickle)
+from alignjax.io.safe_pickle import (
+    ARGPARSE_GLOBALS,
+    BASE_GLOBALS,
+    DNNLIB_GLOBALS,
+    PARSE_ERRORS,
+    CheckpointError,
+    Globals,
+    corrupt_error,
+    unpickle,
+)
 from alignjax.io.torch_pickle import TORCH_GLOBALS, NumpyStorage, TorchDType, TorchStorageType
 from alignjax.io.torch_save import save_torch
 
 __all__ = ['TORCH_FILE_GLOBALS', 'is_torch_legacy', 'is_torch_zip', 'load_torch', 'load_torch_bytes', 'save_torch']
 
 # what a torch.save file of plain data may reference: containers, numpy, torch tensors and storages
-TORCH_FILE_GLOBALS: dict[tuple[str, str], Any] = {**BASE_GLOBALS, **TORCH_GLOBALS, **ARGPARSE_GLOBALS,
-                                                   **DNNLIB_GLOBALS}
+TORCH_FILE_GLOBALS: dict[tuple[str, str], Any] = {**BASE_GLOBALS, **TORCH_GLOBALS, **ARGPARSE_GLOBALS, **DNNLIB_GLOBALS}
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -160,18 +164,23 @@ def _check_members(zf: zipfile.ZipFile, name: str, size: int) -> None:
     grant = 0
     for info in zf.infolist():
         if info.header_offset + info.compress_size > size or info.file_size < 0:
-            raise CheckpointError(f"{name}: zip record '{info.filename}' claims {info.compress_size} bytes at offset "
-                                  f'{info.header_offset}, past the end of the {size}-byte file (truncated or corrupt)')
+            raise CheckpointError(
+                f"{name}: zip record '{info.filename}' claims {info.compress_size} bytes at offset "
+                f'{info.header_offset}, past the end of the {size}-byte file (truncated or corrupt)'
+            )
         if info.compress_type == zipfile.ZIP_STORED:
             if info.file_size != info.compress_size:
-                raise CheckpointError(f"{name}: stored zip record '{info.filename}' claims {info.file_size} bytes "
-                                      f'but holds {info.compress_size} (corrupt)')
+                raise CheckpointError(
+                    f"{name}: stored zip record '{info.filename}' claims {info.file_size} bytes "
+                    f'but holds {info.compress_size} (corrupt)'
+                )
             continue
         if info.file_size > ZIP_MAX_RATIO * info.compress_size + ZIP_RATIO_SLACK:
             raise CheckpointError(
                 f"{name}: zip record '{info.filename}' would expand from {_fmt_bytes(info.compress_size)} to "
                 f'{_fmt_bytes(info.file_size)} (more than {ZIP_MAX_RATIO}x): refusing to decompress it (a '
-                'decompression bomb, or a corrupt file)')
+                'decompression bomb, or a corrupt file)'
+            )
         grant += min(info.file_size, ZIP_MAX_RATIO * info.compress_size)
     budget = current_budget()
     if budget is not None:
@@ -188,7 +197,7 @@ def _read_record(zf: zipfile.ZipFile, record: str, nbytes: int) -> bytearray:
             chunk = rf.read(min(_CHUNK, nbytes - pos))
             if not chunk:
                 raise EOFError(f"zip record '{record}' ends after {pos} of {nbytes} bytes")
-            view[pos:pos + len(chunk)] = chunk
+            view[pos : pos + len(chunk)] = chunk
             pos += len(chunk)
         if rf.read(1):
             raise ValueError(f"zip record '{record}' holds more than {nbytes} bytes")
@@ -302,8 +311,9 @@ def _load_legacy(f: BinaryIO, *, name: str, size: int, allowed: Globals) -> Any:
         if view_key not in views:
             if offset < 0 or view_size < 0 or offset + view_size > root.numel:
                 raise CheckpointError(f"{name}: storage view '{view_key}' is out of bounds")
-            views[view_key] = NumpyStorage(root.array[offset:offset + view_size], location=str(location),
-                                           key=view_key)
+            views[view_key] = NumpyStorage(
+                root.array[offset : offset + view_size], location=str(location), key=view_key
+            )
         return views[view_key]
 
     result = unpickle(f, path=name, allowed=allowed, persistent_load=persistent_load)

@@ -15,8 +15,7 @@ from typing import Any
 import ml_dtypes  # a jax dependency
 import numpy as np
 
-__all__ = ['NUMPY_TO_STORAGE', 'NumpyStorage', 'TORCH_GLOBALS', 'TorchDType', 'TorchStorageType',
-           'tensor_from_storage']
+__all__ = ['NUMPY_TO_STORAGE', 'NumpyStorage', 'TORCH_GLOBALS', 'TorchDType', 'TorchStorageType', 'tensor_from_storage']
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,17 +42,26 @@ _STORAGE_DTYPES: dict[str, Any] = {
 
 # torch dtype attribute name -> numpy dtype
 _TORCH_DTYPES: dict[str, Any] = {
-    'float32': np.dtype(np.float32), 'float': np.dtype(np.float32),
-    'float64': np.dtype(np.float64), 'double': np.dtype(np.float64),
-    'float16': np.dtype(np.float16), 'half': np.dtype(np.float16),
+    'float32': np.dtype(np.float32),
+    'float': np.dtype(np.float32),
+    'float64': np.dtype(np.float64),
+    'double': np.dtype(np.float64),
+    'float16': np.dtype(np.float16),
+    'half': np.dtype(np.float16),
     'bfloat16': _BF16,
-    'int64': np.dtype(np.int64), 'long': np.dtype(np.int64),
-    'int32': np.dtype(np.int32), 'int': np.dtype(np.int32),
-    'int16': np.dtype(np.int16), 'short': np.dtype(np.int16),
-    'int8': np.dtype(np.int8), 'uint8': np.dtype(np.uint8),
+    'int64': np.dtype(np.int64),
+    'long': np.dtype(np.int64),
+    'int32': np.dtype(np.int32),
+    'int': np.dtype(np.int32),
+    'int16': np.dtype(np.int16),
+    'short': np.dtype(np.int16),
+    'int8': np.dtype(np.int8),
+    'uint8': np.dtype(np.uint8),
     'bool': np.dtype(np.bool_),
-    'complex64': np.dtype(np.complex64), 'cfloat': np.dtype(np.complex64),
-    'complex128': np.dtype(np.complex128), 'cdouble': np.dtype(np.complex128),
+    'complex64': np.dtype(np.complex64),
+    'cfloat': np.dtype(np.complex64),
+    'complex128': np.dtype(np.complex128),
+    'cdouble': np.dtype(np.complex128),
 }
 
 # numpy dtype -> torch storage class name (for writing)
@@ -146,8 +154,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride):
     return tensor_from_storage(storage, storage_offset, size, stride)
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       metadata=None):
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     return tensor_from_storage(storage, storage_offset, size, stride)
 
 

@@ -68,7 +68,9 @@ class _Writer:
             native = arr.dtype.newbyteorder('=') if arr.dtype.byteorder not in ('=', '|') else arr.dtype
             storage_name = NUMPY_TO_STORAGE.get(native)
             if storage_name is None:
-                raise CheckpointError(f"{self.path}: cannot save array '{where}' of dtype {arr.dtype} as a torch tensor")
+                raise CheckpointError(
+                    f"{self.path}: cannot save array '{where}' of dtype {arr.dtype} as a torch tensor"
+                )
             little = native.newbyteorder('<') if native.itemsize > 1 else native
             data = np.ascontiguousarray(arr, dtype=little).reshape(-1)
             key = str(len(self.storages))

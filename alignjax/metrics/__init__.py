@@ -9,6 +9,7 @@
 See `alignjax.metrics.distances` (the formulas), `.extractors` (the extractor protocol), `.inception` (FID's
 Inception-v3, weights read torch-free) and `.compute` (metric names, generation, caching).
 """
+
 from alignjax.metrics.compute import (
     METRIC_HELP,
     MetricsError,
@@ -35,9 +36,29 @@ from alignjax.metrics.extractors import FeatureExtractor, PixelProjection, check
 from alignjax.metrics.inception import InceptionV3, inception_from_state_dict, load_inception
 
 __all__ = [
-    'METRIC_HELP', 'FeatureExtractor', 'FeatureStats', 'InceptionV3', 'MetricSpec', 'MetricsError',
-    'PixelProjection', 'check_images', 'compute_metrics', 'fd_from_features', 'frechet_distance',
-    'generate_images', 'generator_features', 'get_extractor', 'inception_from_state_dict', 'kid', 'kid_subsets',
-    'knn_radii', 'load_inception', 'mean_cov', 'parse_metric', 'parse_metrics', 'precision_recall',
-    'real_features', 'to_unit_range',
+    'METRIC_HELP',
+    'FeatureExtractor',
+    'FeatureStats',
+    'InceptionV3',
+    'MetricSpec',
+    'MetricsError',
+    'PixelProjection',
+    'check_images',
+    'compute_metrics',
+    'fd_from_features',
+    'frechet_distance',
+    'generate_images',
+    'generator_features',
+    'get_extractor',
+    'inception_from_state_dict',
+    'kid',
+    'kid_subsets',
+    'knn_radii',
+    'load_inception',
+    'mean_cov',
+    'parse_metric',
+    'parse_metrics',
+    'precision_recall',
+    'real_features',
+    'to_unit_range',
 ]

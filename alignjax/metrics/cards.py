@@ -1,5 +1,6 @@
 """Metric cards of the benchmark zoo: FD_eval to every procedural domain and KID / precision / recall to each
 model's own domain, written into assets/zoo/<name>/card.json (`alignjax-zoo cards`)."""
+
 from __future__ import annotations
 
 import json

@@ -10,12 +10,14 @@ Every metric uses N generated images (z from `RandomState(seed)`, psi 1, per-ima
 quantised to uint8 as NVlabs) and the first N images of the real set; metrics of one extractor share the
 features (a smaller N takes a prefix). Real features are cached in memory per (dataset, resolution, extractor, N).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,13 +28,25 @@ from alignjax.eval.evaluator import load_evaluator
 from alignjax.metrics import distances as D
 from alignjax.metrics.extractors import PixelProjection, check_images, extractor_name
 
-__all__ = ['MetricsError', 'MetricSpec', 'parse_metric', 'parse_metrics', 'compute_metrics', 'generator_features',
-           'real_features', 'generate_images', 'get_extractor', 'METRIC_HELP']
+__all__ = [
+    'MetricsError',
+    'MetricSpec',
+    'parse_metric',
+    'parse_metrics',
+    'compute_metrics',
+    'generator_features',
+    'real_features',
+    'generate_images',
+    'get_extractor',
+    'METRIC_HELP',
+]
 
 KINDS = ('fd', 'kid', 'pr')
 EXTRACTORS = ('eval', 'inception', 'pix')
-METRIC_HELP = ('fd_eval<N>, kid_eval<N>, pr_eval<N>, fd_inception<N>, kid_inception<N>, pr_inception<N>, '
-               'fid<N>, fd_pix<N>, kid_pix<N>, pr_pix<N> (N images, e.g. 2000 or 2k; e.g. fd_eval10k, fid50k)')
+METRIC_HELP = (
+    'fd_eval<N>, kid_eval<N>, pr_eval<N>, fd_inception<N>, kid_inception<N>, pr_inception<N>, '
+    'fid<N>, fd_pix<N>, kid_pix<N>, pr_pix<N> (N images, e.g. 2000 or 2k; e.g. fd_eval10k, fid50k)'
+)
 
 
 class MetricsError(AlignjaxError, ValueError):
@@ -41,10 +55,10 @@ class MetricsError(AlignjaxError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class MetricSpec:
-    name: str           # as requested, e.g. 'fd_eval10k'
-    kind: str           # fd | kid | pr
-    extractor: str      # eval | inception | pix
-    n: int              # images per set
+    name: str  # as requested, e.g. 'fd_eval10k'
+    kind: str  # fd | kid | pr
+    extractor: str  # eval | inception | pix
+    n: int  # images per set
 
 
 def parse_metric(name: str) -> MetricSpec:
@@ -79,6 +93,7 @@ def parse_metrics(metrics) -> list[MetricSpec]:
 # ----------------------------------------------------------------------------------------------------------
 # Generated images.
 
+
 @functools.partial(jax.jit, static_argnames=('shapes',))
 def noise_maps(key, idx, shapes):
     """Per-image noise maps: image i gets normal(fold_in(key, i)) over all layers at once (one draw, split in
@@ -88,7 +103,7 @@ def noise_maps(key, idx, shapes):
     flat = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (sum(sizes),)))(idx)
     out, start = {}, 0
     for (name, (h, w)), size in zip(shapes, sizes):
-        out[name] = flat[:, start:start + size].reshape(-1, h, w)
+        out[name] = flat[:, start : start + size].reshape(-1, h, w)
         start += size
     return out
 
@@ -96,14 +111,22 @@ def noise_maps(key, idx, shapes):
 @jax.jit
 def _synthesize_uint8(gen, z, noise):
     img = gen.synthesis(gen.mapping(z), noise_mode='const', noise=noise)
-    return jnp.clip(img * 127.5 + 128, 0, 255).astype(jnp.uint8)     # as NVlabs: truncation, not rounding
+    return jnp.clip(img * 127.5 + 128, 0, 255).astype(jnp.uint8)  # as NVlabs: truncation, not rounding
 
 
-def generate_images(gen, n: int, batch_size: int = 64, seed: int = 0, noise_mode: str = 'random',
-                    progress: bool = False, desc: str = 'generating'):
+def generate_images(
+    gen,
+    n: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    noise_mode: str = 'random',
+    progress: bool = False,
+    desc: str = 'generating',
+):
     """Yield uint8 [B, H, W, 3] batches of `n` images of `gen` (psi 1). z = RandomState(seed).randn(n, z_dim)
     drawn in order and per-image noise (`noise_maps`): the images do not depend on batch_size."""
     from tqdm.auto import tqdm
+
     if gen.config.c_dim:
         raise MetricsError('conditional generators are not supported by the metrics yet (c_dim > 0)')
     if noise_mode not in ('random', 'const'):
@@ -132,24 +155,36 @@ def _features(extractor, batch, pad_to: int) -> np.ndarray:
         batch = jnp.concatenate([jnp.asarray(batch), jnp.repeat(jnp.asarray(batch)[-1:], pad_to - b, 0)])
     out = extractor(batch)
     if not isinstance(out, Mapping) or 'features' not in out:
-        raise MetricsError(f'feature extractor {extractor_name(extractor)} returned '
-                           f'{type(out).__name__} without a \'features\' entry')
+        raise MetricsError(
+            f"feature extractor {extractor_name(extractor)} returned {type(out).__name__} without a 'features' entry"
+        )
     f = np.asarray(out['features'], np.float32)
     if f.ndim != 2 or len(f) != pad_to:
-        raise MetricsError(f'feature extractor {extractor_name(extractor)} returned features of shape {f.shape}, '
-                           f'expected [{pad_to}, D]')
+        raise MetricsError(
+            f'feature extractor {extractor_name(extractor)} returned features of shape {f.shape}, '
+            f'expected [{pad_to}, D]'
+        )
     return f[:b]
 
 
-def generator_features(gen, extractors: Mapping[str, Any], n: int, batch_size: int = 64, seed: int = 0,
-                       noise_mode: str = 'random', progress: bool = False) -> dict[str, np.ndarray]:
+def generator_features(
+    gen,
+    extractors: Mapping[str, Any],
+    n: int,
+    batch_size: int = 64,
+    seed: int = 0,
+    noise_mode: str = 'random',
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
     """{key: [n, D] features} of n generated images, every extractor fed the same batches."""
     for key, ext in extractors.items():
         res = getattr(ext, 'resolution', None)
         if res is not None and res != gen.resolution:
-            raise MetricsError(f'the generator makes {gen.resolution}x{gen.resolution} images but the feature '
-                               f'extractor {extractor_name(ext)} ({key}) is for {res}x{res}: checkpoint and '
-                               f'evaluator resolutions differ')
+            raise MetricsError(
+                f'the generator makes {gen.resolution}x{gen.resolution} images but the feature '
+                f'extractor {extractor_name(ext)} ({key}) is for {res}x{res}: checkpoint and '
+                f'evaluator resolutions differ'
+            )
     stats = {k: D.FeatureStats(capture_all=True, capture_mean_cov=False) for k in extractors}
     bs = max(1, min(batch_size, n))
     for img in generate_images(gen, n, bs, seed, noise_mode, progress, desc='generated images'):
@@ -161,7 +196,7 @@ def generator_features(gen, extractors: Mapping[str, Any], n: int, batch_size: i
 # ----------------------------------------------------------------------------------------------------------
 # Real images.
 
-_REAL_CACHE: dict = {}   # (dataset key, id(extractor)) -> (extractor, features [n, D])
+_REAL_CACHE: dict = {}  # (dataset key, id(extractor)) -> (extractor, features [n, D])
 
 
 def _dataset_key(real):
@@ -174,7 +209,7 @@ def _dataset_key(real):
 def _iter_real(real, n: int, batch_size: int):
     if isinstance(real, (np.ndarray, jax.Array)):
         for s in range(0, n, batch_size):
-            yield np.asarray(real[s:s + batch_size])
+            yield np.asarray(real[s : s + batch_size])
         return
     for s in range(0, n, batch_size):
         yield np.stack([real[i]['image'] for i in range(s, min(s + batch_size, n))])
@@ -185,10 +220,12 @@ def _real_name(real) -> str:
     return repr(spec) if isinstance(spec, str) else f'the real images ({type(real).__name__})'
 
 
-def real_features(real, extractor, n: int, batch_size: int = 64, progress: bool = False,
-                  cache: bool = True) -> np.ndarray:
+def real_features(
+    real, extractor, n: int, batch_size: int = 64, progress: bool = False, cache: bool = True
+) -> np.ndarray:
     """[n, D] features of the first n real images (an `ImageDataset` or a uint8/[-1, 1] array [N, H, W, 3])."""
     from tqdm.auto import tqdm
+
     have = len(real)
     if have < n:
         raise MetricsError(f'{_real_name(real)} has {have} images but {n} were requested')
@@ -233,11 +270,14 @@ def get_extractor(kind: str, resolution: int, *, evaluator=None, inception=None,
         return _EXTRACTORS[key]
     if kind == 'inception':
         if inception is None:
-            raise MetricsError('FID / inception metrics need the Inception weights: pass --inception PATH '
-                               '(pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth; nothing is downloaded)')
+            raise MetricsError(
+                'FID / inception metrics need the Inception weights: pass --inception PATH '
+                "(pytorch-fid's pt_inception-2015-12-05-6726825d.pth; nothing is downloaded)"
+            )
         if not isinstance(inception, (str, bytes)) and not hasattr(inception, '__fspath__'):
             return inception
         from alignjax.metrics.inception import load_inception
+
         return load_inception(inception)
     if kind != 'eval':
         raise MetricsError(f'unknown feature extractor {kind!r}; choose from {EXTRACTORS}')
@@ -245,8 +285,10 @@ def get_extractor(kind: str, resolution: int, *, evaluator=None, inception=None,
         return evaluator
     what = evaluator if evaluator is not None else domain
     if what is None:
-        raise MetricsError('eval metrics need a domain evaluator: pass --evaluator DOMAIN|PATH (proc: datasets '
-                           'default to their own domain)')
+        raise MetricsError(
+            'eval metrics need a domain evaluator: pass --evaluator DOMAIN|PATH (proc: datasets '
+            'default to their own domain)'
+        )
     key = ('eval', str(what), resolution)
     if key not in _EXTRACTORS:
         _EXTRACTORS[key] = load_evaluator(str(what), resolution)
@@ -256,18 +298,32 @@ def get_extractor(kind: str, resolution: int, *, evaluator=None, inception=None,
 # ----------------------------------------------------------------------------------------------------------
 # The entry point.
 
+
 def _proc_domain(real) -> str | None:
     spec = getattr(real, 'spec', real if isinstance(real, str) else None)
     if isinstance(spec, str) and spec.startswith('proc:'):
         from alignjax.data import parse_spec
+
         return parse_spec(spec).target
     return None
 
 
-def compute_metrics(gen, real, metrics: str | Iterable[str], extractor=None, *, inception=None,
-                    batch_size: int = 64, seed: int = 0, noise_mode: str = 'random', progress: bool = False,
-                    kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3,
-                    cache: bool = True) -> dict[str, float]:
+def compute_metrics(
+    gen,
+    real,
+    metrics: str | Iterable[str],
+    extractor=None,
+    *,
+    inception=None,
+    batch_size: int = 64,
+    seed: int = 0,
+    noise_mode: str = 'random',
+    progress: bool = False,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    pr_k: int = 3,
+    cache: bool = True,
+) -> dict[str, float]:
     """Compute `metrics` (names, see the module docstring) of `gen` against `real`; plain floats.
 
     gen: a `Generator`, or generated images uint8 / [-1, 1] [N, H, W, 3]. real: a dataset spec (opened at the
@@ -286,33 +342,37 @@ def compute_metrics(gen, real, metrics: str | Iterable[str], extractor=None, *, 
         resolution = int(gen.shape[1])
     if isinstance(real, str):
         from alignjax.data import make_dataset
+
         real = make_dataset(real, resolution)
     real_res = getattr(real, 'resolution', None)
     if real_res is None:
         check_images(real, None, 'real images')
         real_res = int(np.shape(real)[1])
     if real_res != resolution:
-        raise MetricsError(f'{_real_name(real)} is at {real_res}x{real_res} but the generated images are '
-                           f'{resolution}x{resolution}')
+        raise MetricsError(
+            f'{_real_name(real)} is at {real_res}x{real_res} but the generated images are {resolution}x{resolution}'
+        )
     exts = {}
     for sp in specs:
         if sp.extractor not in exts:
-            exts[sp.extractor] = get_extractor(sp.extractor, resolution, evaluator=extractor, inception=inception,
-                                               domain=_proc_domain(real))
+            exts[sp.extractor] = get_extractor(
+                sp.extractor, resolution, evaluator=extractor, inception=inception, domain=_proc_domain(real)
+            )
     need = {k: max(sp.n for sp in specs if sp.extractor == k) for k in exts}
     n_max = max(need.values())
     if len(real) < n_max:
         asks = max(specs, key=lambda sp: sp.n)
         raise MetricsError(f'{_real_name(real)} has {len(real)} images but {asks.name} needs {asks.n}')
     if not is_gen and len(gen) < n_max:
-        raise MetricsError(f'{len(gen)} generated images given but {max(specs, key=lambda s: s.n).name} needs '
-                           f'{n_max}')
-    for k, ext in exts.items():
+        raise MetricsError(f'{len(gen)} generated images given but {max(specs, key=lambda s: s.n).name} needs {n_max}')
+    for ext in exts.values():
         res = getattr(ext, 'resolution', None)
         if res is not None and res != resolution:
-            raise MetricsError(f'the images are {resolution}x{resolution} but the feature extractor '
-                               f'{extractor_name(ext)} is for {res}x{res}: checkpoint and evaluator resolutions '
-                               f'differ')
+            raise MetricsError(
+                f'the images are {resolution}x{resolution} but the feature extractor '
+                f'{extractor_name(ext)} is for {res}x{res}: checkpoint and evaluator resolutions '
+                f'differ'
+            )
 
     if is_gen:
         gfeats = generator_features(gen, exts, n_max, batch_size, seed, noise_mode, progress)
@@ -322,7 +382,7 @@ def compute_metrics(gen, real, metrics: str | Iterable[str], extractor=None, *, 
 
     out: dict[str, float] = {}
     for sp in specs:
-        r, g = rfeats[sp.extractor][:sp.n], gfeats[sp.extractor][:sp.n]
+        r, g = rfeats[sp.extractor][: sp.n], gfeats[sp.extractor][: sp.n]
         if sp.kind == 'fd':
             out[sp.name] = float(D.fd_from_features(r, g))
         elif sp.kind == 'kid':

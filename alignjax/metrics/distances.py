@@ -19,6 +19,7 @@ Semantics follow NVlabs stylegan2-ada-pytorch `metrics/`:
   never materialises the full matrix. Features are centred (a distance-preserving shift) before the
   |a|^2 + |b|^2 - 2ab expansion to keep float32 cancellation small.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,12 +28,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ['FeatureStats', 'frechet_distance', 'fd_from_features', 'kid', 'kid_subsets', 'precision_recall',
-           'knn_radii']
+__all__ = [
+    'FeatureStats',
+    'frechet_distance',
+    'fd_from_features',
+    'kid',
+    'kid_subsets',
+    'precision_recall',
+    'knn_radii',
+]
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Feature statistics.
+
 
 class FeatureStats:
     """Accumulates features [B, D] batch by batch (as NVlabs `FeatureStats`).
@@ -63,7 +72,7 @@ class FeatureStats:
         elif x.shape[1] != self.dim:
             raise ValueError(f'features have dimension {x.shape[1]}, earlier batches had {self.dim}')
         if self.max_items is not None:
-            x = x[:max(self.max_items - self.num_items, 0)]
+            x = x[: max(self.max_items - self.num_items, 0)]
         if not len(x):
             return
         self.num_items += len(x)
@@ -105,12 +114,13 @@ def mean_cov(x) -> tuple[np.ndarray, np.ndarray]:
     st = FeatureStats(capture_all=False)
     x = np.asarray(x)
     for s in range(0, len(x), 4096):
-        st.append(x[s:s + 4096])
+        st.append(x[s : s + 4096])
     return st.get_mean_cov()
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Fréchet distance.
+
 
 def _clip_spectrum(w: np.ndarray) -> np.ndarray:
     """Eigenvalues of a PSD matrix: round-off below D * eps * max(w) (and negatives) -> 0."""
@@ -128,8 +138,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != mu1.shape * 2:
-        raise ValueError(f'mismatched statistics: means {mu1.shape} / {mu2.shape}, covariances '
-                         f'{s1.shape} / {s2.shape}')
+        raise ValueError(f'mismatched statistics: means {mu1.shape} / {mu2.shape}, covariances {s1.shape} / {s2.shape}')
     r = _sqrt_psd((s1 + s1.T) / 2)
     m = r @ s2 @ r
     ev = np.linalg.eigvalsh((m + m.T) / 2)
@@ -139,13 +148,16 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 def fd_from_features(real, gen) -> float:
     """Fréchet distance between feature sets real [N, D] and gen [M, D] (or `FeatureStats`)."""
+
     def stats(x):
         return x.get_mean_cov() if isinstance(x, FeatureStats) else mean_cov(x)
+
     return frechet_distance(*stats(real), *stats(gen))
 
 
 # ----------------------------------------------------------------------------------------------------------
 # KID.
+
 
 @jax.jit
 def _kid_row_sums(x_all, y_all, ix, iy):
@@ -182,14 +194,16 @@ def kid(real, gen, num_subsets: int = 100, max_subset_size: int = 1000, seed: in
     m = ir.shape[1]
     if m < 2:
         raise ValueError(f'KID needs at least 2 features per set, got {len(real)} real and {len(gen)} generated')
-    sums = np.asarray(_kid_row_sums(jnp.asarray(gen), jnp.asarray(real), jnp.asarray(ig), jnp.asarray(ir)),
-                      np.float64).sum(-1)  # [S, 3]
+    sums = np.asarray(
+        _kid_row_sums(jnp.asarray(gen), jnp.asarray(real), jnp.asarray(ig), jnp.asarray(ir)), np.float64
+    ).sum(-1)  # [S, 3]
     t = (sums[:, 0] + sums[:, 1]) / (m - 1) - sums[:, 2] * 2 / m
     return float(t.sum() / num_subsets / m)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Precision / recall.
+
 
 def _sqdist(a, b, b_sq):
     ab = jnp.matmul(a, b.T, precision='highest')
@@ -248,19 +262,20 @@ def knn_radii(features, k: int = 3, row_batch_size: int = 2048, col_batch_size: 
     rb, cb = _batches(n, row_batch_size), _batches(n, col_batch_size)
     cols = jnp.asarray(_pad_rows(x, cb))
     rows = _pad_rows(x, rb)
-    out = [np.asarray(_kth_block(jnp.asarray(rows[s:s + rb]), cols, n, k + 1, cb)) for s in range(0, n, rb)]
+    out = [np.asarray(_kth_block(jnp.asarray(rows[s : s + rb]), cols, n, k + 1, cb)) for s in range(0, n, rb)]
     return np.concatenate(out)[:n]
 
 
-def _coverage(probes: np.ndarray, manifold: np.ndarray, radii: np.ndarray, row_batch_size: int,
-              col_batch_size: int) -> float:
+def _coverage(
+    probes: np.ndarray, manifold: np.ndarray, radii: np.ndarray, row_batch_size: int, col_batch_size: int
+) -> float:
     n, m = len(probes), len(manifold)
     rb, cb = _batches(n, row_batch_size), _batches(m, col_batch_size)
     cols = jnp.asarray(_pad_rows(manifold, cb))
     rad = np.concatenate([radii, np.full((-m) % cb, -np.inf, np.float32)]).astype(np.float32)
     rad = jnp.asarray(rad)
     rows = _pad_rows(probes, rb)
-    hits = [np.asarray(_covered_block(jnp.asarray(rows[s:s + rb]), cols, rad, cb)) for s in range(0, n, rb)]
+    hits = [np.asarray(_covered_block(jnp.asarray(rows[s : s + rb]), cols, rad, cb)) for s in range(0, n, rb)]
     return float(np.concatenate(hits)[:n].mean())
 
 

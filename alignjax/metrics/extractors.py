@@ -9,6 +9,7 @@ where images are uint8 [N, H, W, 3] or float [N, H, W, 3] in [-1, 1] (NHWC). The
 (`alignjax.eval.load_evaluator(domain, resolution)`) and `alignjax.metrics.inception.InceptionV3` satisfy it;
 so does a user's own labelling network.
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
@@ -43,8 +44,10 @@ def check_images(images, extractor, what: str = 'images') -> None:
         raise ValueError(f'{what} must be [N, H, W, 3] (NHWC RGB), got shape {shape}')
     res = getattr(extractor, 'resolution', None)
     if res is not None and shape[1:3] != (res, res):
-        raise ValueError(f'{what} are {shape[1]}x{shape[2]} but the feature extractor '
-                         f'{extractor_name(extractor)} expects {res}x{res}')
+        raise ValueError(
+            f'{what} are {shape[1]}x{shape[2]} but the feature extractor '
+            f'{extractor_name(extractor)} expects {res}x{res}'
+        )
 
 
 def extractor_name(extractor) -> str:
@@ -65,12 +68,13 @@ def _project(proj, images):
 class PixelProjection:
     """Fixed random projection of the pixels (seeded): a weight-free sanity baseline for the metrics plumbing,
     not a perceptual distance. features: [N, dim]."""
+
     proj: Any
     resolution: int = flax.struct.field(pytree_node=False)
     name: str = flax.struct.field(pytree_node=False, default='pix')
 
     @classmethod
-    def create(cls, resolution: int, dim: int = 256, seed: int = 0) -> 'PixelProjection':
+    def create(cls, resolution: int, dim: int = 256, seed: int = 0) -> PixelProjection:
         proj = np.random.RandomState(seed).randn(resolution * resolution * 3, dim).astype(np.float32)
         return cls(jnp.asarray(proj), int(resolution))
 

@@ -17,12 +17,14 @@ the file is executed):
 `inception_state_dict_shapes()` is the file's key -> shape table (from the architecture below); a file with a
 missing, unexpected or mis-shaped key is refused with a `CheckpointError` naming the key.
 """
+
 from __future__ import annotations
 
 import collections
 import functools
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import flax.struct
@@ -33,9 +35,20 @@ import numpy as np
 from alignjax.io.safe_pickle import CheckpointError
 from alignjax.metrics.extractors import to_unit_range
 
-__all__ = ['InceptionV3', 'InceptionNet', 'load_inception', 'inception_from_state_dict', 'random_inception',
-           'inception_state_dict_shapes', 'resize_bilinear', 'resize_matrix', 'avg_pool_3x3_exclude_pad',
-           'max_pool', 'FID_RESOLUTION', 'FID_WEIGHTS_NAME']
+__all__ = [
+    'InceptionV3',
+    'InceptionNet',
+    'load_inception',
+    'inception_from_state_dict',
+    'random_inception',
+    'inception_state_dict_shapes',
+    'resize_bilinear',
+    'resize_matrix',
+    'avg_pool_3x3_exclude_pad',
+    'max_pool',
+    'FID_RESOLUTION',
+    'FID_WEIGHTS_NAME',
+]
 
 FID_RESOLUTION = 299
 FID_WEIGHTS_NAME = 'pt_inception-2015-12-05-6726825d.pth'
@@ -47,43 +60,70 @@ _DN = ('NHWC', 'HWIO', 'NHWC')
 # ----------------------------------------------------------------------------------------------------------
 # Architecture table: every BasicConv2d as (path, in, out, (kh, kw), stride, (ph, pw)), in torch's names.
 
+
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
 def _block_a(cin, pool):
-    return [('branch1x1', cin, 64, 1, 1, 0), ('branch5x5_1', cin, 48, 1, 1, 0), ('branch5x5_2', 48, 64, 5, 1, 2),
-            ('branch3x3dbl_1', cin, 64, 1, 1, 0), ('branch3x3dbl_2', 64, 96, 3, 1, 1),
-            ('branch3x3dbl_3', 96, 96, 3, 1, 1), ('branch_pool', cin, pool, 1, 1, 0)]
+    return [
+        ('branch1x1', cin, 64, 1, 1, 0),
+        ('branch5x5_1', cin, 48, 1, 1, 0),
+        ('branch5x5_2', 48, 64, 5, 1, 2),
+        ('branch3x3dbl_1', cin, 64, 1, 1, 0),
+        ('branch3x3dbl_2', 64, 96, 3, 1, 1),
+        ('branch3x3dbl_3', 96, 96, 3, 1, 1),
+        ('branch_pool', cin, pool, 1, 1, 0),
+    ]
 
 
 def _block_b(cin):
-    return [('branch3x3', cin, 384, 3, 2, 0), ('branch3x3dbl_1', cin, 64, 1, 1, 0),
-            ('branch3x3dbl_2', 64, 96, 3, 1, 1), ('branch3x3dbl_3', 96, 96, 3, 2, 0)]
+    return [
+        ('branch3x3', cin, 384, 3, 2, 0),
+        ('branch3x3dbl_1', cin, 64, 1, 1, 0),
+        ('branch3x3dbl_2', 64, 96, 3, 1, 1),
+        ('branch3x3dbl_3', 96, 96, 3, 2, 0),
+    ]
 
 
 def _block_c(cin, c7):
-    return [('branch1x1', cin, 192, 1, 1, 0),
-            ('branch7x7_1', cin, c7, 1, 1, 0), ('branch7x7_2', c7, c7, (1, 7), 1, (0, 3)),
-            ('branch7x7_3', c7, 192, (7, 1), 1, (3, 0)),
-            ('branch7x7dbl_1', cin, c7, 1, 1, 0), ('branch7x7dbl_2', c7, c7, (7, 1), 1, (3, 0)),
-            ('branch7x7dbl_3', c7, c7, (1, 7), 1, (0, 3)), ('branch7x7dbl_4', c7, c7, (7, 1), 1, (3, 0)),
-            ('branch7x7dbl_5', c7, 192, (1, 7), 1, (0, 3)), ('branch_pool', cin, 192, 1, 1, 0)]
+    return [
+        ('branch1x1', cin, 192, 1, 1, 0),
+        ('branch7x7_1', cin, c7, 1, 1, 0),
+        ('branch7x7_2', c7, c7, (1, 7), 1, (0, 3)),
+        ('branch7x7_3', c7, 192, (7, 1), 1, (3, 0)),
+        ('branch7x7dbl_1', cin, c7, 1, 1, 0),
+        ('branch7x7dbl_2', c7, c7, (7, 1), 1, (3, 0)),
+        ('branch7x7dbl_3', c7, c7, (1, 7), 1, (0, 3)),
+        ('branch7x7dbl_4', c7, c7, (7, 1), 1, (3, 0)),
+        ('branch7x7dbl_5', c7, 192, (1, 7), 1, (0, 3)),
+        ('branch_pool', cin, 192, 1, 1, 0),
+    ]
 
 
 def _block_d(cin):
-    return [('branch3x3_1', cin, 192, 1, 1, 0), ('branch3x3_2', 192, 320, 3, 2, 0),
-            ('branch7x7x3_1', cin, 192, 1, 1, 0), ('branch7x7x3_2', 192, 192, (1, 7), 1, (0, 3)),
-            ('branch7x7x3_3', 192, 192, (7, 1), 1, (3, 0)), ('branch7x7x3_4', 192, 192, 3, 2, 0)]
+    return [
+        ('branch3x3_1', cin, 192, 1, 1, 0),
+        ('branch3x3_2', 192, 320, 3, 2, 0),
+        ('branch7x7x3_1', cin, 192, 1, 1, 0),
+        ('branch7x7x3_2', 192, 192, (1, 7), 1, (0, 3)),
+        ('branch7x7x3_3', 192, 192, (7, 1), 1, (3, 0)),
+        ('branch7x7x3_4', 192, 192, 3, 2, 0),
+    ]
 
 
 def _block_e(cin):
-    return [('branch1x1', cin, 320, 1, 1, 0),
-            ('branch3x3_1', cin, 384, 1, 1, 0), ('branch3x3_2a', 384, 384, (1, 3), 1, (0, 1)),
-            ('branch3x3_2b', 384, 384, (3, 1), 1, (1, 0)),
-            ('branch3x3dbl_1', cin, 448, 1, 1, 0), ('branch3x3dbl_2', 448, 384, 3, 1, 1),
-            ('branch3x3dbl_3a', 384, 384, (1, 3), 1, (0, 1)), ('branch3x3dbl_3b', 384, 384, (3, 1), 1, (1, 0)),
-            ('branch_pool', cin, 192, 1, 1, 0)]
+    return [
+        ('branch1x1', cin, 320, 1, 1, 0),
+        ('branch3x3_1', cin, 384, 1, 1, 0),
+        ('branch3x3_2a', 384, 384, (1, 3), 1, (0, 1)),
+        ('branch3x3_2b', 384, 384, (3, 1), 1, (1, 0)),
+        ('branch3x3dbl_1', cin, 448, 1, 1, 0),
+        ('branch3x3dbl_2', 448, 384, 3, 1, 1),
+        ('branch3x3dbl_3a', 384, 384, (1, 3), 1, (0, 1)),
+        ('branch3x3dbl_3b', 384, 384, (3, 1), 1, (1, 0)),
+        ('branch_pool', cin, 192, 1, 1, 0),
+    ]
 
 
 # (name, kind, block table); stem convs are single-entry tables with an empty sub-name.
@@ -130,6 +170,7 @@ def inception_state_dict_shapes() -> dict[str, tuple[int, ...]]:
 # ----------------------------------------------------------------------------------------------------------
 # Pieces: resize and pooling.
 
+
 def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     """[n_out, n_in] bilinear interpolation weights, torch `align_corners=False` (half-pixel, no antialias)."""
     scale = n_in / n_out
@@ -172,8 +213,10 @@ def max_pool(x, stride: int = 2, padding: int = 0):
 # ----------------------------------------------------------------------------------------------------------
 # Flax modules (params mirror the state dict: kernel HWIO, BN scale/bias/mean/var).
 
+
 class BasicConv(nn.Module):
     """Bias-free conv + inference BatchNorm (eps 1e-3) + ReLU. x: [N, H, W, cin] -> [N, H', W', cout]."""
+
     cin: int
     cout: int
     kernel: tuple[int, int]
@@ -189,14 +232,16 @@ class BasicConv(nn.Module):
         mean = self.param('mean', z, (self.cout,))
         var = self.param('var', nn.initializers.ones, (self.cout,))
         ph, pw = self.padding
-        y = jax.lax.conv_general_dilated(x, k, (self.stride, self.stride), [(ph, ph), (pw, pw)],
-                                         dimension_numbers=_DN, precision='highest')
+        y = jax.lax.conv_general_dilated(
+            x, k, (self.stride, self.stride), [(ph, ph), (pw, pw)], dimension_numbers=_DN, precision='highest'
+        )
         mul = scale * jax.lax.rsqrt(var + BN_EPS)
         return jax.nn.relu(y * mul + (bias - mean * mul))
 
 
 class MixedBlock(nn.Module):
     """One Inception block; `kind` in A, B, C, D, E_1, E_2, `table` its convs (see `ARCH`)."""
+
     kind: str
     table: tuple
 
@@ -263,6 +308,7 @@ class InceptionV3:
     __call__(images uint8 [N, H, W, 3] or float [-1, 1]) -> {'features': [N, 2048], 'logits': [N, 1008]};
     any input size (resized to 299x299). `resolution` is None: the extractor accepts every resolution.
     """
+
     params: Any
     resolution: int | None = flax.struct.field(pytree_node=False, default=None)
     name: str = flax.struct.field(pytree_node=False, default='inception')
@@ -276,6 +322,7 @@ class InceptionV3:
 
 # ----------------------------------------------------------------------------------------------------------
 # Loading.
+
 
 def _flatten(sd: Mapping, prefix: str = '') -> dict:
     out = {}
@@ -291,13 +338,12 @@ def inception_from_state_dict(sd: Mapping[str, Any], source: str = '<state dict>
     """pytorch-fid FID Inception state dict {key: array} -> `InceptionV3`; refuses missing, unexpected or
     mis-shaped keys with a `CheckpointError` naming the key."""
     if not isinstance(sd, Mapping):
-        raise CheckpointError(f'{source}: expected a torch state dict (a mapping of tensors), got '
-                              f'{type(sd).__name__}')
+        raise CheckpointError(f'{source}: expected a torch state dict (a mapping of tensors), got {type(sd).__name__}')
     if 'state_dict' in sd and isinstance(sd['state_dict'], Mapping):
         sd = sd['state_dict']
     sd = _flatten(sd)
     want = inception_state_dict_shapes()
-    hint = f' (expected pytorch-fid\'s FID Inception weights, {FID_WEIGHTS_NAME})'
+    hint = f" (expected pytorch-fid's FID Inception weights, {FID_WEIGHTS_NAME})"
     for key, shape in want.items():
         if key not in sd:
             raise CheckpointError(f'{source}: missing key {key!r}{hint}')
@@ -305,7 +351,7 @@ def inception_from_state_dict(sd: Mapping[str, Any], source: str = '<state dict>
         if got != shape:
             extra = ''
             if key == 'fc.weight' and got[:1] == (1000,):
-                extra = '; a 1000-class fc is torchvision\'s Inception, not the FID one'
+                extra = "; a 1000-class fc is torchvision's Inception, not the FID one"
             raise CheckpointError(f'{source}: key {key!r} has shape {got}, expected {shape}{extra}{hint}')
     unexpected = sorted(k for k in sd if k not in want and not k.endswith('.num_batches_tracked'))
     if unexpected:
@@ -332,6 +378,7 @@ def inception_from_state_dict(sd: Mapping[str, Any], source: str = '<state dict>
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float) -> InceptionV3:
     from alignjax.io.torch_file import load_torch
+
     return inception_from_state_dict(load_torch(path), source=path)
 
 
@@ -339,7 +386,7 @@ def load_inception(path) -> InceptionV3:
     """Read pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` torch-free (cached per path and mtime)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'Inception weights not found: {path} (pytorch-fid\'s {FID_WEIGHTS_NAME})')
+        raise FileNotFoundError(f"Inception weights not found: {path} (pytorch-fid's {FID_WEIGHTS_NAME})")
     return _load_cached(os.path.abspath(path), os.path.getmtime(path))
 
 

@@ -14,16 +14,17 @@ fused morph (`alignjax.apps.blend`) all iterate these tables instead of restatin
 The `*_table` functions take the channel dicts directly (checkpoint readers infer them before any config
 exists); the `*_layers(cfg)` ones read a `GeneratorConfig` / `DiscriminatorConfig`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def block_resolutions(resolution: int) -> list[int]:
     """[4, 8, ..., resolution]."""
-    return [2 ** i for i in range(2, int(round(math.log2(resolution))) + 1)]
+    return [2**i for i in range(2, int(round(math.log2(resolution))) + 1)]
 
 
 G_ARCHITECTURES = ('orig', 'skip', 'resnet')
@@ -41,15 +42,16 @@ def check_architecture(arch: str, which: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
     """One style-consuming layer of the synthesis network, in forward order."""
-    name: str          # 'b4.conv1', 'b8.conv0', 'b8.torgb', 'b8.skip', ...
+
+    name: str  # 'b4.conv1', 'b8.conv0', 'b8.torgb', 'b8.skip', ...
     res: int
-    kind: str          # 'conv' | 'torgb' | 'skip' (resnet G: 1x1 2x-up conv without bias or style)
+    kind: str  # 'conv' | 'torgb' | 'skip' (resnet G: 1x1 2x-up conv without bias or style)
     in_channels: int
     out_channels: int
     up: int
-    w_index: int       # which of the num_ws latents drives it (-1: skip)
-    noise_index: int   # index among noise layers (-1 for ToRGB and skip)
-    kernel: int = 3    # 3 (conv) | 1 (torgb, skip)
+    w_index: int  # which of the num_ws latents drives it (-1: skip)
+    noise_index: int  # index among noise layers (-1 for ToRGB and skip)
+    kernel: int = 3  # 3 (conv) | 1 (torgb, skip)
 
     @property
     def layer(self) -> str:
@@ -57,8 +59,9 @@ class LayerSpec:
         return self.name.split('.')[1]
 
 
-def synthesis_table(resolution: int, channels: Mapping[int, int], img_channels: int,
-                    architecture: str = 'skip') -> list[LayerSpec]:
+def synthesis_table(
+    resolution: int, channels: Mapping[int, int], img_channels: int, architecture: str = 'skip'
+) -> list[LayerSpec]:
     """Weighted layers of a generator with `channels[res]` features per block resolution, block by block in
     NVlabs' module order ([const] conv0 conv1 [torgb] [skip]):
       skip:   a ToRGB in every block (the image is upsampled and summed);
@@ -74,12 +77,16 @@ def synthesis_table(resolution: int, channels: Mapping[int, int], img_channels: 
         convs = ['conv1'] if res == 4 else ['conv0', 'conv1']
         for i, conv in enumerate(convs):
             cin = channels[res // 2] if conv == 'conv0' else channels[res]
-            specs.append(LayerSpec(f'b{res}.{conv}', res, 'conv', cin, channels[res], 2 if conv == 'conv0' else 1,
-                                   w_idx + i, n_idx, 3))
+            specs.append(
+                LayerSpec(
+                    f'b{res}.{conv}', res, 'conv', cin, channels[res], 2 if conv == 'conv0' else 1, w_idx + i, n_idx, 3
+                )
+            )
             n_idx += 1
         if architecture == 'skip' or res == resolutions[-1]:
-            specs.append(LayerSpec(f'b{res}.torgb', res, 'torgb', channels[res], img_channels, 1,
-                                   w_idx + len(convs), -1, 1))
+            specs.append(
+                LayerSpec(f'b{res}.torgb', res, 'torgb', channels[res], img_channels, 1, w_idx + len(convs), -1, 1)
+            )
         if architecture == 'resnet' and res > 4:
             specs.append(LayerSpec(f'b{res}.skip', res, 'skip', channels[res // 2], channels[res], 2, -1, -1, 1))
         w_idx += len(convs)
@@ -109,14 +116,21 @@ def noise_shapes(cfg) -> dict[str, tuple[int, int]]:
 @dataclasses.dataclass(frozen=True)
 class DenseSpec:
     """One dense layer of a mapping network: `embed` (labels) or `fc{i}`."""
+
     name: str
     in_features: int
     out_features: int
-    activation: str    # 'linear' | 'lrelu'
+    activation: str  # 'linear' | 'lrelu'
 
 
-def mapping_layers(z_dim: int, c_dim: int, w_dim: int, num_layers: int, embed_features: int | None = None,
-                   layer_features: int | None = None) -> list[DenseSpec]:
+def mapping_layers(
+    z_dim: int,
+    c_dim: int,
+    w_dim: int,
+    num_layers: int,
+    embed_features: int | None = None,
+    layer_features: int | None = None,
+) -> list[DenseSpec]:
     """The mapping network's layers (NVlabs `MappingNetwork`): [embed (c_dim only)], fc0 .. fc{num_layers-1}."""
     embed = (embed_features or w_dim) if c_dim else 0
     hidden = layer_features or w_dim
@@ -128,27 +142,35 @@ def mapping_layers(z_dim: int, c_dim: int, w_dim: int, num_layers: int, embed_fe
 @dataclasses.dataclass(frozen=True)
 class DLayerSpec:
     """One weighted layer of the discriminator."""
-    name: str          # 'b32.fromrgb', 'b32.conv0', 'b32.conv1', 'b32.skip', 'mapping.fc0', 'b4.conv', ...
-    res: int           # block resolution (4: the epilogue; 0: the label mapping)
-    kind: str          # 'conv' | 'dense'
+
+    name: str  # 'b32.fromrgb', 'b32.conv0', 'b32.conv1', 'b32.skip', 'mapping.fc0', 'b4.conv', ...
+    res: int  # block resolution (4: the epilogue; 0: the label mapping)
+    kind: str  # 'conv' | 'dense'
     in_features: int
     out_features: int
-    kernel: int = 0    # conv kernel size (0: dense)
+    kernel: int = 0  # conv kernel size (0: dense)
     bias: bool = True
     activation: str = 'linear'
     down: int = 1
     clamp: bool = False  # clamped at +-conv_clamp (x the call's gain) when the D has one (NVlabs passes
-                         # conv_clamp to the blocks' fromrgb, conv0, conv1 and b4.conv; never to skip, the
-                         # epilogue's fromrgb (skip D) or the dense layers)
+    # conv_clamp to the blocks' fromrgb, conv0, conv1 and b4.conv; never to skip, the
+    # epilogue's fromrgb (skip D) or the dense layers)
 
     @property
     def layer(self) -> str:
         return self.name.split('.', 1)[1]
 
 
-def discriminator_table(resolution: int, channels: Mapping[int, int], img_channels: int,
-                        mbstd_num_channels: int = 1, c_dim: int = 0, cmap_dim: int | None = None,
-                        mapping_layers_: int = 0, architecture: str = 'resnet') -> list[DLayerSpec]:
+def discriminator_table(
+    resolution: int,
+    channels: Mapping[int, int],
+    img_channels: int,
+    mbstd_num_channels: int = 1,
+    c_dim: int = 0,
+    cmap_dim: int | None = None,
+    mapping_layers_: int = 0,
+    architecture: str = 'resnet',
+) -> list[DLayerSpec]:
     """Layers of a discriminator in NVlabs' module order: blocks b{res} .. b8 ([fromrgb] conv0 conv1 [skip]),
     the label mapping (conditional only), the 4x4 epilogue ([fromrgb] conv, fc over the NCHW flatten, out):
       resnet: fromrgb in the first block only; a 1x1 2x-down `skip` conv (no bias) in every block, summed with
@@ -161,25 +183,38 @@ def discriminator_table(resolution: int, channels: Mapping[int, int], img_channe
     for i, res in enumerate(r for r in reversed(block_resolutions(resolution)) if r > 4):
         c, c2 = channels[res], channels[res // 2]
         if i == 0 or architecture == 'skip':
-            out.append(DLayerSpec(f'b{res}.fromrgb', res, 'conv', img_channels, c, 1, activation='lrelu',
-                                  clamp=True))
-        out += [DLayerSpec(f'b{res}.conv0', res, 'conv', c, c, 3, activation='lrelu', clamp=True),
-                DLayerSpec(f'b{res}.conv1', res, 'conv', c, c2, 3, activation='lrelu', down=2, clamp=True)]
+            out.append(DLayerSpec(f'b{res}.fromrgb', res, 'conv', img_channels, c, 1, activation='lrelu', clamp=True))
+        out += [
+            DLayerSpec(f'b{res}.conv0', res, 'conv', c, c, 3, activation='lrelu', clamp=True),
+            DLayerSpec(f'b{res}.conv1', res, 'conv', c, c2, 3, activation='lrelu', down=2, clamp=True),
+        ]
         if architecture == 'resnet':
             out.append(DLayerSpec(f'b{res}.skip', res, 'conv', c, c2, 1, bias=False, down=2))
     c4 = channels[4]
     cmap = (cmap_dim or c4) if c_dim else 0
     if c_dim:
-        out += [DLayerSpec(f'mapping.{d.name}', 0, 'dense', d.in_features, d.out_features, activation=d.activation)
-                for d in mapping_layers(0, c_dim, cmap, mapping_layers_)]
+        out += [
+            DLayerSpec(f'mapping.{d.name}', 0, 'dense', d.in_features, d.out_features, activation=d.activation)
+            for d in mapping_layers(0, c_dim, cmap, mapping_layers_)
+        ]
     if architecture == 'skip':
         out.append(DLayerSpec('b4.fromrgb', 4, 'conv', img_channels, c4, 1, activation='lrelu'))
-    return out + [DLayerSpec('b4.conv', 4, 'conv', c4 + mbstd_num_channels, c4, 3, activation='lrelu', clamp=True),
-                  DLayerSpec('b4.fc', 4, 'dense', c4 * 16, c4, activation='lrelu'),
-                  DLayerSpec('b4.out', 4, 'dense', c4, cmap or 1)]
+    return out + [
+        DLayerSpec('b4.conv', 4, 'conv', c4 + mbstd_num_channels, c4, 3, activation='lrelu', clamp=True),
+        DLayerSpec('b4.fc', 4, 'dense', c4 * 16, c4, activation='lrelu'),
+        DLayerSpec('b4.out', 4, 'dense', c4, cmap or 1),
+    ]
 
 
 def discriminator_layers(cfg) -> list[DLayerSpec]:
     """`discriminator_table` of a `DiscriminatorConfig`."""
-    return discriminator_table(cfg.resolution, cfg.channels, cfg.img_channels, cfg.mbstd_num_channels, cfg.c_dim,
-                               cfg.cmap_dim, cfg.mapping_layers, cfg.architecture)
+    return discriminator_table(
+        cfg.resolution,
+        cfg.channels,
+        cfg.img_channels,
+        cfg.mbstd_num_channels,
+        cfg.c_dim,
+        cfg.cmap_dim,
+        cfg.mapping_layers,
+        cfg.architecture,
+    )

@@ -11,6 +11,7 @@ one conv with both kernels stacked (`ops.blended_modulated_conv2d`, exact per-sa
 Shapes: x [N, H, W, C] in the compute dtype; styles [N, C_in] float32; img [N, H, W, img_channels] float32;
 params in our layouts (dense [in, out], conv [k, k, in, out], const [4, 4, C]).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,6 +27,7 @@ from alignjax.nn import ops
 @dataclasses.dataclass(frozen=True)
 class Blend:
     """A parameter blended per sample: (1 - t) * a + t * b, t [N] float32."""
+
     a: Any
     b: Any
     t: Any
@@ -37,7 +39,7 @@ def blend_params(params_a, params_b, t):
 
 
 def lerp(a, b, t):
-    return (1 - t) * a + t * b   # exact at t = 0 and t = 1
+    return (1 - t) * a + t * b  # exact at t = 0 and t = 1
 
 
 def _per_sample(t, ndim: int):
@@ -65,7 +67,7 @@ def dense(p, x, *, lr_mul: float = 1.0, activation: str = 'linear'):
 
 
 def _bias_act(x, b, act: str, clamp, gain: float | None = None):
-    if isinstance(b, Blend):            # per-sample bias [N, C]
+    if isinstance(b, Blend):  # per-sample bias [N, C]
         bias = lerp(b.a[None], b.b[None], b.t[:, None])
         x, b = x + bias.astype(x.dtype)[:, None, None, :], None
     return ops.bias_act(x, b, act, gain=gain, clamp=clamp)
@@ -74,11 +76,33 @@ def _bias_act(x, b, act: str, clamp, gain: float | None = None):
 def modconv(x, weight, styles, *, impl, demodulate=True, up=1, padding=0, f=None, noise=None):
     """`ops.modulated_conv2d` (variant `impl.modconv`), or `ops.blended_modulated_conv2d` for a `Blend` weight."""
     if isinstance(weight, Blend):
-        return ops.blended_modulated_conv2d(x, weight.a, weight.b, weight.t, styles, demodulate=demodulate, up=up,
-                                            padding=padding, f=f, noise=noise, fir_impl=impl.fir,
-                                            up_impl=impl.upconv)
-    return ops.modulated_conv2d(x, weight, styles, demodulate=demodulate, up=up, padding=padding, f=f, noise=noise,
-                                impl=impl.modconv, fir_impl=impl.fir, up_impl=impl.upconv)
+        return ops.blended_modulated_conv2d(
+            x,
+            weight.a,
+            weight.b,
+            weight.t,
+            styles,
+            demodulate=demodulate,
+            up=up,
+            padding=padding,
+            f=f,
+            noise=noise,
+            fir_impl=impl.fir,
+            up_impl=impl.upconv,
+        )
+    return ops.modulated_conv2d(
+        x,
+        weight,
+        styles,
+        demodulate=demodulate,
+        up=up,
+        padding=padding,
+        f=f,
+        noise=noise,
+        impl=impl.modconv,
+        fir_impl=impl.fir,
+        up_impl=impl.upconv,
+    )
 
 
 def modulated_layer(p, x, style, spec, *, impl, conv_clamp, resample_filter, noise=None, gain: float = 1.0):
@@ -94,8 +118,9 @@ def modulated_layer(p, x, style, spec, *, impl, conv_clamp, resample_filter, noi
         if isinstance(strength, Blend):
             strength = _per_sample(lerp(strength.a, strength.b, strength.t), noise.ndim)
         noise = (noise * strength)[..., None]
-    x = modconv(x, p['weight'], style, impl=impl, up=spec.up, padding=1, f=ops.setup_filter(resample_filter),
-                noise=noise)
+    x = modconv(
+        x, p['weight'], style, impl=impl, up=spec.up, padding=1, f=ops.setup_filter(resample_filter), noise=noise
+    )
     clamp = None if conv_clamp is None else conv_clamp * gain
     return _bias_act(x, p['bias'], 'lrelu', clamp, gain=ops.LRELU_GAIN * gain)
 
@@ -115,11 +140,11 @@ def skip_layer(p, x, spec, *, impl, resample_filter):
     f = ops.setup_filter(resample_filter)
 
     def conv(w):
-        w = w * (1 / math.sqrt(spec.in_channels * spec.kernel ** 2))
+        w = w * (1 / math.sqrt(spec.in_channels * spec.kernel**2))
         return ops.conv2d_resample(x, w, f, up=2, fir_impl=impl.fir, up_impl=impl.upconv)
 
     w = p['weight']
-    if isinstance(w, Blend):            # linear in the weight: lerp the two outputs per sample
+    if isinstance(w, Blend):  # linear in the weight: lerp the two outputs per sample
         t = _per_sample(w.t, 4)
         y = lerp(conv(w.a).astype(jnp.float32), conv(w.b).astype(jnp.float32), t).astype(x.dtype)
     else:
@@ -144,16 +169,24 @@ def synthesis_block(p, x, img, styles, noises, specs, *, impl, conv_clamp, resam
     Returns (x, img)."""
     dtype = compute_dtype(impl)
     skip = next((s for s in specs if s.kind == 'skip'), None)
-    residual = None if skip is None else skip_layer(p[skip.layer], x, skip, impl=impl,
-                                                    resample_filter=resample_filter)
+    residual = None if skip is None else skip_layer(p[skip.layer], x, skip, impl=impl, resample_filter=resample_filter)
     for s in specs:
         if s.kind != 'conv':
             continue
         if x is None:
             x = _const(p['const'], styles[s.name].shape[0], dtype)
         gain = math.sqrt(0.5) if residual is not None and s.layer == 'conv1' else 1.0
-        x = modulated_layer(p[s.layer], x, styles[s.name], s, impl=impl, conv_clamp=conv_clamp,
-                            resample_filter=resample_filter, noise=noises.get(s.name), gain=gain)
+        x = modulated_layer(
+            p[s.layer],
+            x,
+            styles[s.name],
+            s,
+            impl=impl,
+            conv_clamp=conv_clamp,
+            resample_filter=resample_filter,
+            noise=noises.get(s.name),
+            gain=gain,
+        )
     if residual is not None:
         x = residual + x
     if img is not None:

@@ -18,12 +18,13 @@ Naming: these are the flax *modules*. `alignjax.Generator` / `alignjax.Discrimin
 the model objects users hold (a config plus variables, a pytree); `gen.module` is the `alignjax.nn.Generator`
 they run.
 """
+
 from __future__ import annotations
 
 import collections
 import dataclasses
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
 
 import flax.linen as nn
 import jax
@@ -32,12 +33,36 @@ import numpy as np
 
 from alignjax.nn import layers as L
 from alignjax.nn import ops
-from alignjax.nn.arch import (DLayerSpec, LayerSpec, block_resolutions, check_architecture, discriminator_layers,
-                              mapping_layers, noise_shapes, style_names, synthesis_layers, synthesis_weights)
+from alignjax.nn.arch import (
+    DLayerSpec,
+    LayerSpec,
+    block_resolutions,
+    check_architecture,
+    discriminator_layers,
+    mapping_layers,
+    noise_shapes,
+    style_names,
+    synthesis_layers,
+    synthesis_weights,
+)
 
-__all__ = ['Discriminator', 'DiscriminatorConfig', 'DLayerSpec', 'Generator', 'GeneratorConfig', 'Impl',
-           'LayerSpec', 'MappingNetwork', 'SynthesisNetwork', 'discriminator_layers', 'mix_styles', 'noise_shapes',
-           'style_names', 'synthesis_layers', 'synthesis_weights']
+__all__ = [
+    'Discriminator',
+    'DiscriminatorConfig',
+    'DLayerSpec',
+    'Generator',
+    'GeneratorConfig',
+    'Impl',
+    'LayerSpec',
+    'MappingNetwork',
+    'SynthesisNetwork',
+    'discriminator_layers',
+    'mix_styles',
+    'noise_shapes',
+    'style_names',
+    'synthesis_layers',
+    'synthesis_weights',
+]
 
 NOISE_MODES = ('const', 'none', 'random')
 
@@ -45,14 +70,16 @@ NOISE_MODES = ('const', 'none', 'random')
 # ----------------------------------------------------------------------------------------------------------
 # Configuration.
 
+
 @dataclasses.dataclass(frozen=True)
 class Impl:
     """Static implementation choices; any combination gives the same numbers (to float rounding)."""
-    modconv: str = 'shared'      # 'shared' | 'grouped'
-    upconv: str = 'phase'        # 'phase' (one 2x2 conv + pixel shuffle) | 'upfir' | 'transpose' (reference)
-    fir: str = 'polyphase'       # 'polyphase' | 'depthwise'
-    downconv: str = 's2d'        # 's2d' (space-to-depth, stride-1 conv) | 'strided' (reference)
-    dtype: str = 'float32'       # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)
+
+    modconv: str = 'shared'  # 'shared' | 'grouped'
+    upconv: str = 'phase'  # 'phase' (one 2x2 conv + pixel shuffle) | 'upfir' | 'transpose' (reference)
+    fir: str = 'polyphase'  # 'polyphase' | 'depthwise'
+    downconv: str = 's2d'  # 's2d' (space-to-depth, stride-1 conv) | 'strided' (reference)
+    dtype: str = 'float32'  # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)
 
 
 def channels_dict(resolutions, channel_base: int, channel_max: int) -> dict[int, int]:
@@ -85,14 +112,14 @@ class GeneratorConfig(_Config):
     img_channels: int = 3
     mapping_layers: int = 8
     mapping_lr_mul: float = 0.01
-    embed_features: int | None = None      # defaults to w_dim
-    layer_features: int | None = None      # defaults to w_dim
+    embed_features: int | None = None  # defaults to w_dim
+    layer_features: int | None = None  # defaults to w_dim
     channel_base: int = 32768
     channel_max: int = 512
     conv_clamp: float | None = None
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
     w_avg_beta: float = 0.995
-    architecture: str = 'skip'             # 'orig' | 'skip' | 'resnet' (NVlabs SynthesisBlock)
+    architecture: str = 'skip'  # 'orig' | 'skip' | 'resnet' (NVlabs SynthesisBlock)
     impl: Impl = Impl()
 
     def __post_init__(self):
@@ -121,12 +148,12 @@ class DiscriminatorConfig(_Config):
     channel_max: int = 512
     mbstd_group_size: int | None = 4
     mbstd_num_channels: int = 1
-    cmap_dim: int | None = None            # defaults to channels at 4x4 (conditional D only)
-    mapping_layers: int = 8                # conditioning mapping (conditional D only; 0: label embed only)
-    mapping_lr_mul: float = 0.01           # its fc layers' lr multiplier (TF-ADA's D: 0.1)
+    cmap_dim: int | None = None  # defaults to channels at 4x4 (conditional D only)
+    mapping_layers: int = 8  # conditioning mapping (conditional D only; 0: label embed only)
+    mapping_lr_mul: float = 0.01  # its fc layers' lr multiplier (TF-ADA's D: 0.1)
     conv_clamp: float | None = None
     resample_filter: tuple[int, ...] = (1, 3, 3, 1)
-    architecture: str = 'resnet'           # 'orig' | 'skip' | 'resnet' (NVlabs DiscriminatorBlock)
+    architecture: str = 'resnet'  # 'orig' | 'skip' | 'resnet' (NVlabs DiscriminatorBlock)
     impl: Impl = Impl()
 
     def __post_init__(self):
@@ -135,7 +162,7 @@ class DiscriminatorConfig(_Config):
 
     @property
     def block_resolutions(self) -> list[int]:
-        return [2 ** i for i in range(int(math.log2(self.resolution)), 2, -1)]
+        return [2**i for i in range(int(math.log2(self.resolution)), 2, -1)]
 
     @property
     def channels(self) -> dict[int, int]:
@@ -148,12 +175,14 @@ _dtype = L.compute_dtype
 # ----------------------------------------------------------------------------------------------------------
 # Layers.
 
+
 def _randn_over(scale: float):
     return lambda key, shape: jax.random.normal(key, shape, jnp.float32) / scale
 
 
 class FullyConnected(nn.Module):
     """Equalised-lr dense layer: x @ (W * lr_mul / sqrt(in)) + b * lr_mul. x: [N, in] -> [N, out]."""
+
     in_features: int
     out_features: int
     activation: str = 'linear'
@@ -173,6 +202,7 @@ class FullyConnected(nn.Module):
 
 class Conv2dLayer(nn.Module):
     """Equalised-lr conv with optional FIR down-sampling. x: [N, H, W, in] -> [N, H/down, W/down, out]."""
+
     in_channels: int
     out_channels: int
     kernel_size: int
@@ -189,8 +219,15 @@ class Conv2dLayer(nn.Module):
         w = self.param('weight', _randn_over(1.0), (k, k, self.in_channels, self.out_channels))
         b = self.param('bias', nn.initializers.zeros, (self.out_channels,)) if self.bias else None
         w = w * (1 / math.sqrt(self.in_channels * k * k))
-        x = ops.conv2d_resample(x, w, ops.setup_filter(self.resample_filter), down=self.down, padding=k // 2,
-                                fir_impl=self.impl.fir, down_impl=self.impl.downconv)
+        x = ops.conv2d_resample(
+            x,
+            w,
+            ops.setup_filter(self.resample_filter),
+            down=self.down,
+            padding=k // 2,
+            fir_impl=self.impl.fir,
+            down_impl=self.impl.downconv,
+        )
         act_gain = (ops.LRELU_GAIN if self.activation == 'lrelu' else 1.0) * gain
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return ops.bias_act(x, b, self.activation, act_gain, clamp)
@@ -199,6 +236,7 @@ class Conv2dLayer(nn.Module):
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv + noise + bias + lrelu. `style(w)`: [N, w_dim] -> [N, in];
     `__call__(x, style, noise)`: [N, H, W, in] -> [N, H*up, W*up, out]."""
+
     spec: LayerSpec
     w_dim: int
     conv_clamp: float | None
@@ -211,8 +249,9 @@ class SynthesisLayer(nn.Module):
         self.weight = self.param('weight', _randn_over(1.0), (3, 3, s.in_channels, s.out_channels))
         self.bias = self.param('bias', nn.initializers.zeros, (s.out_channels,))
         self.noise_strength = self.param('noise_strength', nn.initializers.zeros, ())
-        self.noise_const = self.variable('buffers', 'noise_const', lambda: jax.random.normal(
-            self.make_rng('params'), (s.res, s.res), jnp.float32))
+        self.noise_const = self.variable(
+            'buffers', 'noise_const', lambda: jax.random.normal(self.make_rng('params'), (s.res, s.res), jnp.float32)
+        )
 
     def style(self, w):
         return self.affine(w)
@@ -222,12 +261,21 @@ class SynthesisLayer(nn.Module):
 
     def __call__(self, x, style, noise=None):
         """noise: unit-variance noise [N or 1, H, W] (scaled here by noise_strength), or None."""
-        return L.modulated_layer(self.params(), x, style, self.spec, impl=self.impl, conv_clamp=self.conv_clamp,
-                                 resample_filter=self.resample_filter, noise=noise)
+        return L.modulated_layer(
+            self.params(),
+            x,
+            style,
+            self.spec,
+            impl=self.impl,
+            conv_clamp=self.conv_clamp,
+            resample_filter=self.resample_filter,
+            noise=noise,
+        )
 
 
 class ToRGBLayer(nn.Module):
     """Modulated 1x1 conv without demodulation. style: [N, in]; x: [N, H, W, in] -> [N, H, W, img_channels]."""
+
     spec: LayerSpec
     w_dim: int
     conv_clamp: float | None
@@ -251,6 +299,7 @@ class ToRGBLayer(nn.Module):
 
 class SkipLayer(nn.Module):
     """The resnet generator's 1x1 2x-up conv without bias (its parameters only; `layers.skip_layer` runs it)."""
+
     spec: LayerSpec
 
     def setup(self):
@@ -264,6 +313,7 @@ class SkipLayer(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: [const] conv0 (2x up) conv1 [torgb] [skip] (`layers.synthesis_block` for each
     architecture). specs: the block's layers of `synthesis_weights`."""
+
     specs: tuple[LayerSpec, ...]
     w_dim: int
     conv_clamp: float | None
@@ -293,12 +343,22 @@ class SynthesisBlock(nn.Module):
 
     def __call__(self, x, img, styles, noises):
         """x: [N, h, w, C] or None (4x4 block); img: [N, h, w, 3] float32 or None. Returns (x, img)."""
-        return L.synthesis_block(self.params(), x, img, styles, noises, self.specs, impl=self.impl,
-                                 conv_clamp=self.conv_clamp, resample_filter=self.resample_filter)
+        return L.synthesis_block(
+            self.params(),
+            x,
+            img,
+            styles,
+            noises,
+            self.specs,
+            impl=self.impl,
+            conv_clamp=self.conv_clamp,
+            resample_filter=self.resample_filter,
+        )
 
 
 class SynthesisNetwork(nn.Module):
     """ws [N, num_ws, w_dim] -> styles -> image [N, H, W, img_channels]."""
+
     cfg: GeneratorConfig
 
     def setup(self):
@@ -306,8 +366,9 @@ class SynthesisNetwork(nn.Module):
         specs = synthesis_weights(cfg)
         for res in cfg.block_resolutions:
             block_specs = tuple(s for s in specs if s.res == res)
-            setattr(self, f'b{res}', SynthesisBlock(block_specs, cfg.w_dim, cfg.conv_clamp, cfg.resample_filter,
-                                                    cfg.impl))
+            setattr(
+                self, f'b{res}', SynthesisBlock(block_specs, cfg.w_dim, cfg.conv_clamp, cfg.resample_filter, cfg.impl)
+            )
 
     def _layer(self, spec: LayerSpec):
         return getattr(self, f'b{spec.res}').layer(spec)
@@ -316,8 +377,9 @@ class SynthesisNetwork(nn.Module):
         """Every affine output in forward order: OrderedDict {'b4.conv1': [N, C], 'b4.torgb': [N, C], ...}
         (an OrderedDict keeps that order through jax.jit, whose outputs sort a plain dict's keys)."""
         _check_ws(ws, self.cfg)
-        return collections.OrderedDict((s.name, self._layer(s).style(ws[:, s.w_index]))
-                                       for s in synthesis_layers(self.cfg))
+        return collections.OrderedDict(
+            (s.name, self._layer(s).style(ws[:, s.w_index])) for s in synthesis_layers(self.cfg)
+        )
 
     def from_styles(self, styles, noise_mode='const', noise=None, key=None):
         """Image from StyleSpace codes. noise_mode: 'const' | 'none' | 'random' (needs `key`; every layer draws
@@ -371,6 +433,7 @@ def _check_ws(ws, cfg):
 
 class MappingNetwork(nn.Module):
     """z [N, z_dim] (+ c [N, c_dim]) -> w, broadcast to [N, num_ws, w_dim] (or [N, w_dim] if num_ws is None)."""
+
     z_dim: int
     c_dim: int
     w_dim: int
@@ -382,8 +445,9 @@ class MappingNetwork(nn.Module):
     w_avg_beta: float | None = 0.995
 
     def setup(self):
-        for d in mapping_layers(self.z_dim, self.c_dim, self.w_dim, self.num_layers, self.embed_features,
-                                self.layer_features):
+        for d in mapping_layers(
+            self.z_dim, self.c_dim, self.w_dim, self.num_layers, self.embed_features, self.layer_features
+        ):
             lr_mul = 1.0 if d.name == 'embed' else self.lr_mul
             setattr(self, d.name, FullyConnected(d.in_features, d.out_features, d.activation, lr_mul=lr_mul))
         if self.num_ws is not None and self.w_avg_beta is not None:
@@ -397,15 +461,15 @@ class MappingNetwork(nn.Module):
             xs.append(ops.normalize_2nd_moment(z.astype(jnp.float32)))
         if self.c_dim:
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                raise ValueError(f'c must be [N, {self.c_dim}] (conditional model), got '
-                                 f'{None if c is None else tuple(c.shape)}')
+                raise ValueError(
+                    f'c must be [N, {self.c_dim}] (conditional model), got {None if c is None else tuple(c.shape)}'
+                )
             xs.append(ops.normalize_2nd_moment(self.embed(c.astype(jnp.float32))))
         x = jnp.concatenate(xs, axis=1) if len(xs) > 1 else xs[0]
         for i in range(self.num_layers):
             x = getattr(self, f'fc{i}')(x)
         if update_emas and self.num_ws is not None and self.w_avg_beta is not None:
-            self.w_avg.value = jnp.mean(x, axis=0) + self.w_avg_beta * (
-                self.w_avg.value - jnp.mean(x, axis=0))
+            self.w_avg.value = jnp.mean(x, axis=0) + self.w_avg_beta * (self.w_avg.value - jnp.mean(x, axis=0))
         if self.num_ws is None:
             return x
         x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, self.w_dim))
@@ -422,12 +486,22 @@ class MappingNetwork(nn.Module):
 
 class Generator(nn.Module):
     """Mapping + synthesis. `__call__(z, c)` -> images [N, H, W, img_channels]."""
+
     cfg: GeneratorConfig
 
     def setup(self):
         cfg = self.cfg
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.num_ws, cfg.mapping_layers,
-                                      cfg.mapping_lr_mul, cfg.embed_features, cfg.layer_features, cfg.w_avg_beta)
+        self.mapping = MappingNetwork(
+            cfg.z_dim,
+            cfg.c_dim,
+            cfg.w_dim,
+            cfg.num_ws,
+            cfg.mapping_layers,
+            cfg.mapping_lr_mul,
+            cfg.embed_features,
+            cfg.layer_features,
+            cfg.w_avg_beta,
+        )
         self.synthesis = SynthesisNetwork(cfg)
 
     def map(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
@@ -442,8 +516,17 @@ class Generator(nn.Module):
     def from_styles(self, styles, noise_mode='const', noise=None, key=None):
         return self.synthesis.from_styles(styles, noise_mode, noise, key)
 
-    def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='const', noise=None,
-                 key=None, update_emas=False):
+    def __call__(
+        self,
+        z,
+        c=None,
+        truncation_psi=1.0,
+        truncation_cutoff=None,
+        noise_mode='const',
+        noise=None,
+        key=None,
+        update_emas=False,
+    ):
         ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas)
         return self.synthesis(ws, noise_mode, noise, key)
 
@@ -460,11 +543,24 @@ def mix_styles(ws_a, ws_b, crossover):
 # ----------------------------------------------------------------------------------------------------------
 # Discriminator.
 
+
 def _d_convs(specs, conv_clamp, resample_filter, impl) -> dict:
-    return {s.layer: Conv2dLayer(s.in_features, s.out_features, s.kernel, bias=s.bias, activation=s.activation,
-                                 down=s.down, conv_clamp=conv_clamp if s.clamp else None,
-                                 resample_filter=resample_filter, impl=impl, name=s.layer)
-            for s in specs if s.kind == 'conv'}
+    return {
+        s.layer: Conv2dLayer(
+            s.in_features,
+            s.out_features,
+            s.kernel,
+            bias=s.bias,
+            activation=s.activation,
+            down=s.down,
+            conv_clamp=conv_clamp if s.clamp else None,
+            resample_filter=resample_filter,
+            impl=impl,
+            name=s.layer,
+        )
+        for s in specs
+        if s.kind == 'conv'
+    }
 
 
 class DiscriminatorBlock(nn.Module):
@@ -472,6 +568,7 @@ class DiscriminatorBlock(nn.Module):
     down) [+ 1x1 skip (2x down), the sum at gain sqrt(1/2)]. fromrgb reads the image: in the first block only
     (orig, resnet), or in every block, its output added to the features and the image FIR-downsampled for the
     next block (skip). specs: the block's layers from `discriminator_layers`. Returns (x, img)."""
+
     specs: tuple[DLayerSpec, ...]
     conv_clamp: float | None
     resample_filter: tuple[int, ...]
@@ -485,8 +582,11 @@ class DiscriminatorBlock(nn.Module):
             img = img.astype(_dtype(self.impl))
             y = conv['fromrgb'](img)
             x = y if x is None else x + y
-            img = (ops.downsample2d(img, ops.setup_filter(self.resample_filter), impl=self.impl.fir)
-                   if self.architecture == 'skip' else None)
+            img = (
+                ops.downsample2d(img, ops.setup_filter(self.resample_filter), impl=self.impl.fir)
+                if self.architecture == 'skip'
+                else None
+            )
         if 'skip' in conv:
             y = conv['skip'](x, gain=math.sqrt(0.5))
             x = conv['conv0'](x)
@@ -497,36 +597,54 @@ class DiscriminatorBlock(nn.Module):
 
 class Discriminator(nn.Module):
     """img [N, H, W, img_channels] (+ c) -> logits [N, 1]."""
+
     cfg: DiscriminatorConfig
 
     @nn.compact
     def __call__(self, img, c=None):
         cfg = self.cfg
         if img.ndim != 4 or img.shape[1:] != (cfg.resolution, cfg.resolution, cfg.img_channels):
-            raise ValueError(f'D expects images [N, {cfg.resolution}, {cfg.resolution}, {cfg.img_channels}] '
-                             f'(NHWC), got {tuple(img.shape)}')
+            raise ValueError(
+                f'D expects images [N, {cfg.resolution}, {cfg.resolution}, {cfg.img_channels}] '
+                f'(NHWC), got {tuple(img.shape)}'
+            )
         specs = discriminator_layers(cfg)
         x = None
         for res in cfg.block_resolutions:
-            x, img = DiscriminatorBlock(tuple(s for s in specs if s.res == res), cfg.conv_clamp,
-                                        cfg.resample_filter, cfg.impl, cfg.architecture, name=f'b{res}')(x, img)
+            x, img = DiscriminatorBlock(
+                tuple(s for s in specs if s.res == res),
+                cfg.conv_clamp,
+                cfg.resample_filter,
+                cfg.impl,
+                cfg.architecture,
+                name=f'b{res}',
+            )(x, img)
         cmap = None
         ch = cfg.channels
         cmap_dim = cfg.cmap_dim or ch[4]
         if cfg.c_dim:
             if c is None or c.ndim != 2 or c.shape[1] != cfg.c_dim:
-                raise ValueError(f'c must be [N, {cfg.c_dim}] (conditional D), got '
-                                 f'{None if c is None else tuple(c.shape)}')
-            cmap = MappingNetwork(0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, cfg.mapping_lr_mul,
-                                  w_avg_beta=None, name='mapping')(None, c)
-        return DiscriminatorEpilogue(tuple(s for s in specs if s.res == 4), cfg.mbstd_group_size,
-                                     cfg.mbstd_num_channels, cfg.conv_clamp, cfg.impl, name='b4')(x, cmap, img)
+                raise ValueError(
+                    f'c must be [N, {cfg.c_dim}] (conditional D), got {None if c is None else tuple(c.shape)}'
+                )
+            cmap = MappingNetwork(
+                0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, cfg.mapping_lr_mul, w_avg_beta=None, name='mapping'
+            )(None, c)
+        return DiscriminatorEpilogue(
+            tuple(s for s in specs if s.res == 4),
+            cfg.mbstd_group_size,
+            cfg.mbstd_num_channels,
+            cfg.conv_clamp,
+            cfg.impl,
+            name='b4',
+        )(x, cmap, img)
 
 
 class DiscriminatorEpilogue(nn.Module):
     """4x4: [fromrgb of the 4x4 image added (skip D)], minibatch-stddev, 3x3 conv, dense over the NCHW flatten,
     output (projection when conditional). specs: the [b4.fromrgb], b4.conv, b4.fc, b4.out layers of
     `discriminator_layers`."""
+
     specs: tuple[DLayerSpec, ...]
     mbstd_group_size: int | None
     mbstd_num_channels: int
@@ -538,13 +656,27 @@ class DiscriminatorEpilogue(nn.Module):
         *rgb, conv, fc, out = self.specs
         if rgb:
             (s,) = rgb
-            y = Conv2dLayer(s.in_features, s.out_features, s.kernel, activation=s.activation,
-                            conv_clamp=self.conv_clamp if s.clamp else None, impl=self.impl, name=s.layer)(img)
+            y = Conv2dLayer(
+                s.in_features,
+                s.out_features,
+                s.kernel,
+                activation=s.activation,
+                conv_clamp=self.conv_clamp if s.clamp else None,
+                impl=self.impl,
+                name=s.layer,
+            )(img)
             x = y if x is None else x + y
         if self.mbstd_num_channels > 0:
             x = ops.minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
-        x = Conv2dLayer(conv.in_features, conv.out_features, conv.kernel, activation=conv.activation,
-                        conv_clamp=self.conv_clamp if conv.clamp else None, impl=self.impl, name=conv.layer)(x)
+        x = Conv2dLayer(
+            conv.in_features,
+            conv.out_features,
+            conv.kernel,
+            activation=conv.activation,
+            conv_clamp=self.conv_clamp if conv.clamp else None,
+            impl=self.impl,
+            name=conv.layer,
+        )(x)
         x = jnp.transpose(x.astype(jnp.float32), (0, 3, 1, 2)).reshape(x.shape[0], -1)  # NCHW flatten, as NVlabs
         x = FullyConnected(fc.in_features, fc.out_features, fc.activation, name=fc.layer)(x)
         x = FullyConnected(out.in_features, out.out_features, out.activation, name=out.layer)(x)

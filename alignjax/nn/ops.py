@@ -12,10 +12,11 @@ Two implementations are kept where speed matters, selected by a static `impl` st
                               in one grouped conv; the reference, NVlabs' fused_modconv).
 All pairs agree to float rounding (tests/test_nn_ops.py); defaults are chosen by bench/generator.py.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,7 @@ _DN = ('NHWC', 'HWIO', 'NHWC')
 
 # ----------------------------------------------------------------------------------------------------------
 # Activation.
+
 
 def bias_act(x, b=None, act: str = 'linear', gain: float | None = None, clamp: float | None = None, axis=-1):
     """x + b, then activation ('linear' | 'lrelu' with slope 0.2), times gain, clamped to [-clamp, clamp].
@@ -57,6 +59,7 @@ def normalize_2nd_moment(x, axis=1, eps=1e-8):
 
 # ----------------------------------------------------------------------------------------------------------
 # FIR filtering: upfirdn2d (zero-insert by `up`, pad, true convolution with f, keep every `down`-th sample).
+
 
 def setup_filter(f: Sequence[float]) -> np.ndarray:
     """Normalised 1-D filter taps (the 2-D filter is their outer product, summing to 1)."""
@@ -168,15 +171,27 @@ def upsample2d(x, f, impl='polyphase'):
 # ----------------------------------------------------------------------------------------------------------
 # Convolutions.
 
+
 def conv2d(x, w, stride: int = 1, padding=0, groups: int = 1):
     """Cross-correlation (torch conv2d), NHWC x, HWIO w."""
     pad = [(padding, padding)] * 2 if isinstance(padding, int) else padding
-    return jax.lax.conv_general_dilated(x, w.astype(x.dtype), (stride, stride), pad, dimension_numbers=_DN,
-                                        feature_group_count=groups)
+    return jax.lax.conv_general_dilated(
+        x, w.astype(x.dtype), (stride, stride), pad, dimension_numbers=_DN, feature_group_count=groups
+    )
 
 
-def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, groups: int = 1,
-                    fir_impl='polyphase', up_impl='upfir', down_impl='s2d'):
+def conv2d_resample(
+    x,
+    w,
+    f,
+    up: int = 1,
+    down: int = 1,
+    padding: int = 0,
+    groups: int = 1,
+    fir_impl='polyphase',
+    up_impl='upfir',
+    down_impl='s2d',
+):
     """NVlabs `conv2d_resample` for the cases StyleGAN2 uses, NHWC/HWIO.
 
     up=2: 3x3 conv on the 2x FIR-upsampled grid (as NVlabs' transposed conv followed by the FIR; the kernel
@@ -191,17 +206,25 @@ def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, group
     fk = len(f)
     if up == 2 and down == 1:
         assert kh == kw, 'square kernels only'
-        if kh == 1:   # 1x1 (resnet G skip): conv, then FIR-upsample (as NVlabs' fast path)
+        if kh == 1:  # 1x1 (resnet G skip): conv, then FIR-upsample (as NVlabs' fast path)
             x = conv2d(x, w, groups=groups)
-            return upfirdn2d(x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0,
-                             impl=fir_impl)
+            return upfirdn2d(
+                x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0, impl=fir_impl
+            )
         if up_impl == 'transpose':
             p0 = padding + (fk + 1) // 2 - (kw - 1)
             p1 = padding + (fk - 2) // 2 - (kw - 2)
             pt = max(min(-p0, -p1), 0)
             wf = w[::-1, ::-1]
-            x = jax.lax.conv_general_dilated(x, wf.astype(x.dtype), (1, 1), [(kw - 1 - pt, kw - 1 - pt)] * 2,
-                                             lhs_dilation=(2, 2), dimension_numbers=_DN, feature_group_count=groups)
+            x = jax.lax.conv_general_dilated(
+                x,
+                wf.astype(x.dtype),
+                (1, 1),
+                [(kw - 1 - pt, kw - 1 - pt)] * 2,
+                lhs_dilation=(2, 2),
+                dimension_numbers=_DN,
+                feature_group_count=groups,
+            )
             return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt), gain=4.0, impl=fir_impl)
         if up_impl == 'phase' and kw == 3 and groups == 1:
             p0 = padding + (fk + 1) // 2 - (kw - 1)
@@ -212,8 +235,7 @@ def conv2d_resample(x, w, f, up: int = 1, down: int = 1, padding: int = 0, group
         # Transposed conv (pad 0) then FIR (pad p) equals FIR-upsampling with padding (p0, p1), then a valid
         # correlation with the flipped kernel: both are linear shift-invariant and nothing is cropped between.
         # The pads work out to upsample2d's own plus the conv padding.
-        x = upfirdn2d(x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0,
-                      impl=fir_impl)
+        x = upfirdn2d(x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0, impl=fir_impl)
         return _conv2d_valid_as_same(x, w[::-1, ::-1], groups)
     if down == 2 and up == 1:
         p0 = padding + (fk - 2 + 1) // 2
@@ -240,7 +262,7 @@ def _conv2d_valid_as_same(x, w, groups=1):
     """
     p = w.shape[0] // 2
     y = conv2d(x, w, padding=p, groups=groups)
-    return y[:, p:y.shape[1] - p, p:y.shape[2] - p] if p else y
+    return y[:, p : y.shape[1] - p, p : y.shape[2] - p] if p else y
 
 
 def _conv_transpose3_stride2_phases(x, w):
@@ -254,16 +276,30 @@ def _conv_transpose3_stride2_phases(x, w):
     n, h, wd, c = x.shape
     o = w.shape[3]
     wf = w[::-1, ::-1]
-    tap = ((0, 2), (None, 1))            # tap[phase][kernel offset a]: index into wf (None: no tap)
+    tap = ((0, 2), (None, 1))  # tap[phase][kernel offset a]: index into wf (None: no tap)
     zero = jnp.zeros((c, o), w.dtype)
-    kernel = jnp.stack([jnp.stack([
-        jnp.stack([zero if tap[r][a] is None or tap[s_][b] is None else wf[tap[r][a], tap[s_][b]]
-                   for r in range(2) for s_ in range(2)], axis=1).reshape(c, 4 * o)
-        for b in range(2)]) for a in range(2)])                # [2, 2, C, 4 O], output channels (r, s, O)
+    kernel = jnp.stack(
+        [
+            jnp.stack(
+                [
+                    jnp.stack(
+                        [
+                            zero if tap[r][a] is None or tap[s_][b] is None else wf[tap[r][a], tap[s_][b]]
+                            for r in range(2)
+                            for s_ in range(2)
+                        ],
+                        axis=1,
+                    ).reshape(c, 4 * o)
+                    for b in range(2)
+                ]
+            )
+            for a in range(2)
+        ]
+    )  # [2, 2, C, 4 O], output channels (r, s, O)
     x = _pad_axis(_pad_axis(x, 1, 1, 0), 2, 1, 0)
-    y = conv2d(x, kernel, padding=[(0, 1), (0, 1)])[:, :h + 1, :wd + 1]  # SAME-style, see _conv2d_valid_as_same
+    y = conv2d(x, kernel, padding=[(0, 1), (0, 1)])[:, : h + 1, : wd + 1]  # SAME-style, see _conv2d_valid_as_same
     y = y.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
-    return y[:, :2 * h + 1, :2 * wd + 1]
+    return y[:, : 2 * h + 1, : 2 * wd + 1]
 
 
 def _conv2d_stride2_s2d(x, w, groups=1):
@@ -280,7 +316,7 @@ def _conv2d_stride2_s2d(x, w, groups=1):
     ke = k + (k % 2)
     kk = ke // 2
     oh, ow = (h - k) // 2 + 1, (wd - k) // 2 + 1
-    hh, ww = oh + kk - 1, ow + kk - 1                    # phase-grid size the conv needs
+    hh, ww = oh + kk - 1, ow + kk - 1  # phase-grid size the conv needs
     x = _pad_axis(_pad_axis(x, 1, 0, 2 * hh - h), 2, 0, 2 * ww - wd)
     x = x.reshape(n, hh, 2, ww, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hh, ww, 4 * c)
     w = jnp.pad(w, ((0, ke - k), (0, ke - k), (0, 0), (0, 0)))
@@ -290,8 +326,20 @@ def _conv2d_stride2_s2d(x, w, groups=1):
     return y[:, :oh, :ow]
 
 
-def modulated_conv2d(x, weight, styles, *, demodulate=True, up=1, padding=0, f=None, noise=None,
-                     impl='shared', fir_impl='polyphase', up_impl='upfir'):
+def modulated_conv2d(
+    x,
+    weight,
+    styles,
+    *,
+    demodulate=True,
+    up=1,
+    padding=0,
+    f=None,
+    noise=None,
+    impl='shared',
+    fir_impl='polyphase',
+    up_impl='upfir',
+):
     """StyleGAN2 modulated convolution.
 
     x: [N, H, W, I]; weight: [k, k, I, O] (float32 params); styles: [N, I] (float32).
@@ -330,6 +378,7 @@ def modulated_conv2d(x, weight, styles, *, demodulate=True, up=1, padding=0, f=N
 # ----------------------------------------------------------------------------------------------------------
 # Discriminator helpers.
 
+
 def minibatch_std(x, group_size: int | None = 4, num_channels: int = 1):
     """Append per-group feature stddev channels (NVlabs MinibatchStdLayer). x: [N, H, W, C] -> [N, H, W, C+F].
 
@@ -345,13 +394,26 @@ def minibatch_std(x, group_size: int | None = 4, num_channels: int = 1):
     y = x.astype(jnp.float32).reshape(g, n // g, h, w, f, c // f)
     y = y - jnp.mean(y, axis=0)
     y = jnp.sqrt(jnp.mean(jnp.square(y), axis=0) + 1e-8)  # [n, H, W, F, c]
-    y = jnp.mean(y, axis=(1, 2, 4))                        # [n, F]
+    y = jnp.mean(y, axis=(1, 2, 4))  # [n, F]
     y = jnp.tile(y[:, None, None, :], (g, h, w, 1)).astype(x.dtype)
     return jnp.concatenate([x, y], axis=-1)
 
 
-def blended_modulated_conv2d(x, weight_a, weight_b, t, styles, *, demodulate=True, up=1, padding=0, f=None,
-                             noise=None, fir_impl='polyphase', up_impl='upfir'):
+def blended_modulated_conv2d(
+    x,
+    weight_a,
+    weight_b,
+    t,
+    styles,
+    *,
+    demodulate=True,
+    up=1,
+    padding=0,
+    f=None,
+    noise=None,
+    fir_impl='polyphase',
+    up_impl='upfir',
+):
     """`modulated_conv2d` with per-sample blended kernels (1 - t[n]) Wa + t[n] Wb, none of them built.
 
     Convolution is linear in the kernel: one conv with [Wa | Wb] stacked on the output axis, outputs lerped per
@@ -363,8 +425,15 @@ def blended_modulated_conv2d(x, weight_a, weight_b, t, styles, *, demodulate=Tru
     styles = styles.astype(jnp.float32)
     weight_a, weight_b = weight_a.astype(jnp.float32), weight_b.astype(jnp.float32)
     t = t.astype(jnp.float32)
-    y = conv2d_resample(x * styles.astype(x.dtype)[:, None, None, :], jnp.concatenate([weight_a, weight_b], -1), f,
-                        up=up, padding=padding, fir_impl=fir_impl, up_impl=up_impl)
+    y = conv2d_resample(
+        x * styles.astype(x.dtype)[:, None, None, :],
+        jnp.concatenate([weight_a, weight_b], -1),
+        f,
+        up=up,
+        padding=padding,
+        fir_impl=fir_impl,
+        up_impl=up_impl,
+    )
     tt = t[:, None, None, None]
     y = ((1 - tt) * y[..., :o].astype(jnp.float32) + tt * y[..., o:].astype(jnp.float32)).astype(x.dtype)
     if demodulate:

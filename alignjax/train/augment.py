@@ -92,31 +92,32 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "AdaSpec",
-    "AdaParams",
-    "AdaState",
-    "AdaController",
-    "ADA_PRESETS",
-    "SYM6",
-    "ada_augment",
-    "sample_ada_params",
-    "apply_ada_params",
-    "geometric_warp",
-    "apply_color_matrix",
-    "hue_rotation_matrix",
-    "ada_init",
-    "ada_accumulate",
-    "ada_update",
-    "ada_step",
-    "diff_augment",
-    "DIFF_AUGMENT_POLICIES",
+    'AdaSpec',
+    'AdaParams',
+    'AdaState',
+    'AdaController',
+    'ADA_PRESETS',
+    'SYM6',
+    'ada_augment',
+    'sample_ada_params',
+    'apply_ada_params',
+    'geometric_warp',
+    'apply_color_matrix',
+    'hue_rotation_matrix',
+    'ada_init',
+    'ada_accumulate',
+    'ada_update',
+    'ada_step',
+    'diff_augment',
+    'DIFF_AUGMENT_POLICIES',
 ]
 
 # -----------------------------------------------------------------------------
@@ -124,10 +125,18 @@ __all__ = [
 # in the tap order used by stylegan2-ada's ``wavelets['sym6']``.
 
 SYM6: tuple[float, ...] = (
-    0.015404109327027373, 0.0034907120842174702, -0.11799011114819057,
-    -0.048311742585633, 0.4910559419267466, 0.787641141030194,
-    0.3379294217276218, -0.07263752278646252, -0.021060292512300564,
-    0.04472490177066578, 0.0017677118642428036, -0.007800708325034148,
+    0.015404109327027373,
+    0.0034907120842174702,
+    -0.11799011114819057,
+    -0.048311742585633,
+    0.4910559419267466,
+    0.787641141030194,
+    0.3379294217276218,
+    -0.07263752278646252,
+    -0.021060292512300564,
+    0.04472490177066578,
+    0.0017677118642428036,
+    -0.007800708325034148,
 )
 _SYM6_SUM = math.fsum(SYM6)
 # upfirdn2d normalises the filter to unit sum; upsample2d applies gain up**2,
@@ -183,13 +192,14 @@ class AdaSpec:
     exact_blit: bool = True
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "AdaSpec":
+    def preset(cls, name: str, **overrides: Any) -> AdaSpec:
         """NVlabs ``--augpipe`` presets ('blit', 'geom', 'color', 'noise',
         'cutout', 'bg', 'bgc'); ``overrides`` replace individual fields."""
         if name not in ADA_PRESETS:
             raise ValueError(
-                f"unknown ADA preset {name!r}; available: {sorted(ADA_PRESETS)} "
-                "(the 'filter'/'bgcf*' pipelines need imgfilter, not implemented)")
+                f'unknown ADA preset {name!r}; available: {sorted(ADA_PRESETS)} '
+                "(the 'filter'/'bgcf*' pipelines need imgfilter, not implemented)"
+            )
         return cls(**{**ADA_PRESETS[name], **overrides})
 
     @property
@@ -202,21 +212,20 @@ class AdaSpec:
 
     @property
     def has_color(self) -> bool:
-        return (self.brightness > 0 or self.contrast > 0 or self.lumaflip > 0
-                or self.hue > 0 or self.saturation > 0)
+        return self.brightness > 0 or self.contrast > 0 or self.lumaflip > 0 or self.hue > 0 or self.saturation > 0
 
 
 _BLIT = dict(xflip=1, rotate90=1, xint=1)
 _GEOM = dict(scale=1, rotate=1, aniso=1, xfrac=1)
 _COLOR = dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
 ADA_PRESETS: dict[str, dict[str, float]] = {
-    "blit": _BLIT,
-    "geom": _GEOM,
-    "color": _COLOR,
-    "noise": dict(noise=1),
-    "cutout": dict(cutout=1),
-    "bg": {**_BLIT, **_GEOM},
-    "bgc": {**_BLIT, **_GEOM, **_COLOR},
+    'blit': _BLIT,
+    'geom': _GEOM,
+    'color': _COLOR,
+    'noise': dict(noise=1),
+    'cutout': dict(cutout=1),
+    'bg': {**_BLIT, **_GEOM},
+    'bgc': {**_BLIT, **_GEOM, **_COLOR},
 }
 
 # A spec is compile-time configuration: make it a leaf-less pytree so that
@@ -310,8 +319,7 @@ def hue_rotation_matrix(theta: jax.Array) -> jax.Array:
 # Parameter sampling.
 
 
-def sample_ada_params(key: jax.Array, p: jax.Array, spec: AdaSpec,
-                      shape: Sequence[int]) -> AdaParams:
+def sample_ada_params(key: jax.Array, p: jax.Array, spec: AdaSpec, shape: Sequence[int]) -> AdaParams:
     """Draw the per-image ADA parameters for images of ``shape`` = (B, H, W, C).
 
     Distributions and per-transform probabilities follow NVlabs ``AugmentPipe``.
@@ -422,9 +430,16 @@ def sample_ada_params(key: jax.Array, p: jax.Array, spec: AdaSpec,
         csize = jnp.where(fires(spec.cutout), jnp.float32(spec.cutout_size), 0.0)
         center = unif(2)
 
-    return AdaParams(geom=g_inv, warp=warp, color=cmat, color_on=color_on,
-                     noise_sigma=sigma, noise_key=next(keys), cutout_size=csize,
-                     cutout_center=center)
+    return AdaParams(
+        geom=g_inv,
+        warp=warp,
+        color=cmat,
+        color_on=color_on,
+        noise_sigma=sigma,
+        noise_key=next(keys),
+        cutout_size=csize,
+        cutout_center=center,
+    )
 
 
 # -----------------------------------------------------------------------------
@@ -458,8 +473,7 @@ def _upsample2x(x: jax.Array, axis: int) -> jax.Array:
 def _downsample2x(z: jax.Array, axis: int, n_out: int) -> jax.Array:
     """upfirdn2d.downsample2d(f=sym6, down=2, padding=-2*Hz_pad, flip_filter=True)
     along one axis: out[b] = sum_k f[k] z[2b + 1 + k]."""
-    return sum(_DOWN_TAPS[k] * _slice(z, axis, 1 + k, 1 + k + 2 * n_out - 1, 2)
-               for k in range(len(_DOWN_TAPS)))
+    return sum(_DOWN_TAPS[k] * _slice(z, axis, 1 + k, 1 + k + 2 * n_out - 1, 2) for k in range(len(_DOWN_TAPS)))
 
 
 def _bilinear_zeros(img: jax.Array, ix: jax.Array, iy: jax.Array) -> jax.Array:
@@ -495,9 +509,9 @@ def geometric_warp(images: jax.Array, g_inv: jax.Array) -> jax.Array:
     lhs_dilation was measured ~20x slower there, hence the slice-sum form)."""
     b, h, w, c = images.shape
     if h < 2 or w < 2:
-        raise ValueError("geometric_warp needs images of at least 2x2 pixels")
+        raise ValueError('geometric_warp needs images of at least 2x2 pixels')
     mx, my = w - 1, h - 1  # fixed margin = NVlabs' clamp (module doc, difference 1)
-    x = jnp.pad(images, ((0, 0), (my, my), (mx, mx), (0, 0)), mode="reflect")
+    x = jnp.pad(images, ((0, 0), (my, my), (mx, mx), (0, 0)), mode='reflect')
     x = _upsample2x(_upsample2x(x, 1), 2)  # [B, Hu, Wu, C]
     hu, wu = x.shape[1], x.shape[2]
     ho, wo = 2 * (h + 2 * _HZ_PAD), 2 * (w + 2 * _HZ_PAD)
@@ -506,11 +520,14 @@ def geometric_warp(images: jax.Array, g_inv: jax.Array) -> jax.Array:
     # 2x-scaled) g_inv -> centred input coords -> input index.
     ones = jnp.ones((b,), jnp.float32)
     g = jax.lax.stop_gradient(g_inv.astype(jnp.float32))
-    m = (_translate2d((wu - 1) / 2 - 0.5, (hu - 1) / 2 - 0.5, b)
-         @ _scale2d(2 * ones, 2 * ones, b) @ g @ _scale2d(0.5 * ones, 0.5 * ones, b)
-         @ _translate2d(0.5 - (wo - 1) / 2, 0.5 - (ho - 1) / 2, b))
-    jy, jx = jnp.meshgrid(jnp.arange(ho, dtype=jnp.float32),
-                          jnp.arange(wo, dtype=jnp.float32), indexing="ij")
+    m = (
+        _translate2d((wu - 1) / 2 - 0.5, (hu - 1) / 2 - 0.5, b)
+        @ _scale2d(2 * ones, 2 * ones, b)
+        @ g
+        @ _scale2d(0.5 * ones, 0.5 * ones, b)
+        @ _translate2d(0.5 - (wo - 1) / 2, 0.5 - (ho - 1) / 2, b)
+    )
+    jy, jx = jnp.meshgrid(jnp.arange(ho, dtype=jnp.float32), jnp.arange(wo, dtype=jnp.float32), indexing='ij')
     jx = jx.reshape(1, -1)
     jy = jy.reshape(1, -1)
     ix = m[:, 0, 0:1] * jx + m[:, 0, 1:2] * jy + m[:, 0, 2:3]
@@ -526,8 +543,7 @@ def _blit_exact(images: jax.Array, g_inv: jax.Array) -> jax.Array:
     of square images; out-of-range source pixels are reflected (NVlabs pads with
     reflection), and beyond one reflection they are zero."""
     b, h, w, c = images.shape
-    jy, jx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32),
-                          jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    jy, jx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing='ij')
     cx = jx.reshape(1, -1) - (w - 1) / 2
     cy = jy.reshape(1, -1) - (h - 1) / 2
     g = jax.lax.stop_gradient(g_inv.astype(jnp.float32))
@@ -553,13 +569,12 @@ def apply_color_matrix(images: jax.Array, cmat: jax.Array) -> jax.Array:
     1 channel: NVlabs' rule -- mean of the RGB rows)."""
     c = images.shape[-1]
     if c == 3:
-        out = jnp.einsum("bij,bhwj->bhwi", cmat[:, :3, :3], images,
-                         precision=jax.lax.Precision.HIGHEST)
+        out = jnp.einsum('bij,bhwj->bhwi', cmat[:, :3, :3], images, precision=jax.lax.Precision.HIGHEST)
         return out + cmat[:, None, None, :3, 3]
     if c == 1:
         row = cmat[:, :3, :].mean(axis=1)  # [B, 4]
         return images * row[:, None, None, :3].sum(-1, keepdims=True) + row[:, None, None, 3:]
-    raise ValueError("colour augmentation needs RGB (3) or L (1) channel images")
+    raise ValueError('colour augmentation needs RGB (3) or L (1) channel images')
 
 
 def apply_ada_params(images: jax.Array, params: AdaParams, spec: AdaSpec) -> jax.Array:
@@ -571,10 +586,7 @@ def apply_ada_params(images: jax.Array, params: AdaParams, spec: AdaSpec) -> jax
         blit = _blit_exact(x, params.geom) if spec.exact_blit else x
         if spec.has_geom or not spec.exact_blit or (h != w and spec.rotate90 > 0):
             warp = params.warp
-            warped = jax.lax.cond(jnp.any(warp),
-                                  lambda a, g: geometric_warp(a, g),
-                                  lambda a, g: a,
-                                  x, params.geom)
+            warped = jax.lax.cond(jnp.any(warp), lambda a, g: geometric_warp(a, g), lambda a, g: a, x, params.geom)
             x = jnp.where(warp[:, None, None, None], warped, blit)
         else:
             x = blit
@@ -595,8 +607,7 @@ def apply_ada_params(images: jax.Array, params: AdaParams, spec: AdaSpec) -> jax
     return x
 
 
-def ada_augment(images: jax.Array, key: jax.Array, p: jax.Array,
-                spec: AdaSpec = AdaSpec.preset("bgc")) -> jax.Array:
+def ada_augment(images: jax.Array, key: jax.Array, p: jax.Array, spec: AdaSpec = AdaSpec.preset('bgc')) -> jax.Array:
     """ADA augmentation of NHWC float images (NVlabs ``AugmentPipe.forward``).
 
     Args:
@@ -611,7 +622,7 @@ def ada_augment(images: jax.Array, key: jax.Array, p: jax.Array,
     """
     images = jnp.asarray(images, jnp.float32)
     if images.ndim != 4:
-        raise ValueError(f"expected NHWC images, got shape {images.shape}")
+        raise ValueError(f'expected NHWC images, got shape {images.shape}')
     params = sample_ada_params(key, p, spec, images.shape)
     return apply_ada_params(images, params, spec)
 
@@ -636,20 +647,24 @@ class AdaState(NamedTuple):
 
 
 def ada_init(p: float = 0.0) -> AdaState:
-    return AdaState(p=jnp.float32(p), sign_sum=jnp.float32(0), sign_count=jnp.float32(0),
-                    step=jnp.int32(0))
+    return AdaState(p=jnp.float32(p), sign_sum=jnp.float32(0), sign_count=jnp.float32(0), step=jnp.int32(0))
 
 
 def ada_accumulate(state: AdaState, real_logits: jax.Array) -> AdaState:
     """Add sign(D(real)) of one batch (NVlabs' 'Loss/signs/real'); jit-friendly."""
     s = jnp.sign(jnp.asarray(real_logits, jnp.float32))
-    return state._replace(sign_sum=state.sign_sum + jnp.sum(s),
-                          sign_count=state.sign_count + s.size)
+    return state._replace(sign_sum=state.sign_sum + jnp.sum(s), sign_count=state.sign_count + s.size)
 
 
-def ada_update(p: jax.Array, sign_accumulator: tuple[jax.Array, jax.Array], *,
-               batch_size: int, ada_interval: int = 4, ada_target: float = 0.6,
-               ada_kimg: float = 500.0) -> jax.Array:
+def ada_update(
+    p: jax.Array,
+    sign_accumulator: tuple[jax.Array, jax.Array],
+    *,
+    batch_size: int,
+    ada_interval: int = 4,
+    ada_target: float = 0.6,
+    ada_kimg: float = 500.0,
+) -> jax.Array:
     """One NVlabs ADA adjustment (call every ``ada_interval`` batches).
 
     ``sign_accumulator`` = (sum of sign(D(real)), number of logits) over the
@@ -666,20 +681,29 @@ def ada_update(p: jax.Array, sign_accumulator: tuple[jax.Array, jax.Array], *,
     return jnp.maximum(jnp.asarray(p, jnp.float32) + adjust, 0.0)
 
 
-def ada_step(state: AdaState, *, batch_size: int, ada_interval: int = 4,
-             ada_target: float = 0.6, ada_kimg: float = 500.0) -> AdaState:
+def ada_step(
+    state: AdaState, *, batch_size: int, ada_interval: int = 4, ada_target: float = 0.6, ada_kimg: float = 500.0
+) -> AdaState:
     """Advance the batch counter; every ``ada_interval`` batches apply
     :func:`ada_update` and reset the accumulator (NVlabs training_loop).  Pure,
     jit-friendly (no Python control flow on values)."""
     step = state.step + 1
     due = (step % ada_interval) == 0
-    new_p = ada_update(state.p, (state.sign_sum, state.sign_count), batch_size=batch_size,
-                       ada_interval=ada_interval, ada_target=ada_target, ada_kimg=ada_kimg)
+    new_p = ada_update(
+        state.p,
+        (state.sign_sum, state.sign_count),
+        batch_size=batch_size,
+        ada_interval=ada_interval,
+        ada_target=ada_target,
+        ada_kimg=ada_kimg,
+    )
     zero = jnp.float32(0)
-    return AdaState(p=jnp.where(due, new_p, state.p),
-                    sign_sum=jnp.where(due, zero, state.sign_sum),
-                    sign_count=jnp.where(due, zero, state.sign_count),
-                    step=step.astype(jnp.int32))
+    return AdaState(
+        p=jnp.where(due, new_p, state.p),
+        sign_sum=jnp.where(due, zero, state.sign_sum),
+        sign_count=jnp.where(due, zero, state.sign_count),
+        step=step.astype(jnp.int32),
+    )
 
 
 class AdaController:
@@ -697,9 +721,16 @@ class AdaController:
     The accumulator stays on device; the only host sync is reading ``p_float``.
     """
 
-    def __init__(self, batch_size: int, *, p: float = 0.0, ada_interval: int = 4,
-                 ada_target: float = 0.6, ada_kimg: float = 500.0,
-                 state: AdaState | None = None):
+    def __init__(
+        self,
+        batch_size: int,
+        *,
+        p: float = 0.0,
+        ada_interval: int = 4,
+        ada_target: float = 0.6,
+        ada_kimg: float = 500.0,
+        state: AdaState | None = None,
+    ):
         self.batch_size = int(batch_size)
         self.ada_interval = int(ada_interval)
         self.ada_target = float(ada_target)
@@ -707,7 +738,7 @@ class AdaController:
         self.state = ada_init(p) if state is None else AdaState(*map(jnp.asarray, state))
 
     @classmethod
-    def from_state(cls, state: AdaState | Sequence[Any], batch_size: int, **kw) -> "AdaController":
+    def from_state(cls, state: AdaState | Sequence[Any], batch_size: int, **kw) -> AdaController:
         return cls(batch_size, state=AdaState(*state), **kw)
 
     @property
@@ -726,12 +757,17 @@ class AdaController:
         else:
             self.state = self.state._replace(
                 sign_sum=self.state.sign_sum + jnp.float32(sign_sum),
-                sign_count=self.state.sign_count + jnp.float32(count))
+                sign_count=self.state.sign_count + jnp.float32(count),
+            )
 
     def step(self) -> jax.Array:
-        self.state = ada_step(self.state, batch_size=self.batch_size,
-                              ada_interval=self.ada_interval, ada_target=self.ada_target,
-                              ada_kimg=self.ada_kimg)
+        self.state = ada_step(
+            self.state,
+            batch_size=self.batch_size,
+            ada_interval=self.ada_interval,
+            ada_target=self.ada_target,
+            ada_kimg=self.ada_kimg,
+        )
         return self.state.p
 
 
@@ -786,23 +822,22 @@ def _da_cutout(x, key, ratio: float = 0.5):
 
 
 DIFF_AUGMENT_POLICIES = {
-    "color": (_da_brightness, _da_saturation, _da_contrast),
-    "translation": (_da_translation,),
-    "cutout": (_da_cutout,),
+    'color': (_da_brightness, _da_saturation, _da_contrast),
+    'translation': (_da_translation,),
+    'cutout': (_da_cutout,),
 }
 
 
-def diff_augment(images: jax.Array, key: jax.Array,
-                 policy: str = "color,translation,cutout") -> jax.Array:
+def diff_augment(images: jax.Array, key: jax.Array, policy: str = 'color,translation,cutout') -> jax.Array:
     """DiffAugment (Zhao et al. 2020) for NHWC images; ``policy`` is a static
     comma-separated subset of 'color', 'translation', 'cutout' applied in order.
     Deterministic for a given key; differentiable w.r.t. ``images``."""
     x = jnp.asarray(images, jnp.float32)
-    names = [s.strip() for s in policy.split(",") if s.strip()] if policy else []
+    names = [s.strip() for s in policy.split(',') if s.strip()] if policy else []
     fns = []
     for name in names:
         if name not in DIFF_AUGMENT_POLICIES:
-            raise ValueError(f"unknown DiffAugment policy {name!r}")
+            raise ValueError(f'unknown DiffAugment policy {name!r}')
         fns.extend(DIFF_AUGMENT_POLICIES[name])
     if not fns:
         return x

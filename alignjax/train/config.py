@@ -9,6 +9,7 @@ the fields of `TrainHParams`, the `model.*` keys those of `GeneratorConfig` / `D
 A value of -1 means 'auto' and is resolved at start-up as NVlabs' `auto` config does (see
 `alignjax.train.loop.resolve_config`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,27 +26,28 @@ from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
 class TrainHParams:
     """Static hyper-parameters of the training step (defaults: NVlabs 'stylegan2'). Every field but the freezing
     regexes is a `train.*` config key with this default."""
-    batch: int = 32                  # global batch
+
+    batch: int = 32  # global batch
     g_lr: float = 0.002
     d_lr: float = 0.002
     betas: tuple[float, float] = (0.0, 0.99)
     eps: float = 1e-8
     r1_gamma: float = 10.0
-    r1_interval: int = 16            # 0: no R1
-    pl_weight: float = 2.0           # 0: no path-length regularisation
+    r1_interval: int = 16  # 0: no R1
+    pl_weight: float = 2.0  # 0: no path-length regularisation
     pl_interval: int = 4
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     style_mixing: float = 0.9
     ema_kimg: float = 10.0
     ema_rampup: float | None = None
-    augment: str = 'none'            # 'none' | 'ada' | 'diffaugment'
+    augment: str = 'none'  # 'none' | 'ada' | 'diffaugment'
     ada_spec: str = 'bgc'
     ada_target: float = 0.6
     ada_interval: int = 4
     ada_kimg: float = 500.0
     diffaugment_policy: str = 'color,translation,cutout'
-    freeze_g: tuple[str, ...] = ()   # regexes over 'mapping/fc0/weight'-style parameter paths (from config.finetune)
+    freeze_g: tuple[str, ...] = ()  # regexes over 'mapping/fc0/weight'-style parameter paths (from config.finetune)
     freeze_d: tuple[str, ...] = ()
 
     @classmethod
@@ -70,7 +72,7 @@ ARCH_KEYS = {'g_architecture': GeneratorConfig, 'd_architecture': DiscriminatorC
 def _coerce(tp, v):
     """A config value as a dataclass field's type (a config may hold an int where a float is meant, or a list)."""
     args = typing.get_args(tp)
-    if type(None) in args:                     # 'float | None'
+    if type(None) in args:  # 'float | None'
         return None if v is None else _coerce(next(a for a in args if a is not type(None)), v)
     origin = typing.get_origin(tp) or tp
     if origin is tuple:
@@ -82,8 +84,11 @@ def from_section(cls, section, **extra):
     """`cls(...)` from the fields of dataclass `cls` that config section `section` has (by name, converted to the
     field's type), plus `extra`."""
     hints = typing.get_type_hints(cls)
-    kw = {f.name: _coerce(hints[f.name], section[f.name]) for f in dataclasses.fields(cls)
-          if f.name in section and f.name not in extra}
+    kw = {
+        f.name: _coerce(hints[f.name], section[f.name])
+        for f in dataclasses.fields(cls)
+        if f.name in section and f.name not in extra
+    }
     return cls(**kw, **extra)
 
 
@@ -91,10 +96,12 @@ def model_configs(config, resolution: int, c_dim: int) -> tuple[GeneratorConfig,
     """The fresh G and D configs of `config.model` (and its impl) for data of `resolution` with `c_dim` labels."""
     m = config.model
     impl = from_section(Impl, m.impl)
-    g_cfg = GeneratorConfig(resolution=resolution, c_dim=c_dim, impl=impl, architecture=m.g_architecture,
-                            **{k: m[k] for k in G_KEYS})
-    d_cfg = DiscriminatorConfig(resolution=resolution, c_dim=c_dim, impl=impl, architecture=m.d_architecture,
-                                **{k: m[k] for k in D_KEYS})
+    g_cfg = GeneratorConfig(
+        resolution=resolution, c_dim=c_dim, impl=impl, architecture=m.g_architecture, **{k: m[k] for k in G_KEYS}
+    )
+    d_cfg = DiscriminatorConfig(
+        resolution=resolution, c_dim=c_dim, impl=impl, architecture=m.d_architecture, **{k: m[k] for k in D_KEYS}
+    )
     return g_cfg, d_cfg
 
 
@@ -113,40 +120,69 @@ def _defaults(obj, names) -> dict:
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.name = 'run'                       # the default workdir is runs/<name>
+    c.name = 'run'  # the default workdir is runs/<name>
     c.seed = 0
-    c.resume = True                      # continue from the workdir's latest checkpoint (same config only);
-                                         # False: start afresh, the old run moved to <workdir>/replaced-<time>/
+    c.resume = True  # continue from the workdir's latest checkpoint (same config only);
+    # False: start afresh, the old run moved to <workdir>/replaced-<time>/
 
-    c.data = ml_collections.ConfigDict(dict(
-        spec='proc:faces',               # folder:/p, zip:/p.zip, tfds:name[:split], proc:faces?n=...
-        resolution=256, xflip=False, bad_file_policy='fail', in_memory=placeholder(bool), max_images=placeholder(int),
-        workers=0))
+    c.data = ml_collections.ConfigDict(
+        dict(
+            spec='proc:faces',  # folder:/p, zip:/p.zip, tfds:name[:split], proc:faces?n=...
+            resolution=256,
+            xflip=False,
+            bad_file_policy='fail',
+            in_memory=placeholder(bool),
+            max_images=placeholder(int),
+            workers=0,
+        )
+    )
 
-    c.model = ml_collections.ConfigDict({
-        **_defaults(GeneratorConfig(), G_KEYS), **_defaults(DiscriminatorConfig(), D_KEYS),
-        **{k: cls().architecture for k, cls in ARCH_KEYS.items()},
-        'impl': _defaults(Impl(), [f.name for f in dataclasses.fields(Impl)])})
+    c.model = ml_collections.ConfigDict(
+        {
+            **_defaults(GeneratorConfig(), G_KEYS),
+            **_defaults(DiscriminatorConfig(), D_KEYS),
+            **{k: cls().architecture for k, cls in ARCH_KEYS.items()},
+            'impl': _defaults(Impl(), [f.name for f in dataclasses.fields(Impl)]),
+        }
+    )
 
-    c.train = ml_collections.ConfigDict({   # augment: 'none' | 'ada' | 'diffaugment'
-        'kimg': 25000.0,
-        **_defaults(TrainHParams(), [f.name for f in dataclasses.fields(TrainHParams)
-                                     if f.name not in ('freeze_g', 'freeze_d')])})
+    c.train = ml_collections.ConfigDict(
+        {  # augment: 'none' | 'ada' | 'diffaugment'
+            'kimg': 25000.0,
+            **_defaults(
+                TrainHParams(),
+                [f.name for f in dataclasses.fields(TrainHParams) if f.name not in ('freeze_g', 'freeze_d')],
+            ),
+        }
+    )
 
-    c.finetune = ml_collections.ConfigDict(dict(
-        init_from='',                    # any checkpoint alignjax.load_checkpoint reads
-        freeze_mapping=False,            # keep the mapping network fixed
-        freeze_d=0,                      # FreezeD: freeze the first k D blocks (from the image side)
-        freeze_g_regex=(), freeze_d_regex=()))   # regexes over 'synthesis/b8/conv0/weight'-style paths
+    c.finetune = ml_collections.ConfigDict(
+        dict(
+            init_from='',  # any checkpoint alignjax.load_checkpoint reads
+            freeze_mapping=False,  # keep the mapping network fixed
+            freeze_d=0,  # FreezeD: freeze the first k D blocks (from the image side)
+            freeze_g_regex=(),
+            freeze_d_regex=(),
+        )
+    )  # regexes over 'synthesis/b8/conv0/weight'-style paths
 
-    c.log = ml_collections.ConfigDict(dict(
-        tick_kimg=4.0, snapshot_kimg=200.0, grid_kimg=200.0, keep=3, grid_size=32, grid_cols=8, grid_seed=0,
-        compare_psi=0.7))
-    c.debug = ml_collections.ConfigDict(dict(kill_at_step=0))   # tests: SIGKILL after the save at this step
-                                         # (and $ALIGNJAX_FAULT: see alignjax/train/faults.py)
-    c.stages = ()                        # multi-stage runs (alignjax.train.loop.run), e.g. the demo preset
-    c.from_scratch = False               # stages: train a stage even when it names a pretrained checkpoint
-    c.demo_outputs = False               # after the stages: the demo's translation and morph (alignjax.apps.demo)
+    c.log = ml_collections.ConfigDict(
+        dict(
+            tick_kimg=4.0,
+            snapshot_kimg=200.0,
+            grid_kimg=200.0,
+            keep=3,
+            grid_size=32,
+            grid_cols=8,
+            grid_seed=0,
+            compare_psi=0.7,
+        )
+    )
+    c.debug = ml_collections.ConfigDict(dict(kill_at_step=0))  # tests: SIGKILL after the save at this step
+    # (and $ALIGNJAX_FAULT: see alignjax/train/faults.py)
+    c.stages = ()  # multi-stage runs (alignjax.train.loop.run), e.g. the demo preset
+    c.from_scratch = False  # stages: train a stage even when it names a pretrained checkpoint
+    c.demo_outputs = False  # after the stages: the demo's translation and morph (alignjax.apps.demo)
     return c
 
 
@@ -159,12 +195,12 @@ def small32_config(spec: str) -> ml_collections.ConfigDict:
     c.data.xflip = True
     c.model.z_dim = c.model.w_dim = 128
     c.model.mapping_layers = 4
-    c.model.channel_base = 2048          # 64 channels at every resolution up to 32x32
+    c.model.channel_base = 2048  # 64 channels at every resolution up to 32x32
     c.model.channel_max = 64
     c.model.mbstd_group_size = 4
     c.train.batch = 16
     c.train.g_lr = c.train.d_lr = 0.0025
-    c.train.r1_gamma = 0.0002 * 32 ** 2 / 16          # NVlabs 'auto' gamma for this resolution and batch
+    c.train.r1_gamma = 0.0002 * 32**2 / 16  # NVlabs 'auto' gamma for this resolution and batch
     c.train.ema_kimg = 16 * 10 / 32
     c.train.ema_rampup = 0.05
     c.log.tick_kimg = 1.0
@@ -175,8 +211,19 @@ def small32_config(spec: str) -> ml_collections.ConfigDict:
 
 # Keys that may change between a run and its resume: how long to train, logging, debugging and how the data is
 # read. Everything else must match the config stored with the snapshots (`config_differences`).
-RESUMABLE_KEYS = ('resume', 'name', 'stages', 'from_scratch', 'demo_outputs', 'train.kimg', 'log.', 'debug.',
-                  'data.workers', 'data.in_memory', 'finetune.init_from')
+RESUMABLE_KEYS = (
+    'resume',
+    'name',
+    'stages',
+    'from_scratch',
+    'demo_outputs',
+    'train.kimg',
+    'log.',
+    'debug.',
+    'data.workers',
+    'data.in_memory',
+    'finetune.init_from',
+)
 
 
 class ConfigError(AlignjaxError, ValueError):
@@ -223,6 +270,7 @@ def _norm(v):
 
 def validate_config(c) -> None:
     """Reject values that would run but make no sense (before any data is read or anything compiled)."""
+
     def positive(key, integer=False):
         node = c
         for part in key.split('.'):
@@ -230,6 +278,7 @@ def validate_config(c) -> None:
         if node is None or isinstance(node, bool) or not node > 0 or (integer and int(node) != node):
             kind = 'a positive integer' if integer else 'positive'
             raise ConfigError(f'--config.{key}={node!r}: must be {kind}')
+
     positive('train.kimg')
     if c.train.batch != -1:
         positive('train.batch', integer=True)

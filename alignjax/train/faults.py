@@ -10,6 +10,7 @@ a named point, as a power cut or the OOM killer would.
 The variable is read once per run; when it is unset every hook is a no-op (nothing is added to the step loop
 but one comparison per step). Each kill first writes one `fault: ...` line to stderr.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,6 +84,7 @@ def _watch(parent: Path, pattern: str, files: int, where: str):
                 if n >= files:
                     kill(f'{where} ({n} files written to {tmp.name})')
             time.sleep(0.0005)
+
     t = threading.Thread(target=poll, daemon=True)
     t.start()
     try:

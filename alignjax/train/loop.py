@@ -24,6 +24,7 @@ holds every process's iterator state, so a resume on the same topology continues
 exactly; on another topology (2 processes x 2 devices -> 1 x 4 or 1 x 1) the global stream continues at image
 `nimg` (the same global batches, in the same order).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,6 +82,7 @@ def log(msg: str):
 # ----------------------------------------------------------------------------------------------------------
 # Config resolution (NVlabs train.py semantics for 'auto' values, written as -1).
 
+
 def resolve_config(config, resolution: int, num_devices: int):
     """Fill the -1 ('auto') fields as NVlabs' `auto` config does; returns a new, resolved config."""
     cfg = config.copy_and_resolve_references() if hasattr(config, 'copy_and_resolve_references') else config
@@ -96,7 +98,7 @@ def resolve_config(config, resolution: int, num_devices: int):
     if t.d_lr == -1:
         t.d_lr = t.g_lr
     if t.r1_gamma == -1:
-        t.r1_gamma = 0.0002 * resolution ** 2 / t.batch
+        t.r1_gamma = 0.0002 * resolution**2 / t.batch
     if t.ema_kimg == -1:
         t.ema_kimg = t.batch * 10 / 32
     return cfg
@@ -119,8 +121,10 @@ def build_models(config, resolution: int, c_dim: int, key):
         notes += [f'{src}: {n}' for n in ck.notes]
         g_cfg = ck.g_config.replace(impl=impl)
         if g_cfg.resolution != resolution:
-            raise ConfigError(f'{src} is a {g_cfg.resolution}x{g_cfg.resolution} model but the data is '
-                             f'{resolution}x{resolution}; set --config.data.resolution={g_cfg.resolution}')
+            raise ConfigError(
+                f'{src} is a {g_cfg.resolution}x{g_cfg.resolution} model but the data is '
+                f'{resolution}x{resolution}; set --config.data.resolution={g_cfg.resolution}'
+            )
         if g_cfg.c_dim != c_dim:
             raise ConfigError(f'{src} has c_dim={g_cfg.c_dim} but the dataset has {c_dim} label dims')
         g_ema = ck.nets.get('G_ema') or ck.nets.get('G')
@@ -131,11 +135,18 @@ def build_models(config, resolution: int, c_dim: int, key):
             d_cfg = ck.d_config.replace(impl=impl, mbstd_group_size=ck.d_config.mbstd_group_size)
             d = ck.nets['D']
         else:
-            d_cfg = DiscriminatorConfig(resolution=resolution, img_channels=g_cfg.img_channels, c_dim=c_dim,
-                                        channel_base=g_cfg.channel_base, channel_max=g_cfg.channel_max,
-                                        mbstd_group_size=m.mbstd_group_size,
-                                        mbstd_num_channels=m.mbstd_num_channels, conv_clamp=m.conv_clamp,
-                                        architecture=m.d_architecture, impl=impl)
+            d_cfg = DiscriminatorConfig(
+                resolution=resolution,
+                img_channels=g_cfg.img_channels,
+                c_dim=c_dim,
+                channel_base=g_cfg.channel_base,
+                channel_max=g_cfg.channel_max,
+                mbstd_group_size=m.mbstd_group_size,
+                mbstd_num_channels=m.mbstd_num_channels,
+                conv_clamp=m.conv_clamp,
+                architecture=m.d_architecture,
+                impl=impl,
+            )
             d = new_discriminator(k_d, config=d_cfg).variables
             notes.append(f'{src} has no discriminator: D starts from a fresh random initialisation')
         ada_p = float(ck.extra.get('augment_p', 0.0) or 0.0)
@@ -149,11 +160,12 @@ def build_models(config, resolution: int, c_dim: int, key):
 # ----------------------------------------------------------------------------------------------------------
 # Checkpointing.
 
+
 def _manager(workdir: Path, keep: int):
-    import orbax.checkpoint as ocp   # (lazy: orbax takes ~1.5 s to import, and only the loop needs it)
+    import orbax.checkpoint as ocp  # (lazy: orbax takes ~1.5 s to import, and only the loop needs it)
+
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(workdir / 'checkpoints', options=opts,
-                                 item_names=('state', 'data', 'meta'))
+    return ocp.CheckpointManager(workdir / 'checkpoints', options=opts, item_names=('state', 'data', 'meta'))
 
 
 @contextlib.contextmanager
@@ -178,27 +190,38 @@ def _save(mgr, state: S.TrainState, data: dict, meta: dict):
     """A snapshot (collective: every process calls it; orbax writes the replicated arrays and the JSON items
     from process 0)."""
     import orbax.checkpoint as ocp
+
     step = int(state.step)
     # Host copies (the state is replicated): the snapshot then holds plain arrays without the mesh's sharding
     # metadata, so `aj.load_checkpoint` reads it on any machine (orbax refuses a jax.Array tree saved by another
     # topology unless given a target) and the loop restores it onto any mesh.
     state = jax.device_get(state)
     with _quiet_writer_threads():
-        mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                               data=ocp.args.JsonSave(data),
-                                               meta=ocp.args.JsonSave(meta)), force=True)
+        mgr.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data), meta=ocp.args.JsonSave(meta)
+            ),
+            force=True,
+        )
         mgr.wait_until_finished()
 
 
 def _restore(mgr, step: int, abstract_state):
     import orbax.checkpoint as ocp
-    out = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                                    data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+
+    out = mgr.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()
+        ),
+    )
     return out['state'], out['data'], out['meta']
 
 
 def _restore_meta(mgr, step: int) -> dict:
     import orbax.checkpoint as ocp
+
     meta = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
     if not isinstance(meta, dict) or 'config' not in meta:
         raise ValueError('its metadata holds no config')
@@ -207,7 +230,7 @@ def _restore_meta(mgr, step: int) -> dict:
 
 def _one_line(e: BaseException, limit: int = 300) -> str:
     msg = ' '.join(str(e).split(' [tensorstore_spec')[0].split()) or type(e).__name__
-    return msg if len(msg) <= limit else msg[:limit - 3] + '...'
+    return msg if len(msg) <= limit else msg[: limit - 3] + '...'
 
 
 def _stamp() -> str:
@@ -224,8 +247,11 @@ def _committed_steps(ckpt_dir: Path) -> list[int]:
 def _remove_temporaries(workdir: Path) -> list[str]:
     """Half-written snapshots/exports left by a crash (never read; removed so they cannot fill the disk)."""
     gone = []
-    for pattern, parent in (('*.orbax-checkpoint-tmp*', workdir / 'checkpoints'), ('.final.tmp-*', workdir),
-                            ('metrics.jsonl.tmp', workdir)):
+    for pattern, parent in (
+        ('*.orbax-checkpoint-tmp*', workdir / 'checkpoints'),
+        ('.final.tmp-*', workdir),
+        ('metrics.jsonl.tmp', workdir),
+    ):
         if parent.is_dir():
             for p in parent.glob(pattern):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -237,7 +263,7 @@ def _model_differences(meta: dict, now: dict) -> list[tuple[str, Any, Any]]:
     diffs = config_differences(meta.get('config') or {}, now['config'])
     if diffs:
         return diffs
-    for net in ('g_config', 'd_config'):           # what an init_from checkpoint decides (shapes)
+    for net in ('g_config', 'd_config'):  # what an init_from checkpoint decides (shapes)
         old, new = dict(meta.get(net) or {}), dict(now[net] or {})
         old.pop('impl', None), new.pop('impl', None)
         if old and new:
@@ -257,9 +283,11 @@ def _restore_newest_good(workdir: Path, keep: int, abstract, meta_now: dict):
         steps = _committed_steps(ckpt_dir)
         if not steps:
             if bad:
-                raise ResumeError(f'no readable snapshot in {ckpt_dir}: ' + '; '.join(
-                    f'{step} ({why}; moved to {moved})' for step, why, moved in bad)
-                    + '. Start afresh with --config.resume=False or use another --workdir')
+                raise ResumeError(
+                    f'no readable snapshot in {ckpt_dir}: '
+                    + '; '.join(f'{step} ({why}; moved to {moved})' for step, why, moved in bad)
+                    + '. Start afresh with --config.resume=False or use another --workdir'
+                )
             return None
         step = steps[0]
         try:
@@ -273,17 +301,21 @@ def _restore_newest_good(workdir: Path, keep: int, abstract, meta_now: dict):
         if diffs:
             shown = '; '.join(f'{k}: {_show(a)} in the workdir, {_show(b)} now' for k, a, b in diffs[:8])
             more = f' and {len(diffs) - 8} more' if len(diffs) > 8 else ''
-            raise ResumeError(f'{workdir} holds a run with another config (snapshot {step}): {shown}{more}. Use a '
-                              f'new --workdir for this config, or pass --config.resume=False to start afresh here '
-                              f'(the old run is moved to {workdir}/replaced-<time>/)')
+            raise ResumeError(
+                f'{workdir} holds a run with another config (snapshot {step}): {shown}{more}. Use a '
+                f'new --workdir for this config, or pass --config.resume=False to start afresh here '
+                f'(the old run is moved to {workdir}/replaced-<time>/)'
+            )
         try:
             state, data_state, _ = _restore(mgr, step, abstract)
             return state, data_state, step
         except Exception as e:
             why = _one_line(e)
             if 'not compatible with the stored shape' in why:
-                raise ResumeError(f'snapshot {ckpt_dir}/{step} does not fit this model although its config '
-                                  f'matches ({why}); use a new --workdir or --config.resume=False') from None
+                raise ResumeError(
+                    f'snapshot {ckpt_dir}/{step} does not fit this model although its config '
+                    f'matches ({why}); use a new --workdir or --config.resume=False'
+                ) from None
             bad.append((step, why, _move_aside(ckpt_dir, step)))
             log(f'warning: snapshot {ckpt_dir}/{step} is unreadable ({why}); moved it to {bad[-1][2]}')
 
@@ -353,8 +385,7 @@ def check_workdir(workdir) -> Path:
         probe.write_bytes(b'')
         probe.unlink()
     except OSError as e:
-        raise WorkdirError(f'workdir {workdir} is not writable ({e.strerror or e}); choose another --workdir') \
-            from None
+        raise WorkdirError(f'workdir {workdir} is not writable ({e.strerror or e}); choose another --workdir') from None
     return workdir
 
 
@@ -364,8 +395,11 @@ def _disk_full(e: BaseException) -> str | None:
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         msg = str(e)
-        if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or 'RESOURCE_EXHAUSTED' in msg \
-                or 'No space left' in msg:
+        if (
+            (isinstance(e, OSError) and e.errno == errno.ENOSPC)
+            or 'RESOURCE_EXHAUSTED' in msg
+            or 'No space left' in msg
+        ):
             m = re.search(r'(?:writing|opening|creating)(?: local)? file "([^"]+)"', msg)
             return m.group(1) if m else (getattr(e, 'filename', None) or '')
         e = e.__cause__ or e.__context__
@@ -382,9 +416,20 @@ def _mount_point(path: Path) -> Path:
 def _final_checkpoint(state: S.TrainState, g_cfg, d_cfg, meta, finished: bool = True) -> Checkpoint:
     host = lambda t: jax.tree_util.tree_map(np.asarray, jax.device_get(t))
     nets = {'G': host(state.g), 'G_ema': host(state.g_ema), 'D': host(state.d)}
-    return Checkpoint(g_cfg, d_cfg, nets, source='alignjax train', format='orbax',
-                      notes=[], extra={'augment_p': float(state.ada.p), 'kimg': int(state.nimg) / 1000,
-                                       'config': meta.get('config'), 'finished': finished})
+    return Checkpoint(
+        g_cfg,
+        d_cfg,
+        nets,
+        source='alignjax train',
+        format='orbax',
+        notes=[],
+        extra={
+            'augment_p': float(state.ada.p),
+            'kimg': int(state.nimg) / 1000,
+            'config': meta.get('config'),
+            'finished': finished,
+        },
+    )
 
 
 class _StopSignals:
@@ -434,6 +479,7 @@ def _step_fns(g_cfg, d_cfg, hp) -> S.StepFns:
 # ----------------------------------------------------------------------------------------------------------
 # The run.
 
+
 def _grid_latents(config, g_cfg: GeneratorConfig, ds):
     n = int(config.log.grid_size)
     z = np.random.RandomState(int(config.log.grid_seed)).randn(n, g_cfg.z_dim).astype(np.float32)
@@ -454,8 +500,10 @@ def _start_multihost(multihost, say: bool = True):
     if multihost:
         dist.initialize(**(multihost if isinstance(multihost, dict) else {}))
     if say and jax.process_count() > 1:
-        log(f'multi-host: {jax.process_count()} processes, {jax.device_count()} {jax.devices()[0].platform} '
-            f'devices ({jax.local_device_count()} per process); process 0 writes logs, metrics, grids and final/')
+        log(
+            f'multi-host: {jax.process_count()} processes, {jax.device_count()} {jax.devices()[0].platform} '
+            f'devices ({jax.local_device_count()} per process); process 0 writes logs, metrics, grids and final/'
+        )
 
 
 def _host_block(fns: S.StepFns, batch: int, local_batch: int) -> int:
@@ -467,15 +515,22 @@ def _host_block(fns: S.StepFns, batch: int, local_batch: int) -> int:
         rows.update(range(*sl.indices(batch)))
     lo = min(rows)
     if rows != set(range(lo, lo + local_batch)) or lo % local_batch:
-        raise ConfigError(f'process {jax.process_index()} holds rows {sorted(rows)} of the global batch {batch}: '
-                          f'not one contiguous block of {local_batch}')
+        raise ConfigError(
+            f'process {jax.process_index()} holds rows {sorted(rows)} of the global batch {batch}: '
+            f'not one contiguous block of {local_batch}'
+        )
     return lo // local_batch
 
 
 def _data_layout(loader, batch: int) -> dict:
     lay = loader.layout
-    return dict(order='global_batches', batch=int(batch), processes=lay['shard_count'],
-                local_batch=lay['batch_size'], workers=lay['worker_count'])
+    return dict(
+        order='global_batches',
+        batch=int(batch),
+        processes=lay['shard_count'],
+        local_batch=lay['batch_size'],
+        workers=lay['worker_count'],
+    )
 
 
 def _data_item(loader, batch: int, nimg: int) -> dict:
@@ -483,8 +538,12 @@ def _data_item(loader, batch: int, nimg: int) -> dict:
     produced them and the global stream position (images consumed)."""
     mine = json.dumps({'block': loader.layout['shard_index'], 'state': loader.get_state().decode()}).encode()
     hosts = sorted((json.loads(h) for h in dist.allgather_bytes(mine)), key=lambda h: h['block'])
-    return {'iterator': hosts[0]['state'], 'hosts': [h['state'] for h in hosts], 'layout': _data_layout(loader, batch),
-            'position': int(nimg)}
+    return {
+        'iterator': hosts[0]['state'],
+        'hosts': [h['state'] for h in hosts],
+        'layout': _data_layout(loader, batch),
+        'position': int(nimg),
+    }
 
 
 def _restore_data(loader, data: dict, batch: int, nimg: int, step: int) -> str | None:
@@ -492,7 +551,7 @@ def _restore_data(loader, data: dict, batch: int, nimg: int, step: int) -> str |
     lay, saved = _data_layout(loader, batch), data.get('layout')
     hosts = data.get('hosts') or []
     if saved == lay and len(hosts) == lay['processes']:
-        loader.set_state(hosts[loader.layout['shard_index']].encode())    # the same topology: exactly as saved
+        loader.set_state(hosts[loader.layout['shard_index']].encode())  # the same topology: exactly as saved
         return None
     if nimg % batch:
         raise ResumeError(f'snapshot {step}: {nimg} images is not a whole number of global batches of {batch}')
@@ -500,11 +559,12 @@ def _restore_data(loader, data: dict, batch: int, nimg: int, step: int) -> str |
     if saved is None:
         was = 'a snapshot without a data layout (older alignjax)'
     else:
-        was = (f'{saved["processes"]} process(es) x {saved["local_batch"]} images, {saved["workers"]} loader '
-               f'workers')
-    return (f'data: snapshot {step} was written by {was}; now {lay["processes"]} process(es) x '
-            f'{lay["local_batch"]} images, {lay["workers"]} workers: the global stream continues at image {nimg} '
-            f'(global batch {nimg // batch}, the same batches in the same order)')
+        was = f'{saved["processes"]} process(es) x {saved["local_batch"]} images, {saved["workers"]} loader workers'
+    return (
+        f'data: snapshot {step} was written by {was}; now {lay["processes"]} process(es) x '
+        f'{lay["local_batch"]} images, {lay["workers"]} workers: the global stream continues at image {nimg} '
+        f'(global batch {nimg // batch}, the same batches in the same order)'
+    )
 
 
 def _host(tree):
@@ -517,7 +577,9 @@ def _export_final_collective(final: Checkpoint, path: Path, step: int):
     """final/ in a multi-process run: orbax writes the arrays collectively (every process calls it), process 0
     the metadata and the atomic rename (as `Checkpoint.save` does in one process)."""
     import orbax.checkpoint as ocp
+
     from alignjax.io import store
+
     tmp = path.parent / f'.{path.name}.tmp-step{step}'
     if dist.is_main() and tmp.exists():
         shutil.rmtree(tmp)
@@ -527,9 +589,16 @@ def _export_final_collective(final: Checkpoint, path: Path, step: int):
         cp.save(tmp / 'state', state)
         cp.wait_until_finished()
     if dist.is_main():
-        meta = dict(format_version=store.FORMAT_VERSION, nets=sorted(final.nets), g_config=final.g_config.to_dict(),
-                    d_config=None if final.d_config is None else final.d_config.to_dict(), source=str(final.source),
-                    source_format=final.format, notes=list(final.notes), extra=store._jsonable(dict(final.extra)))
+        meta = dict(
+            format_version=store.FORMAT_VERSION,
+            nets=sorted(final.nets),
+            g_config=final.g_config.to_dict(),
+            d_config=None if final.d_config is None else final.d_config.to_dict(),
+            source=str(final.source),
+            source_format=final.format,
+            notes=list(final.notes),
+            extra=store._jsonable(dict(final.extra)),
+        )
         (tmp / store.CONFIG_NAME).write_text(json.dumps(meta, indent=1))
         if path.exists():
             old = path.parent / f'.{path.name}.old-step{step}'
@@ -547,7 +616,7 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
     `multihost`: True (jax.distributed auto-detection) or `distributed.initialize` arguments; every process of a
     multi-host run calls `train` with the same config and workdir (docs/distributed.md)."""
     validate_config(config)
-    workdir = check_workdir(workdir)               # orbax wants absolute paths
+    workdir = check_workdir(workdir)  # orbax wants absolute paths
     _start_multihost(multihost)
     faults = Faults()
     res = int(config.data.resolution)
@@ -557,9 +626,14 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
     if gone:
         log(f'note: removed what a crash left half-written in {workdir}: {", ".join(sorted(gone))}')
     try:
-        ds = make_dataset(config.data.spec, res, xflip=bool(config.data.xflip),
-                          bad_file_policy=config.data.bad_file_policy, in_memory=config.data.in_memory,
-                          max_images=config.data.max_images)
+        ds = make_dataset(
+            config.data.spec,
+            res,
+            xflip=bool(config.data.xflip),
+            bad_file_policy=config.data.bad_file_policy,
+            in_memory=config.data.in_memory,
+            max_images=config.data.max_images,
+        )
     except ValueError as e:
         if isinstance(e, AlignjaxError):
             raise
@@ -568,8 +642,9 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
     k_model, k_train = jax.random.split(key)
     g_cfg, d_cfg, g_vars, g_ema_vars, d_vars, notes, ada_p = build_models(config, res, ds.c_dim, k_model)
     if config.finetune.freeze_d:
-        config.finetune.freeze_d_regex = tuple(config.finetune.freeze_d_regex or ()) + tuple(freeze_d_patterns(
-            d_cfg, int(config.finetune.freeze_d)))
+        config.finetune.freeze_d_regex = tuple(config.finetune.freeze_d_regex or ()) + tuple(
+            freeze_d_patterns(d_cfg, int(config.finetune.freeze_d))
+        )
     for n in notes:
         log(f'note: {n}')
     hp = S.TrainHParams.from_config(config)
@@ -578,13 +653,27 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
     local_batch = hp.batch // jax.process_count()
     fns = _step_fns(g_cfg, d_cfg, hp)
     g_tx, d_tx = fns.optimizers(g_vars['params'], d_vars['params'])
-    state = fns.place(S.init_state(k_train, g_vars, d_vars, g_ema_vars, g_tx, d_tx,
-                                   ada_p=ada_p if config.train.augment == 'ada' else 0.0))
-    loader = make_loader(faults.wrap_source(ds), batch_size=local_batch, seed=int(config.seed),
-                         shard_index=_host_block(fns, hp.batch, local_batch), shard_count=jax.process_count(),
-                         worker_count=int(config.data.workers), global_batches=True)
-    meta = {'config': json.loads(config.to_json_best_effort()), 'g_config': g_cfg.to_dict(),
-            'd_config': d_cfg.to_dict(), 'dataset': ds.name, 'resolution': res}
+    state = fns.place(
+        S.init_state(
+            k_train, g_vars, d_vars, g_ema_vars, g_tx, d_tx, ada_p=ada_p if config.train.augment == 'ada' else 0.0
+        )
+    )
+    loader = make_loader(
+        faults.wrap_source(ds),
+        batch_size=local_batch,
+        seed=int(config.seed),
+        shard_index=_host_block(fns, hp.batch, local_batch),
+        shard_count=jax.process_count(),
+        worker_count=int(config.data.workers),
+        global_batches=True,
+    )
+    meta = {
+        'config': json.loads(config.to_json_best_effort()),
+        'g_config': g_cfg.to_dict(),
+        'd_config': d_cfg.to_dict(),
+        'dataset': ds.name,
+        'resolution': res,
+    }
 
     keep = int(config.log.keep)
     metrics_path = workdir / 'metrics.jsonl'
@@ -595,7 +684,8 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
         log(f'note: --config.resume=False: starting afresh in {workdir}; the run that was there is now in {moved}')
     else:
         abstract = jax.tree_util.tree_map(
-            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=fns.replicated), state)
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=fns.replicated), state
+        )
         restored = _restore_newest_good(workdir, keep, abstract, meta)
     mgr = _manager(workdir, keep)
     if restored is not None:
@@ -603,12 +693,15 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
         note = _restore_data(loader, data_state, hp.batch, int(state.nimg), step)
         if note:
             log(f'note: {note}')
-        log(f'resumed from {workdir}/checkpoints/{int(state.step)} (kimg {int(state.nimg) / 1000:.3f}; '
-            f'--config.resume=False would start afresh)')
+        log(
+            f'resumed from {workdir}/checkpoints/{int(state.step)} (kimg {int(state.nimg) / 1000:.3f}; '
+            f'--config.resume=False would start afresh)'
+        )
     dropped = _truncate_metrics(metrics_path, int(state.step)) if jax.process_index() == 0 else 0
     if dropped:
-        log(f'note: {metrics_path}: dropped {dropped} row(s) written after step {int(state.step)} '
-            f'(they are recomputed)')
+        log(
+            f'note: {metrics_path}: dropped {dropped} row(s) written after step {int(state.step)} (they are recomputed)'
+        )
 
     total_img = int(round(float(config.train.kimg) * 1000))
     tick_img = max(int(float(config.log.tick_kimg) * 1000), 1)
@@ -623,7 +716,7 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
     # Metrics stay on the device and are fetched (and checked for NaN/Inf) at each tick, grid and snapshot --
     # always before a save, so a checkpoint never holds a diverged state.
     nimg, host_step = int(state.nimg), int(state.step)
-    saved = (host_step, nimg) if restored is not None else None     # the last committed snapshot (step, nimg)
+    saved = (host_step, nimg) if restored is not None else None  # the last committed snapshot (step, nimg)
     last_tick, last_snap, last_grid = nimg // tick_img, nimg // snap_img, nimg // grid_img
     t_tick, img_tick, acc, pending = time.time(), nimg, {}, []
     first_step_time = None
@@ -637,12 +730,13 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
             bad = [k for k, v in m.items() if not math.isfinite(v)]
             if bad:
                 step_bad = host_step - len(pending) + i + 1
-                raise TrainingDiverged(f'non-finite {bad} at step {step_bad}; stopped without saving. Last good '
-                                       f'checkpoint: step {mgr.latest_step()} in {workdir}/checkpoints')
+                raise TrainingDiverged(
+                    f'non-finite {bad} at step {step_bad}; stopped without saving. Last good '
+                    f'checkpoint: step {mgr.latest_step()} in {workdir}/checkpoints'
+                )
             for k, v in m.items():
                 acc.setdefault(k, []).append(v)
-            pbar.set_postfix(G=f"{m['loss_G']:.3f}", D=f"{m['loss_D']:.3f}", p=f"{m['ada_p']:.3f}",
-                             refresh=False)
+            pbar.set_postfix(G=f'{m["loss_G"]:.3f}', D=f'{m["loss_D"]:.3f}', p=f'{m["ada_p"]:.3f}', refresh=False)
         pending.clear()
 
     def snapshot():
@@ -663,13 +757,18 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
             pbar.set_description('compiling', refresh=True)
             if nimg == 0:
                 if dist.is_main():
-                    _save_grid(workdir / 'samples' / 'grid_init.png', Generator(g_cfg, _host(state.g_ema)), grid_z,
-                               grid_c, cols)
+                    _save_grid(
+                        workdir / 'samples' / 'grid_init.png',
+                        Generator(g_cfg, _host(state.g_ema)),
+                        grid_z,
+                        grid_c,
+                        cols,
+                    )
             multi = jax.process_count() > 1
-            if multi:       # every process compiles, then all start the first (collective) step together
+            if multi:  # every process compiles, then all start the first (collective) step together
                 fns.precompile(state, (hp.batch, res, res, 3), ds.c_dim)
                 dist.sync('compiled')
-            halt = False        # multi-host: the processes agree on a signal at each tick, snapshot and the end
+            halt = False  # multi-host: the processes agree on a signal at each tick, snapshot and the end
             while nimg < total_img and not halt:
                 batch = next(loader)
                 t0 = time.time()
@@ -683,10 +782,11 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
                 if first:
                     jax.block_until_ready(state)
                     first_step_time = time.time() - t0
-                if first:              # the first step's time is compiling: rates and the ETA count from here
+                if first:  # the first step's time is compiling: rates and the ETA count from here
                     _restart_clock(pbar, pbar.n + hp.batch)
-                    pbar.write(f'first step: {first_step_time:.1f} s (mostly compiling); the rate and ETA count '
-                               'from here')
+                    pbar.write(
+                        f'first step: {first_step_time:.1f} s (mostly compiling); the rate and ETA count from here'
+                    )
                 else:
                     pbar.update(hp.batch)
                 done = nimg >= total_img
@@ -697,10 +797,13 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
                 if tick or done:
                     last_tick = nimg // tick_img
                     dt = time.time() - t_tick
-                    rec = dict(kimg=nimg / 1000, step=host_step,
-                               sec_per_kimg=dt / max((nimg - img_tick) / 1000, 1e-9),
-                               img_per_s=(nimg - img_tick) / max(dt, 1e-9),
-                               **{k: float(np.mean(v)) for k, v in acc.items()})
+                    rec = dict(
+                        kimg=nimg / 1000,
+                        step=host_step,
+                        sec_per_kimg=dt / max((nimg - img_tick) / 1000, 1e-9),
+                        img_per_s=(nimg - img_tick) / max(dt, 1e-9),
+                        **{k: float(np.mean(v)) for k, v in acc.items()},
+                    )
                     if jax.process_index() == 0:
                         writing = str(metrics_path)
                         target = None
@@ -712,9 +815,14 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
                     if jax.process_index() == 0:
                         writing = f'the sample grid at {nimg} images'
                         target = None
-                        _save_grid(workdir / 'samples' / f'grid_{nimg:09d}.png',
-                                   Generator(g_cfg, _host(state.g_ema)), grid_z, grid_c, cols)
-                    dist.sync('grid')       # (the others wait here, not inside a collective)
+                        _save_grid(
+                            workdir / 'samples' / f'grid_{nimg:09d}.png',
+                            Generator(g_cfg, _host(state.g_ema)),
+                            grid_z,
+                            grid_c,
+                            cols,
+                        )
+                    dist.sync('grid')  # (the others wait here, not inside a collective)
                 if snap or done:
                     last_snap = nimg // snap_img
                     writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
@@ -727,19 +835,30 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
                 elif tick or snap or done:
                     halt = dist.any_process(stop.name is not None)
             flush()
-            if multi:     # every process takes the agreed decision (a signal after the last agreement waits)
-                stopped = (stop.name or 'SIGTERM') if halt else None      # (SIGTERM: a peer's signal)
+            if multi:  # every process takes the agreed decision (a signal after the last agreement waits)
+                stopped = (stop.name or 'SIGTERM') if halt else None  # (SIGTERM: a peer's signal)
             else:
                 stopped = stop.name
-            if stopped and (saved is None or saved[0] != host_step):   # never re-save the step just saved
+            if stopped and (saved is None or saved[0] != host_step):  # never re-save the step just saved
                 writing = f'the snapshot of step {host_step} (kimg {nimg / 1000:.3f})'
                 target = workdir / 'checkpoints' / f'{host_step}.orbax-checkpoint-tmp'
                 snapshot()
             if stopped and not export_on_stop:
-                log(f'stopped by {stopped} at kimg {nimg / 1000:.3f} (step {host_step}); snapshot '
-                    f'{workdir}/checkpoints/{host_step}. Rerun the same command to continue.')
-                return dict(kimg=nimg / 1000, step=host_step, workdir=str(workdir), final=None, stopped=stopped,
-                            first_step_s=first_step_time, state=state, g_config=g_cfg, d_config=d_cfg)
+                log(
+                    f'stopped by {stopped} at kimg {nimg / 1000:.3f} (step {host_step}); snapshot '
+                    f'{workdir}/checkpoints/{host_step}. Rerun the same command to continue.'
+                )
+                return dict(
+                    kimg=nimg / 1000,
+                    step=host_step,
+                    workdir=str(workdir),
+                    final=None,
+                    stopped=stopped,
+                    first_step_s=first_step_time,
+                    state=state,
+                    g_config=g_cfg,
+                    d_config=d_cfg,
+                )
             final = _final_checkpoint(state, g_cfg, d_cfg, meta, finished=not stopped)
             writing = f'the final export {workdir}/final'
             target = None
@@ -756,25 +875,38 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
         where = _disk_full(e)
         if where is None:
             raise
-        where = where or str(target or workdir)          # the error named no file: the directory being written
+        where = where or str(target or workdir)  # the error named no file: the directory being written
         lost = f'{writing} was not written'
         if 'snapshot' in writing:
             gone = _remove_temporaries(workdir)
             lost += f' (removed {", ".join(gone)})' if gone else ''
         mount = _mount_point(workdir)
         free = shutil.disk_usage(mount).free
-        raise DiskFull(f'disk full on {mount} ({free // 1024} KiB free) writing {where}: {lost}; {kept()}. Free some '
-                       f'space and rerun the same command to continue from it') from None
+        raise DiskFull(
+            f'disk full on {mount} ({free // 1024} KiB free) writing {where}: {lost}; {kept()}. Free some '
+            f'space and rerun the same command to continue from it'
+        ) from None
     finally:
         pbar.close()
     if stopped:
-        log(f'stopped by {stopped} at kimg {nimg / 1000:.3f} (step {host_step}); snapshot '
+        log(
+            f'stopped by {stopped} at kimg {nimg / 1000:.3f} (step {host_step}); snapshot '
             f'{workdir}/checkpoints/{host_step}; {workdir}/final holds this unfinished model. Rerun the same command '
-            f'to continue.')
+            f'to continue.'
+        )
     else:
         log(f'done: {nimg / 1000:.2f} kimg; final model in {workdir}/final')
-    return dict(kimg=nimg / 1000, step=int(state.step), workdir=str(workdir), final=str(workdir / 'final'),
-                stopped=stopped, first_step_s=first_step_time, state=state, g_config=g_cfg, d_config=d_cfg)
+    return dict(
+        kimg=nimg / 1000,
+        step=int(state.step),
+        workdir=str(workdir),
+        final=str(workdir / 'final'),
+        stopped=stopped,
+        first_step_s=first_step_time,
+        state=state,
+        g_config=g_cfg,
+        d_config=d_cfg,
+    )
 
 
 def _compiling_note() -> str:
@@ -793,13 +925,23 @@ def _restart_clock(pbar, n):
 
 
 def _progress(total, initial):
-    from tqdm import tqdm          # (lazy: only a training run draws a progress bar)
-    return tqdm(total=total, initial=initial, unit='img', unit_scale=True, dynamic_ncols=True,
-                disable=jax.process_index() != 0, mininterval=2.0, file=sys.stdout)
+    from tqdm import tqdm  # (lazy: only a training run draws a progress bar)
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit='img',
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=jax.process_index() != 0,
+        mininterval=2.0,
+        file=sys.stdout,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Multi-stage runs (e.g. the demo: parent on faces, then a child fine-tuned from it).
+
 
 def _set_path(config, dotted: str, value):
     *parents, last = dotted.split('.')
@@ -820,7 +962,7 @@ def run(config, workdir, *, multihost=None) -> dict:
     `results['stopped']` = {'stage', 'signal'}; the same call again continues that stage."""
     validate_config(config)
     workdir = check_workdir(workdir)
-    _start_multihost(multihost, say=False)          # (train says it)
+    _start_multihost(multihost, say=False)  # (train says it)
     stages = list(config.stages or [])
     if not stages:
         return {'main': train(config, workdir)}
@@ -844,10 +986,12 @@ def run(config, workdir, *, multihost=None) -> dict:
         log(f'=== stage {name}: {cfg.data.spec} -> {workdir / name}')
         results[name] = train(cfg, workdir / name, export_on_stop=False)
         if results[name].get('stopped'):
-            later = [s['name'] for s in stages[stages.index(st) + 1:]]
-            log(f'=== stage {name} is unfinished, so it was not exported' +
-                (f' and {", ".join(later)} not started' if later else '') +
-                '. Rerun the same command to continue it.')
+            later = [s['name'] for s in stages[stages.index(st) + 1 :]]
+            log(
+                f'=== stage {name} is unfinished, so it was not exported'
+                + (f' and {", ".join(later)} not started' if later else '')
+                + '. Rerun the same command to continue it.'
+            )
             results['stopped'] = dict(stage=name, signal=results[name]['stopped'])
             return results
         finals[name] = str(workdir / name / 'final')
@@ -868,7 +1012,14 @@ def compare_stages(config, workdir: Path, finals: dict[str, str], n: int | None 
         rows.append(vis.to_uint8(np.asarray(g.synthesis(ws))))
     path = Path(workdir) / 'compare.png'
     if dist.is_main():
-        vis.save_png(path, vis.labelled_grid(np.stack(rows), names, [f'z{i}' for i in range(n)],  # 4x, labelled
-                                             title=f'the same z through every stage (psi {config.log.compare_psi})'))
+        vis.save_png(
+            path,
+            vis.labelled_grid(
+                np.stack(rows),
+                names,
+                [f'z{i}' for i in range(n)],  # 4x, labelled
+                title=f'the same z through every stage (psi {config.log.compare_psi})',
+            ),
+        )
     log(f'wrote {path}: rows = {", ".join(names)} (same z per column)')
     return path

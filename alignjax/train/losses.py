@@ -5,6 +5,7 @@ Every function takes callables instead of modules so the same code serves any pa
   synth_fn(ws, key)  -> images                 (for path length: gradient w.r.t. ws)
   disc_fn(images, c) -> logits [N, 1]
 """
+
 from __future__ import annotations
 
 import jax
@@ -23,9 +24,11 @@ def d_logistic(fake_logits, real_logits):
 
 def r1_penalty(disc_fn, reals, c=None):
     """Per-sample ||d sum D(x) / dx||^2 on real images, and the logits. reals: [N, H, W, C] -> ([N], [N, 1])."""
+
     def total(x):
         logits = disc_fn(x, c)
         return jnp.sum(logits), logits
+
     grads, logits = jax.grad(total, has_aux=True)(reals)
     return jnp.sum(jnp.square(grads), axis=(1, 2, 3)), logits
 

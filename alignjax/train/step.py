@@ -2,10 +2,12 @@
 
 One step runs, in NVlabs order: Gmain; Greg (path length, every `pl_interval` steps); Dmain; Dreg (R1,
 every `r1_interval` steps); then G_ema, ADA p and the counters. Each phase is one jit-compiled program
-(the host picks the lazy ones), each with its own Adam step as NVlabs. Data parallelism: a 1-D device mesh ('data'); the global
-batch is sharded over it, the state replicated, and XLA inserts the gradient all-reduce. Random numbers are
-drawn for the global batch, so the result does not depend on the number of devices (to float rounding).
+(the host picks the lazy ones), each with its own Adam step as NVlabs. Data parallelism: a 1-D device mesh
+('data'); the global batch is sharded over it, the state replicated, and XLA inserts the gradient
+all-reduce. Random numbers are drawn for the global batch, so the result does not depend on the number of
+devices (to float rounding).
 """
+
 from __future__ import annotations
 
 import re
@@ -16,12 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from alignjax.nn import networks as N
 from alignjax.train import augment as A
 from alignjax.train import losses as L
-from alignjax.train.config import TrainHParams   # (defined with the config keys it is built from)
+from alignjax.train.config import TrainHParams  # (defined with the config keys it is built from)
 
 
 def lazy_adam(lr, betas, eps, interval):
@@ -37,6 +40,7 @@ def param_labels(params, patterns) -> Any:
     def label(path, _):
         name = '/'.join(str(getattr(k, 'key', k)) for k in path)
         return 'freeze' if any(r.search(name) for r in regs) else 'train'
+
     return jax.tree_util.tree_map_with_path(label, params)
 
 
@@ -49,25 +53,33 @@ def make_optimizer(params, lr, hp: TrainHParams, interval, patterns):
 
 @flax.struct.dataclass
 class TrainState:
-    step: jax.Array        # int32 [], iterations done
-    nimg: jax.Array        # int32 [], images shown
-    g: Any                 # {'params', 'buffers'} of G
-    g_ema: Any             # {'params', 'buffers'} of G_ema
-    d: Any                 # {'params'} of D
+    step: jax.Array  # int32 [], iterations done
+    nimg: jax.Array  # int32 [], images shown
+    g: Any  # {'params', 'buffers'} of G
+    g_ema: Any  # {'params', 'buffers'} of G_ema
+    d: Any  # {'params'} of D
     g_opt: Any
     d_opt: Any
-    pl_mean: jax.Array     # float32 []
+    pl_mean: jax.Array  # float32 []
     ada: A.AdaState
-    key: jax.Array         # uint32 [2] raw PRNG key data
+    key: jax.Array  # uint32 [2] raw PRNG key data
 
 
 def init_state(key, g_vars, d_vars, g_ema_vars, g_tx, d_tx, ada_p: float = 0.0) -> TrainState:
     f32 = lambda t: jax.tree_util.tree_map(lambda a: jnp.array(a, jnp.float32, copy=True), t)  # no aliasing
     g_vars, d_vars, g_ema_vars = f32(g_vars), f32(d_vars), f32(g_ema_vars)
-    return TrainState(step=jnp.zeros((), jnp.int32), nimg=jnp.zeros((), jnp.int32), g=g_vars, g_ema=g_ema_vars,
-                      d=d_vars, g_opt=g_tx.init(g_vars['params']), d_opt=d_tx.init(d_vars['params']),
-                      pl_mean=jnp.zeros((), jnp.float32), ada=A.ada_init(ada_p),
-                      key=jax.random.key_data(key).astype(jnp.uint32))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        nimg=jnp.zeros((), jnp.int32),
+        g=g_vars,
+        g_ema=g_ema_vars,
+        d=d_vars,
+        g_opt=g_tx.init(g_vars['params']),
+        d_opt=d_tx.init(d_vars['params']),
+        pl_mean=jnp.zeros((), jnp.float32),
+        ada=A.ada_init(ada_p),
+        key=jax.random.key_data(key).astype(jnp.uint32),
+    )
 
 
 class StepFns:
@@ -78,8 +90,7 @@ class StepFns:
             raise ValueError(f'global batch {hp.batch} must be divisible by the device count {jax.device_count()}')
         self.g_cfg, self.d_cfg, self.hp = g_cfg, d_cfg, hp
         self.G, self.D = N.Generator(g_cfg), N.Discriminator(d_cfg)
-        self.mesh = mesh or jax.make_mesh((jax.device_count(),), ('data',),
-                                          axis_types=(jax.sharding.AxisType.Auto,))
+        self.mesh = mesh or jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
         self.data_sharding = NamedSharding(self.mesh, P('data'))
         self.replicated = NamedSharding(self.mesh, P())
         self.ada_spec = A.AdaSpec.preset(hp.ada_spec)
@@ -113,12 +124,15 @@ class StepFns:
     def shard_batch(self, local_batch):
         """Host-local numpy batch -> global array sharded over 'data' (multi-host: each host's own part)."""
         return jax.tree_util.tree_map(
-            lambda a: jax.make_array_from_process_local_data(self.data_sharding, np.asarray(a)), local_batch)
+            lambda a: jax.make_array_from_process_local_data(self.data_sharding, np.asarray(a)), local_batch
+        )
 
     def optimizers(self, g_params, d_params):
         hp = self.hp
-        return (make_optimizer(g_params, hp.g_lr, hp, hp.pl_interval if hp.pl_weight else 0, hp.freeze_g),
-                make_optimizer(d_params, hp.d_lr, hp, hp.r1_interval if hp.r1_gamma else 0, hp.freeze_d))
+        return (
+            make_optimizer(g_params, hp.g_lr, hp, hp.pl_interval if hp.pl_weight else 0, hp.freeze_g),
+            make_optimizer(d_params, hp.d_lr, hp, hp.r1_interval if hp.r1_gamma else 0, hp.freeze_d),
+        )
 
     # -- pieces ------------------------------------------------------------------------------------------
 
@@ -177,6 +191,7 @@ class StepFns:
             img = self._synth(g_vars, ws, jax.random.fold_in(k, 2))
             logits = self._disc(state.d['params'], self._augment(img, jax.random.fold_in(k, 3), state.ada.p), c)
             return L.g_nonsaturating(logits), (buffers, logits)
+
         (g_loss, (buffers, logits)), grads = jax.value_and_grad(loss, has_aux=True)(state.g['params'])
         upd, g_opt = g_tx.update(grads, state.g_opt, state.g['params'])
         g = {'params': optax.apply_updates(state.g['params'], upd), 'buffers': buffers}
@@ -194,9 +209,11 @@ class StepFns:
         def loss(g_params):
             g_vars = {'params': g_params, 'buffers': state.g['buffers']}
             ws, buffers = self._mapping(g_vars, z, c, jax.random.fold_in(k, 1))
-            pen, new_mean, _ = L.path_length(lambda w, kk: self._synth(g_vars, w, kk), ws,
-                                             jax.random.fold_in(k, 2), state.pl_mean, hp.pl_decay)
+            pen, new_mean, _ = L.path_length(
+                lambda w, kk: self._synth(g_vars, w, kk), ws, jax.random.fold_in(k, 2), state.pl_mean, hp.pl_decay
+            )
             return jnp.mean(pen) * hp.pl_weight * hp.pl_interval, (buffers, new_mean, jnp.mean(pen))
+
         (_, (buffers, pl_mean, pen)), grads = jax.value_and_grad(loss, has_aux=True)(state.g['params'])
         upd, g_opt = g_tx.update(grads, state.g_opt, state.g['params'])
         g = {'params': optax.apply_updates(state.g['params'], upd), 'buffers': buffers}
@@ -218,12 +235,15 @@ class StepFns:
             fl = self._disc(d_params, self._augment(fake, jax.random.fold_in(k, 3), p), c)
             rl = self._disc(d_params, self._augment(reals, jax.random.fold_in(k, 4), p), c_real)
             return L.d_logistic(fl, rl), rl
+
         (d_loss, real_logits), grads = jax.value_and_grad(loss, has_aux=True)(state.d['params'])
         upd, d_opt = d_tx.update(grads, state.d_opt, state.d['params'])
         d = {'params': optax.apply_updates(state.d['params'], upd)}
         ada = A.ada_accumulate(state.ada, real_logits) if self.hp.augment == 'ada' else state.ada
-        return (state.replace(g=g_vars, d=d, d_opt=d_opt, ada=ada),
-                dict(loss_D=d_loss, real_logits=jnp.mean(real_logits)))
+        return (
+            state.replace(g=g_vars, d=d, d_opt=d_opt, ada=ada),
+            dict(loss_D=d_loss, real_logits=jnp.mean(real_logits)),
+        )
 
     def _d_reg(self, state: TrainState, reals_u8, c_real):
         """Dreg: R1 on (augmented) reals (lazy: loss x r1_interval)."""
@@ -234,26 +254,34 @@ class StepFns:
         k = self._key(state, 3)
 
         def loss(d_params):
-            pen, _ = L.r1_penalty(lambda x, cc: self._disc(d_params, self._augment(x, k, state.ada.p), cc),
-                                  reals, c_real)
+            pen, _ = L.r1_penalty(
+                lambda x, cc: self._disc(d_params, self._augment(x, k, state.ada.p), cc), reals, c_real
+            )
             return jnp.mean(pen) * (hp.r1_gamma / 2) * hp.r1_interval, jnp.mean(pen)
+
         (_, pen), grads = jax.value_and_grad(loss, has_aux=True)(state.d['params'])
         upd, d_opt = d_tx.update(grads, state.d_opt, state.d['params'])
-        return (state.replace(d={'params': optax.apply_updates(state.d['params'], upd)}, d_opt=d_opt),
-                dict(r1_penalty=pen))
+        return (
+            state.replace(d={'params': optax.apply_updates(state.d['params'], upd)}, d_opt=d_opt),
+            dict(r1_penalty=pen),
+        )
 
     def _finish(self, state: TrainState):
         """G_ema (half-life ema_kimg over the global batch, optional ramp-up; buffers copied), ADA p, counters."""
         hp = self.hp
         b = hp.batch
         beta = ema_beta(state.nimg, hp)
-        g_ema = {'params': jax.tree_util.tree_map(lambda p_, e: p_ + beta * (e - p_), state.g['params'],
-                                                  state.g_ema['params']),
-                 'buffers': state.g['buffers']}
+        g_ema = {
+            'params': jax.tree_util.tree_map(
+                lambda p_, e: p_ + beta * (e - p_), state.g['params'], state.g_ema['params']
+            ),
+            'buffers': state.g['buffers'],
+        }
         ada = state.ada
         if hp.augment == 'ada':
-            ada = A.ada_step(ada, batch_size=b, ada_interval=hp.ada_interval, ada_target=hp.ada_target,
-                             ada_kimg=hp.ada_kimg)
+            ada = A.ada_step(
+                ada, batch_size=b, ada_interval=hp.ada_interval, ada_target=hp.ada_target, ada_kimg=hp.ada_kimg
+            )
         new = state.replace(step=state.step + 1, nimg=state.nimg + b, g_ema=g_ema, ada=ada)
         return new, dict(ema_beta=beta, ada_p=ada.p, pl_mean=state.pl_mean)
 
@@ -291,5 +319,8 @@ def ema_beta(nimg, hp: TrainHParams):
 
 
 def finite(tree) -> bool:
-    return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree)
-               if np.issubdtype(np.asarray(x).dtype, np.floating))
+    return all(
+        bool(np.all(np.isfinite(np.asarray(x))))
+        for x in jax.tree_util.tree_leaves(tree)
+        if np.issubdtype(np.asarray(x).dtype, np.floating)
+    )

@@ -42,40 +42,42 @@ from alignjax.data.procedural._heads import (
     ANIMAL_LANDMARKS,
     FACE_LANDMARKS,
     HEAD_CLASSES,
-    landmarks as _head_landmarks,
     paint_head_domain,
+)
+from alignjax.data.procedural._heads import (
+    landmarks as _head_landmarks,
 )
 
 __all__ = [
-    "DOMAINS",
-    "FACTOR_DOCS",
-    "FACTOR_NAMES",
-    "FACTOR_RANGES",
-    "LANDMARK_NAMES",
-    "MASK_CLASSES",
-    "NUM_FACTORS",
-    "factors_to_dict",
-    "flip_annotations",
-    "normalize_factors",
-    "render",
-    "sample_factors",
+    'DOMAINS',
+    'FACTOR_DOCS',
+    'FACTOR_NAMES',
+    'FACTOR_RANGES',
+    'LANDMARK_NAMES',
+    'MASK_CLASSES',
+    'NUM_FACTORS',
+    'factors_to_dict',
+    'flip_annotations',
+    'normalize_factors',
+    'render',
+    'sample_factors',
 ]
 
-DOMAINS = ("faces", "toons", "animals", "buildings")
+DOMAINS = ('faces', 'toons', 'animals', 'buildings')
 
 LANDMARK_NAMES: dict[str, tuple[str, ...]] = {
-    "faces": FACE_LANDMARKS,
-    "toons": FACE_LANDMARKS,
-    "animals": ANIMAL_LANDMARKS,
-    "buildings": BUILDING_LANDMARKS,
+    'faces': FACE_LANDMARKS,
+    'toons': FACE_LANDMARKS,
+    'animals': ANIMAL_LANDMARKS,
+    'buildings': BUILDING_LANDMARKS,
 }
 
-_ANIMAL_CLASSES = tuple("fur" if c == "skin" else c for c in HEAD_CLASSES)
+_ANIMAL_CLASSES = tuple('fur' if c == 'skin' else c for c in HEAD_CLASSES)
 MASK_CLASSES: dict[str, tuple[str, ...]] = {
-    "faces": HEAD_CLASSES,
-    "toons": HEAD_CLASSES,
-    "animals": _ANIMAL_CLASSES,  # same indices as faces; 'glasses' never occurs
-    "buildings": BUILDING_CLASSES,
+    'faces': HEAD_CLASSES,
+    'toons': HEAD_CLASSES,
+    'animals': _ANIMAL_CLASSES,  # same indices as faces; 'glasses' never occurs
+    'buildings': BUILDING_CLASSES,
 }
 
 _DOMAIN_IDS = {d: k + 1 for k, d in enumerate(DOMAINS)}
@@ -85,7 +87,7 @@ _CHUNK_PIXELS = 1 << 17
 def _keys(fac: np.ndarray, domain: str) -> np.ndarray:
     """Per-image nuisance key: a hash of the ``detail`` factor (so sweeping any
     other factor leaves textures and clothing untouched) and the domain."""
-    bits = np.ascontiguousarray(fac[:, FACTOR_NAMES.index("detail")], np.float32).view(np.uint32)
+    bits = np.ascontiguousarray(fac[:, FACTOR_NAMES.index('detail')], np.float32).view(np.uint32)
     return hash_ints(bits.astype(np.int64), np.int64(_DOMAIN_IDS[domain])).astype(np.int64)
 
 
@@ -105,7 +107,7 @@ def render(
     resolution: int,
     *,
     supersample: int | None = None,
-    outputs=("image", "landmarks", "visible", "mask", "factors"),
+    outputs=('image', 'landmarks', 'visible', 'mask', 'factors'),
 ) -> dict[str, np.ndarray]:
     """Render images of ``domain`` from ``factors``.
 
@@ -125,25 +127,25 @@ def render(
     float32 ``[N, F]``.
     """
     if domain not in DOMAINS:
-        raise ValueError(f"unknown domain {domain!r}; choose from {DOMAINS}")
+        raise ValueError(f'unknown domain {domain!r}; choose from {DOMAINS}')
     resolution = int(resolution)
     if resolution < 4:
-        raise ValueError(f"resolution must be at least 4, got {resolution}")
+        raise ValueError(f'resolution must be at least 4, got {resolution}')
     fac = as_factor_array(factors)
     n = len(fac)
     ss = int(supersample) if supersample else (2 if resolution < 64 else 1)
     res = resolution * ss
     n_classes = len(MASK_CLASSES[domain])
     want = set(outputs)
-    out_img = np.empty((n, resolution, resolution, 3), np.uint8) if "image" in want else None
-    out_mask = np.empty((n, resolution, resolution), np.uint8) if "mask" in want else None
+    out_img = np.empty((n, resolution, resolution, 3), np.uint8) if 'image' in want else None
+    out_mask = np.empty((n, resolution, resolution), np.uint8) if 'mask' in want else None
     lms, viss = [], []
     step = max(1, _CHUNK_PIXELS // (res * res))
     for s in range(0, n, step):
         f = fac[s : s + step]
         key = _keys(f, domain)
         cv = _raster.Canvas(len(f), res)
-        if domain == "buildings":
+        if domain == 'buildings':
             res_b = paint_buildings(cv, f, key)
             lm, vis = res_b.landmarks, res_b.visible
         else:
@@ -164,22 +166,22 @@ def render(
         viss.append(vis & inside)
     out: dict[str, np.ndarray] = {}
     if out_img is not None:
-        out["image"] = out_img
-    if "landmarks" in want:
-        out["landmarks"] = np.concatenate(lms, 0)
-    if "visible" in want:
-        out["visible"] = np.concatenate(viss, 0)
+        out['image'] = out_img
+    if 'landmarks' in want:
+        out['landmarks'] = np.concatenate(lms, 0)
+    if 'visible' in want:
+        out['visible'] = np.concatenate(viss, 0)
     if out_mask is not None:
-        out["mask"] = out_mask
-    if "factors" in want:
-        out["factors"] = fac.copy()
+        out['mask'] = out_mask
+    if 'factors' in want:
+        out['factors'] = fac.copy()
     return out
 
 
 def _swap_pairs(names):
     perm = list(range(len(names)))
     for i, nm in enumerate(names):
-        for a, b in (("left", "right"), ("right", "left")):
+        for a, b in (('left', 'right'), ('right', 'left')):
             if a in nm:
                 j = names.index(nm.replace(a, b))
                 perm[i] = j
@@ -198,20 +200,20 @@ def flip_annotations(domain: str, ann: dict[str, np.ndarray], where=None) -> dic
     n = len(next(iter(ann.values())))
     where = np.ones(n, bool) if where is None else np.asarray(where, bool)
     perm = _swap_pairs(list(LANDMARK_NAMES[domain]))
-    for k in ("image", "mask"):
+    for k in ('image', 'mask'):
         if k in ann:
             a = ann[k].copy()
             a[where] = a[where][:, :, ::-1]
             out[k] = a
-    if "landmarks" in ann:
-        lm = ann["landmarks"].copy()
-        res = (ann["image"] if "image" in ann else ann["mask"]).shape[2]
+    if 'landmarks' in ann:
+        lm = ann['landmarks'].copy()
+        res = (ann['image'] if 'image' in ann else ann['mask']).shape[2]
         fl = lm[where][:, perm]
         fl[..., 0] = res - 1 - fl[..., 0]
         lm[where] = fl
-        out["landmarks"] = lm
-    if "visible" in ann:
-        vis = ann["visible"].copy()
+        out['landmarks'] = lm
+    if 'visible' in ann:
+        vis = ann['visible'].copy()
         vis[where] = vis[where][:, perm]
-        out["visible"] = vis
+        out['visible'] = vis
     return out

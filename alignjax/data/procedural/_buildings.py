@@ -23,16 +23,16 @@ from alignjax.data.procedural._factors import F, hash_uniform
 from alignjax.data.procedural._heads import HAIR, SKIN
 from alignjax.data.procedural._raster import col, f32, rgb, smoothstep
 
-BUILDING_CLASSES = ("sky", "ground", "wall", "roof", "window", "door", "tower")
+BUILDING_CLASSES = ('sky', 'ground', 'wall', 'roof', 'window', 'door', 'tower')
 B = {name: k for k, name in enumerate(BUILDING_CLASSES)}
 BUILDING_LANDMARKS = (
-    "roof_apex",
-    "door",
-    "window_left",
-    "window_right",
-    "base_left",
-    "base_right",
-    "tower_top",
+    'roof_apex',
+    'door',
+    'window_left',
+    'window_right',
+    'base_left',
+    'base_right',
+    'tower_top',
 )
 
 WALL = (SKIN * 0.85 + np.array([200, 200, 200], f32) * 0.15).astype(f32)
@@ -92,31 +92,31 @@ def _lit(n, light):
 def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
     n = len(fac)
     u, v = cv.u, cv.v
-    yaw = fac[:, F["yaw"]] * f32(0.6)
-    pitch = fac[:, F["pitch"]] * f32(0.35)
-    s, asp = fac[:, F["scale"]], fac[:, F["aspect"]]
+    yaw = fac[:, F['yaw']] * f32(0.6)
+    pitch = fac[:, F['pitch']] * f32(0.35)
+    s, asp = fac[:, F['scale']], fac[:, F['aspect']]
     W = f32(1.0) * np.sqrt(asp) * np.ones(n, f32)
     H = f32(0.62) / np.sqrt(asp)
-    D = f32(0.45) + f32(0.75) * fac[:, F["hair_length"]]
-    Hr = W * (f32(0.28) + f32(0.16) * (fac[:, F["brow"]] + 1))
+    D = f32(0.45) + f32(0.75) * fac[:, F['hair_length']]
+    Hr = W * (f32(0.28) + f32(0.16) * (fac[:, F['brow']] + 1))
     k = f32(0.95) * s
-    ox = fac[:, F["pos_x"]] * f32(1.0)
-    oy = f32(0.55) + fac[:, F["pos_y"]]
+    ox = fac[:, F['pos_x']] * f32(1.0)
+    oy = f32(0.55) + fac[:, F['pos_y']]
     cam = Camera(yaw, pitch, k, ox, oy)
-    tower = fac[:, F["glasses"]] > 0.5
+    tower = fac[:, F['glasses']] > 0.5
     d1 = hash_uniform(key, 11).astype(f32)
     d2 = hash_uniform(key, 12).astype(f32)
 
-    lx, ly = fac[:, F["light_x"]], fac[:, F["light_y"]]
+    lx, ly = fac[:, F['light_x']], fac[:, F['light_y']]
     lz = np.full_like(lx, 1.4)
     ln = np.sqrt(lx * lx + ly * ly + lz * lz)
     light = (col(lx / ln), col(ly / ln), col(lz / ln))
 
-    wall = rgb(R.palette(WALL, fac[:, F["skin_tone"]]))
-    roof = rgb(R.palette(HAIR, fac[:, F["hair_color"]]) * 0.9)
-    sky = R.hsv_to_rgb(fac[:, F["bg_hue"]], np.full(n, 0.35, f32), 0.35 + 0.62 * fac[:, F["bg_value"]])
+    wall = rgb(R.palette(WALL, fac[:, F['skin_tone']]))
+    roof = rgb(R.palette(HAIR, fac[:, F['hair_color']]) * 0.9)
+    sky = R.hsv_to_rgb(fac[:, F['bg_hue']], np.full(n, 0.35, f32), 0.35 + 0.62 * fac[:, F['bg_value']])
     sky_c = rgb(sky)
-    ground_c = rgb(R.hsv_to_rgb(0.22 + 0.12 * d1, 0.35 + 0.2 * d2, 0.35 + 0.25 * fac[:, F["bg_value"]]))
+    ground_c = rgb(R.hsv_to_rgb(0.22 + 0.12 * d1, 0.35 + 0.2 * d2, 0.35 + 0.25 * fac[:, F['bg_value']]))
     door_c = rgb(R.hsv_to_rgb(d1, 0.35 + 0.4 * d2, 0.25 + 0.35 * hash_uniform(key, 13).astype(f32)))
 
     # ---- sky and ground -------------------------------------------------------------
@@ -127,7 +127,7 @@ def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
     dg = horizon - v
     tex = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 12, 2, 102)
     g_col = ground_c * (0.85 + 0.25 * smoothstep(-0.2, 1.0, v) + 0.08 * tex)[..., None]
-    cv.paint(cv.cov(dg), g_col, B["ground"])
+    cv.paint(cv.cov(dg), g_col, B['ground'])
 
     def poly(pts3):
         return R.sd_convex(u, v, [tuple(col(c) for c in cam.screen(*p)) for p in pts3])
@@ -155,23 +155,22 @@ def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
         nl = np.sqrt(Hr * Hr + hw * hw)
         lam = _lit((nrm[0] / nl, nrm[1] / nl, nrm[2] / nl), light)
         tiles = 0.92 + 0.08 * np.sin((v - col(cam.screen(0, H + Hr, zf)[1])) / col(k) * 90)
-        cv.paint(cv.cov(slope), roof * ((0.45 + 0.6 * lam) * tiles)[..., None], B["roof"])
+        cv.paint(cv.cov(slope), roof * ((0.45 + 0.6 * lam) * tiles)[..., None], B['roof'])
 
     side_d = poly([(sx, 0, zf), (sx, 0, zb), (sx, H, zb), (sx, H, zf)])
     lam_side = _lit(cam.normal(side, 0 * W, 0 * W), light)
     wall_tex = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 20, 2, 103)
-    cv.paint(cv.cov(side_d), wall * ((0.40 + 0.55 * lam_side) * (1 + 0.05 * wall_tex))[..., None], B["wall"])
+    cv.paint(cv.cov(side_d), wall * ((0.40 + 0.55 * lam_side) * (1 + 0.05 * wall_tex))[..., None], B['wall'])
     # side windows
     inv_s, _ = cam.plane((sx, 0 * W, zf), (0 * W, 0 * W, -np.ones(n, f32)), (0 * W, np.ones(n, f32), 0 * W))
     ss, st = inv_s(u, v)
-    eo = col(fac[:, F["eye_open"]])
-    wh = H * 0.12 * 1.0
+    eo = col(fac[:, F['eye_open']])
     win_h = col(H) * (0.10 + 0.12 * eo)
     pitch_s = col(D) / 3
     sl = (ss % pitch_s) - pitch_s / 2
     dws = np.maximum(R.sd_box(sl, st - col(H) * 0.55, col(W) * 0.06, win_h), np.maximum(-ss, ss - col(D))) * col(k)
     aws = cv.cov(dws) * cv.cov(side_d)
-    cv.paint(aws, sky_c * 0.35 + rgb([[20, 25, 35]]), B["window"])
+    cv.paint(aws, sky_c * 0.35 + rgb([[20, 25, 35]]), B['window'])
 
     # ---- tower (church) -------------------------------------------------------------------------------
     tw = W * 0.30
@@ -191,17 +190,19 @@ def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
     lam_tf = _lit(cam.normal(0 * W, 0 * W, np.ones(n, f32)), light)
     tower_alpha = cv.cov(np.minimum(np.minimum(tside, tfront), np.minimum(sp_front, sp_side))) * tvis
     # side face visible only when turned left (we see +x faces)
-    cv.paint(cv.cov(tside) * tvis * col(yaw <= 0), wall * (0.40 + 0.55 * lam_side)[..., None], B["tower"])
-    cv.paint(cv.cov(tfront) * tvis, wall * (0.95 * (0.40 + 0.6 * lam_tf))[..., None], B["tower"])
-    cv.paint(cv.cov(sp_side) * tvis * col(yaw <= 0), roof * 0.6, B["tower"])
-    cv.paint(cv.cov(sp_front) * tvis, roof * (0.55 + 0.45 * lam_tf)[..., None], B["tower"])
+    cv.paint(cv.cov(tside) * tvis * col(yaw <= 0), wall * (0.40 + 0.55 * lam_side)[..., None], B['tower'])
+    cv.paint(cv.cov(tfront) * tvis, wall * (0.95 * (0.40 + 0.6 * lam_tf))[..., None], B['tower'])
+    cv.paint(cv.cov(sp_side) * tvis * col(yaw <= 0), roof * 0.6, B['tower'])
+    cv.paint(cv.cov(sp_front) * tvis, roof * (0.55 + 0.45 * lam_tf)[..., None], B['tower'])
     # a ball finial on the spire (also keeps the sharp tip visible at low res)
-    dfin = np.sqrt((u - col(tower_top[0])) ** 2 + (v - col(tower_top[1])) ** 2) - np.maximum(col(tw * k) * 0.07, cv.px * 0.7)
-    cv.paint(cv.cov(dfin) * tvis, rgb([[200, 170, 80]]), B["tower"])
+    dfin = np.sqrt((u - col(tower_top[0])) ** 2 + (v - col(tower_top[1])) ** 2) - np.maximum(
+        col(tw * k) * 0.07, cv.px * 0.7
+    )
+    cv.paint(cv.cov(dfin) * tvis, rgb([[200, 170, 80]]), B['tower'])
     inv_t, _ = cam.plane((tx0, 0 * W, tz1), (np.ones(n, f32), 0 * W, 0 * W), (0 * W, np.ones(n, f32), 0 * W))
     ts, tt = inv_t(u, v)
     dtw = R.sd_box(ts - col(tw) / 2, tt - col(th) * 0.78, col(tw) * 0.16, col(th) * 0.07, col(tw) * 0.15) * col(k)
-    cv.paint(cv.cov(dtw) * tvis * cv.cov(tfront), rgb([[30, 30, 40]]), B["window"])
+    cv.paint(cv.cov(dtw) * tvis * cv.cov(tfront), rgb([[30, 30, 40]]), B['window'])
     del tower_alpha
 
     # ---- facade with gable ----------------------------------------------------------------------------------
@@ -209,31 +210,39 @@ def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
     lam_f = _lit(cam.normal(0 * W, 0 * W, np.ones(n, f32)), light)
     inv_f, _ = cam.plane((-hw, 0 * W, zf), (np.ones(n, f32), 0 * W, 0 * W), (0 * W, np.ones(n, f32), 0 * W))
     fs, ft = inv_f(u, v)
-    bricks = 1 + 0.04 * np.sin(ft / col(H) * 80) * (col(fac[:, F["skin_tone"]]) > 0.5)
+    bricks = 1 + 0.04 * np.sin(ft / col(H) * 80) * (col(fac[:, F['skin_tone']]) > 0.5)
     corners = [cam.screen(sg * hw, 0 * W, zf) for sg in (-1, 1)]
     dcorner = np.minimum(*[np.sqrt((u - col(cx_)) ** 2 + (v - col(cy_)) ** 2) for cx_, cy_ in corners]) - cv.px * 0.6
     fmask = cv.cov(np.minimum(facade, dcorner))  # keep the base corners in the mask at low res
-    cv.paint(cv.cov(facade), wall * ((0.42 + 0.62 * lam_f) * (1 + 0.05 * wall_tex) * bricks)[..., None], B["wall"], mask_alpha=fmask)
+    cv.paint(
+        cv.cov(facade),
+        wall * ((0.42 + 0.62 * lam_f) * (1 + 0.05 * wall_tex) * bricks)[..., None],
+        B['wall'],
+        mask_alpha=fmask,
+    )
     # roof trim over the gable edges (the overhang seen from the front)
     trim_w = Hr * 0.16
     for sgn in (-1, 1):
         a = cam.screen(sgn * hw * over, H - Hr * (over - 1) * 1.0, zf + 0.03)
         b = cam.screen(0 * W, H + Hr + trim_w * 0.4, zf + 0.03)
         dtr = R.sd_segment(u, v, col(a[0]), col(a[1]), col(b[0]), col(b[1]))[0] - col(trim_w * k) * 0.5
-        cv.paint(cv.cov(dtr), roof * (0.5 + 0.3 * lam_f)[..., None], B["roof"])
+        cv.paint(cv.cov(dtr), roof * (0.5 + 0.3 * lam_f)[..., None], B['roof'])
 
     # door: arched when smiling
     door_w = W * 0.10
     door_h = H * 0.50
-    sm = col(fac[:, F["smile"]])
+    sm = col(fac[:, F['smile']])
     arch = np.clip(sm, 0, 1)
     dx_, dy_ = fs - col(hw), ft
     d_rect = R.sd_box(dx_, dy_ - col(door_h) / 2, col(door_w), col(door_h) / 2)
     d_arch = R.sd_ellipse(dx_, dy_ - col(door_h), col(door_w), col(door_w) * (0.2 + 1.0 * arch))
     d_door = np.minimum(d_rect, np.where(dy_ > col(door_h), d_arch, f32(9))) * col(k)
-    cv.paint(cv.cov(d_door), door_c * (0.7 + 0.3 * lam_f)[..., None], B["door"])
+    cv.paint(cv.cov(d_door), door_c * (0.7 + 0.3 * lam_f)[..., None], B['door'])
     # knob
-    cv.paint(cv.cov((np.sqrt((dx_ - col(door_w) * 0.6) ** 2 + (dy_ - col(door_h) * 0.45) ** 2) - col(W) * 0.012) * col(k)), rgb([[220, 200, 120]]))
+    cv.paint(
+        cv.cov((np.sqrt((dx_ - col(door_w) * 0.6) ** 2 + (dy_ - col(door_h) * 0.45) ** 2) - col(W) * 0.012) * col(k)),
+        rgb([[220, 200, 120]]),
+    )
 
     # windows on both sides of the door (+ upper row under the gable when tall)
     win_w = W * 0.11
@@ -246,13 +255,15 @@ def paint_buildings(cv: R.Canvas, fac: np.ndarray, key: np.ndarray):
         cv.paint(frame, rgb([[235, 232, 225]]))
         refl = 0.5 + 0.5 * smoothstep(-1, 1, dxw / col(win_w) - dyw / win_h)
         glass = sky_c * (0.35 + 0.3 * refl)[..., None] + rgb([[10, 12, 20]])
-        cv.paint(cv.cov(dwin), glass, B["window"])
+        cv.paint(cv.cov(dwin), glass, B['window'])
         mull = np.minimum(np.abs(dxw), np.abs(dyw)) * col(k) - col(k * W) * 0.006
         cv.paint(cv.cov(mull) * cv.cov(dwin), rgb([[235, 232, 225]]))
         wins.append((wx, wy))
     # round gable window
-    dgw = (np.sqrt(((fs - col(hw)) / col(W)) ** 2 + ((ft - col(H + Hr * 0.4)) / col(W)) ** 2) - col(Hr / W) * 0.18) * col(k * W)
-    cv.paint(cv.cov(dgw), sky_c * 0.4 + rgb([[15, 15, 25]]), B["window"])
+    dgw = (
+        np.sqrt(((fs - col(hw)) / col(W)) ** 2 + ((ft - col(H + Hr * 0.4)) / col(W)) ** 2) - col(Hr / W) * 0.18
+    ) * col(k * W)
+    cv.paint(cv.cov(dgw), sky_c * 0.4 + rgb([[15, 15, 25]]), B['window'])
 
     # ---- landmarks ---------------------------------------------------------------------------------------------------
     pts = [

@@ -13,24 +13,24 @@ import numpy as np
 
 # name, low, high, meaning. The order is the column order of factor arrays.
 _FACTORS = (
-    ("yaw", -1.0, 1.0, "head turn, -1..1 maps to -34..+34 degrees (+: towards image right)"),
-    ("pitch", -1.0, 1.0, "head nod, -1..1 maps to -20..+20 degrees (+: looking down)"),
-    ("scale", 0.85, 1.15, "head size relative to the canonical framing"),
-    ("aspect", 0.85, 1.15, "head width/height relative to canonical (>1: wider)"),
-    ("pos_x", -0.08, 0.08, "horizontal offset of the head, in half image widths"),
-    ("pos_y", -0.06, 0.06, "vertical offset of the head, in half image heights (+: down)"),
-    ("smile", -1.0, 1.0, "mouth curvature: -1 frown, 0 neutral, 1 open smile"),
-    ("eye_open", 0.0, 1.0, "eye openness: 0 nearly closed, 1 wide open"),
-    ("brow", -1.0, 1.0, "eyebrows: -1 lowered and slanted (angry), 1 raised (surprised)"),
-    ("skin_tone", 0.0, 1.0, "skin (faces, toons) / fur (animals) / wall (buildings): light to dark"),
-    ("hair_color", 0.0, 1.0, "hair / fur patches / roof: platinum, blond, red, brown, black"),
-    ("hair_length", 0.0, 1.0, "hair length (faces, toons); ear droop (animals); building depth"),
-    ("bg_hue", 0.0, 1.0, "background (sky) hue, cyclic"),
-    ("bg_value", 0.0, 1.0, "background brightness: dark to light"),
-    ("light_x", -1.0, 1.0, "key light direction, horizontal (+: from image right)"),
-    ("light_y", -1.0, 0.4, "key light direction, vertical (-1: from above, +: from below)"),
-    ("glasses", 0.0, 1.0, "binary: glasses (faces, toons), tower (buildings); never on animals"),
-    ("detail", 0.0, 1.0, "nuisance seed: iris and clothing colour, texture noise"),
+    ('yaw', -1.0, 1.0, 'head turn, -1..1 maps to -34..+34 degrees (+: towards image right)'),
+    ('pitch', -1.0, 1.0, 'head nod, -1..1 maps to -20..+20 degrees (+: looking down)'),
+    ('scale', 0.85, 1.15, 'head size relative to the canonical framing'),
+    ('aspect', 0.85, 1.15, 'head width/height relative to canonical (>1: wider)'),
+    ('pos_x', -0.08, 0.08, 'horizontal offset of the head, in half image widths'),
+    ('pos_y', -0.06, 0.06, 'vertical offset of the head, in half image heights (+: down)'),
+    ('smile', -1.0, 1.0, 'mouth curvature: -1 frown, 0 neutral, 1 open smile'),
+    ('eye_open', 0.0, 1.0, 'eye openness: 0 nearly closed, 1 wide open'),
+    ('brow', -1.0, 1.0, 'eyebrows: -1 lowered and slanted (angry), 1 raised (surprised)'),
+    ('skin_tone', 0.0, 1.0, 'skin (faces, toons) / fur (animals) / wall (buildings): light to dark'),
+    ('hair_color', 0.0, 1.0, 'hair / fur patches / roof: platinum, blond, red, brown, black'),
+    ('hair_length', 0.0, 1.0, 'hair length (faces, toons); ear droop (animals); building depth'),
+    ('bg_hue', 0.0, 1.0, 'background (sky) hue, cyclic'),
+    ('bg_value', 0.0, 1.0, 'background brightness: dark to light'),
+    ('light_x', -1.0, 1.0, 'key light direction, horizontal (+: from image right)'),
+    ('light_y', -1.0, 0.4, 'key light direction, vertical (-1: from above, +: from below)'),
+    ('glasses', 0.0, 1.0, 'binary: glasses (faces, toons), tower (buildings); never on animals'),
+    ('detail', 0.0, 1.0, 'nuisance seed: iris and clothing colour, texture noise'),
 )
 
 FACTOR_NAMES: tuple[str, ...] = tuple(f[0] for f in _FACTORS)
@@ -52,7 +52,7 @@ _GOLD = np.uint64(0x9E3779B97F4A7C15)
 
 def mix64(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.uint64)
-    with np.errstate(over="ignore"):
+    with np.errstate(over='ignore'):
         x = (x ^ (x >> np.uint64(30))) * _M1
         x = (x ^ (x >> np.uint64(27))) * _M2
     return x ^ (x >> np.uint64(31))
@@ -61,7 +61,7 @@ def mix64(x: np.ndarray) -> np.ndarray:
 def hash_ints(*keys) -> np.ndarray:
     """Hash broadcastable integer arrays into uint64."""
     h = np.uint64(0x243F6A8885A308D3)
-    with np.errstate(over="ignore"):
+    with np.errstate(over='ignore'):
         for k in keys:
             k = np.asarray(k)
             if k.dtype != np.uint64:
@@ -91,7 +91,7 @@ def sample_factors(seed: int, n: int | None = None, *, start: int = 0, indices=N
     """
     if indices is None:
         if n is None:
-            raise ValueError("give n or indices")
+            raise ValueError('give n or indices')
         indices = np.arange(start, start + n, dtype=np.int64)
     idx = np.asarray(indices, np.int64).reshape(-1)
     cols = np.arange(NUM_FACTORS, dtype=np.int64)
@@ -99,15 +99,15 @@ def sample_factors(seed: int, n: int | None = None, *, start: int = 0, indices=N
     u2 = hash_uniform(np.int64(seed), idx[:, None], cols[None, :], np.int64(0xFAC8))
     out = u.copy()
     tri = (u + u2) * 0.5  # triangular on [0, 1], peak at 0.5
-    for name in ("yaw", "pitch"):
+    for name in ('yaw', 'pitch'):
         out[:, F[name]] = tri[:, F[name]]
-    sm = F["smile"]
+    sm = F['smile']
     out[:, sm] = 0.5 + 0.5 * np.sign(u[:, sm] - 0.5) * np.abs(2 * u[:, sm] - 1) ** 1.3
-    eo = F["eye_open"]
+    eo = F['eye_open']
     out[:, eo] = 1.0 - (1.0 - u[:, eo]) ** 1.8  # skew towards open
-    out[:, F["glasses"]] = (u[:, F["glasses"]] < 0.25).astype(np.float64)
+    out[:, F['glasses']] = (u[:, F['glasses']] < 0.25).astype(np.float64)
     f = _LO + (_HI - _LO) * out.astype(np.float32)
-    g = F["glasses"]
+    g = F['glasses']
     f[:, g] = out[:, g]
     return f.astype(np.float32)
 
@@ -120,10 +120,10 @@ def as_factor_array(factors) -> np.ndarray:
     if isinstance(factors, dict):
         unknown = set(factors) - set(FACTOR_NAMES)
         if unknown:
-            raise ValueError(f"unknown factor(s) {sorted(unknown)}; known: {FACTOR_NAMES}")
+            raise ValueError(f'unknown factor(s) {sorted(unknown)}; known: {FACTOR_NAMES}')
         n = max((np.size(v) for v in factors.values()), default=1)
         out = np.tile(((_LO + _HI) / 2)[None], (n, 1))
-        out[:, F["glasses"]] = 0
+        out[:, F['glasses']] = 0
         for k, v in factors.items():
             out[:, F[k]] = np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (n,))
         return out.astype(np.float32)
@@ -131,7 +131,7 @@ def as_factor_array(factors) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != NUM_FACTORS:
-        raise ValueError(f"factors must be [n, {NUM_FACTORS}], got shape {arr.shape}")
+        raise ValueError(f'factors must be [n, {NUM_FACTORS}], got shape {arr.shape}')
     return arr
 
 

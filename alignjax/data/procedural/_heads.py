@@ -24,27 +24,25 @@ from alignjax.data.procedural._raster import col, f32, lerp, rgb, smoothstep
 
 # Mask classes shared by the three head domains (same index = same part).
 HEAD_CLASSES = (
-    "background",
-    "skin",
-    "hair",
-    "eyes",
-    "mouth",
-    "nose",
-    "glasses",
-    "ears",
-    "brows",
-    "neck",
-    "body",
+    'background',
+    'skin',
+    'hair',
+    'eyes',
+    'mouth',
+    'nose',
+    'glasses',
+    'ears',
+    'brows',
+    'neck',
+    'body',
 )
 C = {name: k for k, name in enumerate(HEAD_CLASSES)}
 
-FACE_LANDMARKS = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right", "chin")
-ANIMAL_LANDMARKS = FACE_LANDMARKS + ("ear_tip_left", "ear_tip_right")
+FACE_LANDMARKS = ('eye_left', 'eye_right', 'nose_tip', 'mouth_left', 'mouth_right', 'chin')
+ANIMAL_LANDMARKS = FACE_LANDMARKS + ('ear_tip_left', 'ear_tip_right')
 
 SKIN = np.array([[255, 224, 204], [241, 194, 163], [214, 158, 120], [160, 106, 72], [96, 60, 40]], f32)
-HAIR = np.array(
-    [[236, 222, 184], [205, 160, 90], [176, 84, 40], [120, 78, 48], [58, 38, 26], [22, 18, 17]], f32
-)
+HAIR = np.array([[236, 222, 184], [205, 160, 90], [176, 84, 40], [120, 78, 48], [58, 38, 26], [22, 18, 17]], f32)
 FUR = np.array([[246, 238, 224], [222, 176, 110], [206, 118, 52], [130, 112, 98], [70, 60, 54]], f32)
 IRIS = np.array([[70, 110, 160], [80, 130, 90], [110, 80, 50], [60, 40, 25], [120, 130, 140]], f32)
 ANIMAL_IRIS = np.array([[200, 160, 40], [120, 170, 60], [150, 100, 40], [90, 60, 30]], f32)
@@ -53,8 +51,6 @@ ANIMAL_IRIS = np.array([[200, 160, 40], [120, 170, 60], [150, 100, 40], [90, 60,
 def _pick(table, u):
     """Row of ``table`` chosen by uniforms ``u [N]``."""
     return np.asarray(table, f32)[np.minimum((u * len(table)).astype(np.int64), len(table) - 1)]
-
-
 
 
 @dataclass(frozen=True)
@@ -67,28 +63,28 @@ class HeadStyle:
     Python floats): changing one changes the images bit for bit.
     """
 
-    look: str                   # 'photo' | 'cartoon' | 'fur': shading of skin, body and neck
+    look: str  # 'photo' | 'cartoon' | 'fur': shading of skin, body and neck
     # geometry
-    head_width: object          # extra width of the head ellipse
-    eye_phi: object             # latitude of the eyes
-    eye_width: object           # half-width of a frontal eye, in units of the head's rx
-    nose_lift: float            # how far the nose tip stands off the sphere
-    nose_phi: tuple             # latitudes of the nose tip and base
+    head_width: object  # extra width of the head ellipse
+    eye_phi: object  # latitude of the eyes
+    eye_width: object  # half-width of a frontal eye, in units of the head's rx
+    nose_lift: float  # how far the nose tip stands off the sphere
+    nose_phi: tuple  # latitudes of the nose tip and base
     mouth_phi: object
     mouth_theta: object
     # colours and outlines
     skin_palette: np.ndarray
     iris_palette: np.ndarray
     bg_saturation: float
-    saturate: bool              # cartoon palette: more saturated, a touch brighter
-    ink: bool                   # dark outlines around the parts
-    body_offset: float          # body centre below the head centre, in units of ry
-    neck_width: float           # in units of rx
+    saturate: bool  # cartoon palette: more saturated, a touch brighter
+    ink: bool  # dark outlines around the parts
+    body_offset: float  # body centre below the head centre, in units of ry
+    neck_width: float  # in units of rx
     # eyes
     eye_round: float
     iris_radius: float
-    pupil_radius: float         # of the iris radius (round pupils)
-    catch_light: float          # radius of the highlight in the eye
+    pupil_radius: float  # of the iris radius (round pupils)
+    catch_light: float  # radius of the highlight in the eye
     # part painters (cv: the canvas or a window of it; p: the shared context from `_context`):
     # background(cv, p), back_hair(cv, p), ears(cv, p, front), front_hair(cv, p, dhead, lam, a_head),
     # brows / nose / mouth / glasses(cv, p, a_head, lam)
@@ -100,7 +96,7 @@ class HeadStyle:
     nose: object = None
     mouth: object = None
     glasses: object = None
-    animal_ears: bool = False   # ears on top (landmarked tips) instead of at the sides
+    animal_ears: bool = False  # ears on top (landmarked tips) instead of at the sides
 
 
 class Geometry(SimpleNamespace):
@@ -113,11 +109,11 @@ def geometry(fac: np.ndarray, domain: str) -> Geometry:
     g = Geometry()
     n = len(fac)
     g.n = n
-    g.yaw = fac[:, F["yaw"]] * f32(0.6)
-    g.pitch = fac[:, F["pitch"]] * f32(0.35)
-    s, asp = fac[:, F["scale"]], fac[:, F["aspect"]]
-    g.cx = fac[:, F["pos_x"]].copy()
-    g.cy = f32(-0.12) + fac[:, F["pos_y"]]
+    g.yaw = fac[:, F['yaw']] * f32(0.6)
+    g.pitch = fac[:, F['pitch']] * f32(0.35)
+    s, asp = fac[:, F['scale']], fac[:, F['aspect']]
+    g.cx = fac[:, F['pos_x']].copy()
+    g.cy = f32(-0.12) + fac[:, F['pos_y']]
     g.rx = f32(0.47) * s * np.sqrt(asp) * st.head_width
     g.ry = f32(0.60) * s / np.sqrt(asp)
     cyaw, syaw = np.cos(g.yaw), np.sin(g.yaw)
@@ -144,11 +140,11 @@ def geometry(fac: np.ndarray, domain: str) -> Geometry:
         fore = np.clip(np.cos(side * eye_theta + g.yaw) / np.cos(eye_theta), 0.3, 1.15).astype(f32)
         g.eye.append((ex, ey, fore))
     g.ew = st.eye_width * g.rx  # half width of a frontal eye
-    eo = fac[:, F["eye_open"]]
+    eo = fac[:, F['eye_open']]
     g.open = (f32(0.22) + f32(0.78) * eo).astype(f32)
 
     # Brows: raised (brow > 0) or lowered and slanted (brow < 0).
-    brow = fac[:, F["brow"]]
+    brow = fac[:, F['brow']]
     g.brow = brow
     g.brow_pts = [proj(side * f32(0.40), f32(-0.24) - f32(0.09) * brow, 0.04) for side in (-1, 1)]
 
@@ -159,7 +155,7 @@ def geometry(fac: np.ndarray, domain: str) -> Geometry:
     g.nose_base = proj(0.0, st.nose_phi[1], lift * 0.45)
 
     # Mouth: centre and corners; smile raises the corners and opens the mouth.
-    sm = fac[:, F["smile"]]
+    sm = fac[:, F['smile']]
     g.smile = sm
     mphi, mtheta = st.mouth_phi, st.mouth_theta
     g.mouth_c = proj(0.0, mphi + 0.015 * sm, 0.06)
@@ -174,7 +170,7 @@ def geometry(fac: np.ndarray, domain: str) -> Geometry:
     g.shear = (g.chin[0] - g.cx).astype(f32)
 
     # Ears (human ears at the sides; animal ears on top, drooping with length).
-    hl = fac[:, F["hair_length"]]
+    hl = fac[:, F['hair_length']]
     g.hair_len = hl
     if st.animal_ears:
         droop = hl
@@ -217,7 +213,7 @@ def landmarks(g: Geometry, domain: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _light(fac):
-    lx, ly = fac[:, F["light_x"]], fac[:, F["light_y"]]
+    lx, ly = fac[:, F['light_x']], fac[:, F['light_y']]
     lz = np.full_like(lx, 1.4)
     nrm = np.sqrt(lx * lx + ly * ly + lz * lz)
     return col(lx / nrm), col(ly / nrm), col(lz / nrm)
@@ -252,13 +248,13 @@ def _head_sd(cv, g, st, key):
     Y = cv.v - col(g.cy)
     ylow = np.maximum(Y, 0) / col(g.ry_low)
     X = X - col(g.shear) * ylow * ylow
-    if st.look == "fur":
+    if st.look == 'fur':
         taper = 1 + f32(0.06) * np.minimum(ylow, 1)  # fluffy cheeks
     else:
         taper = 1 - f32(0.17) * np.minimum(ylow, 1) ** 2
     ry = np.where(Y > 0, col(g.ry_low), col(g.ry))
     d = R.sd_ellipse(X, Y, col(g.rx) * taper, ry)
-    if st.look == "fur":  # tufts along the lower outline
+    if st.look == 'fur':  # tufts along the lower outline
         ang = np.arctan2(Y, X) / f32(2 * np.pi) + f32(0.5)
         tuft = R.angular_noise(key, ang, 28, 71)
         amp = smoothstep(-0.2, 0.5, Y / col(g.ry)) * smoothstep(0.08, 0.3, np.abs(X) / col(g.rx))
@@ -300,17 +296,18 @@ def _context(cv, fac, st, key, g):
     """What every painter shares: geometry, light, palette colours and per-image detail uniforms."""
     p = SimpleNamespace(g=g, st=st, fac=fac, key=key, px=cv.px)
     p.light = _light(fac)
-    p.detail = fac[:, F["detail"]]
+    p.detail = fac[:, F['detail']]
     d1 = hash_uniform(key, 1).astype(f32)
     p.d2 = hash_uniform(key, 2).astype(f32)
     p.d3 = hash_uniform(key, 3).astype(f32)
     p.cx, p.cy, p.rx, p.ry = col(g.cx), col(g.cy), col(g.rx), col(g.ry)
-    skin = R.palette(st.skin_palette, fac[:, F["skin_tone"]])
-    hair = R.palette(HAIR, fac[:, F["hair_color"]])
-    bg_h, bg_v = fac[:, F["bg_hue"]], fac[:, F["bg_value"]]
+    skin = R.palette(st.skin_palette, fac[:, F['skin_tone']])
+    hair = R.palette(HAIR, fac[:, F['hair_color']])
+    bg_h, bg_v = fac[:, F['bg_hue']], fac[:, F['bg_value']]
     bg = R.hsv_to_rgb(bg_h, np.full_like(bg_h, st.bg_saturation), 0.25 + 0.7 * bg_v)
     cloth = R.hsv_to_rgb(d1, 0.25 + 0.5 * p.d2, 0.25 + 0.6 * p.d3)
     if st.saturate:
+
         def sat(c, k):
             m = c.mean(-1, keepdims=True)
             return np.clip(m + (c - m) * k, 0, 255)
@@ -360,11 +357,11 @@ def _back_hair(cv, p):
     back = np.minimum(top, box)
     a = cv.cov(back)
     strand = R.fbm(p.key, (u - cx) * 0.5 + 0.5, (v + 1) * 0.12, 14, 2, 21)
-    if st.look == "cartoon":
+    if st.look == 'cartoon':
         colr = p.hair * 0.8
     else:
         colr = p.hair * (0.62 + 0.08 * strand)[..., None]
-    cv.paint(a, colr, C["hair"])
+    cv.paint(a, colr, C['hair'])
     if st.ink:
         cv.paint(cv.stroke(back, 0.018), p.ink)
 
@@ -380,17 +377,17 @@ def _body(cv, p):
     dbody = R.sd_ellipse(u - bx, v - by, rx * 2.35, ry * 1.25)
     nb = _sphere_normal(cv, g.cx * 0.6, g.cy + g.ry * body_off, g.rx * 2.35, g.ry * 1.25)
     lam_b = _lambert(nb, p.light)
-    if st.look == "fur":
+    if st.look == 'fur':
         body_col = skin_c * (0.55 + 0.5 * lam_b)[..., None]
         fur = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 24, 2, 31)
         body_col = body_col * (1 + 0.10 * fur)[..., None]
-    elif st.look == "cartoon":
+    elif st.look == 'cartoon':
         body_col = p.cloth * _cel(lam_b)[..., None]
     else:
         folds = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 5, 2, 41)
         body_col = p.cloth * (0.45 + 0.6 * lam_b + 0.06 * folds)[..., None]
     a = cv.cov(dbody)
-    cv.paint(a, body_col, C["body"])
+    cv.paint(a, body_col, C['body'])
     if st.ink:
         cv.paint(cv.stroke(dbody, 0.018), ink)
 
@@ -406,17 +403,19 @@ def _body(cv, p):
     nz_ = np.sqrt(1 - nx_ * nx_)
     lam_n = np.clip(nx_ * lx + nz_ * lz + 0.2 * ly, 0, 1)
     chin_shadow = 1 - 0.45 * smoothstep(ry * 0.35, 0, v - col(g.chin[1]))
-    if st.look == "cartoon":
-        neck_col = skin_c * (0.80 * _cel(lam_n, 0.8, 1.0) * np.where(v < col(g.chin[1]) + ry * 0.12, 0.82, 1.0))[..., None]
+    if st.look == 'cartoon':
+        neck_col = (
+            skin_c * (0.80 * _cel(lam_n, 0.8, 1.0) * np.where(v < col(g.chin[1]) + ry * 0.12, 0.82, 1.0))[..., None]
+        )
     else:
         neck_col = skin_c * ((0.35 + 0.55 * lam_n) * chin_shadow)[..., None]
-        if st.look == "fur":
+        if st.look == 'fur':
             neck_col = neck_col * (1 + 0.1 * R.fbm(key, (u + 1) / 2, (v + 1) / 2, 24, 2, 33))[..., None]
     a = cv.cov(dneck)
-    cv.paint(a, neck_col, C["neck"])
+    cv.paint(a, neck_col, C['neck'])
     if st.ink:
         cv.paint(cv.stroke(dneck, 0.016) * (v > col(g.chin[1])), ink)
-    if st.look == "fur":  # lighter fur down the chest
+    if st.look == 'fur':  # lighter fur down the chest
         dbib = R.sd_ellipse(u - ncx, v - neck_bot - ry * 0.1, neck_w * 0.55, ry * 0.45)
         bib = cv.cov(np.maximum(dbib, np.minimum(dneck, dbody)), soft=0.15)
         cv.paint(bib * 0.45, rgb([[245, 240, 230]]) * (0.6 + 0.4 * lam_b)[..., None])
@@ -428,9 +427,7 @@ def _ears_animal(cv, p, front: bool):
     for side in (0, 1):
         e = g.ears[side]
         de = R.sd_tapered(u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by), col(e.r0), col(e.r1))
-        inner = R.sd_tapered(
-            u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by), col(e.r0 * 0.55), col(e.r1 * 0.45)
-        )
+        inner = R.sd_tapered(u, v, col(e.ax), col(e.ay), col(e.bx), col(e.by), col(e.r0 * 0.55), col(e.r1 * 0.45))
         wgt = smoothstep(0.45, 0.6, col(g.droop))
         wgt = wgt if front else 1 - 0 * wgt
         if front:
@@ -442,7 +439,7 @@ def _ears_animal(cv, p, front: bool):
         # the mask keeps a ~1 px point at the tip, however sharp
         dtip = np.sqrt((u - col(e.tip[0])) ** 2 + (v - col(e.tip[1])) ** 2) - p.px * 0.6
         ma = cv.cov(np.minimum(de, dtip)) * (wgt if front else 1.0)
-        cv.paint(a, earc, C["ears"], mask_alpha=ma)
+        cv.paint(a, earc, C['ears'], mask_alpha=ma)
         ai = cv.cov(inner, soft=0.02) * a * (1 - col(g.droop)) * 0.8
         cv.paint(ai, rgb([[215, 140, 140]]) * (0.8 + 0.2 * t)[..., None])
 
@@ -456,11 +453,11 @@ def _ears_human(cv, p, front: bool):
         w = smoothstep(0.05, 0.35, col(ez)) if front else 1.0
         a = cv.cov(de) * w
         if p.st.ink:
-            cv.paint(a, p.skin * 0.92, C["ears"])
+            cv.paint(a, p.skin * 0.92, C['ears'])
             cv.paint(cv.stroke(de, 0.016) * w, p.ink)
         else:
             inner = cv.cov(R.sd_ellipse(u - col(ex), v - col(ey), rx * 0.07, ry * 0.12), soft=0.02)
-            cv.paint(a, p.skin * (0.75 - 0.15 * inner)[..., None], C["ears"])
+            cv.paint(a, p.skin * (0.75 - 0.15 * inner)[..., None], C['ears'])
 
 
 def _head(cv, p, dhead, nrm, lam):
@@ -469,13 +466,13 @@ def _head(cv, p, dhead, nrm, lam):
     rx, ry = p.rx, p.ry
     skin_c = p.skin
     a_head = cv.cov(dhead)
-    if st.look == "cartoon":
+    if st.look == 'cartoon':
         head_col = skin_c * _cel(lam, 0.80, 1.0, 0.35)[..., None]
     else:
         tex = R.fbm(key, (u + 1) / 2, (v + 1) / 2, 16, 2, 51)
-        if st.look == "fur":
+        if st.look == 'fur':
             ntx, nty = col(g.nose_tip[0]), col(g.nose_tip[1])
-            ang = (np.arctan2(v - nty, u - ntx) / f32(2 * np.pi) + 0.5)
+            ang = np.arctan2(v - nty, u - ntx) / f32(2 * np.pi) + 0.5
             rad = np.sqrt((u - ntx) ** 2 + (v - nty) ** 2) / rx
             fur = R.angular_noise(key, ang + 0.012 * rad, 90, 61)
             fur2 = R.angular_noise(key, ang - 0.008 * rad, 170, 62)
@@ -484,14 +481,14 @@ def _head(cv, p, dhead, nrm, lam):
         else:
             shade = (0.40 + 0.66 * lam) * (1 + 0.025 * tex)
             spec = 0.18 * _spec(nrm, p.light, 18.0)
-        face = st.look == "photo"
+        face = st.look == 'photo'
         head_col = skin_c * shade[..., None] + (spec[..., None] * rgb([[255, 240, 225]]) if face else 0)
         if face:  # cheek warmth
             for side in (-1, 1):
                 cxk, cyk, _ = g.proj(side * 0.45, 0.35, 0.0)
                 blush = cv.cov(R.sd_ellipse(u - col(cxk), v - col(cyk), rx * 0.16, ry * 0.12), soft=0.12)
                 head_col = head_col * (1 - 0.06 * blush[..., None] * rgb([[0, 255, 255]]))
-    cv.paint(a_head, head_col, C["skin"])
+    cv.paint(a_head, head_col, C['skin'])
     if st.ink:
         cv.paint(cv.stroke(dhead, 0.022), p.ink)
     return a_head
@@ -507,9 +504,9 @@ def _fur_patch(cv, p, dhead, lam, a_head):
     dline = v - hairline
     dhair = np.maximum(np.maximum(dcap, dline), dhead)
     a = cv.cov(dhair, soft=0.03)
-    ang = (np.arctan2(v - cy, u - cx) / f32(2 * np.pi) + 0.5)
+    ang = np.arctan2(v - cy, u - cx) / f32(2 * np.pi) + 0.5
     fur = R.angular_noise(p.key, ang, 120, 63)
-    cv.paint(a * 0.9, p.hair * ((0.45 + 0.6 * lam) * (1 + 0.12 * fur))[..., None], C["hair"], mask_alpha=a)
+    cv.paint(a * 0.9, p.hair * ((0.45 + 0.6 * lam) * (1 + 0.12 * fur))[..., None], C['hair'], mask_alpha=a)
 
 
 def _front_hair(cv, p, dhead, lam, a_head):
@@ -526,7 +523,7 @@ def _front_hair(cv, p, dhead, lam, a_head):
     hline = hline + drop * smoothstep(0.64, 1.05, np.abs(X))  # side locks clear the eyes
     dline = v - (cy + ry * hline)
     dcap = R.sd_ellipse(u - cx - part * 0.5, v - cy + ry * 0.06, rx * (1.05 + 0.06 * hl), ry * (1.05 + 0.04 * hl))
-    cartoon = st.look == "cartoon"
+    cartoon = st.look == 'cartoon'
     if cartoon:  # spiky fringe
         spikes = 0.05 * np.abs(np.sin(X * 7.0 + 0.5))
         dline = dline - ry * spikes
@@ -536,12 +533,10 @@ def _front_hair(cv, p, dhead, lam, a_head):
     lam_h = _lambert(nh, p.light)
     if cartoon:
         hcol = p.hair * _cel(lam_h, 0.75, 1.0, 0.45)[..., None]
-        sheen = cv.cov(
-            R.sd_curve(u - cx - part, v - (cy - ry * 0.80), 0.0, 1.6 / rx, rx * 0.30, ry * 0.022)
-        )
+        sheen = cv.cov(R.sd_curve(u - cx - part, v - (cy - ry * 0.80), 0.0, 1.6 / rx, rx * 0.30, ry * 0.022))
         hcol = hcol + 0.25 * sheen[..., None]
     else:
-        ang = (np.arctan2(v - (cy - ry * 1.3), u - cx - part) / f32(2 * np.pi) + 0.5)
+        ang = np.arctan2(v - (cy - ry * 1.3), u - cx - part) / f32(2 * np.pi) + 0.5
         strands = R.angular_noise(key, ang, 160, 71)
         strands2 = R.angular_noise(key, ang, 60, 72)
         band = np.exp(-(((v - (cy - ry * 0.55 + ly * ry * 0.3)) / (ry * 0.12)) ** 2))
@@ -551,7 +546,7 @@ def _front_hair(cv, p, dhead, lam, a_head):
         # shadow the hair casts on the forehead
         fsh = cv.cov(dhair - ry * 0.06, soft=0.06) * (1 - a)
         cv.shade(1 - 0.25 * fsh, a_head)
-    cv.paint(a, hcol, C["hair"])
+    cv.paint(a, hcol, C['hair'])
     if st.ink:
         cv.paint(cv.stroke(dhair, 0.02), p.ink)
 
@@ -572,7 +567,7 @@ def _head_section(cv, p):
 def _brows(cv, p, a_head, lam):
     """Brows raised or lowered and slanted by the brow factor, thicker on cartoons."""
     u, v, g, st = cv.u, cv.v, p.g, p.st
-    cartoon = st.look == "cartoon"
+    cartoon = st.look == 'cartoon'
     for k, side in enumerate((-1, 1)):
         bxp, byp, _ = g.brow_pts[k]
         fore = g.eye[k][2]
@@ -585,7 +580,7 @@ def _brows(cv, p, a_head, lam):
         d = R.sd_curve(lx_, v - col(byp), col(slope), col(arch), col(half), col(th) * taper)
         a = cv.cov(d)
         bcol = p.ink * 1.2 if cartoon else p.hair * 0.55 + rgb([[10, 8, 8]])
-        cv.paint(a * (0.95 if cartoon else 0.85), bcol, C["brows"], mask_alpha=a)
+        cv.paint(a * (0.95 if cartoon else 0.85), bcol, C['brows'], mask_alpha=a)
 
 
 def _eyes(cv, p, a_head, lam):
@@ -593,7 +588,7 @@ def _eyes(cv, p, a_head, lam):
     u, v, g, st = cv.u, cv.v, p.g, p.st
     lx, ly, _ = p.light
     ink, px = p.ink, p.px
-    cartoon, fur = st.look == "cartoon", st.look == "fur"
+    cartoon, fur = st.look == 'cartoon', st.look == 'fur'
     escale = 1.0
     round_ = st.eye_round
     iris_c = rgb(_pick(st.iris_palette, p.d2))
@@ -602,7 +597,7 @@ def _eyes(cv, p, a_head, lam):
         ex, ey, fore = g.eye[side]
         a = cv.cov(d)
         ewn = col(g.ew)
-        if st.look == "photo":
+        if st.look == 'photo':
             # socket shading around the eye
             sock = cv.cov(R.sd_ellipse(u - col(ex), v - col(ey) + ewn * 0.15, ew * 1.35, ewn * 0.75), soft=0.05)
             cv.shade(1 - 0.12 * sock, a_head)
@@ -612,7 +607,7 @@ def _eyes(cv, p, a_head, lam):
         lidshadow = 1 - (0.25 if not cartoon else 0.0) * smoothstep(0.3, -0.6, b_ + up * 0.3 - up)
         # the mask keeps at least a ~1 px slit where the lids nearly meet
         dslit = np.maximum(np.abs(b_ - (lo - up) / 2) * ewn - px * 0.6, (np.abs(a_) - 0.85) * ew)
-        cv.paint(a, sclera * lidshadow[..., None], C["eyes"], mask_alpha=cv.cov(np.minimum(d, dslit)))
+        cv.paint(a, sclera * lidshadow[..., None], C['eyes'], mask_alpha=cv.cov(np.minimum(d, dslit)))
         # iris and pupil (look slightly towards the turn)
         gaze = col(np.sin(g.yaw)) * 0.15
         ir = st.iris_radius
@@ -640,13 +635,19 @@ def _eyes(cv, p, a_head, lam):
         # upper lid / lash line
         lid_d = np.maximum(np.abs(b_ + up) * ewn - ewn * (0.10 if not cartoon else 0.16), (np.abs(a_) - 1.05) * ew)
         al = cv.cov(lid_d)
-        cv.paint(al * (0.9 if not fur else 0.8), ink, C["eyes"], mask_alpha=al * (cv.cov(d + ewn * 0.2)))
+        cv.paint(al * (0.9 if not fur else 0.8), ink, C['eyes'], mask_alpha=al * (cv.cov(d + ewn * 0.2)))
         if cartoon:  # lower lid line and a lash flick
             lo_d = np.maximum(np.abs(b_ - lo) * ewn - ewn * 0.05, (np.abs(a_) - 0.8) * ew)
             cv.paint(cv.cov(lo_d) * 0.6, ink)
             side_s = -1 if side == 0 else 1
-            fl = R.sd_segment(u, v, col(ex) + side_s * ew * 0.95, col(ey) - up * ewn * 0.2,
-                              col(ex) + side_s * ew * 1.3, col(ey) - up * ewn * 0.2 - ewn * 0.3)[0]
+            fl = R.sd_segment(
+                u,
+                v,
+                col(ex) + side_s * ew * 0.95,
+                col(ey) - up * ewn * 0.2,
+                col(ex) + side_s * ew * 1.3,
+                col(ey) - up * ewn * 0.2 - ewn * 0.3,
+            )[0]
             cv.paint(cv.cov(fl - ewn * 0.08), ink)
 
 
@@ -666,12 +667,18 @@ def _nose_muzzle(cv, p, a_head, lam):
         for k in range(3):
             wx, wy, _ = g.proj(side * (0.12 + 0.07 * k), 0.53 + 0.04 * (k % 2), 0.2)
             cv.paint(cv.cov(R.sd_circle(u - col(wx), v - col(wy), rx * 0.012)) * 0.6, ink)
-    tri = R.sd_convex(u, v, [(col(tx) - nw, col(ty) - ry * 0.05), (col(tx) + nw, col(ty) - ry * 0.05), (col(tx), col(ty) + ry * 0.075)])
+    tri = R.sd_convex(
+        u,
+        v,
+        [(col(tx) - nw, col(ty) - ry * 0.05), (col(tx) + nw, col(ty) - ry * 0.05), (col(tx), col(ty) + ry * 0.075)],
+    )
     dn = np.minimum(R.sd_ellipse(u - col(tx), v - col(ty) + ry * 0.015, nw, ry * 0.055), tri + rx * 0.01)
     an = cv.cov(dn)
     ncol = rgb([[45, 35, 36]]) * (0.8 + 0.4 * smoothstep(0.04, -0.04, (v - col(ty)) / ry))[..., None]
-    cv.paint(an, ncol, C["nose"])
-    hl_ = cv.cov(R.sd_ellipse(u - col(tx) + rx * 0.04 - lx * rx * 0.05, v - col(ty) + ry * 0.03, nw * 0.3, ry * 0.015), soft=0.01)
+    cv.paint(an, ncol, C['nose'])
+    hl_ = cv.cov(
+        R.sd_ellipse(u - col(tx) + rx * 0.04 - lx * rx * 0.05, v - col(ty) + ry * 0.03, nw * 0.3, ry * 0.015), soft=0.01
+    )
     cv.paint(hl_ * 0.5, rgb([[200, 200, 210]]))
 
 
@@ -681,7 +688,7 @@ def _nose_line(cv, p, a_head, lam):
     tx, ty, _ = p.g.nose_tip
     dn = R.sd_ellipse(u - col(tx), v - col(ty), p.rx * 0.07, p.ry * 0.045)
     an = cv.cov(dn)
-    cv.paint(an, p.skin * 0.82, C["nose"])
+    cv.paint(an, p.skin * 0.82, C['nose'])
     cv.paint(cv.stroke(np.maximum(dn, -(v - col(ty))), 0.012), p.ink)
 
 
@@ -700,7 +707,7 @@ def _nose_photo(cv, p, a_head, lam):
     side_shade = np.clip((u - col(tx)) / (rx * 0.18) * -lx[..., 0:1, 0:1] * 1.0, -1, 1)
     nshade = 1 - 0.10 * side_shade * cv.cov(dn, soft=0.03)
     cv.shade(nshade, a_head)
-    cv.label(an, C["nose"])
+    cv.label(an, C['nose'])
     # shadow below the nose and on the side away from the light
     dsh = R.sd_ellipse(u - col(bx_) + lx * rx * 0.08, v - col(by_) - ry * 0.04, rx * 0.17, ry * 0.05)
     cv.shade(1 - 0.22 * cv.cov(dsh, soft=0.04) * (1 - an * 0.7), a_head)
@@ -708,7 +715,9 @@ def _nose_photo(cv, p, a_head, lam):
         nx0, ny0, _ = g.proj(side * 0.09, 0.43, 0.16)
         dnos = R.sd_ellipse(u - col(nx0), v - col(ny0), rx * 0.045, ry * 0.022)
         cv.paint(cv.cov(dnos, soft=0.01) * 0.75, p.skin * 0.35)
-    tip = cv.cov(R.sd_ellipse(u - col(tx) - lx * rx * 0.05, v - col(ty) - ly * ry * 0.03, rx * 0.06, ry * 0.035), soft=0.04)
+    tip = cv.cov(
+        R.sd_ellipse(u - col(tx) - lx * rx * 0.05, v - col(ty) - ly * ry * 0.03, rx * 0.06, ry * 0.035), soft=0.04
+    )
     cv.add(0.12 * tip, rgb([[255, 245, 235]]))
 
 
@@ -755,7 +764,7 @@ def _mouth_animal(cv, p, a_head, lam):
     dm = np.minimum(np.minimum(dline, dphil), dm_open)
     am = cv.cov(dm)
     am_mask = cv.cov(np.minimum(dline, dm_open) - px * 0.3)
-    cv.paint(am, p.ink, C["mouth"], mask_alpha=am_mask)
+    cv.paint(am, p.ink, C['mouth'], mask_alpha=am_mask)
     at = cv.cov(dm_open + ry * 0.01) * cv.cov(-(v - base - gap * 0.45))
     cv.paint(at, rgb([[220, 100, 110]]))
 
@@ -766,7 +775,7 @@ def _mouth_lips(cv, p, a_head, lam):
     ry, px, ink = p.ry, p.px, p.ink
     m = _mouth_frame(cv, g)
     a_m, w, base, op, hw, half = m.a_m, m.w, m.base, m.op, m.hw, m.half
-    face = st.look == "photo"
+    face = st.look == 'photo'
     lip_u = ry * (0.045 if face else 0.02) * w**0.6
     lip_l = ry * (0.060 if face else 0.02) * w**0.8
     gap = op * ry * (0.09 if face else 0.13) * w**0.7
@@ -777,9 +786,9 @@ def _mouth_lips(cv, p, a_head, lam):
     lip = lerp(p.skin, rgb([[190, 70, 80]]), 0.42 if face else 0.25) * (0.85 if face else 1.0)
     if face:
         lipshade = 0.75 + 0.35 * smoothstep(0, 1, (v - base) / (ry * 0.05))
-        cv.paint(am, lip * lipshade[..., None], C["mouth"])
+        cv.paint(am, lip * lipshade[..., None], C['mouth'])
     else:
-        cv.paint(am, lip, C["mouth"])
+        cv.paint(am, lip, C['mouth'])
     dgap = np.maximum(np.maximum((np.abs(a_m) - 1) * half, base - gap * 0.5 - v), v - base - gap * 0.5)
     ag = cv.cov(dgap) * (op > 0)
     cv.paint(ag, rgb([[70, 20, 25]]))
@@ -787,8 +796,12 @@ def _mouth_lips(cv, p, a_head, lam):
     cv.paint(teeth * ag * 0.95, rgb([[245, 240, 230]]))
     dl = np.maximum(np.abs(v - base) - np.maximum(gap * 0.5, ry * 0.004), (np.abs(a_m) - 1.0) * half)
     line_a = cv.cov(dl - (px * 0.35 if face else px * 0.6))
-    cv.paint(line_a * (0.55 if face else 0.95), rgb([[70, 30, 35]]) if face else ink, C["mouth"],
-             mask_alpha=cv.cov(dl - px * 0.6))
+    cv.paint(
+        line_a * (0.55 if face else 0.95),
+        rgb([[70, 30, 35]]) if face else ink,
+        C['mouth'],
+        mask_alpha=cv.cov(dl - px * 0.6),
+    )
     if st.ink:
         cv.paint(cv.stroke(dm, 0.012) * (1 - line_a), ink * 1.5)
     if face:  # lower-lip highlight and the shadow under it
@@ -801,7 +814,7 @@ def _mouth_lips(cv, p, a_head, lam):
 def _glasses(cv, p, a_head, lam):
     """Rims with faint lens reflections, the bridge and temples to the visible ears (factor glasses > 0.5)."""
     u, v, g, st = cv.u, cv.v, p.g, p.st
-    gl = col(p.fac[:, F["glasses"]] > 0.5)
+    gl = col(p.fac[:, F['glasses']] > 0.5)
     if not np.any(gl):
         return
     frame = rgb(_pick([[20, 20, 22], [90, 50, 30], [150, 120, 60], [40, 40, 70]], p.d3))
@@ -832,34 +845,89 @@ def _glasses(cv, p, a_head, lam):
         dt = R.sd_segment(u, v, ex0, ey0, ear_x, ey0 - col(g.ew) * 0.1)[0] - col(th) * 0.8
         strokes = np.minimum(strokes, np.where(col(g.ears[k][2]) > 0.0, dt, f32(9)))
     ag = cv.cov(strokes) * gl
-    cv.paint(ag, frame, C["glasses"])
+    cv.paint(ag, frame, C['glasses'])
 
 
 # ----------------------------------------------------------------------------
 # The three head domains
 
 
-_HUMAN = dict(head_width=f32(1.0), eye_phi=f32(0.0), nose_phi=(0.37, 0.42), mouth_phi=f32(0.68),
-              mouth_theta=f32(0.34), skin_palette=SKIN, iris_palette=IRIS, body_offset=2.32, neck_width=0.40,
-              ears=_ears_human, back_hair=_back_hair, front_hair=_front_hair, brows=_brows, mouth=_mouth_lips,
-              glasses=_glasses)
+_HUMAN = dict(
+    head_width=f32(1.0),
+    eye_phi=f32(0.0),
+    nose_phi=(0.37, 0.42),
+    mouth_phi=f32(0.68),
+    mouth_theta=f32(0.34),
+    skin_palette=SKIN,
+    iris_palette=IRIS,
+    body_offset=2.32,
+    neck_width=0.40,
+    ears=_ears_human,
+    back_hair=_back_hair,
+    front_hair=_front_hair,
+    brows=_brows,
+    mouth=_mouth_lips,
+    glasses=_glasses,
+)
 
 STYLES: dict[str, HeadStyle] = {
-    "faces": HeadStyle(
-        look="photo", eye_width=f32(0.19), nose_lift=0.30, bg_saturation=0.32, saturate=False, ink=False,
-        eye_round=0.0, iris_radius=0.50, pupil_radius=0.45, catch_light=0.16,
-        background=_background_photo, nose=_nose_photo, **_HUMAN),
-    "toons": HeadStyle(
-        look="cartoon", eye_width=f32(0.27), nose_lift=0.12, bg_saturation=0.55, saturate=True, ink=True,
-        eye_round=0.55, iris_radius=0.62, pupil_radius=0.55, catch_light=0.24,
-        background=_background_flat, nose=_nose_line, **_HUMAN),
-    "animals": HeadStyle(
-        look="fur", head_width=f32(1.08), eye_phi=f32(0.02), eye_width=f32(0.22), nose_lift=0.22,
-        nose_phi=(0.40, 0.44), mouth_phi=f32(0.72), mouth_theta=f32(0.30), skin_palette=FUR,
-        iris_palette=ANIMAL_IRIS, bg_saturation=0.32, saturate=False, ink=False, body_offset=2.05,
-        neck_width=0.80, eye_round=0.35, iris_radius=0.95, pupil_radius=0.45, catch_light=0.16,
-        background=_background_photo, ears=_ears_animal, front_hair=_fur_patch, nose=_nose_muzzle,
-        mouth=_mouth_animal, animal_ears=True),
+    'faces': HeadStyle(
+        look='photo',
+        eye_width=f32(0.19),
+        nose_lift=0.30,
+        bg_saturation=0.32,
+        saturate=False,
+        ink=False,
+        eye_round=0.0,
+        iris_radius=0.50,
+        pupil_radius=0.45,
+        catch_light=0.16,
+        background=_background_photo,
+        nose=_nose_photo,
+        **_HUMAN,
+    ),
+    'toons': HeadStyle(
+        look='cartoon',
+        eye_width=f32(0.27),
+        nose_lift=0.12,
+        bg_saturation=0.55,
+        saturate=True,
+        ink=True,
+        eye_round=0.55,
+        iris_radius=0.62,
+        pupil_radius=0.55,
+        catch_light=0.24,
+        background=_background_flat,
+        nose=_nose_line,
+        **_HUMAN,
+    ),
+    'animals': HeadStyle(
+        look='fur',
+        head_width=f32(1.08),
+        eye_phi=f32(0.02),
+        eye_width=f32(0.22),
+        nose_lift=0.22,
+        nose_phi=(0.40, 0.44),
+        mouth_phi=f32(0.72),
+        mouth_theta=f32(0.30),
+        skin_palette=FUR,
+        iris_palette=ANIMAL_IRIS,
+        bg_saturation=0.32,
+        saturate=False,
+        ink=False,
+        body_offset=2.05,
+        neck_width=0.80,
+        eye_round=0.35,
+        iris_radius=0.95,
+        pupil_radius=0.45,
+        catch_light=0.16,
+        background=_background_photo,
+        ears=_ears_animal,
+        front_hair=_fur_patch,
+        nose=_nose_muzzle,
+        mouth=_mouth_animal,
+        animal_ears=True,
+    ),
 }
 
 
@@ -872,8 +940,9 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
     p = _context(cv, fac, st, key, g)
     st.background(cv, p)
     if st.back_hair is not None:
-        bwin = cv.window(float(np.min(g.cx - 1.6 * g.rx)), float(np.max(g.cx + 1.6 * g.rx)),
-                         float(np.min(g.cy - 1.22 * g.ry)), 1.0)
+        bwin = cv.window(
+            float(np.min(g.cx - 1.6 * g.rx)), float(np.max(g.cx + 1.6 * g.rx)), float(np.min(g.cy - 1.22 * g.ry)), 1.0
+        )
         st.back_hair(bwin, p)
     lwin = cv.window(-1.0, 1.0, float(np.min(g.cy + 0.5 * g.ry)), 1.0)
     _body(lwin, p)
@@ -894,8 +963,10 @@ def paint_head_domain(cv: R.Canvas, fac: np.ndarray, domain: str, key: np.ndarra
     lam[:, hwin.rows, hwin.cols] = lam_w
 
     # facial features, evaluated on the pixels they can reach only
-    u0 = float(np.min(g.cx - 1.6 * g.rx)); u1 = float(np.max(g.cx + 1.6 * g.rx))
-    v0 = float(np.min(g.cy - 0.75 * g.ry)); v1 = float(np.max(g.chin[1] + 0.05 * g.ry))
+    u0 = float(np.min(g.cx - 1.6 * g.rx))
+    u1 = float(np.max(g.cx + 1.6 * g.rx))
+    v0 = float(np.min(g.cy - 0.75 * g.ry))
+    v1 = float(np.max(g.chin[1] + 0.05 * g.ry))
     win = cv.window(u0, u1, v0, v1)
     a_win, lam_win = win.crop(a_head), win.crop(lam)
     for painter in (st.brows, _eyes, st.nose, st.mouth, st.glasses):

@@ -57,9 +57,7 @@ def hsv_to_rgb(h, s, v) -> np.ndarray:
     i = np.floor(h * 6).astype(np.int64) % 6
     f = h * 6 - np.floor(h * 6)
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = np.stack(
-        [np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], 0
-    )
+    table = np.stack([np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))], 0)
     return table[i, np.arange(len(h))] * 255
 
 
@@ -75,12 +73,13 @@ class Canvas:
         self.img = np.zeros((n, res, res, 3), f32)
         self.mask = np.zeros((n, res, res), np.uint8)
 
-    def window(self, u0, u1, v0, v1) -> "Canvas":
+    def window(self, u0, u1, v0, v1) -> Canvas:
         """A view of the pixels inside ``[u0, u1] x [v0, v1]`` (normalised units).
 
         Painting into the window paints into this canvas; used to evaluate
         small parts on the pixels they can touch only.
         """
+
         def idx(a, lo):
             x = (a + 1) / self.px
             return int(np.clip(np.floor(x) if lo else np.ceil(x), 0, self.res))
@@ -98,7 +97,7 @@ class Canvas:
 
     def crop(self, arr):
         """Cut a full-canvas ``[N, H, W]`` array to this window (identity on the full canvas)."""
-        rows, cols = getattr(self, "rows", slice(None)), getattr(self, "cols", slice(None))
+        rows, cols = getattr(self, 'rows', slice(None)), getattr(self, 'cols', slice(None))
         return arr[:, rows, cols]
 
     # -- coverage -------------------------------------------------------------
@@ -255,7 +254,7 @@ def _lattice(key, shape, stream):
     n = len(key)
     idx = np.arange(int(np.prod(shape)), dtype=np.int64).reshape((1,) + tuple(shape))
     k = np.asarray(key, np.int64).reshape((n,) + (1,) * len(shape))
-    return (hash_uniform(k, idx, np.int64(stream)).astype(f32) * 2 - 1)
+    return hash_uniform(k, idx, np.int64(stream)).astype(f32) * 2 - 1
 
 
 def _interp_matrix(x, g, periodic):
@@ -282,7 +281,6 @@ def value_noise(key: np.ndarray, x, y, freq: int, stream: int) -> np.ndarray:
     both in [0, 1] and scaled by ``freq`` onto the lattice. Evaluated as two
     small matrix products, so it costs little more than a copy.
     """
-    n = len(key)
     g = freq + 2
     lat = _lattice(key, (g, g), stream)  # [N, gy, gx]
     x = np.asarray(x, f32)

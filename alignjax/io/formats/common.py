@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -81,8 +82,11 @@ class RawCheckpoint:
     @property
     def source(self) -> str:
         """Deprecated name of :attr:`format` (``Checkpoint.source`` is where a checkpoint came from)."""
-        warnings.warn("RawCheckpoint.source is deprecated: use .format (the file's format) or .path",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "RawCheckpoint.source is deprecated: use .format (the file's format) or .path",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.format
 
 
@@ -146,7 +150,8 @@ def _shape(x: Any) -> tuple:
 def _is_array(x: Any) -> bool:
     """ndarray, numpy scalar, or an array-like with shape and dtype (e.g. a jax.Array)."""
     return isinstance(x, (np.ndarray, np.generic)) or (
-        hasattr(x, '__array__') and hasattr(x, 'shape') and hasattr(x, 'dtype'))
+        hasattr(x, '__array__') and hasattr(x, 'shape') and hasattr(x, 'dtype')
+    )
 
 
 class _Src:
@@ -183,10 +188,15 @@ class _Src:
         for k in left:
             for sep in ('.', '/'):
                 stem, _, last = k.rpartition(sep)
-                if (stem and last == 'bias' and f'{stem}{sep}weight' not in self.sd
-                        and not any(u.startswith(stem + sep) for u in self.used)):
-                    raise CheckpointError(f"{self.path}: {self.label} is missing key '{stem}{sep}weight' "
-                                          f"(its '{k}' is there)")
+                if (
+                    stem
+                    and last == 'bias'
+                    and f'{stem}{sep}weight' not in self.sd
+                    and not any(u.startswith(stem + sep) for u in self.used)
+                ):
+                    raise CheckpointError(
+                        f"{self.path}: {self.label} is missing key '{stem}{sep}weight' (its '{k}' is there)"
+                    )
         return left
 
 
@@ -206,5 +216,3 @@ def _plain(x: Any) -> Any:
     if isinstance(x, (str, int, float, bool, type(None))):
         return x
     return repr(x)
-
-

@@ -34,7 +34,11 @@ def _sniff_pickle(head: bytes) -> str | None:
                 continue
             if first is None and name != 'MARK':
                 first = name
-                if name == 'GLOBAL' and isinstance(arg, str) and arg.replace(' ', '.') == 'dnnlib.tflib.network.Network':
+                if (
+                    name == 'GLOBAL'
+                    and isinstance(arg, str)
+                    and arg.replace(' ', '.') == 'dnnlib.tflib.network.Network'
+                ):
                     return 'tf'
                 depth_dict = name in ('EMPTY_DICT', 'DICT')
             if name in ('SHORT_BINUNICODE', 'BINUNICODE', 'UNICODE', 'BINUNICODE8'):
@@ -61,8 +65,10 @@ def detect_format(path: str | os.PathLike) -> str:
             return 'orbax'
         if is_training_snapshot(path):
             return 'snapshot'
-        raise CheckpointError(f"{path}: directory without '{ORBAX_MARKER}' is not an alignjax checkpoint store "
-                              '(nor a training snapshot checkpoints/<step> with state/ and meta/)')
+        raise CheckpointError(
+            f"{path}: directory without '{ORBAX_MARKER}' is not an alignjax checkpoint store "
+            '(nor a training snapshot checkpoints/<step> with state/ and meta/)'
+        )
     try:
         size = os.path.getsize(path)
         with open(path, 'rb') as f:
@@ -78,7 +84,9 @@ def detect_format(path: str | os.PathLike) -> str:
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise corrupt_error(path, exc) from exc
         if not any(n.endswith('/data.pkl') and n.count('/') == 1 for n in names):
-            raise CheckpointError(f"{path}: zip file without a torch 'data.pkl' record is not a known checkpoint format")
+            raise CheckpointError(
+                f"{path}: zip file without a torch 'data.pkl' record is not a known checkpoint format"
+            )
         return 'rosinality'
     if is_torch_legacy(head):
         return 'rosinality'
@@ -112,6 +120,7 @@ def read_raw(path: str | os.PathLike, format: str | None = None) -> RawCheckpoin
     if fmt == 'tf':
         return read_tf_pkl(path)
     if fmt in ('orbax', 'snapshot'):
-        raise CheckpointError(f'{path}: is an alignjax orbax directory; load it with alignjax.load_checkpoint, '
-                              'not read_raw')
+        raise CheckpointError(
+            f'{path}: is an alignjax orbax directory; load it with alignjax.load_checkpoint, not read_raw'
+        )
     raise CheckpointError(f'{path}: unknown checkpoint format {fmt!r}')

@@ -49,7 +49,7 @@ class PersistentModule:
                 return sub[name]
         if name in state:
             return state[name]
-        raise AttributeError(f"{self.__dict__.get('class_name', '?')} has no attribute {name!r}")
+        raise AttributeError(f'{self.__dict__.get("class_name", "?")} has no attribute {name!r}')
 
     @property
     def init_args(self) -> tuple:
@@ -68,7 +68,7 @@ class PersistentModule:
             if isinstance(mod, PersistentModule):
                 yield from mod.named_modules(f'{prefix}{name}.')
 
-    def state_dict(self, prefix: str = '') -> 'collections.OrderedDict[str, np.ndarray]':
+    def state_dict(self, prefix: str = '') -> collections.OrderedDict[str, np.ndarray]:
         """Flat ``{name: ndarray}`` in ``torch.nn.Module.state_dict()`` order and naming."""
         out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         params = self.state.get('_parameters') or {}
@@ -95,7 +95,7 @@ def _reconstruct_persistent_obj(meta: Any) -> Any:
     if not isinstance(meta, dict):
         raise TypeError('persistent object metadata is not a dict')
     if meta.get('type') != 'class':
-        raise TypeError(f"unsupported persistent object type {meta.get('type')!r}")
+        raise TypeError(f'unsupported persistent object type {meta.get("type")!r}')
     return PersistentModule(
         class_name=str(meta.get('class_name')),
         state=meta.get('state') or {},
@@ -106,7 +106,9 @@ def _reconstruct_persistent_obj(meta: Any) -> Any:
 
 # what an NVlabs network pickle may reference
 NVLABS_GLOBALS: dict[tuple[str, str], Any] = {
-    **BASE_GLOBALS, **TORCH_GLOBALS, **DNNLIB_GLOBALS,
+    **BASE_GLOBALS,
+    **TORCH_GLOBALS,
+    **DNNLIB_GLOBALS,
     ('torch_utils.persistence', '_reconstruct_persistent_obj'): _reconstruct_persistent_obj,
 }
 
@@ -114,8 +116,14 @@ NVLABS_GLOBALS: dict[tuple[str, str], Any] = {
 _NOT_FOUND = object()
 
 
-def _layer_conv_clamp(net: PersistentModule, classes: tuple[str, ...], path: str, label: str,
-                      skip_names: tuple[str, ...] = (), skip_paths: tuple[str, ...] = ()) -> Any:
+def _layer_conv_clamp(
+    net: PersistentModule,
+    classes: tuple[str, ...],
+    path: str,
+    label: str,
+    skip_names: tuple[str, ...] = (),
+    skip_paths: tuple[str, ...] = (),
+) -> Any:
     """The `conv_clamp` attribute the pickled layers of `net` carry (None: no clamp), or _NOT_FOUND.
 
     The layers are the truth: the stylegan3 repo keeps G's synthesis kwargs flat in `init_kwargs` and usually
@@ -133,14 +141,18 @@ def _layer_conv_clamp(net: PersistentModule, classes: tuple[str, ...], path: str
             try:
                 value = float(value)
             except (TypeError, ValueError):
-                raise CheckpointError(f'{path}: {label} layer {name.rstrip(".")} has conv_clamp={value!r}, '
-                                      'expected a number or None') from None
+                raise CheckpointError(
+                    f'{path}: {label} layer {name.rstrip(".")} has conv_clamp={value!r}, expected a number or None'
+                ) from None
         found.setdefault(value, name.rstrip('.'))
     if not found:
         return _NOT_FOUND
     if len(found) > 1:
-        raise CheckpointError(f'{path}: {label} layers disagree on conv_clamp: '
-                              + ', '.join(f'{n}={v}' for v, n in found.items()) + ' (one value per network expected)')
+        raise CheckpointError(
+            f'{path}: {label} layers disagree on conv_clamp: '
+            + ', '.join(f'{n}={v}' for v, n in found.items())
+            + ' (one value per network expected)'
+        )
     return next(iter(found))
 
 
@@ -150,8 +162,11 @@ def _unsupported_activation(net: PersistentModule, path: str, label: str) -> Uns
     for name, mod in net.named_modules():
         act = _plain(mod.state.get('activation'))
         if act is not None and act not in ('lrelu', 'linear'):
-            return UnsupportedNetwork(f"{path}: {label} layer {name.rstrip('.')} uses activation {act!r}, which is "
-                                      "not supported (StyleGAN2's lrelu only)", label)
+            return UnsupportedNetwork(
+                f'{path}: {label} layer {name.rstrip(".")} uses activation {act!r}, which is '
+                "not supported (StyleGAN2's lrelu only)",
+                label,
+            )
     return None
 
 
@@ -188,7 +203,7 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
         synth = kw.get('synthesis_kwargs') or {}
         mapk = kw.get('mapping_kwargs') or {}
         clamp = _layer_conv_clamp(g, ('SynthesisLayer', 'ToRGBLayer'), path, 'G')
-        if clamp is _NOT_FOUND:   # no layer says: the kwargs (ada-pytorch nests them, the stylegan3 repo does not)
+        if clamp is _NOT_FOUND:  # no layer says: the kwargs (ada-pytorch nests them, the stylegan3 repo does not)
             clamp = synth.get('conv_clamp', kw.get('conv_clamp'))
         hints['conv_clamp'] = clamp
         lr = None
@@ -203,7 +218,7 @@ def read_nvlabs_pkl(path: str | os.PathLike) -> RawCheckpoint:
         for k in ('channel_base', 'channel_max'):
             if k in synth:
                 hints[k] = int(synth[k])
-        arch = synth.get('architecture', kw.get('architecture'))   # nested (ada-pytorch) or flat (stylegan3 repo)
+        arch = synth.get('architecture', kw.get('architecture'))  # nested (ada-pytorch) or flat (stylegan3 repo)
         if arch is not None:
             hints['architecture'] = str(_plain(arch))
         if 'num_fp16_res' in synth:

@@ -11,13 +11,26 @@ import collections
 import math
 import os
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from alignjax.errors import CheckpointError
-from alignjax.io.formats.common import (ANY_CHANNELS, DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, _f32,
-                                        _indices, _is_array, _plain, _shape, _Src, default_resample_filter, tag)
+from alignjax.io.formats.common import (
+    ANY_CHANNELS,
+    DEFAULT_MAPPING_LR_MUL,
+    NET_NAMES,
+    RawCheckpoint,
+    _f32,
+    _indices,
+    _is_array,
+    _plain,
+    _shape,
+    _Src,
+    default_resample_filter,
+    tag,
+)
 from alignjax.io.formats.schema import d_schema, filter_keys, finish, g_schema, infer_config
 from alignjax.io.safe_pickle import ARGPARSE_GLOBALS, BASE_GLOBALS
 from alignjax.io.torch_file import load_torch
@@ -42,8 +55,11 @@ def _ros_g_names(res: int) -> list[tuple[str, str, LayerSpec]]:
         return f'convs.{s.noise_index - 1}' if s.kind == 'conv' else f'to_rgbs.{int(math.log2(s.res)) - 3}'
 
     named = [(f'synthesis.{s.name}', ros(s), s) for s in specs]
-    return ([n for n in named if n[2].res == 4] + [n for n in named if n[2].res > 4 and n[2].kind == 'conv']
-            + [n for n in named if n[2].res > 4 and n[2].kind == 'torgb'])
+    return (
+        [n for n in named if n[2].res == 4]
+        + [n for n in named if n[2].res > 4 and n[2].kind == 'conv']
+        + [n for n in named if n[2].res > 4 and n[2].kind == 'torgb']
+    )
 
 
 def _ros_g_to_nvlabs(sd: Mapping[str, Any], path: str, label: str, latent_avg: np.ndarray | None) -> dict:
@@ -69,7 +85,9 @@ def _ros_g_to_nvlabs(sd: Mapping[str, Any], path: str, label: str, latent_avg: n
     for nv, ro, spec in _ros_g_names(res):
         w = src.get(f'{ro}.conv.weight')
         if w.ndim != 5 or w.shape[0] != 1:
-            raise CheckpointError(f"{path}: {label} key '{ro}.conv.weight' has shape {_shape(w)}, expected (1, O, I, k, k)")
+            raise CheckpointError(
+                f"{path}: {label} key '{ro}.conv.weight' has shape {_shape(w)}, expected (1, O, I, k, k)"
+            )
         out[f'{nv}.weight'] = w[0]
         out[f'{nv}.affine.weight'] = src.get(f'{ro}.conv.modulation.weight')
         out[f'{nv}.affine.bias'] = src.get(f'{ro}.conv.modulation.bias')
@@ -88,7 +106,9 @@ def _ros_g_to_nvlabs(sd: Mapping[str, Any], path: str, label: str, latent_avg: n
         j = spec.noise_index
         noise = src.get(f'noises.noise_{j}')
         if noise.ndim != 4 or noise.shape[:2] != (1, 1):
-            raise CheckpointError(f"{path}: {label} key 'noises.noise_{j}' has shape {_shape(noise)}, expected (1, 1, {r}, {r})")
+            raise CheckpointError(
+                f"{path}: {label} key 'noises.noise_{j}' has shape {_shape(noise)}, expected (1, 1, {r}, {r})"
+            )
         out[f'{nv}.noise_const'] = noise[0, 0]
         if src.has(f'{ro}.conv.blur.kernel'):
             f = src.get(f'{ro}.conv.blur.kernel') / 4.0  # Blur(upsample_factor=2) scales by 4
@@ -170,8 +190,9 @@ def read_rosinality_pt(path: str | os.PathLike) -> RawCheckpoint:
         if w is not None and _shape(latent_avg) not in ((w,), (1, w)):
             raise CheckpointError(f"{path}: 'latent_avg' has shape {_shape(latent_avg)}, expected ({w},)")
     elif 'G' in nets or 'G_ema' in nets:
-        notes.append('latent_avg absent: mapping.w_avg left out; compute it as the mean of mapping(z) over '
-                     '10,000 random z')
+        notes.append(
+            'latent_avg absent: mapping.w_avg left out; compute it as the mean of mapping(z) over 10,000 random z'
+        )
     for ros, nv in (('g', 'G'), ('g_ema', 'G_ema'), ('d', 'D')):
         if ros not in data:
             notes.append(f'{ros} ({nv}) absent from the checkpoint')
@@ -201,7 +222,7 @@ def _filter_or_default(sd: Mapping[str, np.ndarray], key: str) -> np.ndarray:
     return _f32(sd[key]) if key in sd else default_resample_filter()
 
 
-def _nvlabs_g_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str, label: str) -> 'collections.OrderedDict':
+def _nvlabs_g_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str, label: str) -> collections.OrderedDict:
     src = _Src(sd, path, label)
     res = cfg['resolution']
     out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
@@ -242,14 +263,17 @@ def _nvlabs_g_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str, label: 
     return collections.OrderedDict((k, _f32(v)) for k, v in out.items())
 
 
-def _nvlabs_d_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str) -> 'collections.OrderedDict':
+def _nvlabs_d_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str) -> collections.OrderedDict:
     src = _Src(sd, path, 'D')
     return collections.OrderedDict(
         (ro, _filter_or_default(sd, nv) if nv.endswith('resample_filter') else _f32(src.get(nv)))
-        for nv, ro in _ros_d_names(cfg['resolution']))
+        for nv, ro in _ros_d_names(cfg['resolution'])
+    )
 
 
-def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str, np.ndarray]], config: dict) -> list[str]:
+def write_rosinality_pt(
+    path: str | os.PathLike, nets: Mapping[str, Mapping[str, np.ndarray]], config: dict
+) -> list[str]:
     """Export NVlabs-named state dicts (any of G, G_ema, D) as a rosinality checkpoint
     ``{'g_ema', 'g', 'd', 'latent_avg'}`` (only the parts present), readable by
     ``torch.load(path, weights_only=True)`` and by :func:`read_rosinality_pt`.
@@ -277,38 +301,54 @@ def write_rosinality_pt(path: str | os.PathLike, nets: Mapping[str, Mapping[str,
             if clash:
                 raise CheckpointError(f'{path}: config {k} disagrees with the tensors at {clash} (config, tensors)')
     if cfg.get('c_dim'):
-        raise CheckpointError(f"{path}: conditional networks (c_dim={cfg['c_dim']}) cannot be expressed in the rosinality format")
+        raise CheckpointError(
+            f'{path}: conditional networks (c_dim={cfg["c_dim"]}) cannot be expressed in the rosinality format'
+        )
     for k, want in (('architecture', 'skip'), ('d_architecture', 'resnet')):
-        for have in (cfg.get(k), config.get(k)):    # the tensors' architecture and the one the caller declares
+        for have in (cfg.get(k), config.get(k)):  # the tensors' architecture and the one the caller declares
             if have not in (None, want):
-                raise CheckpointError(f"{path}: rosinality's {'D' if k[0] == 'd' else 'G'} is {want!r}; this one is "
-                                      f'{have!r} (rosinality has no other architecture)')
+                raise CheckpointError(
+                    f"{path}: rosinality's {'D' if k[0] == 'd' else 'G'} is {want!r}; this one is "
+                    f'{have!r} (rosinality has no other architecture)'
+                )
     has_g = 'G' in nets or 'G_ema' in nets
     notes: list[str] = []
     if 'D' in nets:
         if cfg['mbstd_num_channels'] != ROSINALITY_MBSTD_CHANNELS:
             raise CheckpointError(
                 f"{path}: rosinality's discriminator has {ROSINALITY_MBSTD_CHANNELS} minibatch-std channel; "
-                f"this D has {cfg['mbstd_num_channels']}"
+                f'this D has {cfg["mbstd_num_channels"]}'
             )
         group = config.get('mbstd_group_size', ROSINALITY_MBSTD_GROUP)
         if group != ROSINALITY_MBSTD_GROUP:
-            notes.append(f"rosinality's discriminator uses minibatch-std group {ROSINALITY_MBSTD_GROUP}; this D uses "
-                         f"{'the whole batch' if group is None else group}: its logits differ for batches over "
-                         f'{min(group, ROSINALITY_MBSTD_GROUP) if group else ROSINALITY_MBSTD_GROUP}')
+            notes.append(
+                f"rosinality's discriminator uses minibatch-std group {ROSINALITY_MBSTD_GROUP}; this D uses "
+                f'{"the whole batch" if group is None else group}: its logits differ for batches over '
+                f'{min(group, ROSINALITY_MBSTD_GROUP) if group else ROSINALITY_MBSTD_GROUP}'
+            )
     lr = config.get('mapping_lr_mul', DEFAULT_MAPPING_LR_MUL)
     if lr is not None and not math.isclose(float(lr), DEFAULT_MAPPING_LR_MUL) and has_g:
-        notes.append(f"mapping lr multiplier {lr} differs from rosinality's default {DEFAULT_MAPPING_LR_MUL}; "
-                     'pass --lr_mlp accordingly when using the export')
+        notes.append(
+            f"mapping lr multiplier {lr} differs from rosinality's default {DEFAULT_MAPPING_LR_MUL}; "
+            'pass --lr_mlp accordingly when using the export'
+        )
     d_clamp = config['d_conv_clamp'] if 'd_conv_clamp' in config else config.get('conv_clamp')
-    for clamp, which, present in ((config.get('conv_clamp'), 'generator', has_g), (d_clamp, 'discriminator', 'D' in nets)):
+    for clamp, which, present in (
+        (config.get('conv_clamp'), 'generator', has_g),
+        (d_clamp, 'discriminator', 'D' in nets),
+    ):
         if present and clamp is not None:
-            notes.append(f"this {which} clamps its activations (conv_clamp={clamp}) and rosinality's cannot: "
-                         'its outputs differ wherever a clamp binds')
+            notes.append(
+                f"this {which} clamps its activations (conv_clamp={clamp}) and rosinality's cannot: "
+                'its outputs differ wherever a clamp binds'
+            )
     if all(n in nets and 'mapping.w_avg' in nets[n] for n in ('G', 'G_ema')) and not np.array_equal(
-            _f32(nets['G']['mapping.w_avg']), _f32(nets['G_ema']['mapping.w_avg'])):
-        notes.append("the rosinality format has a single latent_avg: G_ema's w_avg is written and G's "
-                     '(different) w_avg is dropped')
+        _f32(nets['G']['mapping.w_avg']), _f32(nets['G_ema']['mapping.w_avg'])
+    ):
+        notes.append(
+            "the rosinality format has a single latent_avg: G_ema's w_avg is written and G's "
+            '(different) w_avg is dropped'
+        )
     for note in notes:
         warnings.warn(f'{path}: {note}', stacklevel=2)
     ckpt: collections.OrderedDict[str, Any] = collections.OrderedDict()

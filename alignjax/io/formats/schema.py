@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import collections
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from alignjax.errors import CheckpointError
-from alignjax.io.formats.common import (DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, UnsupportedNetwork, _f32,
-                                        _indices, _is_array, _shape, _Src, key_desc)
-from alignjax.nn.arch import (D_ARCHITECTURES, G_ARCHITECTURES, block_resolutions, discriminator_table,
-                              mapping_layers, synthesis_table)
+from alignjax.io.formats.common import (
+    DEFAULT_MAPPING_LR_MUL,
+    NET_NAMES,
+    RawCheckpoint,
+    UnsupportedNetwork,
+    _f32,
+    _indices,
+    _is_array,
+    _shape,
+    _Src,
+    key_desc,
+)
+from alignjax.nn.arch import (
+    D_ARCHITECTURES,
+    G_ARCHITECTURES,
+    block_resolutions,
+    discriminator_table,
+    mapping_layers,
+    synthesis_table,
+)
 
-Schema = list[tuple[str, 'tuple | None']]   # (key, shape); shape None: a resample-filter buffer (any square 2-D)
+Schema = list[tuple[str, 'tuple | None']]  # (key, shape); shape None: a resample-filter buffer (any square 2-D)
 
 
 # --------------------------------------------------------------------------------------------
@@ -30,8 +47,17 @@ def _dense_shapes(prefix: str, name: str, n_in: int, n_out: int) -> Schema:
     return [(f'{prefix}{name}.weight', (n_out, n_in)), (f'{prefix}{name}.bias', (n_out,))]
 
 
-def g_schema(resolution: int, channels: Mapping[int, int], img_channels: int, z_dim: int, w_dim: int, c_dim: int,
-             embed_features: int | None, num_mapping_layers: int, architecture: str = 'skip') -> Schema:
+def g_schema(
+    resolution: int,
+    channels: Mapping[int, int],
+    img_channels: int,
+    z_dim: int,
+    w_dim: int,
+    c_dim: int,
+    embed_features: int | None,
+    num_mapping_layers: int,
+    architecture: str = 'skip',
+) -> Schema:
     """Ordered (key, shape) list of an NVlabs Generator state dict ('orig' | 'skip' | 'resnet')."""
     specs = synthesis_table(resolution, channels, img_channels, architecture)
     out: Schema = []
@@ -44,12 +70,16 @@ def g_schema(resolution: int, channels: Mapping[int, int], img_channels: int, z_
         for s in layers:
             p = f'synthesis.{s.name}.'
             out.append((p + 'weight', (s.out_channels, s.in_channels, s.kernel, s.kernel)))
-            if s.kind == 'skip':   # Conv2dLayer without bias or style
+            if s.kind == 'skip':  # Conv2dLayer without bias or style
                 out.append((p + 'resample_filter', None))
                 continue
             if s.kind == 'conv':
-                out += [(p + 'noise_strength', ()), (p + 'bias', (s.out_channels,)), (p + 'resample_filter', None),
-                        (p + 'noise_const', (s.res, s.res))]
+                out += [
+                    (p + 'noise_strength', ()),
+                    (p + 'bias', (s.out_channels,)),
+                    (p + 'resample_filter', None),
+                    (p + 'noise_const', (s.res, s.res)),
+                ]
             else:
                 out.append((p + 'bias', (s.out_channels,)))
             out += _dense_shapes(p, 'affine', w_dim, s.in_channels)
@@ -59,14 +89,22 @@ def g_schema(resolution: int, channels: Mapping[int, int], img_channels: int, z_
     return out
 
 
-def d_schema(resolution: int, channels: Mapping[int, int], img_channels: int, mbstd_num_channels: int = 1,
-             c_dim: int = 0, cmap_dim: int | None = None, num_mapping_layers: int = 0,
-             architecture: str = 'resnet') -> Schema:
+def d_schema(
+    resolution: int,
+    channels: Mapping[int, int],
+    img_channels: int,
+    mbstd_num_channels: int = 1,
+    c_dim: int = 0,
+    cmap_dim: int | None = None,
+    num_mapping_layers: int = 0,
+    architecture: str = 'resnet',
+) -> Schema:
     """Ordered (key, shape) list of an NVlabs Discriminator state dict ('orig' | 'skip' | 'resnet')."""
     out: Schema = []
     blocks = set()
-    for s in discriminator_table(resolution, channels, img_channels, mbstd_num_channels, c_dim, cmap_dim,
-                                 num_mapping_layers, architecture):
+    for s in discriminator_table(
+        resolution, channels, img_channels, mbstd_num_channels, c_dim, cmap_dim, num_mapping_layers, architecture
+    ):
         if s.res > 4 and s.res not in blocks:
             blocks.add(s.res)
             out.append((f'b{s.res}.resample_filter', None))
@@ -82,25 +120,58 @@ def d_schema(resolution: int, channels: Mapping[int, int], img_channels: int, mb
 
 def g_schema_of(cfg) -> Schema:
     """:func:`g_schema` of a `GeneratorConfig`."""
-    return g_schema(cfg.resolution, cfg.channels, cfg.img_channels, cfg.z_dim, cfg.w_dim, cfg.c_dim,
-                    cfg.embed_features, cfg.mapping_layers, cfg.architecture)
+    return g_schema(
+        cfg.resolution,
+        cfg.channels,
+        cfg.img_channels,
+        cfg.z_dim,
+        cfg.w_dim,
+        cfg.c_dim,
+        cfg.embed_features,
+        cfg.mapping_layers,
+        cfg.architecture,
+    )
 
 
 def d_schema_of(cfg) -> Schema:
     """:func:`d_schema` of a `DiscriminatorConfig`."""
-    return d_schema(cfg.resolution, cfg.channels, cfg.img_channels, cfg.mbstd_num_channels, cfg.c_dim, cfg.cmap_dim,
-                    cfg.mapping_layers, cfg.architecture)
+    return d_schema(
+        cfg.resolution,
+        cfg.channels,
+        cfg.img_channels,
+        cfg.mbstd_num_channels,
+        cfg.c_dim,
+        cfg.cmap_dim,
+        cfg.mapping_layers,
+        cfg.architecture,
+    )
 
 
 def _g_shapes(cfg: dict) -> Schema:
-    return g_schema(cfg['resolution'], cfg['g_channels'], cfg['img_channels'], cfg['z_dim'], cfg['w_dim'],
-                    cfg['c_dim'], cfg['embed_features'], cfg['mapping_layers'], cfg.get('architecture') or 'skip')
+    return g_schema(
+        cfg['resolution'],
+        cfg['g_channels'],
+        cfg['img_channels'],
+        cfg['z_dim'],
+        cfg['w_dim'],
+        cfg['c_dim'],
+        cfg['embed_features'],
+        cfg['mapping_layers'],
+        cfg.get('architecture') or 'skip',
+    )
 
 
 def _d_shapes(cfg: dict) -> Schema:
-    return d_schema(cfg['resolution'], cfg['d_channels'], cfg['img_channels'], cfg['mbstd_num_channels'],
-                    cfg['c_dim'], cfg['cmap_dim'] or None, cfg['d_mapping_layers'],
-                    cfg.get('d_architecture') or 'resnet')
+    return d_schema(
+        cfg['resolution'],
+        cfg['d_channels'],
+        cfg['img_channels'],
+        cfg['mbstd_num_channels'],
+        cfg['c_dim'],
+        cfg['cmap_dim'] or None,
+        cfg['d_mapping_layers'],
+        cfg.get('d_architecture') or 'resnet',
+    )
 
 
 def filter_keys(schema: Schema) -> list[str]:
@@ -123,33 +194,42 @@ def _block_resolutions(res: int, ascending: bool) -> list[int]:
     return rs if ascending else [r for r in reversed(rs) if r > 4]
 
 
-def _canonicalize(sd: Mapping[str, np.ndarray], schema: list[tuple[str, tuple | None]], path: str, label: str,
-                  notes: list[str], optional: set[str] = frozenset()) -> 'collections.OrderedDict[str, np.ndarray]':
+def _canonicalize(
+    sd: Mapping[str, np.ndarray],
+    schema: list[tuple[str, tuple | None]],
+    path: str,
+    label: str,
+    notes: list[str],
+    optional: set[str] = frozenset(),
+) -> collections.OrderedDict[str, np.ndarray]:
     """Check ``sd`` against the schema; return float32 copies in state_dict order."""
     out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
     for key, shape in schema:
         if key not in sd:
             if key in optional:
                 continue
-            raise CheckpointError(f"{path}: {label} is missing key '{key}'" +
-                                  (f' (expected shape {shape})' if shape is not None else ''))
+            raise CheckpointError(
+                f"{path}: {label} is missing key '{key}'" + (f' (expected shape {shape})' if shape is not None else '')
+            )
         value = sd[key]
         where = key_desc(value, label, key)  # the file's own name for it
         if not _is_array(value):
-            raise CheckpointError(f"{path}: {where} is {type(value).__name__}, expected a tensor")
+            raise CheckpointError(f'{path}: {where} is {type(value).__name__}, expected a tensor')
         if shape is None:
             if np.ndim(value) != 2 or _shape(value)[0] != _shape(value)[1]:
-                raise CheckpointError(f"{path}: {where} has shape {_shape(value)}, expected a square 2-D filter")
+                raise CheckpointError(f'{path}: {where} has shape {_shape(value)}, expected a square 2-D filter')
         elif _shape(value) != tuple(shape):
-            raise CheckpointError(f"{path}: {where} has shape {_shape(value)}, expected {tuple(shape)}")
+            raise CheckpointError(f'{path}: {where} has shape {_shape(value)}, expected {tuple(shape)}')
         out[key] = _f32(value)
     extra = [k for k in sd if k not in out and k not in optional]
     if extra:
         for k in extra:
             if _is_array(sd[k]):
                 out[k] = _f32(sd[k])
-        notes.append(f"{label}: kept {len(extra)} key(s) outside the StyleGAN2 schema: {', '.join(extra[:8])}"
-                     + (' ...' if len(extra) > 8 else ''))
+        notes.append(
+            f'{label}: kept {len(extra)} key(s) outside the StyleGAN2 schema: {", ".join(extra[:8])}'
+            + (' ...' if len(extra) > 8 else '')
+        )
     return out
 
 
@@ -157,26 +237,38 @@ def _canonicalize(sd: Mapping[str, np.ndarray], schema: list[tuple[str, tuple | 
 # config inference (from NVlabs-named state dicts)
 
 
-def _declared(arch: str, declared: str | None, ambiguous: tuple[str, ...], known: tuple[str, ...], path: str,
-              label: str, which: str) -> str:
+def _declared(
+    arch: str,
+    declared: str | None,
+    ambiguous: tuple[str, ...],
+    known: tuple[str, ...],
+    path: str,
+    label: str,
+    which: str,
+) -> str:
     """The architecture the tensors show (`arch`), checked against the one the file's kwargs declare; where
     the tensors cannot tell (`ambiguous`: architectures with identical tensors), the declared one."""
     if declared is None:
         return arch
     if declared not in known:
-        raise UnsupportedNetwork(f"{path}: {label} declares the {which} architecture {declared!r}, which is not "
-                                 f'supported (NVlabs has {", ".join(known)})', label)
+        raise UnsupportedNetwork(
+            f'{path}: {label} declares the {which} architecture {declared!r}, which is not '
+            f'supported (NVlabs has {", ".join(known)})',
+            label,
+        )
     if declared != arch and not (arch in ambiguous and declared in ambiguous):
-        raise CheckpointError(f"{path}: {label} declares architecture {declared!r} but its tensors are those of "
-                              f"a {arch!r} {which}")
+        raise CheckpointError(
+            f'{path}: {label} declares architecture {declared!r} but its tensors are those of a {arch!r} {which}'
+        )
     return declared
 
 
 def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str | None = None) -> dict:
     keys = list(sd)
     if any(k.startswith('synthesis.input.') or re.match(r'synthesis\.L\d+_', k) for k in keys):
-        raise UnsupportedNetwork(f'{path}: {label} is a StyleGAN3 generator, which is not supported (StyleGAN2 only)',
-                                 label)
+        raise UnsupportedNetwork(
+            f'{path}: {label} is a StyleGAN3 generator, which is not supported (StyleGAN2 only)', label
+        )
     src = _Src(sd, path, label)
     rs = _indices(keys, r'synthesis\.b(\d+)\..*')
     if not rs:
@@ -192,10 +284,13 @@ def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str 
     elif torgb == [res] and skips in ([], rs[1:]):
         arch = 'resnet' if skips else 'orig'
     else:
-        raise CheckpointError(f'{path}: {label} has ToRGB layers in blocks {torgb} and skip convs in {skips}: '
-                              f"not an NVlabs 'orig', 'skip' or 'resnet' generator")
-    arch = _declared(arch, declared, ('orig', 'skip', 'resnet') if res == 4 else (), G_ARCHITECTURES, path, label,
-                     'generator')
+        raise CheckpointError(
+            f'{path}: {label} has ToRGB layers in blocks {torgb} and skip convs in {skips}: '
+            f"not an NVlabs 'orig', 'skip' or 'resnet' generator"
+        )
+    arch = _declared(
+        arch, declared, ('orig', 'skip', 'resnet') if res == 4 else (), G_ARCHITECTURES, path, label, 'generator'
+    )
     img_channels = _shape(src.get(f'synthesis.b{res}.torgb.weight'))[0]
     g_channels = {r: _shape(src.get(f'synthesis.b{r}.conv1.weight'))[0] for r in rs}
     w_dim = _shape(src.get('synthesis.b4.conv1.affine.weight'))[1]
@@ -240,8 +335,10 @@ def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str 
     elif fromrgb == [res] and skip in ([], upper):
         arch = 'resnet' if skip else 'orig'
     else:
-        raise CheckpointError(f'{path}: {label} has FromRGB layers in blocks {fromrgb} and skip convs in {skip}: '
-                              "not an NVlabs 'orig', 'skip' or 'resnet' discriminator")
+        raise CheckpointError(
+            f'{path}: {label} has FromRGB layers in blocks {fromrgb} and skip convs in {skip}: '
+            "not an NVlabs 'orig', 'skip' or 'resnet' discriminator"
+        )
     arch = _declared(arch, declared, (), D_ARCHITECTURES, path, label, 'discriminator')
     d_channels = {r: _shape(src.get(f'b{r}.conv0.weight'))[0] for r in upper}
     conv4 = _shape(src.get('b4.conv.weight'))
@@ -265,8 +362,9 @@ def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str 
     )
 
 
-def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<checkpoint>',
-                 hints: Mapping[str, Any] | None = None) -> dict:
+def infer_config(
+    nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<checkpoint>', hints: Mapping[str, Any] | None = None
+) -> dict:
     """Infer the architecture config from NVlabs-named state dicts.
 
     ``hints`` supplies what tensors cannot tell (``mbstd_group_size``, ``conv_clamp`` (G's), ``d_conv_clamp``,
@@ -280,7 +378,7 @@ def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<
     cfg: dict[str, Any] = {}
     g_cfgs = {n: _infer_g(nets[n], path, n, g_arch) for n in ('G_ema', 'G') if n in nets}
     if len(g_cfgs) == 2 and g_cfgs['G'] != g_cfgs['G_ema']:
-        raise CheckpointError(f"{path}: G and G_ema have different architectures: {g_cfgs['G']} vs {g_cfgs['G_ema']}")
+        raise CheckpointError(f'{path}: G and G_ema have different architectures: {g_cfgs["G"]} vs {g_cfgs["G_ema"]}')
     if g_label:
         cfg.update(g_cfgs[g_label])
     d_cfg = _infer_d(nets['D'], path, 'D', d_arch) if 'D' in nets else None
@@ -290,14 +388,26 @@ def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<
                 if d_cfg[k] != cfg[k]:
                     raise CheckpointError(f'{path}: D has {k}={d_cfg[k]} but {g_label} has {k}={cfg[k]}')
         else:
-            cfg.update(resolution=d_cfg['resolution'], img_channels=d_cfg['img_channels'], c_dim=d_cfg['c_dim'],
-                       z_dim=None, w_dim=None, num_ws=None, mapping_layers=None, embed_features=None,
-                       g_channels=None, architecture=None)
-        cfg.update({k: d_cfg[k] for k in ('d_channels', 'mbstd_num_channels', 'cmap_dim', 'd_mapping_layers',
-                                          'd_architecture')})
+            cfg.update(
+                resolution=d_cfg['resolution'],
+                img_channels=d_cfg['img_channels'],
+                c_dim=d_cfg['c_dim'],
+                z_dim=None,
+                w_dim=None,
+                num_ws=None,
+                mapping_layers=None,
+                embed_features=None,
+                g_channels=None,
+                architecture=None,
+            )
+        cfg.update(
+            {
+                k: d_cfg[k]
+                for k in ('d_channels', 'mbstd_num_channels', 'cmap_dim', 'd_mapping_layers', 'd_architecture')
+            }
+        )
     else:
-        cfg.update(d_channels=None, mbstd_num_channels=None, cmap_dim=None, d_mapping_layers=None,
-                   d_architecture=None)
+        cfg.update(d_channels=None, mbstd_num_channels=None, cmap_dim=None, d_mapping_layers=None, d_architecture=None)
     if not g_label and d_cfg is None:
         raise CheckpointError(f'{path}: no networks (G, G_ema, D) found')
     cfg['mbstd_group_size'] = hints.pop('mbstd_group_size', None) if d_cfg is not None else None
@@ -308,19 +418,44 @@ def infer_config(nets: Mapping[str, Mapping[str, np.ndarray]], *, path: str = '<
     if not g_label:
         cfg['conv_clamp'] = d_clamp
     elif d_cfg is not None and d_clamp != cfg['conv_clamp']:
-        cfg['d_conv_clamp'] = d_clamp   # D's own clamp, where it is not G's (also None: D unclamped)
+        cfg['d_conv_clamp'] = d_clamp  # D's own clamp, where it is not G's (also None: D unclamped)
     cfg['mapping_lr_mul'] = hints.pop('mapping_lr_mul', DEFAULT_MAPPING_LR_MUL)
     for k, v in hints.items():
         if v is not None:
             cfg[k] = v
-    order = ['resolution', 'img_channels', 'z_dim', 'w_dim', 'c_dim', 'num_ws', 'mapping_layers', 'embed_features',
-             'g_channels', 'd_channels', 'mbstd_group_size', 'mbstd_num_channels', 'cmap_dim', 'd_mapping_layers',
-             'architecture', 'd_architecture', 'conv_clamp', 'mapping_lr_mul']
+    order = [
+        'resolution',
+        'img_channels',
+        'z_dim',
+        'w_dim',
+        'c_dim',
+        'num_ws',
+        'mapping_layers',
+        'embed_features',
+        'g_channels',
+        'd_channels',
+        'mbstd_group_size',
+        'mbstd_num_channels',
+        'cmap_dim',
+        'd_mapping_layers',
+        'architecture',
+        'd_architecture',
+        'conv_clamp',
+        'mapping_lr_mul',
+    ]
     return {k: cfg[k] for k in order} | {k: v for k, v in cfg.items() if k not in order}
 
 
-def finish(nets: dict[str, Mapping[str, np.ndarray]], *, path: str, fmt: str, hints: dict, notes: list[str],
-           extra: dict, unsupported: Mapping[str, UnsupportedNetwork] | None = None) -> RawCheckpoint:
+def finish(
+    nets: dict[str, Mapping[str, np.ndarray]],
+    *,
+    path: str,
+    fmt: str,
+    hints: dict,
+    notes: list[str],
+    extra: dict,
+    unsupported: Mapping[str, UnsupportedNetwork] | None = None,
+) -> RawCheckpoint:
     """Infer the config, check every network against its schema, return the RawCheckpoint. A network the
     reader found unsupported (`unsupported`) or whose inference raises `UnsupportedNetwork` is left out, with a
     note (``skipped``); if that leaves no generator of a file that had one, the generator's error is raised."""
@@ -357,5 +492,12 @@ def finish(nets: dict[str, Mapping[str, np.ndarray]], *, path: str, fmt: str, hi
     if any(n in out and 'mapping.w_avg' not in out[n] for n in ('G', 'G_ema')):
         if not any('latent_avg absent' in n or 'w_avg absent' in n for n in notes):
             notes.append('mapping.w_avg absent: compute it as the mean of mapping(z) over 10,000 random z')
-    return RawCheckpoint(nets=out, config=config, notes=notes, format=fmt, extra=extra, path=path,
-                         skipped={n: str(e) for n, e in skipped.items()})
+    return RawCheckpoint(
+        nets=out,
+        config=config,
+        notes=notes,
+        format=fmt,
+        extra=extra,
+        path=path,
+        skipped={n: str(e) for n, e in skipped.items()},
+    )

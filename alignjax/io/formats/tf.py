@@ -19,8 +19,17 @@ from typing import Any
 import numpy as np
 
 from alignjax.errors import CheckpointError
-from alignjax.io.formats.common import (ANY_CHANNELS, DEFAULT_MAPPING_LR_MUL, RawCheckpoint, UnsupportedNetwork,
-                                        _indices, _plain, _shape, _Src, default_resample_filter)
+from alignjax.io.formats.common import (
+    ANY_CHANNELS,
+    DEFAULT_MAPPING_LR_MUL,
+    RawCheckpoint,
+    UnsupportedNetwork,
+    _indices,
+    _plain,
+    _shape,
+    _Src,
+    default_resample_filter,
+)
 from alignjax.io.formats.schema import finish
 from alignjax.io.safe_pickle import BASE_GLOBALS, DNNLIB_GLOBALS, load_pickle
 from alignjax.nn.arch import DLayerSpec, LayerSpec, discriminator_table, synthesis_table
@@ -60,7 +69,7 @@ class TFNetwork:
         return self.state.get('build_func_name')
 
     @property
-    def variables(self) -> 'collections.OrderedDict[str, np.ndarray]':
+    def variables(self) -> collections.OrderedDict[str, np.ndarray]:
         out: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         for item in self.state.get('variables') or []:
             name, value = item
@@ -72,8 +81,11 @@ class TFNetwork:
 
 
 # what a TensorFlow network pickle may reference
-TF_GLOBALS: dict[tuple[str, str], Any] = {**BASE_GLOBALS, **DNNLIB_GLOBALS,
-                                          ('dnnlib.tflib.network', 'Network'): TFNetwork}
+TF_GLOBALS: dict[tuple[str, str], Any] = {
+    **BASE_GLOBALS,
+    **DNNLIB_GLOBALS,
+    ('dnnlib.tflib.network', 'Network'): TFNetwork,
+}
 
 
 def _tf_g_layer(s: LayerSpec) -> str:
@@ -123,8 +135,11 @@ def _lod_names(tf: dict, kind: str, prefix: str, res: int) -> dict:
 def _tf_arch(kw: dict, label: str, which: str, default: str, path: str) -> str | None:
     arch = kw.get('architecture', default)
     if arch not in ('orig', 'skip', 'resnet'):
-        raise UnsupportedNetwork(f"{path}: {label} uses the {which} architecture {arch!r}, which is not supported "
-                                 "(NVlabs has 'orig', 'skip', 'resnet')", label)
+        raise UnsupportedNetwork(
+            f'{path}: {label} uses the {which} architecture {arch!r}, which is not supported '
+            "(NVlabs has 'orig', 'skip', 'resnet')",
+            label,
+        )
     return arch
 
 
@@ -190,7 +205,9 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
         layer(f'synthesis.{s.name}', _tf_g_layer(s), s.layer if s.kind != 'torgb' else None, s.noise_index)
     unused = [k for k in src.unused() if not re.fullmatch(r'synthesis/noise\d+', k)]
     if unused:
-        raise CheckpointError(f'{path}: {label} has variables that do not belong to a StyleGAN2 generator: {unused[:8]}')
+        raise CheckpointError(
+            f'{path}: {label} has variables that do not belong to a StyleGAN2 generator: {unused[:8]}'
+        )
     return out, kw
 
 
@@ -255,14 +272,16 @@ def read_tf_pkl(path: str | os.PathLike) -> RawCheckpoint:
     try:
         d, dkw = _tf_d_to_nvlabs(tf_d, path)
         nets = {'G': g, 'G_ema': gs, 'D': d}
-    except UnsupportedNetwork as e:     # G and Gs still load (finish notes the skipped D)
+    except UnsupportedNetwork as e:  # G and Gs still load (finish notes the skipped D)
         d, dkw, unsupported['D'] = {}, _tf_kwargs(tf_d), e
         nets = {'G': g, 'G_ema': gs}
     notes: list[str] = []
     for n, sd in (('G', g), ('Gs', gs)):
         if 'mapping.w_avg' not in sd:
-            notes.append(f'dlatent_avg absent from {n}: mapping.w_avg left out (latent_avg absent); compute it '
-                         'as the mean of mapping(z) over 10,000 random z')
+            notes.append(
+                f'dlatent_avg absent from {n}: mapping.w_avg left out (latent_avg absent); compute it '
+                'as the mean of mapping(z) over 10,000 random z'
+            )
     hints: dict[str, Any] = {
         'mbstd_group_size': dkw.get('mbstd_group_size', 4),
         'conv_clamp': gskw.get('conv_clamp'),

@@ -26,6 +26,7 @@ Name maps (``tf.py`` reads the same): ``mapping.fc{i}`` -> ``mapping/Dense{i}`` 
 ``4x4/Conv``, ``4x4/Dense0``, ``Output``; conditional models: ``mapping.embed`` -> ``LabelEmbed``, D
 ``mapping.fc{i}`` -> ``Mapping{i}``.
 """
+
 from __future__ import annotations
 
 import copyreg
@@ -45,8 +46,14 @@ from alignjax.errors import CheckpointError
 __all__ = ['TF_PICKLE_GLOBALS', 'tf_networks', 'write_tf_pkl']
 
 # The only globals an exported file names (test_export_tf checks the file against this list).
-TF_PICKLE_GLOBALS = frozenset({('dnnlib.tflib.network', 'Network'), ('numpy.core.multiarray', '_reconstruct'),
-                               ('numpy', 'ndarray'), ('numpy', 'dtype')})
+TF_PICKLE_GLOBALS = frozenset(
+    {
+        ('dnnlib.tflib.network', 'Network'),
+        ('numpy.core.multiarray', '_reconstruct'),
+        ('numpy', 'ndarray'),
+        ('numpy', 'dtype'),
+    }
+)
 NO_CODE = '# written by alignjax: weights only, no code (load with NVlabs legacy.load_network_pkl or alignjax)\n'
 
 
@@ -61,7 +68,6 @@ class _Network:
 
 
 class _Pickler(pickle._Pickler):  # the pure-Python pickler: its save_global can be overridden
-
     def save_global(self, obj, name=None):
         target = ('dnnlib.tflib.network', 'Network') if obj is _Network else None
         if target is None:
@@ -82,16 +88,16 @@ def _f32(a) -> np.ndarray:
     a = np.asarray(a)
     if not np.issubdtype(a.dtype, np.floating):
         raise CheckpointError(f'tf export: expected floating-point weights, got {a.dtype}')
-    return np.array(a, dtype='<f4', order='C')      # (not ascontiguousarray: it makes 0-d arrays 1-d)
+    return np.array(a, dtype='<f4', order='C')  # (not ascontiguousarray: it makes 0-d arrays 1-d)
 
 
 def _hwio(w) -> np.ndarray:
-    return np.asarray(w).transpose(2, 3, 1, 0)       # OIHW (NVlabs) -> HWIO (TF)
+    return np.asarray(w).transpose(2, 3, 1, 0)  # OIHW (NVlabs) -> HWIO (TF)
 
 
 def _log2(r: int) -> int:
     k = round(math.log2(r))
-    if 2 ** k != r:
+    if 2**k != r:
         raise CheckpointError(f'tf export: resolution {r} is not a power of two')
     return k
 
@@ -132,13 +138,17 @@ def _g_variables(sd: Mapping[str, Any], label: str) -> tuple[list, list, list]:
             conv(f'{r}x{r}/Conv1', f'synthesis.b{r}.conv1', noise=2 * k - 4)
         conv(f'{r}x{r}/ToRGB', f'synthesis.b{r}.torgb')
     synth += [(f'noise{j}', noises[j]) for j in sorted(noises)]
-    known = re.compile(r'mapping\.(w_avg|embed\.(weight|bias)|fc\d+\.(weight|bias))|synthesis\.b4\.const|'
-                       r'synthesis\.b\d+\.(conv0|conv1|torgb)\.(weight|bias|affine\.weight|affine\.bias|'
-                       r'noise_strength|noise_const)|.*resample_filter')
+    known = re.compile(
+        r'mapping\.(w_avg|embed\.(weight|bias)|fc\d+\.(weight|bias))|synthesis\.b4\.const|'
+        r'synthesis\.b\d+\.(conv0|conv1|torgb)\.(weight|bias|affine\.weight|affine\.bias|'
+        r'noise_strength|noise_const)|.*resample_filter'
+    )
     unknown = [k for k in sd if not known.fullmatch(k)]
     if unknown:
-        raise CheckpointError(f"tf export: {label} has tensors the TF StyleGAN2 layout cannot hold: {unknown[:6]} "
-                              "(only the 'skip' generator architecture is written)")
+        raise CheckpointError(
+            f'tf export: {label} has tensors the TF StyleGAN2 layout cannot hold: {unknown[:6]} '
+            "(only the 'skip' generator architecture is written)"
+        )
     return top, mapping, synth
 
 
@@ -148,8 +158,12 @@ def _d_variables(sd: Mapping[str, Any]) -> list:
     for r in res:
         if r == 4:
             continue
-        for nv, tfn, bias in (('fromrgb', 'FromRGB', True), ('conv0', 'Conv0', True), ('conv1', 'Conv1_down', True),
-                              ('skip', 'Skip', False)):
+        for nv, tfn, bias in (
+            ('fromrgb', 'FromRGB', True),
+            ('conv0', 'Conv0', True),
+            ('conv1', 'Conv1_down', True),
+            ('skip', 'Skip', False),
+        ):
             if f'b{r}.{nv}.weight' in sd:
                 out.append((f'{r}x{r}/{tfn}/weight', _f32(_hwio(sd[f'b{r}.{nv}.weight']))))
                 if bias:
@@ -165,12 +179,16 @@ def _d_variables(sd: Mapping[str, Any]) -> list:
     for nv, tfn in (('fc', '4x4/Dense0'), ('out', 'Output')):
         out.append((f'{tfn}/weight', _f32(np.asarray(sd[f'b4.{nv}.weight']).T)))
         out.append((f'{tfn}/bias', _f32(sd[f'b4.{nv}.bias'])))
-    known = re.compile(r'b\d+\.(fromrgb|conv0|conv1)\.(weight|bias)|b\d+\.skip\.weight|b4\.(conv|fc|out)\.(weight|bias)|'
-                       r'mapping\.(embed|fc\d+)\.(weight|bias)|.*resample_filter')
+    known = re.compile(
+        r'b\d+\.(fromrgb|conv0|conv1)\.(weight|bias)|b\d+\.skip\.weight|b4\.(conv|fc|out)\.(weight|bias)|'
+        r'mapping\.(embed|fc\d+)\.(weight|bias)|.*resample_filter'
+    )
     unknown = [k for k in sd if not known.fullmatch(k)]
     if unknown:
-        raise CheckpointError(f"tf export: D has tensors the TF StyleGAN2 layout cannot hold: {unknown[:6]} "
-                              "(only the 'resnet' discriminator architecture is written)")
+        raise CheckpointError(
+            f'tf export: D has tensors the TF StyleGAN2 layout cannot hold: {unknown[:6]} '
+            "(only the 'resnet' discriminator architecture is written)"
+        )
     return out
 
 
@@ -181,9 +199,16 @@ def _fmap_base(channel_base: int) -> int:
 
 
 def _g_kwargs(g, sd) -> dict:
-    kw = {'num_channels': int(g.img_channels), 'resolution': int(g.resolution), 'label_size': int(g.c_dim),
-          'latent_size': int(g.z_dim), 'dlatent_size': int(g.w_dim), 'mapping_layers': int(g.mapping_layers),
-          'fmap_base': _fmap_base(int(g.channel_base)), 'fmap_max': int(g.channel_max)}
+    kw = {
+        'num_channels': int(g.img_channels),
+        'resolution': int(g.resolution),
+        'label_size': int(g.c_dim),
+        'latent_size': int(g.z_dim),
+        'dlatent_size': int(g.w_dim),
+        'mapping_layers': int(g.mapping_layers),
+        'fmap_base': _fmap_base(int(g.channel_base)),
+        'fmap_max': int(g.channel_max),
+    }
     if float(g.mapping_lr_mul) != 0.01:
         kw['mapping_lrmul'] = float(g.mapping_lr_mul)
     if 'mapping.embed.weight' in sd and int(np.shape(sd['mapping.embed.weight'])[0]) != int(g.w_dim):
@@ -202,10 +227,15 @@ def _g_kwargs(g, sd) -> dict:
 
 
 def _d_kwargs(d, sd) -> dict:
-    kw = {'num_channels': int(d.img_channels), 'resolution': int(d.resolution), 'label_size': int(d.c_dim),
-          'fmap_base': _fmap_base(int(d.channel_base)), 'fmap_max': int(d.channel_max),
-          'mbstd_group_size': None if d.mbstd_group_size is None else int(d.mbstd_group_size),
-          'mbstd_num_features': int(d.mbstd_num_channels)}
+    kw = {
+        'num_channels': int(d.img_channels),
+        'resolution': int(d.resolution),
+        'label_size': int(d.c_dim),
+        'fmap_base': _fmap_base(int(d.channel_base)),
+        'fmap_max': int(d.channel_max),
+        'mbstd_group_size': None if d.mbstd_group_size is None else int(d.mbstd_group_size),
+        'mbstd_num_features': int(d.mbstd_num_channels),
+    }
     if d.conv_clamp is not None:
         kw['conv_clamp'] = float(d.conv_clamp)
     if d.c_dim:
@@ -219,21 +249,34 @@ def _d_kwargs(d, sd) -> dict:
 
 
 def _net(name: str, func: str, kwargs: dict, variables: list, components: dict | None = None) -> _Network:
-    return _Network({'version': 4, 'name': name, 'static_kwargs': dict(kwargs), 'components': components or {},
-                     'build_module_src': NO_CODE, 'build_func_name': func, 'variables': variables})
+    return _Network(
+        {
+            'version': 4,
+            'name': name,
+            'static_kwargs': dict(kwargs),
+            'components': components or {},
+            'build_module_src': NO_CODE,
+            'build_func_name': func,
+            'variables': variables,
+        }
+    )
 
 
 def tf_networks(sds: Mapping[str, Mapping[str, Any]], g_config, d_config) -> tuple[tuple, list[str]]:
     """(G, D, Gs) stand-ins from NVlabs state dicts {'G', 'G_ema', 'D'} (G defaults to G_ema) and the notes."""
     notes = []
     if 'D' not in sds or d_config is None:
-        raise CheckpointError('tf export: the TF layout (G, D, Gs) needs a discriminator and this checkpoint has none '
-                              '(export it as .pt, or fine-tune once here so that it has a D)')
+        raise CheckpointError(
+            'tf export: the TF layout (G, D, Gs) needs a discriminator and this checkpoint has none '
+            '(export it as .pt, or fine-tune once here so that it has a D)'
+        )
     for cfg, arch in ((g_config, 'skip'), (d_config, 'resnet')):
         got = getattr(cfg, 'architecture', arch)
         if got != arch:
-            raise CheckpointError(f"tf export: architecture {got!r}: only the '{arch}' "
-                                  f"{'generator' if cfg is g_config else 'discriminator'} is written")
+            raise CheckpointError(
+                f"tf export: architecture {got!r}: only the '{arch}' "
+                f'{"generator" if cfg is g_config else "discriminator"} is written'
+            )
     gs_sd = sds.get('G_ema', sds.get('G'))
     g_sd = sds.get('G')
     if g_sd is None:
@@ -243,8 +286,10 @@ def tf_networks(sds: Mapping[str, Mapping[str, Any]], g_config, d_config) -> tup
     nets = []
     for name, sd in (('G', g_sd), ('Gs', gs_sd)):
         top, mapping, synth = _g_variables(sd, name)
-        comps = {'mapping': _net('G_mapping', 'G_mapping', gkw, mapping),
-                 'synthesis': _net('G_synthesis', 'G_synthesis_stylegan2', gkw, synth)}
+        comps = {
+            'mapping': _net('G_mapping', 'G_mapping', gkw, mapping),
+            'synthesis': _net('G_synthesis', 'G_synthesis_stylegan2', gkw, synth),
+        }
         nets.append(_net(name, 'G_main', gkw, top, comps))
     d = _net('D', 'D_stylegan2', _d_kwargs(d_config, sds['D']), _d_variables(sds['D']))
     return (nets[0], d, nets[1]), notes
