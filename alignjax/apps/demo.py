@@ -46,6 +46,7 @@ def _minsec(s: float) -> str:
 def summary(out: Path, paths: dict, seconds: float, names=('parent', 'child')) -> str:
     """The demo's closing lines: total wall time and every output, with what it shows."""
     child = names[1] if len(names) > 1 else 'child'
+    paths = paths or {}
     rows = [(out / 'compare.png', f'the same z through {" and ".join(names)} (one row each), 4x, labelled')]
     grids = sorted((out / child / 'samples').glob('grid_*.png'))
     if grids:

@@ -26,11 +26,13 @@ that has served ``k`` batches, without reading them.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import sys
 import threading
 
 import grain.python as grain
+import jax
 import numpy as np
 
 __all__ = ['EpochShuffleSampler', 'make_loader', 'epoch_permutation', 'state_at']
@@ -157,8 +159,6 @@ class _StackBatch:
 
 
 def _default_shard() -> tuple[int, int]:
-    import jax
-
     return jax.process_index(), jax.process_count()
 
 
@@ -257,7 +257,6 @@ def state_at(it: grain.DataLoaderIterator, batches: int) -> bytes:
     batches, computed from grain's index arithmetic without reading any record; ``it.set_state`` of it
     continues at batch ``batches``. With ``global_batches=True`` that is global batch ``batches`` of the stream
     whatever the host and worker counts that served the first ones."""
-    import json
 
     lay = it.layout
     b, s, hosts, workers = lay['batch_size'], lay['shard_index'], lay['shard_count'], lay['worker_count']

@@ -139,6 +139,7 @@ class DFeatures:
         )
         inter = state['intermediates']
         feats = [inter[f'b{r}']['__call__'][0] for r in cfg.block_resolutions]
+        feats = [f[0] if isinstance(f, tuple) else f for f in feats]  # a block returns (x, img) when it passes img on
         feats = [f / (jnp.sqrt(jnp.sum(jnp.square(f), -1, keepdims=True)) + 1e-8) for f in feats]
         return {'img': img, 'd': feats}
 

@@ -207,28 +207,18 @@ def _sized(kind: str, args: tuple, per_item: int) -> tuple:
     return args
 
 
-def _tuple(*args):
-    return tuple(*_sized('tuple', args, 8))
+def _budgeted(kind: str, make, per_item: int):
+    """A stand-in for the container type `make`: charges the budget per item before building it."""
+
+    def build(*args, **kwargs):
+        return make(*_sized(kind, args, per_item), **kwargs)
+
+    return build
 
 
-def _list(*args):
-    return list(*_sized('list', args, 8))
-
-
-def _set(*args):
-    return set(*_sized('set', args, 64))
-
-
-def _frozenset(*args):
-    return frozenset(*_sized('frozenset', args, 64))
-
-
-def _dict(*args, **kwargs):
-    return dict(*_sized('dict', args, 64), **kwargs)
-
-
-def _ordered_dict(*args):
-    return collections.OrderedDict(*_sized('OrderedDict', args, 96))
+_tuple, _list = _budgeted('tuple', tuple, 8), _budgeted('list', list, 8)
+_set, _frozenset = _budgeted('set', set, 64), _budgeted('frozenset', frozenset, 64)
+_dict, _ordered_dict = _budgeted('dict', dict, 64), _budgeted('OrderedDict', collections.OrderedDict, 96)
 
 
 def _bytearray(*args):

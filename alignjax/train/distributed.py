@@ -18,7 +18,10 @@ import os
 import re
 import sys
 
+import jax
 import numpy as np
+from jax._src import distributed as _d  # (the coordination client: barriers, live processes)
+from jax.experimental import multihost_utils
 
 from alignjax.errors import AlignjaxError
 
@@ -43,8 +46,6 @@ def initialize(
     Explicit arguments win; anything left None is auto-detected by JAX (Cloud TPU VMs, SLURM, Open MPI,
     $JAX_COORDINATOR_ADDRESS / $JAX_LOCAL_DEVICE_IDS). On CPU the cross-process collectives use gloo.
     Returns (process index, process count); a second call in a process that is already connected is a no-op."""
-    import jax
-
     if is_initialized():
         return jax.process_index(), jax.process_count()
     if str(jax.config.jax_cpu_collectives_implementation or 'none') in ('', 'none'):
@@ -83,17 +84,11 @@ def initialize(
 
 
 def is_initialized() -> bool:
-    from jax._src import (
-        distributed as _d,  # (jax.distributed.is_initialized exists from jax 0.4.3x on)
-    )
-
     return getattr(_d.global_state, 'client', None) is not None
 
 
 def is_main() -> bool:
     """Process 0: the one that writes logs, metrics, sample grids and the final export's metadata."""
-    import jax
-
     return jax.process_index() == 0
 
 
@@ -108,35 +103,23 @@ def sync(name: str, timeout_s: float = DEFAULT_BARRIER_TIMEOUT_S):
     the processes arrive more than 30 s apart (one compiling a program the other found in the persistent
     cache, or writing a sample grid), a barrier waits up to `timeout_s`; a dead peer still ends it through
     the heartbeat check."""
-    import jax
-
     if jax.process_count() == 1:
         return
-    from jax._src import distributed as _d
-
     _BARRIERS[0] += 1  # every process passes the same barriers in the same order
     _d.global_state.client.wait_at_barrier(f'alignjax:{_BARRIERS[0]}:{name}', int(timeout_s * 1000))
 
 
 def any_process(flag: bool) -> bool:
     """True on every process when `flag` is true on any of them (a collective: every process must call it)."""
-    import jax
-
     if jax.process_count() == 1:
         return bool(flag)
-    from jax.experimental import multihost_utils
-
     return bool(np.any(multihost_utils.process_allgather(np.int32(bool(flag)))))
 
 
 def allgather_bytes(data: bytes) -> list[bytes]:
     """Every process's `data`, in process order (a collective: every process must call it)."""
-    import jax
-
     if jax.process_count() == 1:
         return [bytes(data)]
-    from jax.experimental import multihost_utils
-
     lengths = np.asarray(multihost_utils.process_allgather(np.int32(len(data)))).reshape(-1)
     buf = np.zeros(int(lengths.max()), np.uint8)
     buf[: len(data)] = np.frombuffer(data, np.uint8)
@@ -147,9 +130,6 @@ def allgather_bytes(data: bytes) -> list[bytes]:
 def live_processes() -> list[int] | None:
     """The process ids JAX's coordination service sees alive (None when it cannot be asked: the coordinator,
     process 0, is gone)."""
-    import jax
-    from jax._src import distributed as _d
-
     client = getattr(_d.global_state, 'client', None)
     if client is None:
         return None
@@ -169,8 +149,6 @@ _PEER_ERROR = re.compile(
 def peer_failure(e: BaseException) -> DistributedError | None:
     """A DistributedError naming the lost process(es) when `e` looks like a peer's death in a multi-process run
     (a collective or a barrier failed), else None."""
-    import jax
-
     if jax.process_count() == 1 or not _PEER_ERROR.search(str(e)):
         return None
     n, me = jax.process_count(), jax.process_index()
@@ -190,8 +168,6 @@ def peer_failure(e: BaseException) -> DistributedError | None:
 
 def describe() -> str:
     """'process i of N (devices: local/global)' for the start-up line."""
-    import jax
-
     return (
         f'process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} local / '
         f'{jax.device_count()} global {jax.devices()[0].platform} devices'

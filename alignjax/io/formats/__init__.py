@@ -18,9 +18,10 @@ Writer: :func:`write_rosinality_pt` (inverse of :func:`read_rosinality_pt`).
 
 from alignjax.io.formats.common import ORBAX_MARKER, RawCheckpoint, default_resample_filter
 from alignjax.io.formats.detect import detect_format, is_training_snapshot, read_raw
+from alignjax.io.formats.infer import infer_config
 from alignjax.io.formats.nvlabs import read_nvlabs_pkl
 from alignjax.io.formats.rosinality import read_rosinality_pt, write_rosinality_pt
-from alignjax.io.formats.schema import d_schema, expected_shapes, g_schema, infer_config
+from alignjax.io.formats.schema import d_schema, expected_shapes, g_schema
 from alignjax.io.formats.tf import read_tf_pkl
 
 __all__ = [

@@ -22,7 +22,7 @@ ANY_CHANNELS: Mapping[int, int] = collections.defaultdict(int)
 
 class UnsupportedNetwork(CheckpointError):
     """One network of a file is well formed but not one alignjax can build (e.g. a StyleGAN3 generator, a
-    non-lrelu activation). The file's other networks still load: `schema.finish` leaves it out and says so
+    non-lrelu activation). The file's other networks still load: `infer.finish` leaves it out and says so
     (``RawCheckpoint.skipped``, a note); a file whose generators are all unsupported is refused with this error."""
 
     def __init__(self, message: str, net: str):

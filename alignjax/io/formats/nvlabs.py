@@ -15,7 +15,7 @@ import numpy as np
 
 from alignjax.errors import CheckpointError
 from alignjax.io.formats.common import DEFAULT_MAPPING_LR_MUL, NET_NAMES, RawCheckpoint, UnsupportedNetwork, _plain
-from alignjax.io.formats.schema import finish
+from alignjax.io.formats.infer import finish
 from alignjax.io.safe_pickle import BASE_GLOBALS, DNNLIB_GLOBALS
 from alignjax.io.torch_file import load_torch
 from alignjax.io.torch_pickle import TORCH_GLOBALS

@@ -31,7 +31,8 @@ from alignjax.io.formats.common import (
     default_resample_filter,
     tag,
 )
-from alignjax.io.formats.schema import d_schema, filter_keys, finish, g_schema, infer_config
+from alignjax.io.formats.infer import finish, infer_config
+from alignjax.io.formats.schema import d_schema, filter_keys, g_schema
 from alignjax.io.safe_pickle import ARGPARSE_GLOBALS, BASE_GLOBALS
 from alignjax.io.torch_file import load_torch
 from alignjax.io.torch_pickle import TORCH_GLOBALS

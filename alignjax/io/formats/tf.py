@@ -30,7 +30,7 @@ from alignjax.io.formats.common import (
     _Src,
     default_resample_filter,
 )
-from alignjax.io.formats.schema import finish
+from alignjax.io.formats.infer import finish
 from alignjax.io.safe_pickle import BASE_GLOBALS, DNNLIB_GLOBALS, load_pickle
 from alignjax.nn.arch import DLayerSpec, LayerSpec, discriminator_table, synthesis_table
 
@@ -163,7 +163,7 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
     if not rs:
         src.get('synthesis/4x4/Const/const')  # raises
     res = max(rs)
-    # the tensors' architecture (schema.infer_config checks it against the kwargs' once in NVlabs names)
+    # the tensors' architecture (infer.infer_config checks it against the kwargs' once in NVlabs names)
     if any(re.fullmatch(r'synthesis/\d+x\d+/Skip/weight', k) for k in tf):
         arch = 'resnet'
     else:
