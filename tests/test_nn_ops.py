@@ -2,6 +2,7 @@
 
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -192,3 +193,53 @@ def test_bias_act_clamp_and_gain():
     x = jnp.array([[-2.0, 0.5, 300.0]])
     y = np.asarray(ops.bias_act(x, jnp.array([1.0, 0.0, 0.0]), 'lrelu', clamp=256.0))
     np.testing.assert_allclose(y, [[-0.2 * np.sqrt(2), 0.5 * np.sqrt(2), 256.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    'k,pad', [(3, ((1, 1), (1, 1))), (2, ((0, 1), (0, 1))), (2, ((1, 0), (1, 0))), (3, ((0, 2), (2, 0)))]
+)
+def test_conv2d_gemm_forward_and_all_gradients_equal_reference(k, pad, monkeypatch):
+    """The 'gemm' weight-gradient conv: forward, both first derivatives and the second-order (R1-like) ones
+    equal autodiff of the reference conv; the GEMM path is forced on small maps."""
+    monkeypatch.setattr(ops, '_GEMM_MIN_PIXELS', 1)
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((2, 7, 6, 4)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, k, 4, 5)), jnp.float32)
+
+    def run(wgrad):
+        def f(x, w):
+            return ops.conv2d(x, w, padding=pad, wgrad=wgrad)
+
+        def loss(x, w):
+            return jnp.sum(jnp.sin(f(x, w)))
+
+        def r1(x, w):
+            return jnp.sum(jnp.square(jax.grad(loss)(x, w)))
+
+        return [f(x, w), *jax.grad(loss, (0, 1))(x, w), *jax.grad(r1, (0, 1))(x, w)]
+
+    for got, ref in zip(run('gemm'), run('xla')):
+        np.testing.assert_allclose(
+            np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref)))
+        )
+
+
+@pytest.mark.parametrize('up,down,k', [(1, 1, 3), (1, 1, 1), (2, 1, 3), (2, 1, 1), (1, 2, 3), (1, 2, 1)])
+def test_conv2d_resample_wgrad_impls_agree(up, down, k, monkeypatch):
+    monkeypatch.setattr(ops, '_GEMM_MIN_PIXELS', 1)
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, k, 4, 5)), jnp.float32)
+
+    def grads(wgrad):
+        def loss(x, w):
+            return jnp.sum(
+                jnp.sin(ops.conv2d_resample(x, w, F, up=up, down=down, padding=k // 2, up_impl='phase', wgrad=wgrad))
+            )
+
+        return [*jax.grad(loss, (0, 1))(x, w), *jax.grad(lambda x, w: jnp.sum(jax.grad(loss)(x, w) ** 2), (0, 1))(x, w)]
+
+    for got, ref in zip(grads('gemm'), grads('xla')):
+        np.testing.assert_allclose(
+            np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref)))
+        )

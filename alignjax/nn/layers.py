@@ -89,6 +89,7 @@ def modconv(x, weight, styles, *, impl, demodulate=True, up=1, padding=0, f=None
             noise=noise,
             fir_impl=impl.fir,
             up_impl=impl.upconv,
+            wgrad=impl.wgrad,
         )
     return ops.modulated_conv2d(
         x,
@@ -102,6 +103,7 @@ def modconv(x, weight, styles, *, impl, demodulate=True, up=1, padding=0, f=None
         impl=impl.modconv,
         fir_impl=impl.fir,
         up_impl=impl.upconv,
+        wgrad=impl.wgrad,
     )
 
 
@@ -141,7 +143,7 @@ def skip_layer(p, x, spec, *, impl, resample_filter):
 
     def conv(w):
         w = w * (1 / math.sqrt(spec.in_channels * spec.kernel**2))
-        return ops.conv2d_resample(x, w, f, up=2, fir_impl=impl.fir, up_impl=impl.upconv)
+        return ops.conv2d_resample(x, w, f, up=2, fir_impl=impl.fir, up_impl=impl.upconv, wgrad=impl.wgrad)
 
     w = p['weight']
     if isinstance(w, Blend):  # linear in the weight: lerp the two outputs per sample

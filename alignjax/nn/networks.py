@@ -79,6 +79,7 @@ class Impl:
     upconv: str = 'phase'  # 'phase' (one 2x2 conv + pixel shuffle) | 'upfir' | 'transpose' (reference)
     fir: str = 'polyphase'  # 'polyphase' | 'depthwise'
     downconv: str = 's2d'  # 's2d' (space-to-depth, stride-1 conv) | 'strided' (reference)
+    wgrad: str = 'gemm'  # derivatives of the convs: 'gemm' (per-tap GEMM weight gradients) | 'xla' (reference)
     dtype: str = 'float32'  # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)
 
 
@@ -227,6 +228,7 @@ class Conv2dLayer(nn.Module):
             padding=k // 2,
             fir_impl=self.impl.fir,
             down_impl=self.impl.downconv,
+            wgrad=self.impl.wgrad,
         )
         act_gain = (ops.LRELU_GAIN if self.activation == 'lrelu' else 1.0) * gain
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain

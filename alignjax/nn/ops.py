@@ -15,6 +15,7 @@ All pairs agree to float rounding (tests/test_nn_ops.py); defaults are chosen by
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -172,12 +173,79 @@ def upsample2d(x, f, impl='polyphase'):
 # Convolutions.
 
 
-def conv2d(x, w, stride: int = 1, padding=0, groups: int = 1):
-    """Cross-correlation (torch conv2d), NHWC x, HWIO w."""
+def conv2d(x, w, stride: int = 1, padding=0, groups: int = 1, wgrad: str = 'xla'):
+    """Cross-correlation (torch conv2d), NHWC x, HWIO w.
+
+    wgrad picks how the derivatives are formed ('xla': autodiff of the conv, the reference; 'gemm': see
+    `conv2d_gemm`). The forward numbers are the same conv either way (a 1x1 conv is a dot under 'gemm').
+    """
     pad = [(padding, padding)] * 2 if isinstance(padding, int) else padding
-    return jax.lax.conv_general_dilated(
-        x, w.astype(x.dtype), (stride, stride), pad, dimension_numbers=_DN, feature_group_count=groups
-    )
+    pad = tuple((int(a), int(b)) for a, b in pad)
+    w = w.astype(x.dtype)
+    if wgrad == 'gemm' and stride == 1 and groups == 1:
+        kh, kw = w.shape[0], w.shape[1]
+        if kh == kw == 1 and pad == ((0, 0), (0, 0)):
+            return jnp.einsum('nhwc,co->nhwo', x, w[0, 0])
+        if all(0 <= p <= k - 1 for (p0, p1), k in zip(pad, (kh, kw)) for p in (p0, p1)):
+            return conv2d_gemm(x, w, pad)
+    elif wgrad not in ('xla', 'gemm'):
+        raise ValueError(f'unknown weight-gradient impl {wgrad!r}')
+    return _lax_conv(x, w, (stride, stride), pad, groups)
+
+
+def _lax_conv(x, w, strides, pad, groups=1):
+    return jax.lax.conv_general_dilated(x, w, strides, pad, dimension_numbers=_DN, feature_group_count=groups)
+
+
+# Below this many output pixels per image XLA's own weight-gradient conv is as fast as the per-tap GEMMs.
+_GEMM_MIN_PIXELS = 16 * 16
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d_gemm(x, w, pad):
+    """Stride-1 correlation (pads 0..k-1) whose derivatives avoid XLA:CPU's weight-gradient conv.
+
+    Autodiff of a conv gives a weight gradient that is a conv with a window the size of the feature map;
+    XLA:CPU hands it to YNNPACK, which runs it 2-3x slower than the forward conv at 32x32 and up. Here the
+    weight gradient is one GEMM per kernel tap, dW[a, b] = x_pad[:, a:a+H', b:b+W']^T dY (contracting over
+    N H' W'), and the input gradient is the correlation of dY with the flipped kernel -- this same function,
+    so second-order terms (R1, path length) never meet XLA's weight-gradient conv either.
+    """
+    return _lax_conv(x, w, (1, 1), pad)
+
+
+def _conv2d_gemm_fwd(x, w, pad):
+    return _lax_conv(x, w, (1, 1), pad), (x, w)
+
+
+def _conv2d_gemm_bwd(pad, res, dy):
+    x, w = res
+    kh, kw = w.shape[0], w.shape[1]
+    tpad = ((kh - 1 - pad[0][0], kh - 1 - pad[0][1]), (kw - 1 - pad[1][0], kw - 1 - pad[1][1]))
+    dx = conv2d_gemm(dy, jnp.swapaxes(w[::-1, ::-1], 2, 3), tpad)
+    return dx, _weight_grad(x, dy, (kh, kw), pad)
+
+
+conv2d_gemm.defvjp(_conv2d_gemm_fwd, _conv2d_gemm_bwd)
+
+
+def _weight_grad(x, dy, ksize, pad):
+    """dW[a, b, i, o] = sum_{n, h, w} x_pad[n, h + a, w + b, i] dy[n, h, w, o]: one GEMM per tap."""
+    kh, kw = ksize
+    oh, ow = dy.shape[1], dy.shape[2]
+    if oh * ow < _GEMM_MIN_PIXELS:
+        w0 = jnp.zeros((kh, kw, x.shape[3], dy.shape[3]), x.dtype)
+        return jax.vjp(lambda w: _lax_conv(x, w, (1, 1), pad), w0)[1](dy)[0]
+    xp = jnp.pad(x, ((0, 0), pad[0], pad[1], (0, 0)))
+    d2 = dy.reshape(-1, dy.shape[3])
+    dn = (((0,), (0,)), ((), ()))
+    taps = [
+        jnp.stack(
+            [jax.lax.dot_general(xp[:, a : a + oh, b : b + ow].reshape(-1, x.shape[3]), d2, dn) for b in range(kw)]
+        )
+        for a in range(kh)
+    ]
+    return jnp.stack(taps).astype(x.dtype)
 
 
 def conv2d_resample(
@@ -191,6 +259,7 @@ def conv2d_resample(
     fir_impl='polyphase',
     up_impl='upfir',
     down_impl='s2d',
+    wgrad='xla',
 ):
     """NVlabs `conv2d_resample` for the cases StyleGAN2 uses, NHWC/HWIO.
 
@@ -202,12 +271,12 @@ def conv2d_resample(
     """
     kh, kw = w.shape[0], w.shape[1]
     if up == 1 and down == 1:
-        return conv2d(x, w, padding=padding, groups=groups)
+        return conv2d(x, w, padding=padding, groups=groups, wgrad=wgrad)
     fk = len(f)
     if up == 2 and down == 1:
         assert kh == kw, 'square kernels only'
         if kh == 1:  # 1x1 (resnet G skip): conv, then FIR-upsample (as NVlabs' fast path)
-            x = conv2d(x, w, groups=groups)
+            x = conv2d(x, w, groups=groups, wgrad=wgrad)
             return upfirdn2d(
                 x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0, impl=fir_impl
             )
@@ -229,43 +298,43 @@ def conv2d_resample(
         if up_impl == 'phase' and kw == 3 and groups == 1:
             p0 = padding + (fk + 1) // 2 - (kw - 1)
             p1 = padding + (fk - 2) // 2 - (kw - 2)
-            return upfirdn2d(_conv_transpose3_stride2_phases(x, w), f, padding=(p0, p1), gain=4.0, impl=fir_impl)
+            return upfirdn2d(_conv_transpose3_stride2_phases(x, w, wgrad), f, padding=(p0, p1), gain=4.0, impl=fir_impl)
         if up_impl not in ('upfir', 'phase'):
             raise ValueError(f'unknown up-conv impl {up_impl!r}')
         # Transposed conv (pad 0) then FIR (pad p) equals FIR-upsampling with padding (p0, p1), then a valid
         # correlation with the flipped kernel: both are linear shift-invariant and nothing is cropped between.
         # The pads work out to upsample2d's own plus the conv padding.
         x = upfirdn2d(x, f, up=2, padding=(padding + (fk + 1) // 2, padding + (fk - 2) // 2), gain=4.0, impl=fir_impl)
-        return _conv2d_valid_as_same(x, w[::-1, ::-1], groups)
+        return _conv2d_valid_as_same(x, w[::-1, ::-1], groups, wgrad)
     if down == 2 and up == 1:
         p0 = padding + (fk - 2 + 1) // 2
         p1 = padding + (fk - 2) // 2
         if kh == 1 and kw == 1:
             x = upfirdn2d(x, f, down=2, padding=(p0, p1), impl=fir_impl)
-            return conv2d(x, w, groups=groups)
+            return conv2d(x, w, groups=groups, wgrad=wgrad)
         x = upfirdn2d(x, f, padding=(p0, p1), impl=fir_impl)
         if down_impl == 's2d':
-            return _conv2d_stride2_s2d(x, w, groups)
+            return _conv2d_stride2_s2d(x, w, groups, wgrad)
         if down_impl != 'strided':
             raise ValueError(f'unknown down-conv impl {down_impl!r}')
-        return conv2d(x, w, stride=2, groups=groups)
+        return conv2d(x, w, stride=2, groups=groups, wgrad=wgrad)
     if up != 1 or down != 1:
         raise NotImplementedError(f'conv2d_resample: up={up}, down={down}')
-    return conv2d(x, w, padding=padding, groups=groups)
+    return conv2d(x, w, padding=padding, groups=groups, wgrad=wgrad)
 
 
-def _conv2d_valid_as_same(x, w, groups=1):
+def _conv2d_valid_as_same(x, w, groups=1, wgrad='xla'):
     """A valid correlation computed as a SAME-padded one with the border cropped.
 
     Same numbers, a few % more work, but autodiff then never builds a conv with full (k-1) padding, whose
     weight gradient -- reached by second-order terms (path length, R1) -- XLA:CPU runs 10-30x slower.
     """
     p = w.shape[0] // 2
-    y = conv2d(x, w, padding=p, groups=groups)
+    y = conv2d(x, w, padding=p, groups=groups, wgrad=wgrad)
     return y[:, p : y.shape[1] - p, p : y.shape[2] - p] if p else y
 
 
-def _conv_transpose3_stride2_phases(x, w):
+def _conv_transpose3_stride2_phases(x, w, wgrad='xla'):
     """torch conv_transpose2d(x, w, stride=2, padding=0) for a 3x3 kernel, as one stride-1 conv + pixel shuffle.
 
     Output pixel (2t + r, 2u + s) only meets kernel taps of its phase (r, s): per axis, with w' = w flipped,
@@ -297,12 +366,14 @@ def _conv_transpose3_stride2_phases(x, w):
         ]
     )  # [2, 2, C, 4 O], output channels (r, s, O)
     x = _pad_axis(_pad_axis(x, 1, 1, 0), 2, 1, 0)
-    y = conv2d(x, kernel, padding=[(0, 1), (0, 1)])[:, : h + 1, : wd + 1]  # SAME-style, see _conv2d_valid_as_same
+    y = conv2d(x, kernel, padding=[(0, 1), (0, 1)], wgrad=wgrad)[
+        :, : h + 1, : wd + 1
+    ]  # SAME-style, see _conv2d_valid_as_same
     y = y.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
     return y[:, : 2 * h + 1, : 2 * wd + 1]
 
 
-def _conv2d_stride2_s2d(x, w, groups=1):
+def _conv2d_stride2_s2d(x, w, groups=1, wgrad='xla'):
     """Valid stride-2 correlation as space-to-depth + a stride-1 conv with a ceil(k/2) kernel.
 
     y[i] = sum_a x[2i + a] w[a] = sum_{b, phase} x_phase[i + b] w[2b + phase]: each 2x2 pixel block becomes
@@ -322,7 +393,7 @@ def _conv2d_stride2_s2d(x, w, groups=1):
     w = jnp.pad(w, ((0, ke - k), (0, ke - k), (0, 0), (0, 0)))
     o = w.shape[3]
     w = w.reshape(kk, 2, kk, 2, c, o).transpose(0, 2, 1, 3, 4, 5).reshape(kk, kk, 4 * c, o)
-    y = conv2d(x, w, padding=[(0, kk - 1)] * 2)
+    y = conv2d(x, w, padding=[(0, kk - 1)] * 2, wgrad=wgrad)
     return y[:, :oh, :ow]
 
 
@@ -339,6 +410,7 @@ def modulated_conv2d(
     impl='shared',
     fir_impl='polyphase',
     up_impl='upfir',
+    wgrad='xla',
 ):
     """StyleGAN2 modulated convolution.
 
@@ -355,7 +427,7 @@ def modulated_conv2d(
         dcoefs = jax.lax.rsqrt(jnp.square(styles) @ jnp.sum(jnp.square(weight), axis=(0, 1)) + 1e-8)  # [N, O]
     if impl == 'shared':
         x = x * styles.astype(x.dtype)[:, None, None, :]
-        x = conv2d_resample(x, weight, f, up=up, padding=padding, fir_impl=fir_impl, up_impl=up_impl)
+        x = conv2d_resample(x, weight, f, up=up, padding=padding, fir_impl=fir_impl, up_impl=up_impl, wgrad=wgrad)
         if dcoefs is not None:
             x = x * dcoefs.astype(x.dtype)[:, None, None, :]
     elif impl == 'grouped':
@@ -365,7 +437,7 @@ def modulated_conv2d(
         w = jnp.transpose(w, (1, 2, 3, 0, 4)).reshape(kh, kw, ci, n * co)
         _, h, wd, _ = x.shape
         x = jnp.transpose(x, (1, 2, 0, 3)).reshape(1, h, wd, n * ci)
-        x = conv2d_resample(x, w, f, up=up, padding=padding, groups=n, fir_impl=fir_impl, up_impl=up_impl)
+        x = conv2d_resample(x, w, f, up=up, padding=padding, groups=n, fir_impl=fir_impl, up_impl=up_impl, wgrad=wgrad)
         _, h, wd, _ = x.shape
         x = jnp.transpose(x.reshape(h, wd, n, co), (2, 0, 1, 3))
     else:
@@ -413,6 +485,7 @@ def blended_modulated_conv2d(
     noise=None,
     fir_impl='polyphase',
     up_impl='upfir',
+    wgrad='xla',
 ):
     """`modulated_conv2d` with per-sample blended kernels (1 - t[n]) Wa + t[n] Wb, none of them built.
 
@@ -433,6 +506,7 @@ def blended_modulated_conv2d(
         padding=padding,
         fir_impl=fir_impl,
         up_impl=up_impl,
+        wgrad=wgrad,
     )
     tt = t[:, None, None, None]
     y = ((1 - tt) * y[..., :o].astype(jnp.float32) + tt * y[..., o:].astype(jnp.float32)).astype(x.dtype)
