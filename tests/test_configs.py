@@ -307,6 +307,7 @@ NEW_KEYS = {
     'demo_outputs': False,
     'model.g_architecture': 'skip',
     'model.d_architecture': 'resnet',
+    'model.impl.wgrad': 'gemm',
 }
 SHIMS = {
     'configs/stylegan2.py': 'stylegan2',
