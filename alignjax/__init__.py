@@ -9,6 +9,7 @@
 `aj.nn.Discriminator` are the flax modules they run (`gen.module`).
 """
 
+from alignjax import _xla_flags  # noqa: F401  (first: XLA:CPU flags go in XLA_FLAGS before JAX starts a backend)
 from alignjax import model as _model
 from alignjax.errors import AlignjaxError, CheckpointError
 from alignjax.io.checkpoint import Checkpoint, load_checkpoint

@@ -250,7 +250,7 @@ OLD_PRESETS = {
         'train.ema_kimg': 5.0,
         'train.ema_rampup': 0.05,
         'train.g_lr': 0.0025,
-        'train.kimg': 4.0,
+        'train.kimg': 8.0,  # (was 4: FD_eval stayed near the parent's)
         'train.r1_gamma': 0.0128,
     },
     'configs/zoo/parent.py': {
@@ -270,7 +270,7 @@ OLD_PRESETS = {
         'train.batch': 16,
         'train.d_lr': 0.0025,
         'train.ema_kimg': 5.0,
-        'train.ema_rampup': 0.05,
+        'train.ema_rampup': None,  # (was 0.05: it restarted G_ema's ramp-up)
         'train.g_lr': 0.0025,
         'train.kimg': 25.0,
         'train.r1_gamma': 0.0128,
@@ -307,7 +307,7 @@ NEW_KEYS = {
     'demo_outputs': False,
     'model.g_architecture': 'skip',
     'model.d_architecture': 'resnet',
-    'model.impl.wgrad': 'gemm',
+    'model.impl.wgrad': 'xla',
 }
 SHIMS = {
     'configs/stylegan2.py': 'stylegan2',

@@ -31,6 +31,7 @@ from alignjax.nn.arch import discriminator_table
 TOL = 1e-4
 REL_FLOOR = 5e-6  # of max |ref|, for outputs of large magnitude (see the module docstring)
 KINK = 1e-6  # pre-activations this close to 0 may fall on either side of the lrelu kink in fp32
+KINK_SEARCH = 2e-5  # ... and within this, one at a time (see assert_grad_close)
 
 CASES = [
     ('clamp_32', 'nvlabs.pkl'),
@@ -217,8 +218,11 @@ def test_synthesis_layer_clamps_at_conv_clamp():
 # Gradients, per sample and robust at lrelu kinks.
 
 
-def _flipped_ops():
-    """`ops` whose lrelu takes the other branch where |pre-activation| < KINK."""
+def _kink_ops(flips=None, record=None, near=KINK):
+    """`ops` whose lrelu takes the other branch at chosen pre-activations. flips=None: wherever |x| < near;
+    else a list, per lrelu call in order, of boolean masks (None: no flip). record: a list that gets, per lrelu
+    call, the mask of |x| < near (concrete values: forward passes only)."""
+    calls = [0]
 
     def bias_act(x, b=None, act='linear', gain=None, clamp=None, axis=-1):
         if act != 'lrelu':
@@ -227,9 +231,13 @@ def _flipped_ops():
             shape = [1] * x.ndim
             shape[axis] = -1
             x = x + b.astype(x.dtype).reshape(shape)
-        near = jnp.abs(jax.lax.stop_gradient(x)) < KINK
-        pos = x >= 0
-        x = jnp.where(near != pos, x, x * 0.2)
+        k, calls[0] = calls[0], calls[0] + 1
+        if record is not None:
+            record.append(np.abs(np.asarray(x)) < near)
+        flip = jnp.abs(jax.lax.stop_gradient(x)) < near if flips is None else flips[k]
+        if flip is None:
+            return ops.bias_act(x, None, 'lrelu', gain, clamp)
+        x = jnp.where(flip != (x >= 0), x, x * 0.2)
         return ops.bias_act(x, None, 'linear', ops.LRELU_GAIN if gain is None else gain, clamp)
 
     return types.SimpleNamespace(
@@ -237,22 +245,54 @@ def _flipped_ops():
     )
 
 
-def assert_grad_close(grad_fn, ref, what, monkeypatch, modules):
+def assert_grad_close(grad_fn, ref, what, monkeypatch, modules, fwd_fn=None):
     """grad_fn() -> gradient [N, ...] (traced afresh on every call); per-sample relative errors <= TOL, or for
-    samples with a pre-activation at the lrelu kink, with the branch there flipped."""
+    samples with pre-activations at the lrelu kink, with the branch there flipped: first every one closer than
+    KINK, then (given fwd_fn, the same forward without the gradient) a greedy search over those closer than
+    KINK_SEARCH, one at a time: another summation order (XLA's Eigen or YNNPACK convs, torch's) can put a
+    pre-activation of ~1e-6 on the other side of 0, which changes that pixel's gradient by 0.8x."""
     ref = np.asarray(ref, np.float64)
-    got = np.asarray(grad_fn(), np.float64)
-    rel = lambda g: [err(g[i], ref[i]) / np.abs(ref[i]).max() for i in range(len(ref))]
-    plain = rel(got)
-    bad = [i for i, e in enumerate(plain) if e > TOL]
-    if bad:
+
+    def rel_with(kops):
         with monkeypatch.context() as m:
             for mod in modules:
-                m.setattr(mod, 'ops', _flipped_ops())
-            flipped = rel(np.asarray(grad_fn(), np.float64))
-        still = [(i, plain[i], flipped[i]) for i in bad if flipped[i] > TOL]
-        assert not still, f'{what}: samples (index, error, error with kink branches flipped) {still} > {TOL}'
-        assert len(bad) <= max(1, len(ref) // 4), f'{what}: {len(bad)} samples need a kink flip: {plain}'
+                m.setattr(mod, 'ops', kops)
+            g = np.asarray(grad_fn(), np.float64)
+        return [err(g[i], ref[i]) / np.abs(ref[i]).max() for i in range(len(ref))]
+
+    got = np.asarray(grad_fn(), np.float64)
+    plain = [err(got[i], ref[i]) / np.abs(ref[i]).max() for i in range(len(ref))]
+    bad = [i for i, e in enumerate(plain) if e > TOL]
+    if not bad:
+        return
+    assert len(bad) <= max(1, len(ref) // 4), f'{what}: {len(bad)} samples need a kink flip: {plain}'
+    flipped = rel_with(_kink_ops())
+    still = [i for i in bad if flipped[i] > TOL]
+    if still and fwd_fn is not None:
+        masks = []
+        with monkeypatch.context() as m:
+            for mod in modules:
+                m.setattr(mod, 'ops', _kink_ops(flips=[None] * 10_000, record=masks, near=KINK_SEARCH))
+            fwd_fn()
+        cands = [(k, idx) for k, mk in enumerate(masks) for idx in zip(*np.nonzero(mk))]
+        assert len(cands) <= 64, f'{what}: {len(cands)} pre-activations within {KINK_SEARCH} of the kink'
+        flips = [None] * len(masks)
+        best = max(plain[i] for i in still)
+        for k, idx in cands:
+            trial = list(flips)
+            trial[k] = np.zeros(masks[k].shape, bool) if trial[k] is None else trial[k].copy()
+            trial[k][idx] = True
+            e = rel_with(_kink_ops(flips=trial))
+            if max(e[i] for i in still) < best:
+                flips, best = trial, max(e[i] for i in still)
+                if best <= TOL:
+                    break
+        flipped = rel_with(_kink_ops(flips=flips))
+        still = [i for i in still if flipped[i] > TOL]
+    assert not still, (
+        f'{what}: samples (index, error, error with kink branches flipped) '
+        f'{[(i, plain[i], flipped[i]) for i in still]} > {TOL}'
+    )
 
 
 def test_r1_gradient(case, monkeypatch):
@@ -262,7 +302,8 @@ def test_r1_gradient(case, monkeypatch):
     grad = lambda: nchw(jax.grad(lambda v: d.module.apply(d.variables, v, c).sum())(x))
     from alignjax.nn import networks
 
-    assert_grad_close(grad, r['D.grad_input'], 'R1 grad', monkeypatch, [networks, NL])
+    fwd = lambda: d.module.apply(d.variables, x, c)
+    assert_grad_close(grad, r['D.grad_input'], 'R1 grad', monkeypatch, [networks, NL], fwd)
 
 
 def test_path_length_gradient(case, monkeypatch):
@@ -272,7 +313,8 @@ def test_path_length_gradient(case, monkeypatch):
     grad = lambda: jax.grad(lambda w: (gen.module.apply(gen.variables, w, method='synthesize') * pl).sum())(
         jnp.asarray(r['G_ema.ws'])
     )
-    assert_grad_close(grad, r['G_ema.grad_ws'], 'PL grad', monkeypatch, [NL])
+    fwd = lambda: gen.module.apply(gen.variables, jnp.asarray(r['G_ema.ws']), method='synthesize')
+    assert_grad_close(grad, r['G_ema.grad_ws'], 'PL grad', monkeypatch, [NL], fwd)
 
 
 # ---------------------------------------------------------------------------------------------------------

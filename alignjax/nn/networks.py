@@ -79,7 +79,7 @@ class Impl:
     upconv: str = 'phase'  # 'phase' (one 2x2 conv + pixel shuffle) | 'upfir' | 'transpose' (reference)
     fir: str = 'polyphase'  # 'polyphase' | 'depthwise'
     downconv: str = 's2d'  # 's2d' (space-to-depth, stride-1 conv) | 'strided' (reference)
-    wgrad: str = 'gemm'  # derivatives of the convs: 'gemm' (per-tap GEMM weight gradients) | 'xla' (reference)
+    wgrad: str = 'xla'  # derivatives of the convs: 'xla' (autodiff, the reference) | 'gemm' (per-tap GEMMs)
     dtype: str = 'float32'  # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)
 
 

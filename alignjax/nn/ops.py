@@ -206,7 +206,9 @@ def conv2d_gemm(x, w, pad):
     """Stride-1 correlation (pads 0..k-1) whose derivatives avoid XLA:CPU's weight-gradient conv.
 
     Autodiff of a conv gives a weight gradient that is a conv with a window the size of the feature map;
-    XLA:CPU hands it to YNNPACK, which runs it 2-3x slower than the forward conv at 32x32 and up. Here the
+    with YNNPACK fusions on, XLA:CPU runs it 2-3x slower than the forward conv at 32x32 and up. (alignjax turns
+    them off by default, see alignjax/_xla_flags.py; XLA's Eigen convs then beat these GEMMs, so 'xla' is the
+    default `Impl.wgrad`.) Here the
     weight gradient is one GEMM per kernel tap, dW[a, b] = x_pad[:, a:a+H', b:b+W']^T dY (contracting over
     N H' W'), and the input gradient is the correlation of dY with the flipped kernel -- this same function,
     so second-order terms (R1, path length) never meet XLA's weight-gradient conv either.
