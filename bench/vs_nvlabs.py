@@ -385,7 +385,7 @@ def scaling(a):
             g(n)
             tg = (time.perf_counter() - t) / (n * batch)
             tr = float('nan')
-            if batch >= 2:  # minibatch-std needs a group of 2
+            if batch >= 2 and res <= a.scaling_train_max_res:  # minibatch-std needs a group of 2
                 tr_run = ours_train(res, 8192, 128, batch, True)
                 tr_run(1)
                 t = time.perf_counter()
@@ -393,7 +393,8 @@ def scaling(a):
                 tr = (time.perf_counter() - t) / (a.train_steps * batch)
             others = meter.stop()
             print(
-                f'| {res} | 8192/128 | {batch} | {tg * 1e3:.2f} | {tr * 1e3:.1f} | {os.getloadavg()[0]:.2f} | '
+                f'| {res} | 8192/128 | {batch} | {tg * 1e3:.2f} | {"n/a" if tr != tr else f"{tr * 1e3:.1f}"} | '
+                f'{os.getloadavg()[0]:.2f} | '
                 f'{others:.2f} |',
                 flush=True,
             )
@@ -412,6 +413,7 @@ def main(argv=None):
     p.add_argument('--scaling', action='store_true', help='print our scaling table instead')
     p.add_argument('--scaling-res', default='32,64,128,256')
     p.add_argument('--scaling-batch', default='1,4,16,64')
+    p.add_argument('--scaling-train-max-res', type=int, default=256, help='time training steps up to this res')
     a = p.parse_args(argv)
     if a.train_steps % 16:
         p.error('--train-steps must be a multiple of 16 (the lazy R1 interval)')
