@@ -17,6 +17,12 @@ from __future__ import annotations
 
 import os
 
+try:  # importing jax does not start a backend; XLA reads XLA_FLAGS when one starts
+    import jaxlib
+    from jax._src import xla_bridge
+except ImportError:  # pragma: no cover
+    jaxlib = xla_bridge = None
+
 CPU_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=',)
 MEASURED_ON = ((0, 10),)  # jaxlib (major, minor)
 
@@ -26,10 +32,9 @@ def apply(environ=os.environ) -> tuple[str, ...]:
     already set, or an untested jaxlib)."""
     if environ.get('ALIGNJAX_XLA_DEFAULTS', '1') == '0':
         return ()
+    if jaxlib is None:
+        return ()
     try:
-        import jaxlib
-        from jax._src import xla_bridge
-
         if xla_bridge.backends_are_initialized():
             return ()
         version = tuple(int(p) for p in jaxlib.__version__.split('.')[:2])
