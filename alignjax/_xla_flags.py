@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import os
 
-try:  # importing jax does not start a backend; XLA reads XLA_FLAGS when one starts
-    import jaxlib
-    from jax._src import xla_bridge
-except ImportError:  # pragma: no cover
-    jaxlib = xla_bridge = None
+import jaxlib  # importing jax does not start a backend; XLA reads XLA_FLAGS when one starts
+from jax._src import xla_bridge
 
 CPU_FLAGS = ('--xla_cpu_experimental_ynn_fusion_type=',)
 MEASURED_ON = ((0, 10),)  # jaxlib (major, minor)
@@ -32,13 +29,11 @@ def apply(environ=os.environ) -> tuple[str, ...]:
     already set, or an untested jaxlib)."""
     if environ.get('ALIGNJAX_XLA_DEFAULTS', '1') == '0':
         return ()
-    if jaxlib is None:
-        return ()
-    try:
+    try:  # a private jax API and a version string: any surprise means 'leave XLA_FLAGS alone'
         if xla_bridge.backends_are_initialized():
             return ()
         version = tuple(int(p) for p in jaxlib.__version__.split('.')[:2])
-    except (ImportError, AttributeError, ValueError):
+    except (AttributeError, ValueError):
         return ()
     if version not in MEASURED_ON:
         return ()

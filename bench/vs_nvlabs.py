@@ -314,13 +314,9 @@ class NVlabs:
 # -- driver ----------------------------------------------------------------------------------------------
 
 
-def _units(kind, batch, a):
-    """(units per timed run, images per unit, what a unit is)."""
-    if kind == 'gfwd':
-        return max(1, a.gfwd_images // batch), batch, 'img'
-    if kind == 'train':
-        return a.train_steps, batch, 'img'
-    return 1, batch, 'img'
+def _calls(kind, batch, a):
+    """Calls of an arm per timed round (a call: one G forward, one training step, one whole projection)."""
+    return {'gfwd': max(1, a.gfwd_images // batch), 'train': a.train_steps}.get(kind, 1)
 
 
 def flag(load, others, quiet_cores):
@@ -344,7 +340,7 @@ def bench_row(name, nv, a):
         arms = {'ours': ours_invert(*args, a.invert_steps)}
         if nv:
             arms['nvlabs'] = nv.invert(*args, a.invert_steps)
-    n, per, _ = _units(kind, batch, a)
+    n, per = _calls(kind, batch, a), batch
     warm = 1  # train: step 0 runs every phase, so all of ours compile here
     for arm in arms.values():
         arm(warm)
