@@ -250,7 +250,7 @@ OLD_PRESETS = {
         'train.ema_kimg': 5.0,
         'train.ema_rampup': 0.05,
         'train.g_lr': 0.0025,
-        'train.kimg': 8.0,  # (was 4: FD_eval stayed near the parent's)
+        'train.kimg': 20.0,
         'train.r1_gamma': 0.0128,
     },
     'configs/zoo/parent.py': {
