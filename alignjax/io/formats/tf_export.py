@@ -111,7 +111,11 @@ def _g_variables(sd: Mapping[str, Any], label: str) -> tuple[list, list, list]:
         w = _hwio(sd[f'{nv}.weight'])
         synth.append((f'{tfp}/weight', _f32(w[::-1, ::-1] if flip else w)))
         synth.append((f'{tfp}/mod_weight', _f32(np.asarray(sd[f'{nv}.affine.weight']).T)))
-        synth.append((f'{tfp}/mod_bias', _f32(np.asarray(sd[f'{nv}.affine.bias']) - 1.0)))
+        # TF stores the affine bias minus 1. In float32, b - 1 rounds wherever |b - 1| has a larger exponent than
+        # b, so it is stored in float64, where b - 1 and the reader's + 1 are exact (NVlabs' legacy.py and our
+        # reader cast back to float32).
+        b = _f32(sd[f'{nv}.affine.bias']).astype('<f8')
+        synth.append((f'{tfp}/mod_bias', b - 1.0))
         if noise is not None:
             synth.append((f'{tfp}/noise_strength', _f32(np.asarray(sd[f'{nv}.noise_strength']).reshape(()))))
             n = np.asarray(sd[f'{nv}.noise_const'])
