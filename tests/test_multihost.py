@@ -36,9 +36,10 @@ def free_port() -> int:
 
 
 class Run:
-    """`nproc` train.py processes x `ndev` devices on `workdir` (process i's output in <workdir>.p<i>.out/err)."""
+    """`nproc` train.py processes x `ndev` devices on `workdir` (process i's output in <workdir>.p<i>.out/err);
+    `stall_build='P:S'`: process P builds its models S seconds late (multihost_worker.py)."""
 
-    def __init__(self, workdir, nproc, ndev, *overrides, batch_log=True, heartbeat=10):
+    def __init__(self, workdir, nproc, ndev, *overrides, batch_log=True, heartbeat=10, stall_build=None):
         self.workdir, self.nproc = Path(workdir), nproc
         port = free_port()
         env = dict(
@@ -61,6 +62,7 @@ class Run:
                 else []
             )
             log = ['--batch-log', str(self.workdir / 'batches')] if batch_log else []
+            log += ['--stall-build', stall_build] if stall_build else []
             cmd = [sys.executable, str(WORKER), *log, *BASE, f'--workdir={self.workdir}', *overrides, *mh]
             out, err = (self.workdir.with_name(f'{self.workdir.name}.p{i}.{k}') for k in ('out', 'err'))
             self.logs.append((out, err))
@@ -106,11 +108,13 @@ class Run:
 
 @contextlib.contextmanager
 def runs(*specs):
-    """Start every Run(*spec) at once; kill all their process groups on the way out."""
+    """Start every Run(*spec) at once (a spec may end with a dict of Run's keyword arguments); kill all their
+    process groups on the way out."""
     started = []
     try:
         for spec in specs:
-            started.append(Run(*spec))
+            kw = spec[-1] if isinstance(spec[-1], dict) else {}
+            started.append(Run(*spec[: len(spec) - bool(kw)], **kw))
         yield started
     finally:
         for r in started:
@@ -200,11 +204,15 @@ def test_global_batches_layout_and_state_at():
 def test_two_processes_match_one_and_four_devices(tmp_path):
     """2 processes x 2 devices, 1 x 4 and 1 x 1 (started together): 2 steps give the same G, G_ema and D; each
     host read its own block of every global batch and the blocks form the single-process batches; process 0
-    alone wrote the logs and metrics."""
+    alone wrote the logs and metrics. Process 1 of the 2 builds its models 35 s after process 0 (as when it
+    compiles them while process 0 finds them in the persistent cache, under load): the two must still meet at
+    the first collective, which gloo gives up on after 30 s."""
     # 2 steps of 8; without R1 (one program less to compile: the slow tests below run R1 at step 0)
     steps = ['--config.train.kimg=0.016', '--config.train.r1_gamma=0']
     with runs(
-        (tmp_path / 'p2', 2, 2, *steps), (tmp_path / 'p1d4', 1, 4, *steps), (tmp_path / 'p1d1', 1, 1, *steps)
+        (tmp_path / 'p2', 2, 2, *steps, dict(stall_build='1:35')),
+        (tmp_path / 'p1d4', 1, 4, *steps),
+        (tmp_path / 'p1d1', 1, 1, *steps),
     ) as (r22, r14, r11):
         limit = H.timeout_s(600)
         for r in (r22, r14, r11):

@@ -219,7 +219,15 @@ def main(argv=None, *, job=None, prog: str = 'alignjax-train', doc: str = __doc_
             distributed.initialize(
                 fv.coordinator, fv.num_processes, fv.process_id, heartbeat_timeout_s=fv.heartbeat_timeout
             )
-        results = job(config, workdir)
+        try:
+            results = job(config, workdir)
+        except USER_ERRORS:
+            raise
+        except Exception as e:  # a collective or barrier that failed outside the loop's own checks
+            peer = distributed.peer_failure(e)  # (None in a single process, or for any other error)
+            if peer is None:
+                raise
+            raise peer from e
     except KeyboardInterrupt:  # Ctrl-C before training started (during it, the loop handles SIGINT itself)
         if debug:
             raise

@@ -158,7 +158,9 @@ def peer_failure(e: BaseException) -> DistributedError | None:
     else:
         dead = [i for i in range(n) if i not in live]
         lost = (
-            f'lost peer process {", ".join(map(str, dead))} of {n}' if dead else f'a peer of the {n} processes failed'
+            f'lost peer process {", ".join(map(str, dead))} of {n}'
+            if dead
+            else f'a collective across the {n} processes failed with all of them alive (one fell far behind)'
         )
     return DistributedError(
         f'{lost}: process {me} stops ({" ".join(str(e).split())[:300]}). The last committed '

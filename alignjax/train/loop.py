@@ -653,6 +653,10 @@ def train(config, workdir, *, export_on_stop: bool = True, multihost=None) -> di
     local_batch = hp.batch // jax.process_count()
     fns = _step_fns(g_cfg, d_cfg, hp)
     g_tx, d_tx = fns.optimizers(g_vars['params'], d_vars['params'])
+    # Multi-host: placing the state is the first collective (JAX checks the hosts' copies agree), and a gloo
+    # collective fails when the processes arrive more than 30 s apart -- they do when one built the models
+    # from the persistent compilation cache and another compiled them. A barrier lines them up first.
+    dist.sync('alignjax:models-built')
     state = fns.place(
         S.init_state(
             k_train, g_vars, d_vars, g_ema_vars, g_tx, d_tx, ada_p=ada_p if config.train.augment == 'ada' else 0.0
