@@ -18,5 +18,12 @@ class InputError(AlignjaxError, ValueError):
     aligned, a setting out of range. (A `ValueError` too, so `except ValueError` callers still catch it.)"""
 
 
+class MissingEntryError(AlignjaxError, KeyError):
+    """A file that exists but lacks what was asked of it: a checkpoint without the named network, an inversion
+    folder without the named entries (also a `KeyError`, as it always was)."""
+
+    __str__ = Exception.__str__  # the message as written (KeyError's own str quotes it)
+
+
 class MissingFileError(AlignjaxError, FileNotFoundError):
     """A file the user named does not exist (also a `FileNotFoundError`, as it always was)."""

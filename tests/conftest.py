@@ -22,14 +22,25 @@ COND_FIXTURES = FIXTURES_ROOT / 'cond_c10_dmap0_32'
 REALDATA = SHARED / 'realdata'
 
 
+def _missing(msg: str):
+    if os.environ.get('CI', '').lower() in ('1', 'true', 'yes'):
+        pytest.fail(f'{msg} (CI=true: tests of ../shared data must not skip; provide ../shared)')
+    pytest.skip(msg)
+
+
 def require(path: pathlib.Path, what: str = 'fixtures'):
     """Skip when `path` is missing -- but fail under CI (CI=true), where the parity tests must never skip."""
     if not path.exists():
-        msg = f'{what} not found at {path}'
-        if os.environ.get('CI', '').lower() in ('1', 'true', 'yes'):
-            pytest.fail(f'{msg} (CI=true: the parity tests must not skip; provide ../shared/fixtures)')
-        pytest.skip(msg)
+        _missing(f'{what} not found at {path}')
     return path
+
+
+def require_files(folder: pathlib.Path, pattern: str = '*.jpg', n: int = 1, what: str = 'real photos'):
+    """The files `pattern` in `folder`, sorted (at least `n`, else skip -- or fail under CI, as `require`)."""
+    files = sorted(pathlib.Path(folder).glob(pattern))
+    if len(files) < n:
+        _missing(f'{what}: {n} x {pattern} not found under {folder} (found {len(files)})')
+    return files
 
 
 @pytest.fixture(scope='session')

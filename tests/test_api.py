@@ -143,6 +143,9 @@ def test_w_avg_computed_when_absent(fixtures_dir, tmp_path):
     assert np.abs(np.asarray(got) - mean).max() < 0.05 * np.abs(mean).max() + 1e-3
     with pytest.raises(KeyError, match='no discriminator'):
         ck.discriminator()
+    with pytest.raises(aj.AlignjaxError) as e:  # (also a KeyError; its text unquoted, for one error line)
+        ck.generator('G')
+    assert str(e.value).endswith("no generator 'G' in this checkpoint (has ['G_ema'])")
 
 
 def test_load_errors_name_the_file(tmp_path):

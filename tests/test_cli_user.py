@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REALDATA as SHARED_REALDATA
+from conftest import require_files
 from PIL import Image
 
 import alignjax as aj
@@ -25,7 +27,7 @@ from alignjax.invert import Latents, w_stats
 from alignjax.invert.store import save_latents
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-REALDATA = ROOT.parent / 'shared' / 'realdata' / 'celebamask_hq_samples'
+REALDATA = SHARED_REALDATA / 'celebamask_hq_samples'
 morph_cli = importlib.import_module('alignjax.cli.morph')
 swap_cli = importlib.import_module('alignjax.cli.layer_swap')
 
@@ -114,9 +116,7 @@ def _no_inversion(monkeypatch):
 
 @pytest.fixture(scope='module')
 def photos(tmp_path_factory):
-    files = sorted(REALDATA.glob('*.jpg'))[:2]
-    if len(files) < 2:
-        pytest.skip(f'real photos not found under {REALDATA}')
+    files = require_files(REALDATA, n=2)[:2]
     d = tmp_path_factory.mktemp('photos')
     # Unicode names point at the real photos (links: the photos are never copied into the repo or tmp)
     os.symlink(files[0], d / '猫.jpg')

@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from alignjax.train.config import (
     flatten,
     from_section,
     model_configs,
+    validate_config,
 )
 
 ROOT_PATH = Path(__file__).resolve().parents[1]
@@ -471,6 +473,26 @@ def test_locked_config_rejects_unknown_keys():
     with pytest.raises(AttributeError):
         c.foo = 1
     c.train.kimg = 1.0  # declared keys still change
+
+
+def test_stage_overrides_name_declared_keys_with_their_types():
+    """A multi-stage config's overrides are checked before anything runs: a typo is an error (it never adds a
+    key the stage then ignores), so is a section or a value of the wrong type; the demo's stages pass."""
+    validate_config(preset('demo'))
+    for overrides, msg in (
+        ({'train.kimgs': 4.0}, "no config key 'train.kimgs' (train has "),
+        ({'fintune.init_from': 'x'}, "no config key 'fintune.init_from' (the config has "),
+        ({'train': 1.0}, "'train' is a section, not a value"),
+        ({'train.kimg': 'four'}, 'train.kimg='),
+    ):
+        c = preset('demo')
+        c.stages = (dict(name='child', overrides=overrides),)
+        with pytest.raises(ConfigError, match='the overrides of stage .child.: ' + re.escape(msg)):
+            validate_config(c)
+    c = preset('demo')
+    c.stages = (dict(name='child', overide={}),)
+    with pytest.raises(ConfigError, match=re.escape("unknown field(s) ['overide']")):
+        validate_config(c)
 
 
 def cli(*args, cwd=None):

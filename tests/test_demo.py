@@ -5,13 +5,12 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
+from conftest import REALDATA, require_files
 
 import alignjax as aj
 
 ROOT = Path(__file__).resolve().parents[1]
 PARENT = ROOT / 'assets' / 'demo' / 'parent'
-REALDATA = ROOT.parent / 'shared' / 'realdata'
 
 
 def test_demo_config_uses_shipped_parent():
@@ -29,10 +28,8 @@ def test_real_photos_through_demo_parent():
     from alignjax.invert import InvertConfig
     from alignjax.invert.images import load_images
 
-    files = sorted((REALDATA / 'celebamask_hq_samples').glob('*.jpg'))[:2]
-    files += sorted((REALDATA / 'stargan_v2_celebahq_afhq' / 'afhq' / 'src' / 'cat').glob('*.jpg'))[:1]
-    if len(files) < 3:
-        pytest.skip(f'real photos not found under {REALDATA}')
+    files = require_files(REALDATA / 'celebamask_hq_samples', n=2)[:2]
+    files += require_files(REALDATA / 'stargan_v2_celebahq_afhq' / 'afhq' / 'src' / 'cat')[:1]
     parent = aj.load_checkpoint(PARENT).generator()
     names, images = load_images([str(f) for f in files], parent.resolution)
     assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8

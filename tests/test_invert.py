@@ -4,14 +4,15 @@ reference, image loading, latents I/O and the invert.py CLI on real photos (read
 import functools
 import json
 import math
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REALDATA, require_files
 
 import alignjax as aj
+from alignjax.errors import AlignjaxError, InputError, MissingEntryError, MissingFileError
 from alignjax.invert import (
     InvertConfig,
     Latents,
@@ -28,8 +29,6 @@ from alignjax.invert import (
 )
 from alignjax.invert import lpips as L
 from alignjax.invert import project as P
-
-REALDATA = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'realdata'
 
 
 @functools.cache
@@ -296,13 +295,25 @@ def test_save_load_latents_roundtrip(tmp_path, gen):
     _, zb = load_latents(tmp_path / 'z')
     assert zb.space == 'z' and zb.truncation_psi == 0.5 and zb.noise is None
     np.testing.assert_allclose(np.asarray(zb.ws(gen)), np.asarray(gen.mapping(zl.code, truncation_psi=0.5)))
+    # what cannot be read is an AlignjaxError naming the file (a CLI prints it as one line)
+    with pytest.raises(MissingEntryError, match=r"latents.npz has no entries \['c'\]"):
+        load_latents(tmp_path, names=['c'])
+    with pytest.raises(MissingFileError, match='no such inversion folder'):
+        load_latents(tmp_path / 'nowhere')
+    (tmp_path / 'noise.npz').write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(InputError, match=r'noise.npz: not a readable .npz file'):
+        load_latents(tmp_path)
+    save_latents(tmp_path / 'n', ['a'], Latents(code=lat.code[:1], noise={k: v[:1] for k, v in lat.noise.items()}))
+    np.savez(tmp_path / 'n' / 'noise.npz', **{'b/x': np.zeros(1)})
+    with pytest.raises(MissingEntryError, match=r"noise.npz has no entries \['a/"):
+        load_latents(tmp_path / 'n')
+    for cls in (MissingEntryError, MissingFileError, InputError):
+        assert issubclass(cls, AlignjaxError)
 
 
 def _real_photos():
-    files = sorted((REALDATA / 'celebamask_hq_samples').glob('*.jpg'))
-    files += sorted((REALDATA / 'stylealign_official' / 'example' / 'dog').glob('*.jpg'))[:2]
-    if len(files) < 2:
-        pytest.skip(f'real photos not found under {REALDATA}')
+    files = require_files(REALDATA / 'celebamask_hq_samples')
+    files += require_files(REALDATA / 'stylealign_official' / 'example' / 'dog')[:2]
     return files
 
 

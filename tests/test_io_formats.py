@@ -11,7 +11,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from conftest import require
+from conftest import FIXTURES, require
 
 from alignjax.io.formats import (
     RawCheckpoint,
@@ -28,7 +28,6 @@ from alignjax.io.formats import (
 from alignjax.io.safe_pickle import CheckpointError
 from alignjax.io.torch_file import load_torch, load_torch_bytes, save_torch
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures' / 'stylegan2_32'
 FILES = {'nvlabs': 'nvlabs.pkl', 'rosinality': 'rosinality.pt', 'tf': 'tf.pkl'}
 
 

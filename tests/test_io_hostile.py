@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES, require
 
 from alignjax.io.safe_pickle import CheckpointError, loads_pickle
 from alignjax.io.torch_file import load_torch, load_torch_bytes
@@ -269,13 +270,9 @@ def test_zip_records_are_checked_before_reading(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 # edited copies of the fixtures: the file's own key names, non-finite weights, CRC, StyleGAN3
 
-FIXTURES = ROOT.parent / 'shared' / 'fixtures' / 'stylegan2_32'
-
 
 @pytest.fixture(scope='module')
 def fx() -> Path:
-    from conftest import require
-
     for f in ('nvlabs.pkl', 'rosinality.pt', 'tf.pkl'):
         require(FIXTURES / f, 'checkpoint fixtures')
     return FIXTURES

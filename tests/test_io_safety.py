@@ -10,13 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import FIXTURES, require
 
 from alignjax.io.formats import detect_format, read_nvlabs_pkl, read_raw, read_rosinality_pt, read_tf_pkl
 from alignjax.io.safe_pickle import CheckpointError, load_pickle
 from alignjax.io.torch_file import load_torch, load_torch_bytes
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures' / 'stylegan2_32'
 FILES = {'nvlabs': 'nvlabs.pkl', 'rosinality': 'rosinality.pt', 'tf': 'tf.pkl'}
 READERS = {'nvlabs': read_nvlabs_pkl, 'rosinality': read_rosinality_pt, 'tf': read_tf_pkl}
 SYSTEM = f'{os.system.__module__}.system'  # posix.system (nt.system on Windows)

@@ -606,10 +606,7 @@ def test_compute_metrics_generator_cache_and_batch_invariance(demo_gen):
 
 
 def test_domain_evaluator_satisfies_the_protocol():
-    try:
-        from alignjax.eval.evaluator import new_evaluator
-    except ImportError as e:
-        pytest.skip(f'alignjax.eval.evaluator not available: {e}')
+    from alignjax.eval.evaluator import new_evaluator
     ev = new_evaluator(jax.random.key(0), 'faces', 32)  # random weights: only the plumbing
     real, gen = _blobs(48, 32, 0, 40), _blobs(48, 32, 1, 90)
     res = compute_metrics(gen, real, 'fd_eval48,pr_eval48', extractor=ev, batch_size=16)
@@ -621,12 +618,9 @@ def test_domain_evaluator_satisfies_the_protocol():
 
 
 def test_shipped_evaluator_as_extractor():
-    try:
-        from alignjax.eval import load_evaluator
+    from alignjax.eval import load_evaluator
 
-        ev = load_evaluator('faces', 32)
-    except Exception as e:  # noqa: BLE001 - built in parallel; absent until it ships
-        pytest.skip(f'no shipped evaluator: {e}')
+    ev = load_evaluator('faces', 32)  # (shipped in assets/)
     from alignjax.data import make_dataset
 
     faces = make_dataset('proc:faces?seed=123&n=64', 32)

@@ -20,7 +20,7 @@ from absl import flags
 from alignjax.apps.blend import check_compatible, weight_correlation
 from alignjax.cli._common import CliError, fail, message
 from alignjax.data._image import BadImageError
-from alignjax.errors import CheckpointError
+from alignjax.errors import AlignjaxError
 from alignjax.invert.images import read_inputs
 from alignjax.invert.losses import make_loss
 from alignjax.invert.lpips import load_lpips
@@ -59,7 +59,7 @@ def load_generator(path, net='G_ema'):
     try:
         ck = load_checkpoint(path)
         gen = ck.generator(net)
-    except (CheckpointError, OSError, KeyError) as e:
+    except (AlignjaxError, OSError) as e:  # (OSError: a file that cannot be read)
         raise CliError(message(e)) from None
     for note in ck.notes:
         print(f'note: {note}')
@@ -87,7 +87,7 @@ def read_latents(folder, gen, flag):
     try:
         names, lat = load_latents(folder)
         check_latents(gen, lat, f'{flag} {folder}')
-    except (OSError, KeyError, ValueError) as e:
+    except (AlignjaxError, OSError) as e:
         raise CliError(message(e)) from None
     return names, lat
 

@@ -26,7 +26,7 @@ from absl import flags
 
 from alignjax.cli._common import CliError, Command, debug_requested, entry, fail, message
 from alignjax.data import make_dataset
-from alignjax.errors import AlignjaxError
+from alignjax.errors import AlignjaxError, MissingEntryError
 from alignjax.metrics import compute as C
 from alignjax.model import load_checkpoint
 
@@ -72,7 +72,7 @@ def run(a) -> tuple[dict, dict]:
     ck = load_checkpoint(a.ckpt)
     try:
         gen = ck.generator(a.net)
-    except KeyError as e:  # --net names no generator of this checkpoint
+    except MissingEntryError as e:  # --net names no generator of this checkpoint
         raise CliError(f'--net: {message(e)}') from None
     for note in ck.notes:
         print(f'note: {note}', file=sys.stderr)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from alignjax.errors import InputError
+from alignjax.errors import InputError, MissingEntryError, MissingFileError
 from alignjax.invert.project import Latents
 
 
@@ -55,34 +56,46 @@ def _atomic_npz(path: Path, arrays: dict):
     os.replace(tmp, path)
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (never unpickling); InputError naming the file when it cannot be read."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f'{path}: not a readable .npz file ({type(e).__name__}: {e})') from None
+
+
 def load_latents(path, names: Sequence[str] | None = None) -> tuple[list[str], Latents]:
     """(names, Latents) from an inversion folder (or its latents.npz). `names` selects / orders entries."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f'{path}: no such inversion folder (give a folder written by invert.py, with latents.npz)'
         )
     outdir = path if path.is_dir() else path.parent
     if path.is_dir() and not (outdir / 'latents.npz').is_file():
-        raise FileNotFoundError(f'{path} is not an inversion folder: it has no latents.npz (written by invert.py)')
+        raise MissingFileError(f'{path} is not an inversion folder: it has no latents.npz (written by invert.py)')
     info_path = outdir / 'inversion.json'
     try:
         info = json.loads(info_path.read_text(encoding='utf-8')) if info_path.exists() else {}
     except ValueError as e:
         raise InputError(f'{info_path}: not valid JSON ({e})') from None
-    with np.load(outdir / 'latents.npz') as z:
-        order = list(info.get('names') or z.files)
-        names = list(names) if names is not None else order
-        missing = [n for n in names if n not in z.files]
-        if missing:
-            raise KeyError(f'{outdir}/latents.npz has no entries {missing[:5]} (has {z.files[:5]}...)')
-        code = np.stack([z[n] for n in names])
+    z = _read_npz(outdir / 'latents.npz')
+    order = list(info.get('names') or z)
+    names = list(names) if names is not None else order
+    missing = [n for n in names if n not in z]
+    if missing:
+        raise MissingEntryError(f'{outdir}/latents.npz has no entries {missing[:5]} (has {list(z)[:5]}...)')
+    code = np.stack([z[n] for n in names])
     space = info.get('space') or ('z' if code.ndim == 2 else 'w+')
     noise = None
     if (outdir / 'noise.npz').exists():
-        with np.load(outdir / 'noise.npz') as z:
-            layers = info.get('noise_layers') or sorted({k.split('/', 1)[1] for k in z.files})
-            noise = {k: np.stack([z[f'{n}/{k}'] for n in names]) for k in layers}
+        zn = _read_npz(outdir / 'noise.npz')
+        layers = info.get('noise_layers') or sorted({k.split('/', 1)[1] for k in zn})
+        absent = [f'{n}/{k}' for n in names for k in layers if f'{n}/{k}' not in zn]
+        if absent:
+            raise MissingEntryError(f'{outdir}/noise.npz has no entries {absent[:5]} (has {list(zn)[:5]}...)')
+        noise = {k: np.stack([zn[f'{n}/{k}'] for n in names]) for k in layers}
     c = None
     if info.get('c') is not None:
         allc = np.asarray(info['c'], np.float32)

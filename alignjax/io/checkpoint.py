@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alignjax.errors import CheckpointError, MissingFileError
+from alignjax.errors import CheckpointError, MissingEntryError, MissingFileError
 from alignjax.io import convert, formats, store
 from alignjax.io.export import export_rosinality
 from alignjax.io.store import save_checkpoint
@@ -113,13 +113,13 @@ class Checkpoint:
         self._refuse_skipped(which)
         if which not in self.nets or which == 'D':
             have = [k for k in self.nets if k != 'D']
-            raise KeyError(f'{self.source}: no generator {which!r} in this checkpoint (has {have})')
+            raise MissingEntryError(f'{self.source}: no generator {which!r} in this checkpoint (has {have})')
         return Generator(self.g_config, jax.tree_util.tree_map(jnp.asarray, self.nets[which]))
 
     def discriminator(self) -> Discriminator:
         self._refuse_skipped('D')
         if 'D' not in self.nets or self.d_config is None:
-            raise KeyError(f'{self.source}: this checkpoint has no discriminator')
+            raise MissingEntryError(f'{self.source}: this checkpoint has no discriminator')
         return Discriminator(self.d_config, jax.tree_util.tree_map(jnp.asarray, self.nets['D']))
 
     def save(self, path) -> None:

@@ -87,14 +87,6 @@ def variable_shapes(cfg) -> dict[str, dict[str, tuple]]:
     return {col: d for col, d in out.items() if d}
 
 
-def generator_shapes(cfg: N.GeneratorConfig):
-    return variable_shapes(cfg)
-
-
-def discriminator_shapes(cfg: N.DiscriminatorConfig):
-    return variable_shapes(cfg)
-
-
 def _filter2d(cfg) -> np.ndarray:
     return np.outer(*[ops.setup_filter(cfg.resample_filter)] * 2).astype(np.float32)
 

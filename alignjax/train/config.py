@@ -268,8 +268,37 @@ def _norm(v):
     return v
 
 
+def apply_overrides(c, overrides, where: str) -> None:
+    """Set `{dotted key: value}` in the config `c` in place. Every key must name an existing value (a typo is an
+    error, never a new key) and every value must fit its key's type; `where` names the source in errors."""
+    for key, value in overrides.items():
+        node, parts = c, str(key).split('.')
+        for i, part in enumerate(parts):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                known = ', '.join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else ''
+                raise ConfigError(
+                    f'{where}: no config key {key!r} ({".".join(parts[:i]) or "the config"} has {known or "no keys"})'
+                )
+            if i < len(parts) - 1:
+                node = node[part]
+        if isinstance(node[parts[-1]], ml_collections.ConfigDict):
+            raise ConfigError(f'{where}: {key!r} is a section, not a value')
+        try:
+            node[parts[-1]] = value
+        except (TypeError, ValueError, KeyError) as e:
+            raise ConfigError(f'{where}: {key}={value!r}: {e}') from None
+
+
 def validate_config(c) -> None:
     """Reject values that would run but make no sense (before any data is read or anything compiled)."""
+    for st in c.get('stages') or ():
+        if not isinstance(st, dict) or 'name' not in st:
+            raise ConfigError(f'config.stages: every stage is a dict with a name, got {st!r}')
+        bad = set(st) - {'name', 'overrides', 'pretrained'}
+        if bad:
+            raise ConfigError(f'stage {st["name"]!r}: unknown field(s) {sorted(bad)} (name, overrides, pretrained)')
+        trial = c.copy_and_resolve_references()
+        apply_overrides(trial, st.get('overrides') or {}, f"the overrides of stage {st['name']!r}")
 
     def positive(key, integer=False):
         node = c

@@ -54,7 +54,14 @@ from alignjax.model import Generator, new_discriminator, new_generator
 from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig, Impl
 from alignjax.train import distributed as dist
 from alignjax.train import step as S
-from alignjax.train.config import ConfigError, config_differences, from_section, model_configs, validate_config
+from alignjax.train.config import (
+    ConfigError,
+    apply_overrides,
+    config_differences,
+    from_section,
+    model_configs,
+    validate_config,
+)
 from alignjax.train.faults import Faults
 
 
@@ -135,17 +142,14 @@ def build_models(config, resolution: int, c_dim: int, key):
             d_cfg = ck.d_config.replace(impl=impl, mbstd_group_size=ck.d_config.mbstd_group_size)
             d = ck.nets['D']
         else:
-            d_cfg = DiscriminatorConfig(
-                resolution=resolution,
+            # a fresh D of config.model's discriminator settings, shaped and clamped like the loaded G (as
+            # NVlabs builds both from one set of kwargs)
+            d_cfg = model_configs(config, resolution, c_dim)[1].replace(
                 img_channels=g_cfg.img_channels,
-                c_dim=c_dim,
                 channel_base=g_cfg.channel_base,
                 channel_max=g_cfg.channel_max,
-                mbstd_group_size=m.mbstd_group_size,
-                mbstd_num_channels=m.mbstd_num_channels,
-                conv_clamp=m.conv_clamp,
-                architecture=m.d_architecture,
-                impl=impl,
+                conv_clamp=g_cfg.conv_clamp,
+                resample_filter=g_cfg.resample_filter,
             )
             d = new_discriminator(k_d, config=d_cfg).variables
             notes.append(f'{src} has no discriminator: D starts from a fresh random initialisation')
@@ -947,14 +951,6 @@ def _progress(total, initial):
 # Multi-stage runs (e.g. the demo: parent on faces, then a child fine-tuned from it).
 
 
-def _set_path(config, dotted: str, value):
-    *parents, last = dotted.split('.')
-    node = config
-    for p in parents:
-        node = node[p]
-    node[last] = value
-
-
 def run(config, workdir, *, multihost=None) -> dict:
     """Run `config`; if it has `stages`, run each in workdir/<stage name> in order, then write a side-by-side
     grid (same z through every stage). Stage dicts: name, overrides {dotted key: value} (string values may
@@ -981,12 +977,9 @@ def run(config, workdir, *, multihost=None) -> dict:
                 continue
             log(f'=== stage {name}: pretrained checkpoint {pre} not found; training it')
         cfg = config.copy_and_resolve_references()
-        with cfg.unlocked():
-            cfg.stages = ()
-            for k, v in st.get('overrides', {}).items():
-                if isinstance(v, str):
-                    v = v.format(**finals)
-                _set_path(cfg, k, v)
+        cfg.stages = ()
+        overrides = {k: v.format(**finals) if isinstance(v, str) else v for k, v in (st.get('overrides') or {}).items()}
+        apply_overrides(cfg, overrides, f'stage {name!r}')
         log(f'=== stage {name}: {cfg.data.spec} -> {workdir / name}')
         results[name] = train(cfg, workdir / name, export_on_stop=False)
         if results[name].get('stopped'):

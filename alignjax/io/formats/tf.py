@@ -88,7 +88,8 @@ TF_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-def _tf_g_layer(s: LayerSpec) -> str:
+def tf_g_layer_name(s: LayerSpec) -> str:
+    """The TF variable scope of a synthesis layer (the reader and tf_export both name layers with it)."""
     if s.kind in ('torgb', 'skip'):
         return f'synthesis/{s.res}x{s.res}/' + ('ToRGB' if s.kind == 'torgb' else 'Skip')
     if s.res == 4:
@@ -100,7 +101,8 @@ _TF_D_LAYER = {'fromrgb': 'FromRGB', 'conv0': 'Conv0', 'conv1': 'Conv1_down', 's
 _TF_D_EPILOGUE = {'b4.conv': '4x4/Conv', 'b4.fc': '4x4/Dense0', 'b4.out': 'Output'}
 
 
-def _tf_d_layer(s: DLayerSpec) -> str:
+def tf_d_layer_name(s: DLayerSpec) -> str:
+    """The TF variable scope of a discriminator block or epilogue layer (not the label mapping's)."""
     return _TF_D_EPILOGUE.get(s.name) or f'{s.res}x{s.res}/{_TF_D_LAYER[s.layer]}'
 
 
@@ -202,7 +204,7 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
     for r in rs:
         out[f'synthesis.b{r}.resample_filter'] = filt
     for s in synthesis_table(res, ANY_CHANNELS, 0, arch):
-        layer(f'synthesis.{s.name}', _tf_g_layer(s), s.layer if s.kind != 'torgb' else None, s.noise_index)
+        layer(f'synthesis.{s.name}', tf_g_layer_name(s), s.layer if s.kind != 'torgb' else None, s.noise_index)
     unused = [k for k in src.unused() if not re.fullmatch(r'synthesis/noise\d+', k)]
     if unused:
         raise CheckpointError(
@@ -241,7 +243,7 @@ def _tf_d_to_nvlabs(net: TFNetwork, path: str) -> tuple[dict, dict]:
     table = discriminator_table(res, ANY_CHANNELS, 0, architecture=arch)
     for s in table:
         if s.kind == 'conv':
-            conv(s.name, _tf_d_layer(s), bias=s.bias)
+            conv(s.name, tf_d_layer_name(s), bias=s.bias)
     if src.has('LabelEmbed/weight'):
         out['mapping.embed.weight'] = src.get('LabelEmbed/weight').T
         out['mapping.embed.bias'] = src.get('LabelEmbed/bias')
@@ -250,8 +252,8 @@ def _tf_d_to_nvlabs(net: TFNetwork, path: str) -> tuple[dict, dict]:
             out[f'mapping.fc{i}.bias'] = src.get(f'Mapping{i}/bias')
     for s in table:
         if s.kind == 'dense':
-            out[f'{s.name}.weight'] = src.get(f'{_tf_d_layer(s)}/weight').T
-            out[f'{s.name}.bias'] = src.get(f'{_tf_d_layer(s)}/bias')
+            out[f'{s.name}.weight'] = src.get(f'{tf_d_layer_name(s)}/weight').T
+            out[f'{s.name}.bias'] = src.get(f'{tf_d_layer_name(s)}/bias')
     unused = src.unused()
     if unused:
         raise CheckpointError(f'{path}: D has variables that do not belong to a StyleGAN2 discriminator: {unused[:8]}')

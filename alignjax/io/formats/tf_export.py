@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copyreg
 import io
-import math
 import os
 import pickle
 import re
@@ -42,6 +41,8 @@ from typing import Any
 import numpy as np
 
 from alignjax.errors import CheckpointError
+from alignjax.io.formats.tf import tf_d_layer_name, tf_g_layer_name
+from alignjax.nn.arch import discriminator_layers, synthesis_weights
 
 __all__ = ['TF_PICKLE_GLOBALS', 'tf_networks', 'write_tf_pkl']
 
@@ -95,32 +96,30 @@ def _hwio(w) -> np.ndarray:
     return np.asarray(w).transpose(2, 3, 1, 0)  # OIHW (NVlabs) -> HWIO (TF)
 
 
-def _log2(r: int) -> int:
-    k = round(math.log2(r))
-    if 2**k != r:
-        raise CheckpointError(f'tf export: resolution {r} is not a power of two')
-    return k
-
-
-def _g_variables(sd: Mapping[str, Any], label: str) -> tuple[list, list, list]:
-    """NVlabs G state dict -> (top-level, mapping, synthesis) TF variable lists."""
+def _g_variables(sd: Mapping[str, Any], label: str, g_config) -> tuple[list, list, list]:
+    """NVlabs G state dict -> (top-level, mapping, synthesis) TF variable lists; the synthesis layers and
+    their TF names come from the architecture table (`tf.tf_g_layer_name`, as the reader derives them)."""
     top, mapping, synth, noises = [], [], [], {}
-    unknown = []
+
+    def get(key):
+        if key not in sd:
+            raise CheckpointError(f'tf export: {label} has no tensor {key!r} (its config says it should)')
+        return sd[key]
 
     def conv(tfp, nv, flip=False, noise=None):
-        w = _hwio(sd[f'{nv}.weight'])
+        w = _hwio(get(f'{nv}.weight'))
         synth.append((f'{tfp}/weight', _f32(w[::-1, ::-1] if flip else w)))
-        synth.append((f'{tfp}/mod_weight', _f32(np.asarray(sd[f'{nv}.affine.weight']).T)))
+        synth.append((f'{tfp}/mod_weight', _f32(np.asarray(get(f'{nv}.affine.weight')).T)))
         # TF stores the affine bias minus 1. In float32, b - 1 rounds wherever |b - 1| has a larger exponent than
         # b, so it is stored in float64, where b - 1 and the reader's + 1 are exact (NVlabs' legacy.py and our
         # reader cast back to float32).
-        b = _f32(sd[f'{nv}.affine.bias']).astype('<f8')
+        b = _f32(get(f'{nv}.affine.bias')).astype('<f8')
         synth.append((f'{tfp}/mod_bias', b - 1.0))
         if noise is not None:
-            synth.append((f'{tfp}/noise_strength', _f32(np.asarray(sd[f'{nv}.noise_strength']).reshape(()))))
-            n = np.asarray(sd[f'{nv}.noise_const'])
+            synth.append((f'{tfp}/noise_strength', _f32(np.asarray(get(f'{nv}.noise_strength')).reshape(()))))
+            n = np.asarray(get(f'{nv}.noise_const'))
             noises[noise] = _f32(n.reshape(1, 1, *n.shape[-2:]))
-        synth.append((f'{tfp}/bias', _f32(sd[f'{nv}.bias'])))
+        synth.append((f'{tfp}/bias', _f32(get(f'{nv}.bias'))))
 
     if 'mapping.w_avg' in sd:
         top.append(('dlatent_avg', _f32(sd['mapping.w_avg'])))
@@ -131,16 +130,11 @@ def _g_variables(sd: Mapping[str, Any], label: str) -> tuple[list, list, list]:
     for i in fcs:
         mapping.append((f'Dense{i}/weight', _f32(np.asarray(sd[f'mapping.fc{i}.weight']).T)))
         mapping.append((f'Dense{i}/bias', _f32(sd[f'mapping.fc{i}.bias'])))
-    res = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r'synthesis\.b(\d+)\..*', k))})
-    for r in res:
-        k = _log2(r)
-        if r == 4:
-            synth.append(('4x4/Const/const', _f32(np.asarray(sd['synthesis.b4.const'])[None])))
-            conv('4x4/Conv', 'synthesis.b4.conv1', noise=0)
-        else:
-            conv(f'{r}x{r}/Conv0_up', f'synthesis.b{r}.conv0', flip=True, noise=2 * k - 5)
-            conv(f'{r}x{r}/Conv1', f'synthesis.b{r}.conv1', noise=2 * k - 4)
-        conv(f'{r}x{r}/ToRGB', f'synthesis.b{r}.torgb')
+    synth.append(('4x4/Const/const', _f32(np.asarray(get('synthesis.b4.const'))[None])))
+    for spec in synthesis_weights(g_config):
+        tfp = tf_g_layer_name(spec).removeprefix('synthesis/')
+        noise = spec.noise_index if spec.kind == 'conv' else None
+        conv(tfp, f'synthesis.{spec.name}', flip=spec.layer == 'conv0', noise=noise)
     synth += [(f'noise{j}', noises[j]) for j in sorted(noises)]
     known = re.compile(
         r'mapping\.(w_avg|embed\.(weight|bias)|fc\d+\.(weight|bias))|synthesis\.b4\.const|'
@@ -156,33 +150,25 @@ def _g_variables(sd: Mapping[str, Any], label: str) -> tuple[list, list, list]:
     return top, mapping, synth
 
 
-def _d_variables(sd: Mapping[str, Any]) -> list:
+def _d_variables(sd: Mapping[str, Any], d_config) -> list:
+    """NVlabs D state dict -> TF variables, in the architecture table's order with its TF names
+    (`tf.tf_d_layer_name`); the label mapping as TF names it (LabelEmbed, Mapping{i})."""
+
+    def get(key):
+        if key not in sd:
+            raise CheckpointError(f'tf export: D has no tensor {key!r} (its config says it should)')
+        return sd[key]
+
     out = []
-    res = sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r'b(\d+)\..*', k))}, reverse=True)
-    for r in res:
-        if r == 4:
-            continue
-        for nv, tfn, bias in (
-            ('fromrgb', 'FromRGB', True),
-            ('conv0', 'Conv0', True),
-            ('conv1', 'Conv1_down', True),
-            ('skip', 'Skip', False),
-        ):
-            if f'b{r}.{nv}.weight' in sd:
-                out.append((f'{r}x{r}/{tfn}/weight', _f32(_hwio(sd[f'b{r}.{nv}.weight']))))
-                if bias:
-                    out.append((f'{r}x{r}/{tfn}/bias', _f32(sd[f'b{r}.{nv}.bias'])))
-    if 'mapping.embed.weight' in sd:
-        out.append(('LabelEmbed/weight', _f32(np.asarray(sd['mapping.embed.weight']).T)))
-        out.append(('LabelEmbed/bias', _f32(sd['mapping.embed.bias'])))
-        for i in sorted({int(m.group(1)) for k in sd if (m := re.fullmatch(r'mapping\.fc(\d+)\.weight', k))}):
-            out.append((f'Mapping{i}/weight', _f32(np.asarray(sd[f'mapping.fc{i}.weight']).T)))
-            out.append((f'Mapping{i}/bias', _f32(sd[f'mapping.fc{i}.bias'])))
-    out.append(('4x4/Conv/weight', _f32(_hwio(sd['b4.conv.weight']))))
-    out.append(('4x4/Conv/bias', _f32(sd['b4.conv.bias'])))
-    for nv, tfn in (('fc', '4x4/Dense0'), ('out', 'Output')):
-        out.append((f'{tfn}/weight', _f32(np.asarray(sd[f'b4.{nv}.weight']).T)))
-        out.append((f'{tfn}/bias', _f32(sd[f'b4.{nv}.bias'])))
+    for spec in discriminator_layers(d_config):
+        if spec.name.startswith('mapping.'):
+            tfn = 'LabelEmbed' if spec.layer == 'embed' else f'Mapping{spec.layer.removeprefix("fc")}'
+        else:
+            tfn = tf_d_layer_name(spec)
+        w = np.asarray(get(f'{spec.name}.weight'))
+        out.append((f'{tfn}/weight', _f32(_hwio(w) if spec.kind == 'conv' else w.T)))
+        if spec.bias:
+            out.append((f'{tfn}/bias', _f32(get(f'{spec.name}.bias'))))
     known = re.compile(
         r'b\d+\.(fromrgb|conv0|conv1)\.(weight|bias)|b\d+\.skip\.weight|b4\.(conv|fc|out)\.(weight|bias)|'
         r'mapping\.(embed|fc\d+)\.(weight|bias)|.*resample_filter'
@@ -289,13 +275,13 @@ def tf_networks(sds: Mapping[str, Mapping[str, Any]], g_config, d_config) -> tup
     gkw = _g_kwargs(g_config, gs_sd)
     nets = []
     for name, sd in (('G', g_sd), ('Gs', gs_sd)):
-        top, mapping, synth = _g_variables(sd, name)
+        top, mapping, synth = _g_variables(sd, name, g_config)
         comps = {
             'mapping': _net('G_mapping', 'G_mapping', gkw, mapping),
             'synthesis': _net('G_synthesis', 'G_synthesis_stylegan2', gkw, synth),
         }
         nets.append(_net(name, 'G_main', gkw, top, comps))
-    d = _net('D', 'D_stylegan2', _d_kwargs(d_config, sds['D']), _d_variables(sds['D']))
+    d = _net('D', 'D_stylegan2', _d_kwargs(d_config, sds['D']), _d_variables(sds['D'], d_config))
     return (nets[0], d, nets[1]), notes
 
 
