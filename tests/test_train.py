@@ -375,3 +375,26 @@ def test_demo_runs_stages_then_apps(tmp_path, monkeypatch):
     wd = tmp_path / 'b'
     assert res['finals'] == {'parent': str(wd / 'parent' / 'final'), 'child': str(wd / 'child' / 'final')}
     assert calls == [((str(wd / 'parent' / 'final'), str(wd / 'child' / 'final'), wd), {'child_label': 'child'})]
+
+
+def test_fresh_d_for_a_g_only_checkpoint_follows_the_g(tmp_path):
+    """Fine-tuning a checkpoint without a D: the fresh D takes the loaded G's channels, conv_clamp and resample
+    filter (not config.model's, which describe a model trained from scratch), and config.model's D settings."""
+    import fault_harness as H
+
+    from alignjax.train.loop import build_models
+
+    g = aj.new_generator(
+        jax.random.key(0), resolution=8, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256, channel_max=16,
+        conv_clamp=128.0, resample_filter=(1, 2, 1),
+    )  # fmt: skip
+    aj.Checkpoint(g.config, None, {'G_ema': g.variables}).save(tmp_path / 'g_only')
+    c = H.get_config()
+    c.finetune.init_from = str(tmp_path / 'g_only')
+    c.model.mbstd_num_channels = 2
+    g_cfg, d_cfg, _, _, d_vars, notes, _ = build_models(c, 8, 0, jax.random.key(1))
+    assert any('has no discriminator' in n for n in notes)
+    assert (d_cfg.channel_base, d_cfg.channel_max, d_cfg.conv_clamp) == (256, 16, 128.0)
+    assert tuple(d_cfg.resample_filter) == (1, 2, 1) and d_cfg.mbstd_num_channels == 2
+    assert c.model.conv_clamp is None and c.model.channel_base == 128  # (the config's own values differ)
+    aj.nn.Discriminator(d_cfg).apply(d_vars, jnp.zeros((4, 8, 8, 3)))  # the variables fit the config
