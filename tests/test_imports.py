@@ -148,6 +148,38 @@ def test_every_module_imports_in_a_fresh_interpreter():
     assert r.returncode == 0, r.stderr[-3000:]
 
 
+def test_analysis_imports_alignjax_at_the_top():
+    """alignjax.analysis imports the alignjax modules it uses at the top of each module: none of them closes a
+    cycle or adds a noticeable stack (the package already loads jax, alignjax.data and the evaluators), so a
+    function-local `from alignjax... import` (or `__import__('alignjax...')`) there is only clutter. The
+    `if __name__ == '__main__':` shims sit at module level and are not function-local."""
+    _, local = _graph()
+    analysis = [m for m in MODS if m == 'alignjax.analysis' or m.startswith('alignjax.analysis.')]
+    bad = [
+        f'{mod}.{fn}: {ast.unparse(node)}'
+        for mod, fn, node, targets in local
+        if mod in analysis and (targets or any(n.startswith('alignjax') for n in _imported_names(node)))
+    ]
+    for mod in analysis:
+        for node in ast.walk(ast.parse(MODS[mod].read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == '__import__'
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and str(node.args[0].value).startswith('alignjax')
+            ):
+                bad.append(f'{mod}:{node.lineno}: {ast.unparse(node)}')
+    assert not bad, 'move these imports to the top of their module:\n' + '\n'.join(bad)
+
+
+def _imported_names(node):
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    return [node.module or ''] if not node.level else ['alignjax']  # a relative import is of alignjax
+
+
 @pytest.mark.parametrize('path', sorted((PKG / 'io').rglob('*.py')), ids=lambda p: str(p.relative_to(PKG)))
 def test_io_files_stay_small(path):
     assert len(path.read_text().splitlines()) <= 400

@@ -607,6 +607,7 @@ def test_compute_metrics_generator_cache_and_batch_invariance(demo_gen):
 
 def test_domain_evaluator_satisfies_the_protocol():
     from alignjax.eval.evaluator import new_evaluator
+
     ev = new_evaluator(jax.random.key(0), 'faces', 32)  # random weights: only the plumbing
     real, gen = _blobs(48, 32, 0, 40), _blobs(48, 32, 1, 90)
     res = compute_metrics(gen, real, 'fd_eval48,pr_eval48', extractor=ev, batch_size=16)

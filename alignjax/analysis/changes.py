@@ -21,6 +21,8 @@ from alignjax.analysis.common import (
     sample_z,
     synth,
 )
+from alignjax.eval.data import EVAL_SEED, render_set
+from alignjax.metrics.distances import fd_from_features
 
 COMPONENTS = ('mapping', 'affine', 'conv', 'torgb', 'bias', 'noise', 'const')
 
@@ -111,15 +113,11 @@ def reset_variables(parent, child, component: str):
 
 @functools.lru_cache(maxsize=16)
 def _reference_cached(domain, resolution, n, seed, ev_id):
-    from alignjax.eval.data import render_set
-
     return render_set(domain, resolution, seed, 0, n)['image']
 
 
 def reference_features(labeller, domain: str, n: int = 2000, seed: int | None = None) -> np.ndarray:
     """Evaluator features of `n` held-out renders of `domain` (the FD_eval reference)."""
-    from alignjax.eval.data import EVAL_SEED
-
     lab = as_labeller(labeller)
     imgs = _reference_cached(domain, lab.resolution or 32, int(n), EVAL_SEED if seed is None else int(seed), 0)
     out = lab(imgs)
@@ -129,8 +127,6 @@ def reference_features(labeller, domain: str, n: int = 2000, seed: int | None = 
 
 
 def fd(real_feats, gen_feats) -> float:
-    from alignjax.metrics.distances import fd_from_features
-
     return float(fd_from_features(np.asarray(real_feats, np.float64), np.asarray(gen_feats, np.float64)))
 
 

@@ -17,8 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.apps.blend import check_compatible
 from alignjax.data import procedural as P
 from alignjax.errors import AlignjaxError
+from alignjax.eval.evaluator import Evaluator, expressed_factors
+from alignjax.eval.scores import readable_factors
+from alignjax.metrics.extractors import PixelProjection
 
 FACTOR_NAMES = tuple(P.FACTOR_NAMES)
 HUE = FACTOR_NAMES.index('bg_hue')
@@ -44,8 +48,6 @@ def check_pair(parent, child, what: str = 'parent and child', warn: bool = True)
     """AnalysisError unless parent and child share the architecture (resolution, dims, every synthesis
     parameter shape); warns (`NotAFineTuneWarning`) when the child is not a fine-tune of the parent (relative
     distance of the synthesis conv weights >= NOT_A_FINETUNE). Returns that relative distance."""
-    from alignjax.apps.blend import check_compatible
-
     if not (hasattr(parent, 'synthesis') and hasattr(child, 'synthesis')):
         raise AnalysisError(
             f'{what}: expected alignjax Generators (ck.generator()), got '
@@ -103,8 +105,6 @@ class Labeller:
 
     @property
     def expressed(self) -> np.ndarray:
-        from alignjax.eval.evaluator import expressed_factors
-
         if self.domain in P.DOMAINS:
             return expressed_factors(self.domain)
         return np.ones(len(FACTOR_NAMES), bool)
@@ -112,13 +112,9 @@ class Labeller:
     def readable(self) -> tuple:
         """Factors measured with this labeller: the shipped evaluators' `readable_factors`, or every expressed
         factor for a user's labeller."""
-        from alignjax.eval.evaluator import Evaluator
-
         if self.features_only:
             return ()
         if isinstance(self.fn, Evaluator) and self.domain in P.DOMAINS:
-            from alignjax.eval.scores import readable_factors
-
             try:
                 return tuple(readable_factors(self.domain, self.resolution or 32))
             except FileNotFoundError:
@@ -184,8 +180,6 @@ def as_labeller(obj, domain: str | None = None, resolution: int | None = None, n
     """An Evaluator, a Labeller or a plain function -> a checked `Labeller`."""
     if isinstance(obj, Labeller):
         return obj
-    from alignjax.eval.evaluator import Evaluator
-
     if isinstance(obj, Evaluator):
         return Labeller(obj, obj.domain, obj.resolution, name or f'{obj.domain} evaluator')
     if not callable(obj):
@@ -198,8 +192,6 @@ def as_labeller(obj, domain: str | None = None, resolution: int | None = None, n
 def pixel_features(resolution: int, dim: int = 256, seed: int = 0) -> Labeller:
     """A weight-free feature extractor (a fixed random pixel projection) for runs without evaluators: FD and
     smoothness in pixel-projection space (not a perceptual distance)."""
-    from alignjax.metrics.extractors import PixelProjection
-
     return Labeller(
         PixelProjection.create(resolution, dim, seed), None, resolution, 'pixel projection', features_only=True
     )

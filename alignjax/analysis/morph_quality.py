@@ -13,6 +13,8 @@ import dataclasses
 import numpy as np
 
 from alignjax.analysis.common import as_labeller, check_pair, mapping, sample_z, to_uint8
+from alignjax.apps.morphing import morph
+from alignjax.invert.project import Latents
 
 METHODS = ('latent+weights', 'latent-only', 'weights-only')
 
@@ -40,9 +42,6 @@ def morph_quality(
     """Source: parent samples; target: child samples of other z. Endpoint fidelity: the first / last frame's
     distance (labeller features; pixels in [0, 255]) to the parent's source / the child's target render,
     divided by the source-target distance (0 = exact). Smoothness: per-step feature distances, max/mean."""
-    from alignjax.apps.morphing import morph
-    from alignjax.invert.project import Latents
-
     check_pair(parent, child)
     lab = as_labeller(labeller)
     zs, zt = sample_z(n, parent.z_dim, seed), sample_z(n, parent.z_dim, seed + 1)

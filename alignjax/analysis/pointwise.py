@@ -22,6 +22,7 @@ from alignjax.analysis.common import (
     sample_z,
     synth,
 )
+from alignjax.data import procedural as P
 
 
 @dataclasses.dataclass
@@ -97,8 +98,6 @@ def pointwise_alignment(
 
 def _common_landmarks(a, b, la, lb) -> int:
     """How many leading landmarks the two labellers share (by name for the procedural domains; 0: none)."""
-    from alignjax.data import procedural as P
-
     if la is None or lb is None:
         return 0
     names = getattr(P, 'LANDMARK_NAMES', {})

@@ -24,7 +24,17 @@ import numpy as np
 
 from alignjax import vis
 from alignjax.analysis import changes as C
+from alignjax.analysis.changes import reset_hybrids, weight_changes
 from alignjax.analysis.common import FACTOR_NAMES, NotAFineTuneWarning, as_labeller, jsonable, pixel_features
+from alignjax.analysis.forgotten import forgotten_directions
+from alignjax.analysis.morph_quality import morph_quality
+from alignjax.analysis.pointwise import pointwise_alignment
+from alignjax.analysis.semantic import localised_channels, semantic_alignment
+from alignjax.analysis.translation import METHODS, invert_inputs, translation_methods
+from alignjax.analysis.zeroshot import zero_shot
+from alignjax.errors import AlignjaxError
+from alignjax.eval.data import EVAL_SEED, render_set
+from alignjax.eval.evaluator import EvaluatorError, load_evaluator
 
 SECTIONS = ('changes', 'pointwise', 'semantic', 'localised', 'distant', 'forgotten', 'translation', 'zeroshot', 'morph')
 TITLES = {
@@ -227,8 +237,6 @@ def _label_rows(img_rows: list, labels: list, scale: int = 3) -> np.ndarray:
 def _evaluator(domain, res, use):
     if not use or domain is None:
         return None
-    from alignjax.eval.evaluator import EvaluatorError, load_evaluator
-
     try:
         return as_labeller(load_evaluator(domain, res))
     except (EvaluatorError, FileNotFoundError):
@@ -309,8 +317,6 @@ def build_report(
             try:
                 data = SECTION_FNS[sec](doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results)
             except Exception as e:  # one failing analysis must not lose the others: recorded and shown
-                from alignjax.errors import AlignjaxError
-
                 if not isinstance(e, (AlignjaxError, ValueError)):
                     raise
                 data = None
@@ -345,8 +351,6 @@ def build_report(
 
 
 def _changes(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.changes import reset_hybrids, weight_changes
-
     data = {}
     rows = []
     for m in models:
@@ -408,8 +412,6 @@ def _changes(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results)
 
 
 def _pointwise(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.pointwise import pointwise_alignment
-
     withlab = [m for m in kids if labs[m.label] is not None]
     if pl is None or not withlab:
         return skip('pointwise', 'needs a labeller of the parent and of a child domain (no evaluator)')
@@ -453,8 +455,6 @@ def _pointwise(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, result
 
 
 def _semantic(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.semantic import semantic_alignment
-
     withlab = [m for m in kids if labs[m.label] is not None]
     if pl is None or not withlab:
         return skip('semantic', 'needs labellers of the parent and child domains (no evaluator)')
@@ -531,8 +531,6 @@ def _semantic(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results
 
 
 def _localised(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.semantic import localised_channels
-
     withlab = [m for m in kids if labs[m.label] is not None]
     if pl is None or not withlab:
         return skip('localised', 'needs the masks of labellers of the parent and child domains (no evaluator)')
@@ -595,8 +593,6 @@ def _distant(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results)
 
 
 def _forgotten(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.forgotten import forgotten_directions
-
     if pl is None:
         return skip('forgotten', "the glasses direction is found from the parent's labels (no parent evaluator)")
     ms = [parent] + [m for m in models if labs[m.label] is not None]
@@ -657,9 +653,6 @@ def _forgotten(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, result
 
 
 def _translation(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.translation import METHODS, invert_inputs, translation_methods
-    from alignjax.eval.data import EVAL_SEED, render_set
-
     if parent.domain is None or not kids:
         return skip(
             'translation',
@@ -721,8 +714,6 @@ def _translation(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, resu
 
 
 def _zeroshot(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.zeroshot import zero_shot
-
     targets = [m for m in kids if m.domain is not None]
     if pl is None or not targets:
         return skip('zeroshot', "needs the parent's labeller and held-out renders of a procedural child domain")
@@ -807,8 +798,6 @@ def _zeroshot(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results
 
 
 def _morph(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results):
-    from alignjax.analysis.morph_quality import morph_quality
-
     if not kids:
         return skip('morph', 'no child')
     doc.p(

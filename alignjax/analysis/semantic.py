@@ -37,6 +37,8 @@ from alignjax.analysis.common import (
     synth,
     synth_styles,
 )
+from alignjax.analysis.zeroshot import _class_map
+from alignjax.data import procedural as P
 
 
 def _unwrap_hue(y, k):
@@ -288,9 +290,6 @@ def localised_channels(
     """Top-k localised channels per mask class found in parent and child independently (each with its own
     images, gradient maps and its own labeller's predicted masks); IoU and Spearman of the scores. Classes are
     matched by name (`class_names`: {'parent': [...], 'child': [...]}, default: the procedural domains')."""
-    from alignjax.analysis.zeroshot import _class_map
-    from alignjax.data import procedural as P
-
     check_pair(parent, child)
     lp = as_labeller(parent_labeller, name='parent labeller')
     lc = as_labeller(child_labeller, name='child labeller')

@@ -15,19 +15,21 @@ import numpy as np
 
 from alignjax.analysis.changes import fd
 from alignjax.analysis.common import FACTOR_NAMES, GLASSES, HUE, as_labeller, check_pair, circ_diff, to_uint8
+from alignjax.analysis.pointwise import _common_landmarks
+from alignjax.apps.layer_swap import layer_swap
+from alignjax.eval.evaluator import expressed_factors
+from alignjax.invert import InvertConfig, decode, invert
 
 METHODS = {
-    'Z+psi0.5 (StyleAlign)': lambda s: __import__('alignjax.invert', fromlist=['x']).InvertConfig.stylealign(steps=s),
-    'W': lambda s: __import__('alignjax.invert', fromlist=['x']).InvertConfig(space='w', steps=s),
-    'W+': lambda s: __import__('alignjax.invert', fromlist=['x']).InvertConfig(space='w+', steps=s),
-    'W+ noise': lambda s: __import__('alignjax.invert', fromlist=['x']).InvertConfig(space='w+', noise=True, steps=s),
+    'Z+psi0.5 (StyleAlign)': lambda s: InvertConfig.stylealign(steps=s),
+    'W': lambda s: InvertConfig(space='w', steps=s),
+    'W+': lambda s: InvertConfig(space='w+', steps=s),
+    'W+ noise': lambda s: InvertConfig(space='w+', noise=True, steps=s),
 }
 
 
 def invert_inputs(parent, images, *, steps: int = 150, methods=None, seed: int = 0, progress: bool = False) -> dict:
     """{method: InvertResult} of `images` in the parent for each method of METHODS."""
-    from alignjax.invert import invert
-
     out = {}
     for m in methods or METHODS:
         out[m] = invert(parent, images, METHODS[m](steps), seed=seed, progress=progress, desc=f'invert {m}')
@@ -45,8 +47,6 @@ class TranslationResult:
 
 
 def _decode(gen, lat):
-    from alignjax.invert import decode
-
     return to_uint8(decode(gen, lat))
 
 
@@ -68,9 +68,6 @@ def translation_methods(
     visible in the input, the landmarks both domains share), realism (FD_eval of the translations to the child
     domain, `reference` = child-domain features) and the parent's reconstruction PSNR. Without a labeller only
     the PSNR is given (realism needs features)."""
-    from alignjax.analysis.pointwise import _common_landmarks
-    from alignjax.apps.layer_swap import layer_swap
-
     check_pair(parent, child)
     lab = as_labeller(child_labeller) if child_labeller is not None else None
     true_f = np.asarray(renders['factors'])
@@ -84,8 +81,6 @@ def translation_methods(
             )
     names = []
     if lab is not None:
-        from alignjax.eval.evaluator import expressed_factors
-
         exp_in = expressed_factors(input_domain)
         names = [f for f in lab.readable() if exp_in[FACTOR_NAMES.index(f)]]
     res, ex = {}, {'input': np.asarray(renders['image'])[:examples]}

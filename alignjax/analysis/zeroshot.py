@@ -29,6 +29,12 @@ from alignjax.analysis.common import (
     synth,
     to_uint8,
 )
+from alignjax.analysis.pointwise import _common_landmarks
+from alignjax.data import procedural as P
+from alignjax.eval.data import EVAL_SEED, render_set
+from alignjax.eval.evaluator import expressed_factors
+from alignjax.eval.scores import confusion, factor_scores, landmark_scores, mask_scores
+from alignjax.invert import InvertConfig, decode, invert
 
 CLASS_ALIASES = {'fur': 'skin', 'skin': 'fur'}
 
@@ -50,8 +56,6 @@ class ZeroShotResult:
 
 
 def _attr_scores(pred, true, names):
-    from alignjax.eval.scores import factor_scores
-
     full = factor_scores(pred, true)
     sc = {f: full[f] for f in names}
     vals = [v for f, v in sc.items() if f != 'glasses' and v is not None]
@@ -101,10 +105,6 @@ def _class_map(src_names, dst_names):
 
 
 def _dense_scores(out, data, parent_domain, domain, resolution, from_domain):
-    from alignjax.analysis.pointwise import _common_landmarks
-    from alignjax.data import procedural as P
-    from alignjax.eval.scores import confusion, landmark_scores, mask_scores
-
     res = {}
     kl = _common_landmarks(from_domain, domain, out.get('landmarks'), data['landmarks'])
     if kl and 'landmarks' in out:
@@ -149,10 +149,6 @@ def zero_shot(
     """See the module doc. Child renders: indices [start, start + n) of EVAL_SEED of `domain`. `inversion`: a
     precomputed InvertResult of those renders in the child (W+), to share across calls. w_space: also invert
     in W (one w for every layer, as the linear models were fit) and score the attribute models on it."""
-    from alignjax.eval.data import EVAL_SEED, render_set
-    from alignjax.eval.evaluator import expressed_factors
-    from alignjax.invert import InvertConfig, decode, invert
-
     check_pair(parent, child)
     lp = as_labeller(parent_labeller, name='parent labeller')
     lo = as_labeller(oracle_labeller, name='oracle labeller') if oracle_labeller is not None else None

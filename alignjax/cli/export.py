@@ -27,6 +27,8 @@ from alignjax.cli._common import (
     entry,
     fail,
 )
+from alignjax.io.checkpoint import load_checkpoint
+from alignjax.io.export import export_format
 
 cmd = Command('alignjax-export', __doc__.replace('\n\n', '\n\nusage: alignjax-export SRC DST [--format F]\n\n', 1))
 flags.DEFINE_enum(
@@ -47,9 +49,6 @@ def main(argv=None) -> int:
     if len(a.positional) != 2:
         fail(f'expected SRC DST, got {len(a.positional)} argument(s) (see {cmd.prog} --help)', 2)
     src, dst = a.positional
-    from alignjax.io.checkpoint import load_checkpoint
-    from alignjax.io.export import export_format
-
     fmt = export_format(dst, a.format)
     if fmt == 'orbax':
         check_outdir(dst, 'DST')

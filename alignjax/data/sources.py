@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alignjax.data import procedural
 from alignjax.data._image import (
     IMAGE_EXTENSIONS,
     BadImageError,
@@ -480,8 +481,6 @@ class _ProceduralBackend(_Backend):
     """The procedural benchmark: item ``i`` is rendered from factors(seed, i)."""
 
     def __init__(self, domain: str, *, seed: int = 0, n: int = 70000, cond: bool = False):
-        from alignjax.data import procedural
-
         if domain not in procedural.DOMAINS:
             raise DatasetError(f'unknown procedural domain {domain!r}; choose from {procedural.DOMAINS}')
         if n <= 0:
@@ -497,8 +496,6 @@ class _ProceduralBackend(_Backend):
         return state
 
     def __setstate__(self, state):
-        from alignjax.data import procedural
-
         self.__dict__.update(state)
         self._proc = procedural
 
@@ -757,8 +754,6 @@ class ImageDataset:
         """
         if not isinstance(self._backend, _ProceduralBackend):
             raise TypeError(f'{self.spec!r} is not a procedural dataset')
-        from alignjax.data import procedural
-
         indices = np.atleast_1d(np.asarray(indices, np.int64))
         pairs = [self._split(i) for i in indices]
         raw = np.array([int(self._raw_idx[k]) for k, _ in pairs], np.int64)

@@ -7,6 +7,7 @@ from pathlib import Path
 from alignjax.errors import InputError
 from alignjax.io import convert
 from alignjax.io.formats.rosinality import write_rosinality_pt
+from alignjax.io.formats.tf_export import write_tf_pkl
 
 
 def nvlabs_state_dicts(ck) -> dict:
@@ -97,8 +98,6 @@ def export_format(path, format: str | None = None) -> str:
 def export_tf(ck, path) -> list[str]:
     """Write the NVlabs TensorFlow pickle layout (G, D, Gs) (`alignjax.io.formats.tf_export`): weights and plain
     containers only; NVlabs' legacy.load_network_pkl and `load_checkpoint` read it. Returns notes."""
-    from alignjax.io.formats.tf_export import write_tf_pkl
-
     return write_tf_pkl(path, nvlabs_state_dicts(ck), ck.g_config, ck.d_config)
 
 

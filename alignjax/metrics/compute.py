@@ -23,10 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alignjax.data import make_dataset, parse_spec
 from alignjax.errors import AlignjaxError
 from alignjax.eval.evaluator import load_evaluator
 from alignjax.metrics import distances as D
 from alignjax.metrics.extractors import PixelProjection, check_images, extractor_name
+from alignjax.metrics.inception import load_inception
 
 __all__ = [
     'MetricsError',
@@ -276,8 +278,6 @@ def get_extractor(kind: str, resolution: int, *, evaluator=None, inception=None,
             )
         if not isinstance(inception, (str, bytes)) and not hasattr(inception, '__fspath__'):
             return inception
-        from alignjax.metrics.inception import load_inception
-
         return load_inception(inception)
     if kind != 'eval':
         raise MetricsError(f'unknown feature extractor {kind!r}; choose from {EXTRACTORS}')
@@ -302,8 +302,6 @@ def get_extractor(kind: str, resolution: int, *, evaluator=None, inception=None,
 def _proc_domain(real) -> str | None:
     spec = getattr(real, 'spec', real if isinstance(real, str) else None)
     if isinstance(spec, str) and spec.startswith('proc:'):
-        from alignjax.data import parse_spec
-
         return parse_spec(spec).target
     return None
 
@@ -341,8 +339,6 @@ def compute_metrics(
         check_images(gen, None, 'generated images')
         resolution = int(gen.shape[1])
     if isinstance(real, str):
-        from alignjax.data import make_dataset
-
         real = make_dataset(real, resolution)
     real_res = getattr(real, 'resolution', None)
     if real_res is None:

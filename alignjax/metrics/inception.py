@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alignjax.io.safe_pickle import CheckpointError
+from alignjax.io.torch_file import load_torch
 from alignjax.metrics.extractors import to_unit_range
 
 __all__ = [
@@ -377,8 +378,6 @@ def inception_from_state_dict(sd: Mapping[str, Any], source: str = '<state dict>
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float) -> InceptionV3:
-    from alignjax.io.torch_file import load_torch
-
     return inception_from_state_dict(load_torch(path), source=path)
 
 

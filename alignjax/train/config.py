@@ -298,7 +298,7 @@ def validate_config(c) -> None:
         if bad:
             raise ConfigError(f'stage {st["name"]!r}: unknown field(s) {sorted(bad)} (name, overrides, pretrained)')
         trial = c.copy_and_resolve_references()
-        apply_overrides(trial, st.get('overrides') or {}, f"the overrides of stage {st['name']!r}")
+        apply_overrides(trial, st.get('overrides') or {}, f'the overrides of stage {st["name"]!r}')
 
     def positive(key, integer=False):
         node = c
