@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+import alignjax as aj
 from alignjax import analysis as A
 from alignjax.analysis.changes import component_of, reset_variables
 from alignjax.eval import load_evaluator, load_zoo
@@ -239,6 +240,24 @@ def test_report_cli_without_evaluators_and_bad_flags(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(['--sections', 'nope', '--out', str(out)])
     assert e.value.code == 1 and 'nope' in capsys.readouterr().err
+    # the pair is checked before any analysis runs: another architecture is an error naming both checkpoints
+    zparent = aj.load_checkpoint(zoo_path('parent')).generator()
+    half = zparent.config.replace(channel_max=zparent.config.channel_max // 2)
+    other = aj.new_generator(jax.random.key(3), config=half)
+    aj.Checkpoint(other.config, None, {'G_ema': other.variables}).save(tmp_path / 'other')
+    with pytest.raises(SystemExit) as e:
+        main(['--child', f'toons={tmp_path / "other"}', '--out', str(tmp_path / 'rep2'), '--noprogress'])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and f'--child toons ({tmp_path / "other"})' in err and '--parent' in err, err
+    # same architecture, but not fine-tuned from the parent: a one-line warning (the report still runs)
+    from alignjax.cli.report import _check_child
+
+    unrelated = aj.new_generator(jax.random.key(4), config=zparent.config)
+    _check_child(zparent, unrelated, 'the pair')
+    err = capsys.readouterr().err
+    assert err.startswith('warning: the pair: the synthesis conv weights differ by') and err.count('\n') == 1, err
+    _check_child(zparent, load_zoo('toons').generator(), 'the pair')
+    assert capsys.readouterr().err == ''  # a real fine-tune: silent
 
 
 def test_forgotten_glasses_direction_is_active_in_the_parent(parent, faces_ev):

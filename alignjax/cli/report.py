@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import shlex
 import sys
+import warnings
 
 from absl import flags
 
+from alignjax.analysis.common import AnalysisError, NotAFineTuneWarning, check_pair
+from alignjax.analysis.report import SECTIONS, Model, build_report
 from alignjax.cli._common import CliError, Command, check_outdir, entry
+from alignjax.data import procedural as P
+from alignjax.errors import AlignjaxError
+from alignjax.eval.zoo import zoo_path
+from alignjax.io.checkpoint import load_checkpoint
 
 ZOO_CHILDREN = (('toons', 'toons'), ('animals', 'animals'), ('buildings', 'buildings'), ('animals_faces', 'faces'))
 
 
 def command() -> Command:
-    from alignjax.analysis.report import SECTIONS
-
     cmd = Command('alignjax-report', __doc__)
     fv = cmd.fv
     flags.DEFINE_string('parent', None, 'parent checkpoint (default: the shipped zoo parent)', flag_values=fv)
@@ -58,8 +63,6 @@ def command() -> Command:
 
 
 def _domain(d):
-    from alignjax.data import procedural as P
-
     if d in (None, '', 'none'):
         return None
     if d not in P.DOMAINS:
@@ -68,21 +71,29 @@ def _domain(d):
 
 
 def _load(path, net, what):
-    from alignjax.errors import CheckpointError
-    from alignjax.io.checkpoint import load_checkpoint
-
     try:
         return load_checkpoint(path).generator(net)
-    except (CheckpointError, OSError, KeyError) as e:
+    except (AlignjaxError, OSError) as e:  # (OSError: a file that cannot be read)
         raise CliError(f'{what} {path}: {e}') from None
+
+
+def _check_child(parent, child, what: str):
+    """CliError unless `child` has the parent's architecture; a `warning:` line when it does not look
+    fine-tuned from it (its alignment numbers would compare unrelated models)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', NotAFineTuneWarning)
+        try:
+            check_pair(parent, child, what)
+        except AnalysisError as e:
+            raise CliError(str(e)) from None
+    for w in caught:
+        if issubclass(w.category, NotAFineTuneWarning):
+            print(f'warning: {w.message}', file=sys.stderr)
 
 
 @entry
 def main(argv=None):
     """Exit 0, or 1 with one `error: ...` line."""
-    from alignjax.analysis.report import SECTIONS, Model, build_report
-    from alignjax.data import procedural as P
-
     raw = sys.argv[1:] if argv is None else list(argv)
     raw = ['--noprogress' if a == '--no-progress' else a for a in raw]
     a = command().parse(raw)
@@ -91,8 +102,6 @@ def main(argv=None):
     if bad or not sections:
         raise CliError(f'--sections {a.sections!r}: unknown {bad or "(empty)"}; choose from {",".join(SECTIONS)}')
     out = check_outdir(a.out, '--out')
-    from alignjax.eval.zoo import zoo_path
-
     ppath = a.parent or str(zoo_path('parent'))
     parent = Model('parent', _load(ppath, a.net, '--parent'), _domain(a.parent_domain), ppath)
     specs = []
@@ -112,11 +121,7 @@ def main(argv=None):
     models = []
     for label, dom, path in specs:
         g = _load(path, a.net, f'--child {label}')
-        if g.resolution != parent.gen.resolution:
-            raise CliError(
-                f'--child {label} ({path}) is {g.resolution}x{g.resolution}, the parent '
-                f'{parent.gen.resolution}x{parent.gen.resolution}: not a fine-tune of it'
-            )
+        _check_child(parent.gen, g, f'--parent {ppath} and --child {label} ({path})')
         models.append(Model(label, g, dom, path))
     cmdline = 'python -m alignjax.analysis.report ' + ' '.join(shlex.quote(x) for x in raw)
     res = build_report(
