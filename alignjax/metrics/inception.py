@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alignjax.io.safe_pickle import CheckpointError
+from alignjax.errors import CheckpointError
 from alignjax.io.torch_file import load_torch
 from alignjax.metrics.extractors import to_unit_range
 
