@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from alignjax.errors import CheckpointError
+from alignjax.io.formats.common import _Src
 from alignjax.io.formats.tf import tf_d_layer_name, tf_g_layer_name
 from alignjax.nn.arch import discriminator_layers, synthesis_weights
 
@@ -100,11 +101,7 @@ def _g_variables(sd: Mapping[str, Any], label: str, g_config) -> tuple[list, lis
     """NVlabs G state dict -> (top-level, mapping, synthesis) TF variable lists; the synthesis layers and
     their TF names come from the architecture table (`tf.tf_g_layer_name`, as the reader derives them)."""
     top, mapping, synth, noises = [], [], [], {}
-
-    def get(key):
-        if key not in sd:
-            raise CheckpointError(f'tf export: {label} has no tensor {key!r} (its config says it should)')
-        return sd[key]
+    get = _Src(sd, 'tf export', label).get  # (a missing tensor: an error naming it)
 
     def conv(tfp, nv, flip=False, noise=None):
         w = _hwio(get(f'{nv}.weight'))
@@ -153,12 +150,7 @@ def _g_variables(sd: Mapping[str, Any], label: str, g_config) -> tuple[list, lis
 def _d_variables(sd: Mapping[str, Any], d_config) -> list:
     """NVlabs D state dict -> TF variables, in the architecture table's order with its TF names
     (`tf.tf_d_layer_name`); the label mapping as TF names it (LabelEmbed, Mapping{i})."""
-
-    def get(key):
-        if key not in sd:
-            raise CheckpointError(f'tf export: D has no tensor {key!r} (its config says it should)')
-        return sd[key]
-
+    get = _Src(sd, 'tf export', 'D').get
     out = []
     for spec in discriminator_layers(d_config):
         if spec.name.startswith('mapping.'):
