@@ -40,6 +40,15 @@ COMBOS = [
     ('resnet', 'resnet', {'conv_clamp': 1.0}),
     ('resnet', 'skip', {}),
 ]
+# NVlabs options beyond the architecture, each in a file of its own (tests/data/arch/opt_<name>.npz): a mapping
+# whose hidden width is not w_dim, a generator without noise inputs, and a non-default resample filter (G and D;
+# an odd-length one, whose padding NVlabs splits unevenly)
+OPTIONS = {
+    'layer_features': ('skip', 'resnet', {'layer_features': 48, 'c_dim': 4}),
+    'no_noise': ('skip', 'resnet', {'use_noise': False}),
+    'filter121': ('skip', 'resnet', {'resample_filter': [1, 2, 1]}),
+    'filter11': ('resnet', 'skip', {'resample_filter': [1, 1]}),
+}
 RES, Z, W, N = 16, 32, 32, 4
 CHANNELS = dict(channel_base=128, channel_max=16)  # 16 channels at 4x4 and 8x8, 8 at 16x16
 OUT = pathlib.Path(__file__).resolve().parent / 'data' / 'arch'
@@ -61,20 +70,22 @@ def randomise(module, rng, torch):
                 p.copy_(torch.from_numpy(rng.randn(*p.shape).astype(np.float32)))
 
 
-def make(g_arch, d_arch, extra, networks, torch):
-    seed = 1000 + COMBOS.index((g_arch, d_arch, extra))
+def make(g_arch, d_arch, extra, networks, torch, seed):
     torch.manual_seed(seed)
     rng = np.random.RandomState(seed)
     c_dim = extra.get('c_dim', 0)
     clamp = extra.get('conv_clamp')
+    mapping = dict(num_layers=2) | ({'layer_features': extra['layer_features']} if 'layer_features' in extra else {})
+    synthesis = {k: extra[k] for k in ('use_noise', 'resample_filter') if k in extra}
+    block = {'resample_filter': extra['resample_filter']} if 'resample_filter' in extra else {}
     g_kwargs = dict(
         z_dim=Z,
         c_dim=c_dim,
         w_dim=W,
         img_resolution=RES,
         img_channels=3,
-        mapping_kwargs=dict(num_layers=2),
-        synthesis_kwargs=dict(architecture=g_arch, conv_clamp=clamp, **CHANNELS),
+        mapping_kwargs=mapping,
+        synthesis_kwargs=dict(architecture=g_arch, conv_clamp=clamp, **CHANNELS, **synthesis),
     )
     d_kwargs = dict(
         c_dim=c_dim,
@@ -82,10 +93,10 @@ def make(g_arch, d_arch, extra, networks, torch):
         img_channels=3,
         architecture=d_arch,
         conv_clamp=clamp,
-        mapping_kwargs=dict(num_layers=2) if c_dim else {},
+        mapping_kwargs=mapping if c_dim else {},
         epilogue_kwargs=dict(mbstd_group_size=N),
         **CHANNELS,
-    )
+    ) | ({'block_kwargs': block} if block else {})
     G = networks.Generator(**g_kwargs).eval().requires_grad_(False)
     D = networks.Discriminator(**d_kwargs).eval().requires_grad_(False)
     randomise(G, rng, torch)
@@ -146,9 +157,11 @@ def main(argv=None):
     torch.set_num_threads(1)
     a.out.mkdir(parents=True, exist_ok=True)
     total = 0
-    for g_arch, d_arch, extra in COMBOS:
-        arrays = make(g_arch, d_arch, extra, networks, torch)
-        path = a.out / f'{g_arch}_{d_arch}.npz'
+    jobs = [(f'{g}_{d}', g, d, extra, 1000 + i) for i, (g, d, extra) in enumerate(COMBOS)]
+    jobs += [(f'opt_{name}', g, d, extra, 2000 + i) for i, (name, (g, d, extra)) in enumerate(OPTIONS.items())]
+    for stem, g_arch, d_arch, extra, seed in jobs:
+        arrays = make(g_arch, d_arch, extra, networks, torch, seed)
+        path = a.out / f'{stem}.npz'
         np.savez_compressed(path, **arrays)
         total += path.stat().st_size
         print(

@@ -5,6 +5,9 @@ cannot be built still gives its generators)."""
 
 import json
 import pathlib
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import child_of, write_nvlabs_pickle, write_tf_pickle
 from test_conformance import assert_grad_close, nchw, nhwc
+from test_export_tf import _nvlabs_repo
 
 import alignjax as aj
 from alignjax.errors import CheckpointError
@@ -20,7 +24,11 @@ from alignjax.nn import layers as NL
 from alignjax.nn import networks
 
 DATA = pathlib.Path(__file__).resolve().parent / 'data' / 'arch'
-COMBOS = sorted(p.stem for p in DATA.glob('*.npz'))
+COMBOS = sorted(p.stem for p in DATA.glob('*.npz') if not p.stem.startswith('opt_'))
+# NVlabs options beyond the architecture (make_arch_reference.OPTIONS): mapping layer_features != w_dim,
+# use_noise=False, resample filters [1,2,1] and [1,1]
+OPTIONS = sorted(p.stem for p in DATA.glob('opt_*.npz'))
+EVERY = COMBOS + OPTIONS
 TOL = 1e-4
 
 
@@ -28,7 +36,8 @@ def test_every_architecture_has_reference_numbers():
     gs = {c.split('_')[0] for c in COMBOS}
     ds = {c.split('_')[1] for c in COMBOS}
     assert len(COMBOS) == 6 and gs == ds == {'orig', 'skip', 'resnet'}, COMBOS
-    assert sum(p.stat().st_size for p in DATA.glob('*.npz')) < 1.5e6
+    assert OPTIONS == ['opt_filter11', 'opt_filter121', 'opt_layer_features', 'opt_no_noise'], OPTIONS
+    assert sum(p.stat().st_size for p in DATA.glob('*.npz')) < 2.5e6
 
 
 _REFS: dict = {}
@@ -89,7 +98,7 @@ def test_architecture_inferred(ck):
     assert not [n for n in ck.notes if 'outside the StyleGAN2 schema' in n], ck.notes
 
 
-@pytest.mark.parametrize('ck', COMBOS, indirect=True)
+@pytest.mark.parametrize('ck', EVERY, indirect=True)
 def test_outputs_match_nvlabs(ck):
     ck, r = ck
     gen, d, c = ck.generator(), ck.discriminator(), c_of(r)
@@ -103,7 +112,7 @@ def test_outputs_match_nvlabs(ck):
     assert max(errs.values()) <= TOL, errs
 
 
-@pytest.mark.parametrize('ck', COMBOS, indirect=True)
+@pytest.mark.parametrize('ck', EVERY, indirect=True)
 def test_r1_gradient_matches_nvlabs(ck, monkeypatch):
     ck, r = ck
     d, c = ck.discriminator(), c_of(r)
@@ -112,7 +121,7 @@ def test_r1_gradient_matches_nvlabs(ck, monkeypatch):
     assert_grad_close(grad, r['grad_r1'], 'R1 grad', monkeypatch, [networks, NL])
 
 
-@pytest.mark.parametrize('ck', COMBOS, indirect=True)
+@pytest.mark.parametrize('ck', EVERY, indirect=True)
 def test_path_length_gradient_matches_nvlabs(ck, monkeypatch):
     ck, r = ck
     gen = ck.generator()
@@ -121,6 +130,133 @@ def test_path_length_gradient_matches_nvlabs(ck, monkeypatch):
         jnp.asarray(r['ws'])
     )
     assert_grad_close(grad, r['grad_pl'], 'PL grad', monkeypatch, [NL])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NVlabs options beyond the architecture (tests/data/arch/opt_*.npz; their outputs and gradients are checked
+# with the architectures' above): inferred from the tensors, needed for the numbers, kept through every format.
+
+OPTION_CONFIG = {  # what each file's tensors must make of (G, D) config fields
+    'opt_layer_features': ({'layer_features': 48, 'c_dim': 4}, {'layer_features': 48, 'embed_features': None}),
+    'opt_no_noise': ({'use_noise': False}, {}),
+    'opt_filter121': ({'resample_filter': (1, 2, 1)}, {'resample_filter': (1, 2, 1)}),
+    'opt_filter11': ({'resample_filter': (1, 1)}, {'resample_filter': (1, 1)}),
+}
+
+
+@pytest.mark.parametrize('ck', OPTIONS, indirect=True)
+def test_nvlabs_options_inferred(ck, request):
+    ck, r = ck
+    g_want, d_want = OPTION_CONFIG[request.node.callspec.params['ck']]
+    assert {k: getattr(ck.g_config, k) for k in g_want} == g_want
+    assert {k: getattr(ck.d_config, k) for k in d_want} == d_want
+    assert not [n for n in ck.notes if 'outside the StyleGAN2 schema' in n], ck.notes
+    gen = ck.generator()
+    if not ck.g_config.use_noise:  # no noise inputs: nothing to optimise in a projector, no noise mode matters
+        assert gen.noise_shapes == {} and 'noise_const' not in str(jax.tree_util.tree_structure(gen.variables))
+        ws = jnp.asarray(r['ws'])
+        rnd = gen.synthesis(ws, noise_mode='random', key=jax.random.PRNGKey(0))
+        assert rel_err(rnd, gen.synthesis(ws, noise_mode='const')) == 0
+        with pytest.raises(KeyError, match='without noise inputs'):
+            gen.synthesis(ws, noise={'b4.conv1': jnp.zeros((1, 4, 4))})
+
+
+@pytest.mark.parametrize('ck', ['opt_filter121', 'opt_filter11'], indirect=True)
+def test_resample_filter_is_used(ck):
+    """The filter files are sensitive to the filter: with the default [1, 3, 3, 1] instead, G's images and D's
+    logits are far from NVlabs' (so the parity above is evidence that the filter is applied)."""
+    ck, r = ck
+    gen, d = ck.generator(), ck.discriminator()
+    g0 = gen.replace(config=gen.config.replace(resample_filter=(1, 3, 3, 1)))
+    d0 = d.replace(config=d.config.replace(resample_filter=(1, 3, 3, 1)))
+    assert rel_err(nchw(g0.synthesis(r['ws'])), r['img_const']) > 1e-2
+    assert rel_err(d0(nhwc(r['d_input'])), r['logits']) > 1e-3
+
+
+@pytest.mark.parametrize('ck', OPTIONS, indirect=True)
+def test_nvlabs_options_survive_every_format(ck, tmp_path, request):
+    """orbax store, the TF pickle and rosinality .pt (where the format can hold the option) give back the same
+    outputs; where it cannot, the export refuses or notes it."""
+    ck, r = ck
+    name = request.node.callspec.params['ck']
+    c = c_of(r)
+
+    def same(back):
+        assert back.g_config == ck.g_config and back.d_config == ck.d_config
+        assert rel_err(nchw(back.generator().synthesis(r['ws'])), r['img_const']) <= TOL
+        assert rel_err(back.discriminator()(nhwc(r['d_input']), c), r['logits']) <= TOL
+
+    ck.save(tmp_path / 'store')
+    same(aj.load_checkpoint(tmp_path / 'store'))
+    if name == 'opt_layer_features':  # TF-ADA's D has one mapping width; rosinality's mapping is w_dim wide
+        with pytest.raises(CheckpointError, match='one mapping width'):
+            ck.export(tmp_path / 'tf.pkl')
+        # (unconditional: c_dim is refused first) rosinality cannot build it: said; alignjax reads it back
+        g = aj.new_generator(jax.random.PRNGKey(0), 16, z_dim=32, w_dim=32, mapping_layers=2, layer_features=48)
+        with pytest.warns(UserWarning, match='style_dim wide throughout.*Generator cannot load it'):
+            aj.Checkpoint(g.config, None, {'G_ema': g.variables}).export(tmp_path / 'r.pt')
+        back = aj.load_checkpoint(tmp_path / 'r.pt').generator()
+        assert back.config.layer_features == 48
+        ws = jnp.asarray(r['ws'])
+        assert rel_err(back.synthesis(ws), g.synthesis(ws)) == 0
+        return
+    if (ck.g_config.architecture, ck.d_config.architecture) != ('skip', 'resnet'):
+        return  # the TF export writes and rosinality has skip G / resnet D only
+    ck.export(tmp_path / 'tf.pkl')
+    same(aj.load_checkpoint(tmp_path / 'tf.pkl'))
+    with pytest.warns(UserWarning) as rec:
+        notes = ck.export(tmp_path / 'r.pt')
+    assert len(rec) == len(notes)
+    if name == 'opt_no_noise':
+        assert any('noise strength 0' in n for n in notes), notes
+    else:
+        assert any('blur_kernel=[1, 2, 1]' in n and 'Generator' in n for n in notes), notes
+        assert any('blur_kernel=[1, 2, 1]' in n and 'Discriminator' in n for n in notes), notes
+    back = aj.load_checkpoint(tmp_path / 'r.pt')
+    assert back.g_config.resample_filter == ck.g_config.resample_filter
+    assert rel_err(nchw(back.generator().synthesis(r['ws'])), r['img_const']) <= TOL
+    assert rel_err(back.discriminator()(nhwc(r['d_input'])), r['logits']) <= TOL
+
+
+LEGACY_OPTIONS = textwrap.dedent("""
+    import sys, types, numpy as np
+    repo, pkl, ref = sys.argv[1:4]
+    c = types.ModuleType('click'); c.command = c.option = lambda *a, **k: (lambda f: f); sys.modules['click'] = c
+    sys.path.insert(0, repo)
+    import torch, legacy
+    with open(pkl, 'rb') as f:
+        data = legacy.load_network_pkl(f)
+    r = np.load(ref)
+    G, D = data['G_ema'], data['D']
+    img = G.synthesis(torch.from_numpy(r['ws']), noise_mode='const').detach().numpy()
+    print('img', float(np.abs(img - r['img_const']).max()))
+    print('logits', float(np.abs(D(torch.from_numpy(r['d_input']), None).detach().numpy() - r['logits']).max()))
+    print('use_noise', int(hasattr(G.synthesis.b4.conv1, 'noise_strength')))
+""")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize('name', ['opt_no_noise', 'opt_filter121'])
+def test_nvlabs_legacy_converts_option_exports(name, tmp_path):
+    """NVlabs' legacy.py builds our TF export of a no-noise / [1, 2, 1]-filter model with that option and
+    reproduces NVlabs' reference outputs (needs the stylegan2-ada-pytorch checkout and torch)."""
+    repo = _nvlabs_repo()
+    if repo is None:
+        pytest.skip('NVlabs stylegan2-ada-pytorch (legacy.py) not found: set ALIGNJAX_NVLABS_REPO to a checkout')
+    pytest.importorskip('torch')
+    mp = pytest.MonkeyPatch()
+    try:
+        ck = aj.load_checkpoint(write_nvlabs_pickle(tmp_path / 'in.pkl', nets_of(ref(name)), mp))
+    finally:
+        mp.undo()
+    ck.export(tmp_path / 'tf.pkl')
+    (tmp_path / 'check.py').write_text(LEGACY_OPTIONS)
+    cmd = [sys.executable, str(tmp_path / 'check.py'), str(repo), str(tmp_path / 'tf.pkl'), str(DATA / f'{name}.npz')]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = {k: float(v) for k, v in (line.split() for line in out.stdout.strip().splitlines())}
+    assert got['use_noise'] == float(name != 'opt_no_noise'), got
+    assert max(got['img'], got['logits']) < 2e-5, got
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -196,6 +332,24 @@ def test_unsupported_discriminator_is_skipped_not_the_file(tmp_path, monkeypatch
     assert 'D' not in ck.nets and ck.generator().config.architecture == 'skip'
     with pytest.raises(CheckpointError, match="architecture 'fancy', which is not supported"):
         ck.discriminator()
+
+
+def test_tf_nonlinearity_other_than_lrelu(tmp_path, monkeypatch):
+    """TF-ADA's `nonlinearity` kwarg: a relu D is skipped with a note; a relu G (or mapping) refuses the file."""
+    r = ref('skip_orig')
+    (g_sd, _), (d_sd, _) = nets_of(r, ('G', 'D')).values()
+
+    def tf(g_kw, d_kw):
+        g_kw, d_kw = dict(architecture='skip', resolution=16) | g_kw, dict(architecture='orig', resolution=16) | d_kw
+        return write_tf_pickle(tmp_path / 'tf.pkl', g_sd, d_sd, g_kw, d_kw, monkeypatch)
+
+    ck = aj.load_checkpoint(tf({}, {'nonlinearity': 'relu'}))
+    assert 'D' not in ck.nets and any("D sets nonlinearity='relu'" in n for n in ck.notes), ck.notes
+    assert rel_err(nchw(ck.generator().synthesis(r['ws'])), r['img_const']) <= TOL
+    for key in ('nonlinearity', 'mapping_nonlinearity'):
+        with pytest.raises(CheckpointError, match=f"sets {key}='relu'; only 'lrelu'"):
+            aj.load_checkpoint(tf({key: 'relu'}, {}))
+    aj.load_checkpoint(tf({'nonlinearity': 'lrelu'}, {'nonlinearity': 'lrelu'})).discriminator()  # explicit default
 
 
 def test_file_whose_generators_cannot_be_built_is_refused(tmp_path, monkeypatch):

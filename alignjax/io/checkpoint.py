@@ -59,9 +59,12 @@ def configs_from_raw(rc: Mapping[str, Any], source: str = '?') -> tuple[Generato
         mapping_layers=int(rc['mapping_layers']),
         mapping_lr_mul=float(rc.get('mapping_lr_mul') or 0.01),
         embed_features=rc.get('embed_features'),
+        layer_features=rc.get('layer_features'),
         channel_base=gb,
         channel_max=gm,
         conv_clamp=rc.get('conv_clamp'),
+        resample_filter=rc.get('resample_filter') or (1, 3, 3, 1),
+        use_noise=bool(rc.get('use_noise', True)),
         architecture=rc.get('architecture') or 'skip',
     )
     d = None
@@ -80,7 +83,10 @@ def configs_from_raw(rc: Mapping[str, Any], source: str = '?') -> tuple[Generato
             # default); an unconditional D keeps the default (it builds no mapping)
             mapping_layers=int(rc['d_mapping_layers']) if g.c_dim and rc.get('d_mapping_layers') is not None else 8,
             mapping_lr_mul=float(rc.get('d_mapping_lr_mul') or 0.01),
+            embed_features=rc.get('d_embed_features') if g.c_dim else None,
+            layer_features=rc.get('d_layer_features') if g.c_dim else None,
             conv_clamp=rc.get('d_conv_clamp', rc.get('conv_clamp')),
+            resample_filter=rc.get('d_resample_filter') or (1, 3, 3, 1),
             architecture=rc.get('d_architecture') or 'resnet',
         )
     return g, d

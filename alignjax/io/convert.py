@@ -21,7 +21,7 @@ import numpy as np
 
 from alignjax.errors import CheckpointError
 from alignjax.io.formats.common import _where
-from alignjax.io.formats.schema import Schema, d_schema_of, filter_keys, g_schema_of
+from alignjax.io.formats.schema import Schema, d_schema_of, filter_is_used, filter_keys, g_schema_of
 from alignjax.nn import networks as N
 from alignjax.nn import ops
 
@@ -87,8 +87,11 @@ def variable_shapes(cfg) -> dict[str, dict[str, tuple]]:
     return {col: d for col, d in out.items() if d}
 
 
-def _filter2d(cfg) -> np.ndarray:
-    return np.outer(*[ops.setup_filter(cfg.resample_filter)] * 2).astype(np.float32)
+def _filter2d(cfg, key: str | None = None) -> np.ndarray:
+    """The 2-D filter buffer NVlabs keeps under `key`: the configured one where the layer resamples, else the
+    default it never uses."""
+    taps = cfg.resample_filter if key is None or filter_is_used(key) else (1, 3, 3, 1)
+    return np.outer(*[ops.setup_filter(taps)] * 2).astype(np.float32)
 
 
 def from_nvlabs(
@@ -113,6 +116,8 @@ def from_nvlabs(
     for name, a in sd.items():
         a = np.asarray(a)
         if name.rsplit('.', 1)[-1] == 'resample_filter':
+            if not filter_is_used(name):  # a layer that never resamples: its buffer is unused
+                continue
             if a.shape != f2.shape or not np.allclose(a, f2, atol=1e-6):
                 where = _where((names or {}).get(name), what, name)
                 raise CheckpointError(
@@ -146,7 +151,6 @@ def to_nvlabs(variables: Mapping, cfg) -> dict[str, np.ndarray]:
         if col in variables:
             flat.update(_flat(flax.core.unfreeze(variables[col])))
     sd = {k: np.asarray(_to_theirs(k, np.asarray(v))) for k, v in flat.items()}
-    f2 = _filter2d(cfg)
     for key in filter_keys(schema_of(cfg)):
-        sd[key] = f2
+        sd[key] = _filter2d(cfg, key)
     return sd

@@ -243,10 +243,12 @@ def _load_zip(f: BinaryIO, *, name: str, size: int, allowed: Globals) -> Any:
             held = zf.getinfo(record).file_size
             numel = int(numel)
             nbytes = numel * dtype.itemsize
-            if numel < 0 or held < nbytes:
+            # torch.save writes each storage as one record of exactly its size: a record that claims more than
+            # the tensor the pickle describes is refused before anything is decompressed or allocated
+            if numel < 0 or held != nbytes:
                 raise CheckpointError(
                     f"{name}: storage '{record}' holds {held} bytes, expected {nbytes} "
-                    f'({numel} x {dtype}) (truncated or corrupt)'
+                    f'({numel} x {dtype}) ({"truncated or corrupt" if held < nbytes else "corrupt or malicious"})'
                 )
             if key not in raw_cache:
                 # the record is read only once its size is known to fit the file (and the tensor it holds)

@@ -109,7 +109,9 @@ def style_names(cfg) -> list[str]:
 
 
 def noise_shapes(cfg) -> dict[str, tuple[int, int]]:
-    """{conv layer name: (res, res)} of every noise input."""
+    """{conv layer name: (res, res)} of every noise input (none for a generator built with use_noise=False)."""
+    if not getattr(cfg, 'use_noise', True):
+        return {}
     return {s.name: (s.res, s.res) for s in synthesis_layers(cfg) if s.kind == 'conv'}
 
 
@@ -170,6 +172,8 @@ def discriminator_table(
     cmap_dim: int | None = None,
     mapping_layers_: int = 0,
     architecture: str = 'resnet',
+    embed_features: int | None = None,
+    layer_features: int | None = None,
 ) -> list[DLayerSpec]:
     """Layers of a discriminator in NVlabs' module order: blocks b{res} .. b8 ([fromrgb] conv0 conv1 [skip]),
     the label mapping (conditional only), the 4x4 epilogue ([fromrgb] conv, fc over the NCHW flatten, out):
@@ -195,7 +199,7 @@ def discriminator_table(
     if c_dim:
         out += [
             DLayerSpec(f'mapping.{d.name}', 0, 'dense', d.in_features, d.out_features, activation=d.activation)
-            for d in mapping_layers(0, c_dim, cmap, mapping_layers_)
+            for d in mapping_layers(0, c_dim, cmap, mapping_layers_, embed_features, layer_features)
         ]
     if architecture == 'skip':
         out.append(DLayerSpec('b4.fromrgb', 4, 'conv', img_channels, c4, 1, activation='lrelu'))
@@ -217,4 +221,6 @@ def discriminator_layers(cfg) -> list[DLayerSpec]:
         cfg.cmap_dim,
         cfg.mapping_layers,
         cfg.architecture,
+        cfg.embed_features,
+        cfg.layer_features,
     )

@@ -118,7 +118,8 @@ class GeneratorConfig(_Config):
     channel_base: int = 32768
     channel_max: int = 512
     conv_clamp: float | None = None
-    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    resample_filter: tuple[float, ...] = (1, 3, 3, 1)  # 1-D taps, used separably (NVlabs setup_filter)
+    use_noise: bool = True  # False: no noise inputs (no noise_strength / noise_const tensors), as NVlabs' option
     w_avg_beta: float = 0.995
     architecture: str = 'skip'  # 'orig' | 'skip' | 'resnet' (NVlabs SynthesisBlock)
     impl: Impl = Impl()
@@ -152,8 +153,10 @@ class DiscriminatorConfig(_Config):
     cmap_dim: int | None = None  # defaults to channels at 4x4 (conditional D only)
     mapping_layers: int = 8  # conditioning mapping (conditional D only; 0: label embed only)
     mapping_lr_mul: float = 0.01  # its fc layers' lr multiplier (TF-ADA's D: 0.1)
+    embed_features: int | None = None  # its label embedding width; defaults to cmap_dim
+    layer_features: int | None = None  # its hidden width; defaults to cmap_dim
     conv_clamp: float | None = None
-    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    resample_filter: tuple[float, ...] = (1, 3, 3, 1)
     architecture: str = 'resnet'  # 'orig' | 'skip' | 'resnet' (NVlabs DiscriminatorBlock)
     impl: Impl = Impl()
 
@@ -211,7 +214,7 @@ class Conv2dLayer(nn.Module):
     activation: str = 'linear'
     down: int = 1
     conv_clamp: float | None = None
-    resample_filter: tuple[int, ...] = (1, 3, 3, 1)
+    resample_filter: tuple[float, ...] = (1, 3, 3, 1)
     impl: Impl = Impl()
 
     @nn.compact
@@ -242,24 +245,29 @@ class SynthesisLayer(nn.Module):
     spec: LayerSpec
     w_dim: int
     conv_clamp: float | None
-    resample_filter: tuple[int, ...]
+    resample_filter: tuple[float, ...]
     impl: Impl
+    use_noise: bool = True
 
     def setup(self):
         s = self.spec
         self.affine = FullyConnected(self.w_dim, s.in_channels, bias_init=1.0)
         self.weight = self.param('weight', _randn_over(1.0), (3, 3, s.in_channels, s.out_channels))
         self.bias = self.param('bias', nn.initializers.zeros, (s.out_channels,))
-        self.noise_strength = self.param('noise_strength', nn.initializers.zeros, ())
-        self.noise_const = self.variable(
-            'buffers', 'noise_const', lambda: jax.random.normal(self.make_rng('params'), (s.res, s.res), jnp.float32)
-        )
+        if self.use_noise:
+            self.noise_strength = self.param('noise_strength', nn.initializers.zeros, ())
+            self.noise_const = self.variable(
+                'buffers',
+                'noise_const',
+                lambda: jax.random.normal(self.make_rng('params'), (s.res, s.res), jnp.float32),
+            )
 
     def style(self, w):
         return self.affine(w)
 
     def params(self):
-        return {'weight': self.weight, 'bias': self.bias, 'noise_strength': self.noise_strength}
+        p = {'weight': self.weight, 'bias': self.bias}
+        return p | ({'noise_strength': self.noise_strength} if self.use_noise else {})
 
     def __call__(self, x, style, noise=None):
         """noise: unit-variance noise [N or 1, H, W] (scaled here by noise_strength), or None."""
@@ -319,8 +327,9 @@ class SynthesisBlock(nn.Module):
     specs: tuple[LayerSpec, ...]
     w_dim: int
     conv_clamp: float | None
-    resample_filter: tuple[int, ...]
+    resample_filter: tuple[float, ...]
     impl: Impl
+    use_noise: bool = True
 
     def setup(self):
         first = self.specs[0]
@@ -329,7 +338,7 @@ class SynthesisBlock(nn.Module):
         for s in self.specs:
             name = s.layer
             if s.kind == 'conv':
-                layer = SynthesisLayer(s, self.w_dim, self.conv_clamp, self.resample_filter, self.impl)
+                layer = SynthesisLayer(s, self.w_dim, self.conv_clamp, self.resample_filter, self.impl, self.use_noise)
             elif s.kind == 'skip':
                 layer = SkipLayer(s)
             else:
@@ -368,9 +377,8 @@ class SynthesisNetwork(nn.Module):
         specs = synthesis_weights(cfg)
         for res in cfg.block_resolutions:
             block_specs = tuple(s for s in specs if s.res == res)
-            setattr(
-                self, f'b{res}', SynthesisBlock(block_specs, cfg.w_dim, cfg.conv_clamp, cfg.resample_filter, cfg.impl)
-            )
+            block = SynthesisBlock(block_specs, cfg.w_dim, cfg.conv_clamp, cfg.resample_filter, cfg.impl, cfg.use_noise)
+            setattr(self, f'b{res}', block)
 
     def _layer(self, spec: LayerSpec):
         return getattr(self, f'b{spec.res}').layer(spec)
@@ -402,6 +410,10 @@ class SynthesisNetwork(nn.Module):
     def _noises(self, n, noise_mode, noise, key, specs):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f'noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}')
+        if not self.cfg.use_noise:  # NVlabs use_noise=False: the layers add no noise, whatever the mode
+            if noise:
+                raise KeyError(f'noise given for layers {sorted(noise)} of a generator without noise inputs')
+            return {}
         unknown = set(noise) - {s.name for s in specs if s.kind == 'conv'}
         if unknown:
             raise KeyError(f'noise given for unknown layers {sorted(unknown)}')
@@ -573,7 +585,7 @@ class DiscriminatorBlock(nn.Module):
 
     specs: tuple[DLayerSpec, ...]
     conv_clamp: float | None
-    resample_filter: tuple[int, ...]
+    resample_filter: tuple[float, ...]
     impl: Impl
     architecture: str = 'resnet'
 
@@ -630,7 +642,16 @@ class Discriminator(nn.Module):
                     f'c must be [N, {cfg.c_dim}] (conditional D), got {None if c is None else tuple(c.shape)}'
                 )
             cmap = MappingNetwork(
-                0, cfg.c_dim, cmap_dim, None, cfg.mapping_layers, cfg.mapping_lr_mul, w_avg_beta=None, name='mapping'
+                0,
+                cfg.c_dim,
+                cmap_dim,
+                None,
+                cfg.mapping_layers,
+                cfg.mapping_lr_mul,
+                cfg.embed_features,
+                cfg.layer_features,
+                w_avg_beta=None,
+                name='mapping',
             )(None, c)
         return DiscriminatorEpilogue(
             tuple(s for s in specs if s.res == 4),

@@ -20,6 +20,7 @@ from alignjax.io.formats.common import (
     _indices,
     _shape,
     _Src,
+    key_desc,
 )
 from alignjax.io.formats.schema import _block_resolutions, _canonicalize, _d_shapes, _g_shapes
 from alignjax.nn.arch import (
@@ -52,6 +53,35 @@ def _declared(
             f'{path}: {label} declares architecture {declared!r} but its tensors are those of a {arch!r} {which}'
         )
     return declared
+
+
+DEFAULT_FILTER = (1, 3, 3, 1)
+
+
+def _filter_taps(sd: Mapping[str, np.ndarray], key: str, path: str, label: str) -> tuple[float, ...]:
+    """The 1-D resample filter (NVlabs `resample_filter`) a network's 2-D filter buffers were made from: NVlabs
+    stores outer(f, f) / sum(f)**2, so each row sum is f / sum(f); returned as the smallest integer taps where
+    they are integers (e.g. (1, 3, 3, 1)), read from `key` (a block's filter: the one its resampling layers
+    use too). Without that buffer, or with one that is not an array: the default (the schema check reports it)."""
+    if key not in sd or not hasattr(sd[key], 'shape'):
+        return DEFAULT_FILTER
+    f2 = np.asarray(sd[key], np.float64)
+    where = key_desc(sd[key], label, key)  # the file's own name for it
+    if f2.ndim != 2 or f2.shape[0] != f2.shape[1] or not np.all(np.isfinite(f2)) or abs(f2.sum() - 1) > 1e-4:
+        raise CheckpointError(
+            f'{path}: {where} (shape {f2.shape}, sum {f2.sum():.4g}) is not a normalised square 2-D resample filter'
+        )
+    f1 = f2.sum(axis=1)
+    if not np.allclose(np.outer(f1, f1), f2, atol=1e-6):
+        raise CheckpointError(
+            f'{path}: {where} is a non-separable resample filter, which is not supported '
+            '(NVlabs builds them separable from 1-D taps)'
+        )
+    small = np.abs(f1[np.abs(f1) > 1e-6]).min()
+    ints = f1 / small
+    if np.allclose(ints, np.round(ints), atol=1e-4):
+        return tuple(int(v) for v in np.round(ints))
+    return tuple(float(v) for v in f1)
 
 
 def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str | None = None) -> dict:
@@ -94,7 +124,17 @@ def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str 
     fc0_in = _shape(src.get('mapping.fc0.weight'))[1]
     z_dim = fc0_in - (embed or 0)
     n_conv = sum(1 for r in rs for n in ('conv0', 'conv1') if f'synthesis.b{r}.{n}.weight' in sd)
-    return dict(
+    hidden = _shape(src.get('mapping.fc0.weight'))[0] if len(fcs) > 1 else w_dim
+    noise = any(k.rsplit('.', 1)[-1] in ('noise_strength', 'noise_const') for k in keys)
+    filt = _filter_taps(sd, 'synthesis.b4.resample_filter', path, label)
+    # NVlabs options, present only where they are not the defaults (mapping layer_features = w_dim,
+    # use_noise=True, resample_filter [1, 3, 3, 1])
+    options = (
+        ({'layer_features': hidden} if hidden != w_dim else {})
+        | ({} if noise else {'use_noise': False})
+        | ({'resample_filter': filt} if filt != DEFAULT_FILTER else {})
+    )
+    return options | dict(
         resolution=res,
         img_channels=img_channels,
         z_dim=z_dim,
@@ -141,7 +181,17 @@ def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str 
         c_dim = _shape(src.get('mapping.embed.weight'))[1]
         cmap = _shape(src.get('b4.out.weight'))[0]
     fcs = _indices(keys, r'mapping\.fc(\d+)\.weight')
-    return dict(
+    options = {}
+    if c_dim:  # the label mapping's widths where they are not cmap_dim (NVlabs mapping_kwargs apply to D too)
+        embed = _shape(src.get('mapping.embed.weight'))[0]
+        hidden = _shape(src.get('mapping.fc0.weight'))[0] if len(fcs) > 1 else cmap
+        options = ({'d_embed_features': embed} if embed != cmap else {}) | (
+            {'d_layer_features': hidden} if hidden != cmap else {}
+        )
+    filt = _filter_taps(sd, f'b{res}.resample_filter', path, label)
+    if filt != DEFAULT_FILTER:
+        options['d_resample_filter'] = filt
+    return options | dict(
         resolution=res,
         img_channels=img_channels,
         c_dim=c_dim,
@@ -197,6 +247,7 @@ def infer_config(
                 for k in ('d_channels', 'mbstd_num_channels', 'cmap_dim', 'd_mapping_layers', 'd_architecture')
             }
         )
+        cfg.update({k: v for k, v in d_cfg.items() if k.startswith(('d_embed', 'd_layer', 'd_resample'))})
     else:
         cfg.update(d_channels=None, mbstd_num_channels=None, cmap_dim=None, d_mapping_layers=None, d_architecture=None)
     if not g_label and d_cfg is None:

@@ -165,6 +165,12 @@ def _ros_d_to_nvlabs(sd: Mapping[str, Any], path: str, label: str) -> dict:
     return out
 
 
+def _w_dim(sd: Mapping[str, np.ndarray]) -> int | None:
+    """What the last mapping layer gives (the hidden layers may be wider); None without mapping layers."""
+    fcs = _indices(list(sd), r'mapping\.fc(\d+)\.weight')
+    return _shape(sd[f'mapping.fc{max(fcs)}.weight'])[0] if fcs else None
+
+
 def read_rosinality_pt(path: str | os.PathLike) -> RawCheckpoint:
     """rosinality/stylegan2-pytorch checkpoint (``{'g_ema', 'g', 'd', 'latent_avg', 'args', ...}``)."""
     path = os.fspath(path)
@@ -187,7 +193,7 @@ def read_rosinality_pt(path: str | os.PathLike) -> RawCheckpoint:
             raise CheckpointError(f"{path}: 'd' is {type(data['d']).__name__}, expected a state dict")
         nets['D'] = _ros_d_to_nvlabs(data['d'], path, 'd')
     if latent_avg is not None:
-        w = next((nets[n]['mapping.fc0.weight'].shape[0] for n in ('G_ema', 'G') if n in nets), None)
+        w = next((_w_dim(nets[n]) for n in ('G_ema', 'G') if n in nets), None)
         if w is not None and _shape(latent_avg) not in ((w,), (1, w)):
             raise CheckpointError(f"{path}: 'latent_avg' has shape {_shape(latent_avg)}, expected ({w},)")
     elif 'G' in nets or 'G_ema' in nets:
@@ -238,7 +244,9 @@ def _nvlabs_g_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str, label: 
             out[f'{ro}.conv.blur.kernel'] = _filter_or_default(sd, f'{nv}.resample_filter') * 4.0
         out[f'{ro}.conv.modulation.weight'] = src.get(f'{nv}.affine.weight')
         out[f'{ro}.conv.modulation.bias'] = src.get(f'{nv}.affine.bias')
-        out[f'{ro}.noise.weight'] = src.get(f'{nv}.noise_strength').reshape(1)
+        # use_noise=False: rosinality always adds noise; a zero strength makes that add exactly nothing
+        strength = src.get(f'{nv}.noise_strength') if cfg.get('use_noise', True) else np.zeros((), np.float32)
+        out[f'{ro}.noise.weight'] = strength.reshape(1)
         out[f'{ro}.activate.bias'] = src.get(f'{nv}.bias')
 
     def torgb(nv: str, ro: str, r: int, up: bool) -> None:
@@ -256,7 +264,12 @@ def _nvlabs_g_to_ros(sd: Mapping[str, np.ndarray], cfg: dict, path: str, label: 
             conv(nv, ro, spec.res, up=spec.up > 1)
     for spec in synthesis_table(res, ANY_CHANNELS, 0):
         if spec.kind == 'conv':
-            out[f'noises.noise_{spec.noise_index}'] = src.get(f'synthesis.{spec.name}.noise_const')[None, None]
+            noise = (
+                src.get(f'synthesis.{spec.name}.noise_const')
+                if cfg.get('use_noise', True)
+                else np.zeros((spec.res, spec.res), np.float32)
+            )
+            out[f'noises.noise_{spec.noise_index}'] = noise[None, None]
     # keep rosinality's order: noises sorted by index at the end
     noise_keys = sorted((k for k in out if k.startswith('noises.')), key=lambda k: int(k.rsplit('_', 1)[1]))
     for k in noise_keys:
@@ -314,6 +327,26 @@ def write_rosinality_pt(
                 )
     has_g = 'G' in nets or 'G_ema' in nets
     notes: list[str] = []
+    if has_g and (cfg.get('layer_features') or cfg['z_dim'] != cfg['w_dim']):
+        notes.append(
+            f"rosinality's mapping network is style_dim wide throughout; this one maps z_dim={cfg['z_dim']} "
+            f'through {cfg.get("layer_features") or cfg["w_dim"]} hidden features to w_dim={cfg["w_dim"]}: '
+            "rosinality's Generator cannot load it (alignjax reads it back)"
+        )
+    if has_g and not cfg.get('use_noise', True):
+        notes.append(
+            'this generator has no noise inputs (use_noise=False); rosinality always adds noise, so it is '
+            'written with noise strength 0 (the images are unchanged; training the export would learn noise)'
+        )
+    for k, which, present in (
+        ('resample_filter', 'Generator', has_g),
+        ('d_resample_filter', 'Discriminator', 'D' in nets),
+    ):
+        if present and cfg.get(k):
+            notes.append(
+                f"resample filter {list(cfg[k])} is not the default [1, 3, 3, 1]: build rosinality's "
+                f'{which} with blur_kernel={list(cfg[k])} to load it'
+            )
     if 'D' in nets:
         if cfg['mbstd_num_channels'] != ROSINALITY_MBSTD_CHANNELS:
             raise CheckpointError(

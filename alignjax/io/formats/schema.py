@@ -45,8 +45,11 @@ def g_schema(
     embed_features: int | None,
     num_mapping_layers: int,
     architecture: str = 'skip',
+    layer_features: int | None = None,
+    use_noise: bool = True,
 ) -> Schema:
-    """Ordered (key, shape) list of an NVlabs Generator state dict ('orig' | 'skip' | 'resnet')."""
+    """Ordered (key, shape) list of an NVlabs Generator state dict ('orig' | 'skip' | 'resnet'; `use_noise`
+    False: no noise_strength / noise_const)."""
     specs = synthesis_table(resolution, channels, img_channels, architecture)
     out: Schema = []
     for r in block_resolutions(resolution):
@@ -62,17 +65,14 @@ def g_schema(
                 out.append((p + 'resample_filter', None))
                 continue
             if s.kind == 'conv':
-                out += [
-                    (p + 'noise_strength', ()),
-                    (p + 'bias', (s.out_channels,)),
-                    (p + 'resample_filter', None),
-                    (p + 'noise_const', (s.res, s.res)),
-                ]
+                out += [(p + 'noise_strength', ())] if use_noise else []
+                out += [(p + 'bias', (s.out_channels,)), (p + 'resample_filter', None)]
+                out += [(p + 'noise_const', (s.res, s.res))] if use_noise else []
             else:
                 out.append((p + 'bias', (s.out_channels,)))
             out += _dense_shapes(p, 'affine', w_dim, s.in_channels)
     out.append(('mapping.w_avg', (w_dim,)))
-    for d in mapping_layers(z_dim, c_dim, w_dim, num_mapping_layers, embed_features):
+    for d in mapping_layers(z_dim, c_dim, w_dim, num_mapping_layers, embed_features, layer_features):
         out += _dense_shapes('mapping.', d.name, d.in_features, d.out_features)
     return out
 
@@ -86,12 +86,23 @@ def d_schema(
     cmap_dim: int | None = None,
     num_mapping_layers: int = 0,
     architecture: str = 'resnet',
+    embed_features: int | None = None,
+    layer_features: int | None = None,
 ) -> Schema:
     """Ordered (key, shape) list of an NVlabs Discriminator state dict ('orig' | 'skip' | 'resnet')."""
     out: Schema = []
     blocks = set()
     for s in discriminator_table(
-        resolution, channels, img_channels, mbstd_num_channels, c_dim, cmap_dim, num_mapping_layers, architecture
+        resolution,
+        channels,
+        img_channels,
+        mbstd_num_channels,
+        c_dim,
+        cmap_dim,
+        num_mapping_layers,
+        architecture,
+        embed_features,
+        layer_features,
     ):
         if s.res > 4 and s.res not in blocks:
             blocks.add(s.res)
@@ -118,6 +129,8 @@ def g_schema_of(cfg) -> Schema:
         cfg.embed_features,
         cfg.mapping_layers,
         cfg.architecture,
+        cfg.layer_features,
+        cfg.use_noise,
     )
 
 
@@ -132,6 +145,8 @@ def d_schema_of(cfg) -> Schema:
         cfg.cmap_dim,
         cfg.mapping_layers,
         cfg.architecture,
+        cfg.embed_features,
+        cfg.layer_features,
     )
 
 
@@ -146,6 +161,8 @@ def _g_shapes(cfg: dict) -> Schema:
         cfg['embed_features'],
         cfg['mapping_layers'],
         cfg.get('architecture') or 'skip',
+        cfg.get('layer_features'),
+        cfg.get('use_noise', True),
     )
 
 
@@ -159,12 +176,26 @@ def _d_shapes(cfg: dict) -> Schema:
         cfg['cmap_dim'] or None,
         cfg['d_mapping_layers'],
         cfg.get('d_architecture') or 'resnet',
+        cfg.get('d_embed_features'),
+        cfg.get('d_layer_features'),
     )
 
 
 def filter_keys(schema: Schema) -> list[str]:
     """The resample-filter buffers of a schema."""
     return [k for k, shape in schema if shape is None]
+
+
+def filter_is_used(key: str) -> bool:
+    """Whether a resample-filter buffer belongs to a block or layer that resamples, and so holds the network's
+    `resample_filter`: G's blocks, 2x-up conv0 and skip; D's blocks, 2x-down conv1 and skip. NVlabs builds the
+    other layers (G conv1, D fromrgb / conv0 / b4.conv) with the default [1, 3, 3, 1], which they never use."""
+    parts = key.split('.')
+    if parts[0] == 'synthesis':
+        parts = parts[1:]
+    if len(parts) == 2:  # b{res}.resample_filter
+        return True
+    return parts[1] in ('skip', 'conv0' if key.startswith('synthesis.') else 'conv1')
 
 
 def expected_shapes(config: dict) -> dict[str, dict[str, tuple | None]]:

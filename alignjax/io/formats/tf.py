@@ -145,6 +145,16 @@ def _tf_arch(kw: dict, label: str, which: str, default: str, path: str) -> str |
     return arch
 
 
+def _tf_activations(kw: dict, label: str, keys: tuple[str, ...], path: str) -> None:
+    """TF-ADA lets `nonlinearity` (and G's `mapping_nonlinearity`) be set; alignjax builds lrelu only."""
+    for key in keys:
+        act = kw.get(key, 'lrelu')
+        if act != 'lrelu':
+            raise UnsupportedNetwork(
+                f"{path}: {label} sets {key}={act!r}; only 'lrelu' (the StyleGAN2 default) is supported", label
+            )
+
+
 def _tf_kwargs(net: TFNetwork) -> dict:
     kw = dict(net.static_kwargs)
     for comp in net.components.values():
@@ -157,6 +167,7 @@ def _tf_kwargs(net: TFNetwork) -> dict:
 def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
     kw = _tf_kwargs(net)
     _tf_arch(kw, label, 'generator', 'skip', path)
+    _tf_activations(kw, label, ('nonlinearity', 'mapping_nonlinearity'), path)
     tf = _lod_names(_tf_params(net), 'ToRGB', 'synthesis/', int(kw.get('resolution', 1024)))
     src = _Src(tf, path, label)
     if any(k.startswith('mapping/LabelConcat') for k in tf):
@@ -171,6 +182,7 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
     else:
         arch = 'skip' if all(f'synthesis/{r}x{r}/ToRGB/weight' in tf for r in rs) else 'orig'
     filt = default_resample_filter(kw.get('resample_kernel', [1, 3, 3, 1]))
+    use_noise = bool(kw.get('use_noise', True))  # False: no noise_strength variables, no noise inputs
     out: dict[str, np.ndarray] = {}
     if src.has('dlatent_avg'):
         out['mapping.w_avg'] = src.get('dlatent_avg')
@@ -196,9 +208,10 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
         out[f'{nv}.affine.weight'] = src.get(f'{tfp}/mod_weight').T
         out[f'{nv}.affine.bias'] = src.get(f'{tfp}/mod_bias') + 1.0  # TF adds the +1 at run time
         if conv in ('conv0', 'conv1'):
-            out[f'{nv}.noise_strength'] = src.get(f'{tfp}/noise_strength').reshape(())
-            noise = src.get(f'synthesis/noise{noise_index}')
-            out[f'{nv}.noise_const'] = noise.reshape(noise.shape[-2:])
+            if use_noise:
+                out[f'{nv}.noise_strength'] = src.get(f'{tfp}/noise_strength').reshape(())
+                noise = src.get(f'synthesis/noise{noise_index}')
+                out[f'{nv}.noise_const'] = noise.reshape(noise.shape[-2:])
             out[f'{nv}.resample_filter'] = filt
 
     for r in rs:
@@ -216,6 +229,7 @@ def _tf_g_to_nvlabs(net: TFNetwork, path: str, label: str) -> tuple[dict, dict]:
 def _tf_d_to_nvlabs(net: TFNetwork, path: str) -> tuple[dict, dict]:
     kw = _tf_kwargs(net)
     _tf_arch(kw, 'D', 'discriminator', 'resnet', path)
+    _tf_activations(kw, 'D', ('nonlinearity',), path)
     tf = _lod_names(_tf_params(net), 'FromRGB', '', int(kw.get('resolution', 1024)))
     src = _Src(tf, path, 'D')
     rs = sorted({int(m.group(1)) for k in tf if (m := re.fullmatch(r'(\d+)x\1/.*', k))})

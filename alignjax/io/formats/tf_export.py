@@ -112,7 +112,7 @@ def _g_variables(sd: Mapping[str, Any], label: str, g_config) -> tuple[list, lis
         # reader cast back to float32).
         b = _f32(get(f'{nv}.affine.bias')).astype('<f8')
         synth.append((f'{tfp}/mod_bias', b - 1.0))
-        if noise is not None:
+        if noise is not None and getattr(g_config, 'use_noise', True):
             synth.append((f'{tfp}/noise_strength', _f32(np.asarray(get(f'{nv}.noise_strength')).reshape(()))))
             n = np.asarray(get(f'{nv}.noise_const'))
             noises[noise] = _f32(n.reshape(1, 1, *n.shape[-2:]))
@@ -205,6 +205,8 @@ def _g_kwargs(g, sd) -> dict:
     rf = tuple(getattr(g, 'resample_filter', (1, 3, 3, 1)))
     if rf != (1, 3, 3, 1):
         kw['resample_kernel'] = list(rf)
+    if not getattr(g, 'use_noise', True):
+        kw['use_noise'] = False
     return kw
 
 
@@ -223,7 +225,15 @@ def _d_kwargs(d, sd) -> dict:
     if d.c_dim:
         kw['mapping_layers'] = len([k for k in sd if re.fullmatch(r'mapping\.fc\d+\.weight', k)])
         kw['mapping_lrmul'] = float(d.mapping_lr_mul)
-        kw['mapping_fmaps'] = int(np.shape(sd['mapping.embed.weight'])[0])
+        widths = {int(np.shape(sd['mapping.embed.weight'])[0])} | {
+            int(np.shape(sd[k])[0]) for k in sd if re.fullmatch(r'mapping\.fc\d+\.weight', k)
+        }
+        if len(widths) > 1:
+            raise CheckpointError(
+                f"tf export: TF-ADA's conditional D has one mapping width (mapping_fmaps) for its label embedding, "
+                f'hidden layers and cmap; this D has {sorted(widths)}'
+            )
+        kw['mapping_fmaps'] = widths.pop()
     rf = tuple(getattr(d, 'resample_filter', (1, 3, 3, 1)))
     if rf != (1, 3, 3, 1):
         kw['resample_kernel'] = list(rf)
