@@ -449,13 +449,13 @@ def test_multi_value_flags_spaces_repeats_and_commas(tmp_path, capsys):
 
 
 def test_old_cli_spellings_still_run(tmp_path):
-    """python -m alignjax.generate / .apps.morphing / .apps.layer_swap and python invert.py run the new mains."""
+    """python -m alignjax.generate / .apps.morphing / .apps.swapping and python invert.py run the new mains."""
     env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='')
     for cmd, prog in (
         [['-m', 'alignjax.generate'], 'generate'],
         [[str(ROOT / 'invert.py')], 'invert'],
         [['-m', 'alignjax.apps.morphing'], 'morph'],
-        [['-m', 'alignjax.apps.layer_swap'], 'layer-swap'],
+        [['-m', 'alignjax.apps.swapping'], 'layer-swap'],
     ):
         p = subprocess.run(
             [sys.executable, *cmd, '--help'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120

@@ -24,7 +24,7 @@ def test_demo_config_uses_shipped_parent():
 
 
 def test_real_photos_through_demo_parent():
-    from alignjax.apps.translate import translate
+    from alignjax.apps.translation import translate
     from alignjax.invert import InvertConfig
     from alignjax.invert.images import load_images
 

@@ -122,7 +122,8 @@ def test_no_function_local_import_dodges_a_cycle():
 
 def test_every_module_imports_in_a_fresh_interpreter():
     """Import every module of the package in one fresh process, in sorted order (a cycle that the order of a
-    test run hides would raise here), and check the old import paths."""
+    test run hides would raise here), that no module is shadowed by a function of its package, and the old
+    import paths."""
     mods = [m for m in MODS if not m.endswith('__main__')]
     code = (
         'import importlib, sys\n'
@@ -136,6 +137,16 @@ def test_every_module_imports_in_a_fresh_interpreter():
         'assert Checkpoint is aj.Checkpoint and load_checkpoint is aj.load_checkpoint\n'
         'assert callable(morph) and morph is morph2 and aj.CheckpointError is CheckpointError\n'
         'assert issubclass(CheckpointError, (aj.AlignjaxError, ValueError))\n'
+        # no function shadows the module of the same name (the old module paths are aliases of the renamed ones)
+        f'shadowed = [m for m in {mods!r} if "." in m and not isinstance('
+        'getattr(sys.modules[m.rsplit(".", 1)[0]], m.rsplit(".", 1)[1], sys), type(sys))]\n'
+        'assert not shadowed, shadowed\n'
+        'from alignjax.apps.layer_swap import layer_swap\n'
+        'from alignjax.apps.translate import translate\n'
+        'from alignjax.analysis.morph_quality import morph_quality\n'
+        'import alignjax.apps as apps, alignjax.analysis as analysis\n'
+        'assert apps.layer_swap is layer_swap and apps.translate is translate\n'
+        'assert analysis.morph_quality is morph_quality\n'
     )
     r = subprocess.run(
         [sys.executable, '-c', code],

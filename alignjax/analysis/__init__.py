@@ -15,10 +15,13 @@ Every function returns a small dataclass (`alignjax.analysis.common.jsonable` tu
 (`python -m alignjax.analysis.report`, `alignjax/cli/report.py`) renders them.
 """
 
+import sys
+
+from alignjax.analysis import morphs
 from alignjax.analysis.changes import ResetResult, WeightChanges, reference_features, reset_hybrids, weight_changes
 from alignjax.analysis.common import AnalysisError, Labeller, NotAFineTuneWarning, as_labeller, check_pair, jsonable
 from alignjax.analysis.forgotten import ForgottenResult, forgotten_directions, glasses_direction
-from alignjax.analysis.morph_quality import MorphResult, morph_quality
+from alignjax.analysis.morphs import MorphResult, morph_quality
 from alignjax.analysis.pointwise import PointwiseResult, pointwise_alignment
 from alignjax.analysis.semantic import (
     LocalisedResult,
@@ -68,3 +71,6 @@ __all__ += [
     'translation_methods',
     'zero_shot',
 ]
+
+# the module was morph_quality.py, which its function shadowed; the old path still imports
+sys.modules.setdefault('alignjax.analysis.morph_quality', morphs)

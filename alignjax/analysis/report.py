@@ -27,7 +27,7 @@ from alignjax.analysis import changes as C
 from alignjax.analysis.changes import reset_hybrids, weight_changes
 from alignjax.analysis.common import FACTOR_NAMES, NotAFineTuneWarning, as_labeller, jsonable, pixel_features
 from alignjax.analysis.forgotten import forgotten_directions
-from alignjax.analysis.morph_quality import morph_quality
+from alignjax.analysis.morphs import morph_quality
 from alignjax.analysis.pointwise import pointwise_alignment
 from alignjax.analysis.semantic import localised_channels, semantic_alignment
 from alignjax.analysis.translation import METHODS, invert_inputs, translation_methods

@@ -16,7 +16,7 @@ import numpy as np
 from alignjax.analysis.changes import fd
 from alignjax.analysis.common import FACTOR_NAMES, GLASSES, HUE, as_labeller, check_pair, circ_diff, to_uint8
 from alignjax.analysis.pointwise import _common_landmarks
-from alignjax.apps.layer_swap import layer_swap
+from alignjax.apps.swapping import layer_swap
 from alignjax.eval.evaluator import expressed_factors
 from alignjax.invert import InvertConfig, decode, invert
 

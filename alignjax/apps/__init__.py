@@ -9,19 +9,21 @@
 
 Everything takes `alignjax.Generator` objects (config + variables pytree), so it works from a notebook with
 weights built in memory. Command lines (alignjax/cli/): `alignjax-invert --translate`, `alignjax-morph`,
-`alignjax-layer-swap` (the old `python -m alignjax.apps.morphing` / `python -m alignjax.apps.layer_swap` still run).
+`alignjax-layer-swap` (the old `python -m alignjax.apps.morphing` / `python -m alignjax.apps.swapping` still run).
 
-Modules: `blend`, `layer_swap`, `morphing` (the function `morph`; the module was `morph.py`, which the function
-shadowed), `translate`, `video`.
+Modules, named apart from the functions they export so that neither shadows the other: `blend`, `morphing`
+(`morph`), `swapping` (`layer_swap`), `translation` (`translate`), `video`. The old module paths
+`alignjax.apps.morph`, `.layer_swap` and `.translate` still import (`from alignjax.apps.layer_swap import
+layer_swap` in existing scripts); as attributes of `alignjax.apps` those names are the functions.
 """
 
 import sys
 
-from alignjax.apps import morphing
+from alignjax.apps import morphing, swapping, translation
 from alignjax.apps.blend import blend_variables, check_compatible, lerp_variables, pair_synthesis
-from alignjax.apps.layer_swap import layer_swap, swap_alphas
 from alignjax.apps.morphing import endpoints, morph
-from alignjax.apps.translate import Translation, decode_children, save_translation, translate
+from alignjax.apps.swapping import layer_swap, swap_alphas
+from alignjax.apps.translation import Translation, decode_children, save_translation, translate
 from alignjax.apps.video import save_animation, strip, write_gif, write_mp4, write_strip
 
 __all__ = [
@@ -44,7 +46,8 @@ __all__ = [
     'write_strip',
 ]
 
-# The old module path keeps importing (`from alignjax.apps.morph import morph` in apps/demo.py, bench/morph.py,
-# users' scripts) while `alignjax.apps.morph`, the attribute, is the function. The command line is
-# `alignjax-morph` (alignjax/cli/morph.py).
-sys.modules.setdefault('alignjax.apps.morph', morphing)
+# The old module paths keep importing (`from alignjax.apps.morph import morph` in bench/morph.py and users'
+# scripts) while `alignjax.apps.morph` etc., the attributes, are the functions. The command lines are
+# `alignjax-morph` and `alignjax-layer-swap` (alignjax/cli/).
+for _old, _module in (('morph', morphing), ('layer_swap', swapping), ('translate', translation)):
+    sys.modules.setdefault(f'alignjax.apps.{_old}', _module)

@@ -17,7 +17,7 @@ import numpy as np
 
 from alignjax import vis
 from alignjax.apps.morphing import morph
-from alignjax.apps.translate import save_translation, translate
+from alignjax.apps.translation import save_translation, translate
 from alignjax.apps.video import save_animation
 from alignjax.data import make_dataset
 from alignjax.invert.project import InvertConfig

@@ -37,7 +37,7 @@ from absl import flags
 
 from alignjax import vis
 from alignjax.apps.morphing import DEFAULT_FRAMES, DEFAULT_SECONDS, morph
-from alignjax.apps.translate import Translation, decode_children, save_translation
+from alignjax.apps.translation import Translation, decode_children, save_translation
 from alignjax.apps.video import save_animation
 from alignjax.cli import _apps
 from alignjax.cli._apps import check_aligned, load_generator  # noqa: F401 - re-exported (alignjax.invert.cli)

@@ -4,9 +4,9 @@
     alignjax-layer-swap --parent P.pkl --child C.pkl --latents inv/ --swap-res 8,16 --outdir out
     alignjax-layer-swap --parent P.pkl --child C.pkl --seeds 0-7 --psi 0.7 --outdir out --save blended/
 
-(also `python -m alignjax.cli.layer_swap` or `python -m alignjax.apps.layer_swap`.) Writes OUTDIR/<column>/
+(also `python -m alignjax.cli.layer_swap` or `python -m alignjax.apps.swapping`.) Writes OUTDIR/<column>/
 <name>.png per column (parent, swap<res>..., child) and OUTDIR/layer_swap.png; --save writes the blend of the
-first --swap-res as a checkpoint folder. The library: alignjax.apps.layer_swap.
+first --swap-res as a checkpoint folder. The library: alignjax.apps.swapping.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from absl import flags
 
 from alignjax import vis
-from alignjax.apps.layer_swap import layer_swap
+from alignjax.apps.swapping import layer_swap
 from alignjax.cli import _apps
 from alignjax.cli._common import DEFAULT_SEEDS, CliError, Command, check_outdir, entry, parse_seeds
 from alignjax.invert.project import Latents, decode
