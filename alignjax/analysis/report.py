@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from alignjax import vis
-from alignjax.analysis import changes as C
+from alignjax.analysis import changes
 from alignjax.analysis.changes import reset_hybrids, weight_changes
 from alignjax.analysis.common import FACTOR_NAMES, NotAFineTuneWarning, as_labeller, jsonable, pixel_features
 from alignjax.analysis.forgotten import forgotten_directions
@@ -300,7 +300,7 @@ def build_report(
 
     def ref(m):
         if m.label not in refs:
-            refs[m.label] = C.reference_features(labs[m.label], m.domain, cfg['ref_n'])
+            refs[m.label] = changes.reference_features(labs[m.label], m.domain, cfg['ref_n'])
         return refs[m.label]
 
     def skip(sec, why):
@@ -676,7 +676,7 @@ def _translation(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, resu
             lab = pixel_features(parent.gen.resolution)
         refm = None
         if lab is not None and m.domain is not None:
-            refm = ref(m) if labs[m.label] is not None else C.reference_features(lab, m.domain, cfg['ref_n'])
+            refm = ref(m) if labs[m.label] is not None else changes.reference_features(lab, m.domain, cfg['ref_n'])
         tr = translation_methods(
             parent.gen,
             m.gen,

@@ -27,7 +27,7 @@ from absl import flags
 from alignjax.cli._common import CliError, Command, debug_requested, entry, fail, message
 from alignjax.data import make_dataset
 from alignjax.errors import AlignjaxError, MissingEntryError
-from alignjax.metrics import compute as C
+from alignjax.metrics import compute
 from alignjax.model import load_checkpoint
 
 cmd = Command('alignjax-metrics', __doc__)
@@ -55,12 +55,12 @@ flags.mark_flags_as_required(['ckpt', 'data'], flag_values=cmd.fv)
 
 def run(a) -> tuple[dict, dict]:
     """Compute the metrics of parsed flags `a`; returns (results, the JSON document written by --out)."""
-    specs = C.parse_metrics(a.metrics)
+    specs = compute.parse_metrics(a.metrics)
     if a.batch < 1:
-        raise C.MetricsError(f'--batch must be positive, got {a.batch}')
+        raise compute.MetricsError(f'--batch must be positive, got {a.batch}')
     if any(sp.extractor == 'inception' for sp in specs):
         if not a.inception:
-            raise C.MetricsError(
+            raise compute.MetricsError(
                 f'{", ".join(sp.name for sp in specs if sp.extractor == "inception")} needs '
                 f"--inception PATH (pytorch-fid's pt_inception-2015-12-05-6726825d.pth; "
                 f'nothing is downloaded)'
@@ -79,12 +79,14 @@ def run(a) -> tuple[dict, dict]:
     ds = make_dataset(a.data, gen.resolution)
     evaluator, eval_name = a.evaluator, None
     if any(sp.extractor == 'eval' for sp in specs):
-        domain = C._proc_domain(ds)
+        domain = compute._proc_domain(ds)
         if evaluator is None and domain is None:
-            raise C.MetricsError(f'{a.data} is not a proc: dataset: pass --evaluator DOMAIN|PATH for the eval metrics')
-        ext = C.get_extractor('eval', gen.resolution, evaluator=evaluator, domain=domain)
+            raise compute.MetricsError(
+                f'{a.data} is not a proc: dataset: pass --evaluator DOMAIN|PATH for the eval metrics'
+            )
+        ext = compute.get_extractor('eval', gen.resolution, evaluator=evaluator, domain=domain)
         if getattr(ext, 'resolution', None) not in (None, gen.resolution):
-            raise C.MetricsError(
+            raise compute.MetricsError(
                 f'checkpoint {a.ckpt} makes {gen.resolution}x{gen.resolution} images but the '
                 f'evaluator {evaluator or domain} is for {ext.resolution}x{ext.resolution}'
             )
@@ -94,7 +96,7 @@ def run(a) -> tuple[dict, dict]:
         file=sys.stderr,
     )
     t0 = time.time()
-    res = C.compute_metrics(
+    res = compute.compute_metrics(
         gen,
         ds,
         [sp.name for sp in specs],

@@ -26,7 +26,7 @@ import numpy as np
 from alignjax.data import make_dataset, parse_spec
 from alignjax.errors import AlignjaxError
 from alignjax.eval.evaluator import load_evaluator
-from alignjax.metrics import distances as D
+from alignjax.metrics import distances
 from alignjax.metrics.extractors import PixelProjection, check_images, extractor_name
 from alignjax.metrics.inception import load_inception
 
@@ -187,7 +187,7 @@ def generator_features(
                 f'extractor {extractor_name(ext)} ({key}) is for {res}x{res}: checkpoint and '
                 f'evaluator resolutions differ'
             )
-    stats = {k: D.FeatureStats(capture_all=True, capture_mean_cov=False) for k in extractors}
+    stats = {k: distances.FeatureStats(capture_all=True, capture_mean_cov=False) for k in extractors}
     bs = max(1, min(batch_size, n))
     for img in generate_images(gen, n, bs, seed, noise_mode, progress, desc='generated images'):
         for k, ext in extractors.items():
@@ -237,7 +237,7 @@ def real_features(
         if hit is not None and hit[0] is extractor and len(hit[1]) >= n:
             return hit[1][:n]
     bs = max(1, min(batch_size, n))
-    st = D.FeatureStats(capture_all=True, capture_mean_cov=False)
+    st = distances.FeatureStats(capture_all=True, capture_mean_cov=False)
     with tqdm(total=n, desc='real images', unit='img', disable=not progress, leave=False) as bar:
         for batch in _iter_real(real, n, bs):
             check_images(batch, extractor, f'real images of {_real_name(real)}')
@@ -380,11 +380,11 @@ def compute_metrics(
     for sp in specs:
         r, g = rfeats[sp.extractor][: sp.n], gfeats[sp.extractor][: sp.n]
         if sp.kind == 'fd':
-            out[sp.name] = float(D.fd_from_features(r, g))
+            out[sp.name] = float(distances.fd_from_features(r, g))
         elif sp.kind == 'kid':
-            out[sp.name] = float(D.kid(r, g, kid_subsets, kid_subset_size, seed))
+            out[sp.name] = float(distances.kid(r, g, kid_subsets, kid_subset_size, seed))
         else:
-            pr = D.precision_recall(r, g, pr_k)
+            pr = distances.precision_recall(r, g, pr_k)
             out[f'{sp.name}_precision'] = float(pr['precision'])
             out[f'{sp.name}_recall'] = float(pr['recall'])
     return out

@@ -18,12 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec
 
 from alignjax.nn import networks as N
-from alignjax.train import augment as A
-from alignjax.train import losses as L
+from alignjax.train import augment, losses
 from alignjax.train.config import TrainHParams  # (defined with the config keys it is built from)
 
 
@@ -61,7 +59,7 @@ class TrainState:
     g_opt: Any
     d_opt: Any
     pl_mean: jax.Array  # float32 []
-    ada: A.AdaState
+    ada: augment.AdaState
     key: jax.Array  # uint32 [2] raw PRNG key data
 
 
@@ -77,7 +75,7 @@ def init_state(key, g_vars, d_vars, g_ema_vars, g_tx, d_tx, ada_p: float = 0.0) 
         g_opt=g_tx.init(g_vars['params']),
         d_opt=d_tx.init(d_vars['params']),
         pl_mean=jnp.zeros((), jnp.float32),
-        ada=A.ada_init(ada_p),
+        ada=augment.ada_init(ada_p),
         key=jax.random.key_data(key).astype(jnp.uint32),
     )
 
@@ -91,9 +89,9 @@ class StepFns:
         self.g_cfg, self.d_cfg, self.hp = g_cfg, d_cfg, hp
         self.G, self.D = N.Generator(g_cfg), N.Discriminator(d_cfg)
         self.mesh = mesh or jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
-        self.data_sharding = NamedSharding(self.mesh, P('data'))
-        self.replicated = NamedSharding(self.mesh, P())
-        self.ada_spec = A.AdaSpec.preset(hp.ada_spec)
+        self.data_sharding = NamedSharding(self.mesh, PartitionSpec('data'))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.ada_spec = augment.AdaSpec.preset(hp.ada_spec)
         rep, dat = self.replicated, self.data_sharding
         jit = lambda f, ins: jax.jit(f, in_shardings=ins, out_shardings=(rep, rep), donate_argnums=(0,))
         self._jg_main = jit(self._g_main, (rep, dat, dat))
@@ -138,9 +136,9 @@ class StepFns:
 
     def _augment(self, x, key, p):
         if self.hp.augment == 'ada':
-            return A.ada_augment(x, key, p, self.ada_spec)
+            return augment.ada_augment(x, key, p, self.ada_spec)
         if self.hp.augment == 'diffaugment':
-            return A.diff_augment(x, key, self.hp.diffaugment_policy)
+            return augment.diff_augment(x, key, self.hp.diffaugment_policy)
         if self.hp.augment != 'none':
             raise ValueError(f'unknown augment {self.hp.augment!r}')
         return x
@@ -190,7 +188,7 @@ class StepFns:
             ws, buffers = self._mapping(g_vars, z, c, jax.random.fold_in(k, 1))
             img = self._synth(g_vars, ws, jax.random.fold_in(k, 2))
             logits = self._disc(state.d['params'], self._augment(img, jax.random.fold_in(k, 3), state.ada.p), c)
-            return L.g_nonsaturating(logits), (buffers, logits)
+            return losses.g_nonsaturating(logits), (buffers, logits)
 
         (g_loss, (buffers, logits)), grads = jax.value_and_grad(loss, has_aux=True)(state.g['params'])
         upd, g_opt = g_tx.update(grads, state.g_opt, state.g['params'])
@@ -209,7 +207,7 @@ class StepFns:
         def loss(g_params):
             g_vars = {'params': g_params, 'buffers': state.g['buffers']}
             ws, buffers = self._mapping(g_vars, z, c, jax.random.fold_in(k, 1))
-            pen, new_mean, _ = L.path_length(
+            pen, new_mean, _ = losses.path_length(
                 lambda w, kk: self._synth(g_vars, w, kk), ws, jax.random.fold_in(k, 2), state.pl_mean, hp.pl_decay
             )
             return jnp.mean(pen) * hp.pl_weight * hp.pl_interval, (buffers, new_mean, jnp.mean(pen))
@@ -234,12 +232,12 @@ class StepFns:
         def loss(d_params):
             fl = self._disc(d_params, self._augment(fake, jax.random.fold_in(k, 3), p), c)
             rl = self._disc(d_params, self._augment(reals, jax.random.fold_in(k, 4), p), c_real)
-            return L.d_logistic(fl, rl), rl
+            return losses.d_logistic(fl, rl), rl
 
         (d_loss, real_logits), grads = jax.value_and_grad(loss, has_aux=True)(state.d['params'])
         upd, d_opt = d_tx.update(grads, state.d_opt, state.d['params'])
         d = {'params': optax.apply_updates(state.d['params'], upd)}
-        ada = A.ada_accumulate(state.ada, real_logits) if self.hp.augment == 'ada' else state.ada
+        ada = augment.ada_accumulate(state.ada, real_logits) if self.hp.augment == 'ada' else state.ada
         return (
             state.replace(g=g_vars, d=d, d_opt=d_opt, ada=ada),
             dict(loss_D=d_loss, real_logits=jnp.mean(real_logits)),
@@ -254,7 +252,7 @@ class StepFns:
         k = self._key(state, 3)
 
         def loss(d_params):
-            pen, _ = L.r1_penalty(
+            pen, _ = losses.r1_penalty(
                 lambda x, cc: self._disc(d_params, self._augment(x, k, state.ada.p), cc), reals, c_real
             )
             return jnp.mean(pen) * (hp.r1_gamma / 2) * hp.r1_interval, jnp.mean(pen)
@@ -279,7 +277,7 @@ class StepFns:
         }
         ada = state.ada
         if hp.augment == 'ada':
-            ada = A.ada_step(
+            ada = augment.ada_step(
                 ada, batch_size=b, ada_interval=hp.ada_interval, ada_target=hp.ada_target, ada_kimg=hp.ada_kimg
             )
         new = state.replace(step=state.step + 1, nimg=state.nimg + b, g_ema=g_ema, ada=ada)
