@@ -68,6 +68,22 @@ def test_resetting_every_component_gives_the_parent(parent):
     )
 
 
+def test_reset_hybrids_known_answers(parent):
+    """A 'child' that is the parent with only its 16x16 convs from the toons child: resetting conv_16 gives the
+    parent back (all of the look lost, pixel change 1), resetting anything else changes nothing (0, 0)."""
+    toons, ev = load_zoo('toons').generator(), load_evaluator('toons', 32)
+    child = parent.with_variables(reset_variables(toons, parent, 'conv_16'))
+    ref = A.reference_features(ev, 'toons', n=64)
+    rs = A.reset_hybrids(parent, child, ev, ref, n=48, seed=1, examples=2)
+    assert set(rs.hybrids) == set(A.weight_changes(parent, child).components)  # every component, const included
+    assert rs.fd_child != rs.fd_parent
+    h = rs.hybrids
+    assert h['conv_16']['look_lost'] == pytest.approx(1, abs=1e-6) and h['conv_16']['pixel_change'] == pytest.approx(1)
+    for comp in ('mapping', 'affine', 'const', 'conv_8', 'torgb', 'noise'):
+        assert h[comp]['look_lost'] == pytest.approx(0, abs=1e-6) and h[comp]['pixel_change'] == 0, comp
+    assert rs.examples['conv_16'].shape == (2, 32, 32, 3)
+
+
 def test_identical_child_is_pointwise_aligned(parent, faces_ev):
     pw = A.pointwise_alignment(parent, parent, faces_ev, faces_ev, n=64)
     assert pw.factors and 'smile' in pw.not_measured  # the faces ruler does not read smiles
@@ -258,6 +274,37 @@ def test_report_cli_without_evaluators_and_bad_flags(tmp_path, capsys):
     assert err.startswith('warning: the pair: the synthesis conv weights differ by') and err.count('\n') == 1, err
     _check_child(zparent, load_zoo('toons').generator(), 'the pair')
     assert capsys.readouterr().err == ''  # a real fine-tune: silent
+
+
+def test_report_cli_with_user_labellers(tmp_path, capsys):
+    """--labeller LABEL=MODULE:NAME: a user's own labelling function for models of unknown domains runs the
+    label-using sections (here point-wise alignment) that --noevaluators alone skips; bad specs are one line."""
+    from alignjax.cli.report import main
+    from alignjax.eval.zoo import zoo_path
+
+    out = tmp_path / 'rep'
+    args = ['--fast', '--parent-domain', 'none', '--child', f'toy:none={zoo_path("toons")}', '--noprogress']
+    args += ['--sections', 'changes,pointwise', '--out', str(out)]
+    lab = ['--labeller', 'parent=user_labeller:band_colours', '--labeller', 'toy=user_labeller:band_colours']
+    assert main(args + lab) == 0
+    res = json.loads((out / 'results.json').read_text())
+    assert 'pointwise' not in res['skipped'], res['skipped']
+    assert res['models']['toy']['labeller'] == 'toy labeller' and res['models']['toy']['domain'] is None
+    assert res['sections']['pointwise']['toy']['mean_r2']['z'] > 0.5  # a fine-tune keeps the band colours
+    assert 'changes/reset' in res['skipped']  # FD to the child domain needs its renders: said, not guessed
+    assert "user's labellers" in (out / 'report.md').read_text()
+    for spec, msg in (
+        ('parent=no_such_module_xyz:f', "cannot import 'no_such_module_xyz'"),
+        ('parent=user_labeller:nothing', "has no 'nothing'"),
+        ('parent=user_labeller:NOT_CALLABLE', 'not a function or Evaluator'),
+        ('parent', 'write LABEL=MODULE:NAME'),
+        ('nobody=user_labeller:band_colours', "--labeller for ['nobody']: not a model label"),
+        ('parent=user_labeller:wrong_shape', '"factors" has shape ['),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(args[:-1] + [str(tmp_path / 'bad'), '--labeller', spec, '--labeller', lab[3]])
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and msg in err and err.count('\n') == 1, (spec, err)
 
 
 def test_forgotten_glasses_direction_is_active_in_the_parent(parent, faces_ev):

@@ -162,7 +162,7 @@ def reset_hybrids(
     lab = as_labeller(labeller)
     check_labeller_fits(lab, child, 'reset hybrids')
     z = sample_z(n, parent.z_dim, seed)
-    comps = components or [c for c in weight_changes(parent, child).components if c != 'const']
+    comps = list(components or weight_changes(parent, child).components)  # every component, the 4x4 const too
 
     def run(gen):
         img = synth(gen, mapping(gen, z, psi))

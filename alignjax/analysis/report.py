@@ -18,14 +18,27 @@ import platform
 import re
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from alignjax import vis
 from alignjax.analysis import changes
 from alignjax.analysis.changes import reset_hybrids, weight_changes
-from alignjax.analysis.common import FACTOR_NAMES, NotAFineTuneWarning, as_labeller, jsonable, pixel_features
+from alignjax.analysis.common import (
+    FACTOR_NAMES,
+    AnalysisError,
+    NotAFineTuneWarning,
+    as_labeller,
+    check_labeller_fits,
+    jsonable,
+    mapping,
+    pixel_features,
+    sample_z,
+    synth,
+)
 from alignjax.analysis.forgotten import forgotten_directions
 from alignjax.analysis.morphs import morph_quality
 from alignjax.analysis.pointwise import pointwise_alignment
@@ -254,9 +267,13 @@ def build_report(
     evaluators: bool = True,
     progress: bool = True,
     command: str = '',
+    labellers: Mapping[str, Any] | None = None,
 ) -> dict:
     """Run every analysis the inputs allow and write out/{report.md, report.html, results.json, figures/}.
-    `models`: the children (and any grandchild). Returns the results dict."""
+    `models`: the children (and any grandchild). `labellers`: {model label: Evaluator or function images ->
+    dict (the Evaluator contract)} for models of any domain, used instead of the shipped evaluators (a user's
+    own pair: point-wise and semantic alignment, forgotten directions and translation scores with their
+    labels). Returns the results dict."""
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -265,7 +282,25 @@ def build_report(
     sections = list(sections or SECTIONS)
     res = parent.gen.resolution
     t_start = time.time()
-    labs = {m.label: _evaluator(m.domain, res, evaluators) for m in [parent] + models}
+    labellers = dict(labellers or {})
+    unknown = sorted(set(labellers) - {m.label for m in [parent] + models})
+    if unknown:
+        raise AnalysisError(
+            f'labellers given for {unknown}, which are not among the models {[m.label for m in [parent] + models]}'
+        )
+    labs = {
+        m.label: (
+            as_labeller(labellers[m.label], m.domain, res, f'{m.label} labeller')
+            if m.label in labellers
+            else _evaluator(m.domain, res, evaluators)
+        )
+        for m in [parent] + models
+    }
+    for m in [parent] + models:
+        if labs[m.label] is not None:
+            check_labeller_fits(labs[m.label], m.gen, f'labeller of {m.label}')
+        if m.label in labellers:  # a user's labeller breaking the contract fails here, before any section runs
+            labs[m.label](synth(m.gen, mapping(m.gen, sample_z(2, m.gen.z_dim, seed))))
     pl = labs[parent.label]
     # the children of the point-wise / semantic / translation / zero-shot / morph sections: another domain
     kids = [m for m in models if m.domain != parent.domain or m.domain is None]
@@ -273,7 +308,13 @@ def build_report(
         settings=dict(cfg, fast=fast, seed=seed, sections=sections, evaluators=evaluators),
         command=command,
         models={
-            m.label: dict(domain=m.domain, path=m.path, evaluator=labs[m.label] is not None) for m in [parent] + models
+            m.label: dict(
+                domain=m.domain,
+                path=m.path,
+                evaluator=labs[m.label] is not None,
+                labeller=None if labs[m.label] is None else labs[m.label].name,
+            )
+            for m in [parent] + models
         },
         machine=f'{platform.node()} {platform.machine()} {platform.processor() or ""}'.strip(),
         started=datetime.datetime.now().isoformat(timespec='seconds'),
@@ -292,7 +333,10 @@ def build_report(
             "Labels come from the benchmark's domain evaluators (`alignjax.eval`); only the factors each "
             'evaluator reads with held-out R² ≥ 0.8 are measured (`readable_factors`), the rest are marked not '
             'measured.'
-            if evaluators
+            if evaluators and not labellers
+            else f"Labels from the user's labellers for {', '.join(f'`{k}`' for k in labellers)}"
+            + ("; the benchmark's evaluators for the rest." if evaluators else '; label-free parts for the rest.')
+            if labellers
             else 'Run without evaluators: label-free parts only.'
         )
     )
@@ -363,19 +407,20 @@ def _changes(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, results)
         'at resolution R; affine: the StyleSpace affine maps; noise: strengths and const maps).'
     )
     doc.table(['model'] + comps + ['synthesis (all)'], rows)
-    first = kids[0] if kids else models[0]
-    doc.image(
-        f'changes_{first.label}.png',
-        _bars(data[first.label]['weights']['layers'], f'relative change per layer: {first.label}'),
-        f'Per-layer relative change, {first.label}',
-    )
-    withlab = [m for m in kids if labs[m.label] is not None]
+    for m in models:
+        doc.image(
+            f'changes_{m.label}.png',
+            _bars(data[m.label]['weights']['layers'], f'relative change per layer: {m.label}'),
+            f'Per-layer relative change, {m.label}',
+        )
+    # FD_eval to the child domain: its labeller and held-out renders of it (a procedural domain)
+    withlab = [m for m in kids if labs[m.label] is not None and m.domain is not None]
     if not withlab:
         doc.p(
-            '*Reset-to-parent hybrids skipped: they are scored by FD_eval, which needs an evaluator of the '
-            'child domain.*'
+            '*Reset-to-parent hybrids skipped: they are scored by FD_eval against held-out renders of the child '
+            'domain, which needs a procedural child domain and its labeller.*'
         )
-        results['skipped']['changes/reset'] = 'no evaluator for any child domain'
+        results['skipped']['changes/reset'] = 'no procedural child domain with a labeller'
         return data
     doc.p(
         'Reset-to-parent hybrids: the child with one component taken back from the parent, scored by FD_eval '
@@ -704,6 +749,13 @@ def _translation(doc, cfg, parent, models, kids, labs, pl, ref, skip, seed, resu
                 for k, v in tr.methods.items()
             ],
         )
+        factors = [f for f in next(iter(tr.methods.values())).get('factor_r2') or {}]
+        if factors:
+            doc.p(f"{m.label}, per factor: R² of the true input factor vs the child's reading (glasses: accuracy).")
+            doc.table(
+                ['factor'] + list(tr.methods),
+                [[f] + [(v.get('factor_r2') or {}).get(f) for v in tr.methods.values()] for f in factors],
+            )
         keys = ['input'] + list(tr.methods)
         doc.image(
             f'translation_{m.label}.png',

@@ -9,10 +9,16 @@ benchmark's evaluators.
 toons, animals, buildings); a child of another domain gets the label-free analyses only. Writes
 OUT/report.md, OUT/report.html (self-contained), OUT/results.json and OUT/figures/*.png. --fast: tiny
 sample sizes (about 2 minutes on 2 CPU cores), for checking a setup.
+
+--labeller LABEL=MODULE:NAME (repeatable; LABEL: parent or a child's label) labels that model's images with your
+own function (images uint8 [N, H, W, 3] -> {'factors': [N, 18], optional 'landmarks', 'visible', 'mask_logits',
+'features'}: the Evaluator contract of alignjax.analysis) or Evaluator, imported from your module (on
+PYTHONPATH), instead of the shipped evaluators: the label-using analyses then run for your own domains.
 """
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import sys
 import warnings
@@ -57,6 +63,13 @@ def command() -> Command:
         'only, as for checkpoints of unknown domains)',
         flag_values=fv,
     )
+    flags.DEFINE_multi_string(
+        'labeller',
+        [],
+        "LABEL=MODULE:NAME, repeatable: your labelling function or Evaluator for model LABEL ('parent' or a "
+        'child label), instead of the shipped evaluators',
+        flag_values=fv,
+    )
     flags.DEFINE_boolean('progress', True, 'progress bars (--noprogress / --no-progress to hide)', flag_values=fv)
     flags.mark_flags_as_required(['out'], flag_values=fv)
     return cmd
@@ -91,6 +104,26 @@ def _check_child(parent, child, what: str):
             print(f'warning: {w.message}', file=sys.stderr)
 
 
+def _labeller(spec: str):
+    """LABEL=MODULE:NAME -> (LABEL, the object). The module is the user's own code, named on the command line
+    (as a Python import, never read from a checkpoint)."""
+    label, sep, target = spec.partition('=')
+    mod, colon, name = target.partition(':')
+    if not sep or not label or not colon or not mod or not name:
+        raise CliError(f'--labeller {spec!r}: write LABEL=MODULE:NAME (e.g. parent=my_labels:faces)')
+    try:
+        obj = importlib.import_module(mod)
+    except ImportError as e:
+        raise CliError(f'--labeller {spec!r}: cannot import {mod!r}: {e}') from None
+    for part in name.split('.'):
+        if not hasattr(obj, part):
+            raise CliError(f'--labeller {spec!r}: {mod!r} has no {name!r}')
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise CliError(f'--labeller {spec!r}: {mod}:{name} is a {type(obj).__name__}, not a function or Evaluator')
+    return label, obj
+
+
 @entry
 def main(argv=None):
     """Exit 0, or 1 with one `error: ...` line."""
@@ -123,6 +156,10 @@ def main(argv=None):
         g = _load(path, a.net, f'--child {label}')
         _check_child(parent.gen, g, f'--parent {ppath} and --child {label} ({path})')
         models.append(Model(label, g, dom, path))
+    labellers = dict(_labeller(spec) for spec in a.labeller)
+    bad = sorted(set(labellers) - {'parent', *labels})
+    if bad:
+        raise CliError(f'--labeller for {bad}: not a model label (parent, {", ".join(labels)})')
     cmdline = 'python -m alignjax.analysis.report ' + ' '.join(shlex.quote(x) for x in raw)
     res = build_report(
         parent,
@@ -134,6 +171,7 @@ def main(argv=None):
         evaluators=a.evaluators,
         progress=a.progress,
         command=cmdline,
+        labellers=labellers,
     )
     for sec, why in res['skipped'].items():
         print(f'skipped {sec}: {why}')
