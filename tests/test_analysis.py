@@ -336,7 +336,21 @@ def test_translation_of_identical_child_is_the_reconstruction(parent, faces_ev):
     assert tr.methods['W+']['landmark_nme'] is not None and tr.methods['W+']['fd_eval'] is None
 
 
+def test_gradient_maps_with_reverse_mode_only_convs():
+    """Impl.wgrad='gemm' (what the zoo was trained with) makes the convs custom_vjp: forward-mode gradient maps
+    must still run, with the same numbers as the reference convs."""
+    from alignjax.analysis.semantic import gradient_maps
+
+    g = new_generator(jax.random.key(0), resolution=8, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64)
+    g = g.with_impl(wgrad='gemm')
+    s = A.common.styles(g, A.common.mapping(g, np.random.RandomState(0).randn(2, 8)))
+    got, want = gradient_maps(g, s), gradient_maps(g.with_impl(wgrad='xla'), s)
+    assert set(got) == set(g.style_names) and all(np.allclose(got[k], want[k], atol=1e-6) for k in got)
+    assert all(float(np.abs(v).max()) > 0 for v in got.values())
+
+
 @pytest.mark.slow  # ~50 s: compiles one jvp program per StyleSpace layer
 def test_localised_channels_of_identical_child_overlap_fully(parent, faces_ev):
+    assert parent.config.impl.wgrad == 'gemm'  # the zoo's (reverse-mode-only convs: gradient maps must cope)
     lr = A.localised_channels(parent, parent, faces_ev, faces_ev, n=2)
     assert lr.classes and all(v['iou'] == 1.0 for v in lr.classes.values()) and lr.mean_iou == 1.0

@@ -235,6 +235,9 @@ def gradient_maps(gen, style_codes: dict) -> dict:
     (forward-mode: one jvp per channel, vmapped over the channels of a layer; compiled once per layer and
     shared by every generator of the same architecture)."""
     s = {k: jnp.asarray(v) for k, v in style_codes.items()}
+    # forward mode: Impl.wgrad='gemm' (a custom_vjp conv, reverse mode only) computes the same forward numbers
+    # as 'xla', whose convs also have a jvp
+    gen = gen.with_impl(wgrad='xla')
     return {layer: np.asarray(_grad_maps(gen, s, layer)) for layer in gen.style_names}
 
 
