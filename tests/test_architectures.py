@@ -494,6 +494,17 @@ COMBOS_TRAIN = [
 def test_training_step_for_every_architecture(g_arch, d_arch):
     """--config.model.g_architecture / d_architecture reach the networks; one whole step (G, D, R1, PL) runs
     and updates every parameter."""
+    _one_training_step(g_arch, d_arch)
+
+
+@pytest.mark.slow  # ~1-2 min: one more training-step compile
+def test_training_step_with_nvlabs_options():
+    """A model with the NVlabs options loaded above (no noise inputs, a [1, 2, 1] filter in G and D, a wider
+    mapping) trains: one whole step updates every parameter, and there are no noise parameters to update."""
+    _one_training_step('skip', 'resnet', dict(use_noise=False, resample_filter=(1, 2, 1), layer_features=24))
+
+
+def _one_training_step(g_arch, d_arch, g_options=None):
     from alignjax.train import step as S
     from alignjax.train.config import base_config, model_configs
 
@@ -512,6 +523,9 @@ def test_training_step_for_every_architecture(g_arch, d_arch):
     )
     g_cfg, d_cfg = model_configs(c, 8, 0)
     assert (g_cfg.architecture, d_cfg.architecture) == (g_arch, d_arch)
+    if g_options:
+        g_cfg = g_cfg.replace(**g_options)
+        d_cfg = d_cfg.replace(resample_filter=g_options.get('resample_filter', d_cfg.resample_filter))
     fns = S.StepFns(
         g_cfg,
         d_cfg,
@@ -521,6 +535,7 @@ def test_training_step_for_every_architecture(g_arch, d_arch):
     )
     g = aj.new_generator(jax.random.key(0), config=g_cfg)
     d = aj.new_discriminator(jax.random.key(1), config=d_cfg)
+    assert g_cfg.use_noise == ('noise_strength' in str(jax.tree_util.tree_structure(g.variables)))
     g_tx, d_tx = fns.optimizers(g.variables['params'], d.variables['params'])
     st0 = fns.place(S.init_state(jax.random.key(2), g.variables, d.variables, g.variables, g_tx, d_tx))
     host0 = jax.device_get(st0)
