@@ -325,20 +325,22 @@ def build_report(
     )
     doc = Doc(out)
     doc.h(1, 'StyleAlign analyses' + (' (fast settings)' if fast else ''))
+    if labellers:
+        rest = "the benchmark's evaluators" if evaluators else 'label-free parts'
+        source = f"Labels from the user's labellers for {', '.join(f'`{k}`' for k in labellers)}; {rest} for the rest."
+    elif evaluators:
+        source = (
+            "Labels come from the benchmark's domain evaluators (`alignjax.eval`); only the factors each "
+            'evaluator reads with held-out R² ≥ 0.8 are measured (`readable_factors`), the rest are marked not '
+            'measured.'
+        )
+    else:
+        source = 'Run without evaluators: label-free parts only.'
     doc.p(
         f'Parent `{parent.label}` ({parent.domain or "unknown domain"}, {res}×{res}); models: '
         + ', '.join(f'`{m.label}` ({m.domain or "unknown domain"})' for m in models)
         + '. '
-        + (
-            "Labels come from the benchmark's domain evaluators (`alignjax.eval`); only the factors each "
-            'evaluator reads with held-out R² ≥ 0.8 are measured (`readable_factors`), the rest are marked not '
-            'measured.'
-            if evaluators and not labellers
-            else f"Labels from the user's labellers for {', '.join(f'`{k}`' for k in labellers)}"
-            + ("; the benchmark's evaluators for the rest." if evaluators else '; label-free parts for the rest.')
-            if labellers
-            else 'Run without evaluators: label-free parts only.'
-        )
+        + source
     )
     refs = {}
 

@@ -25,6 +25,7 @@ from alignjax.io import convert, formats, store
 from alignjax.io.export import export_rosinality
 from alignjax.io.store import save_checkpoint
 from alignjax.model import Discriminator, Generator, compute_w_avg
+from alignjax.nn.arch import DEFAULT_RESAMPLE_FILTER
 from alignjax.nn.networks import DiscriminatorConfig, GeneratorConfig
 
 __all__ = ['Checkpoint', 'configs_from_raw', 'load_checkpoint']
@@ -63,7 +64,7 @@ def configs_from_raw(rc: Mapping[str, Any], source: str = '?') -> tuple[Generato
         channel_base=gb,
         channel_max=gm,
         conv_clamp=rc.get('conv_clamp'),
-        resample_filter=rc.get('resample_filter') or (1, 3, 3, 1),
+        resample_filter=rc.get('resample_filter') or DEFAULT_RESAMPLE_FILTER,
         use_noise=bool(rc.get('use_noise', True)),
         architecture=rc.get('architecture') or 'skip',
     )
@@ -86,7 +87,7 @@ def configs_from_raw(rc: Mapping[str, Any], source: str = '?') -> tuple[Generato
             embed_features=rc.get('d_embed_features') if g.c_dim else None,
             layer_features=rc.get('d_layer_features') if g.c_dim else None,
             conv_clamp=rc.get('d_conv_clamp', rc.get('conv_clamp')),
-            resample_filter=rc.get('d_resample_filter') or (1, 3, 3, 1),
+            resample_filter=rc.get('d_resample_filter') or DEFAULT_RESAMPLE_FILTER,
             architecture=rc.get('d_architecture') or 'resnet',
         )
     return g, d

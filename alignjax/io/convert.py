@@ -21,9 +21,10 @@ import numpy as np
 
 from alignjax.errors import CheckpointError
 from alignjax.io.formats.common import _where
-from alignjax.io.formats.schema import Schema, d_schema_of, filter_is_used, filter_keys, g_schema_of
+from alignjax.io.formats.schema import Schema, d_schema_of, filter_keys, g_schema_of
 from alignjax.nn import networks as N
 from alignjax.nn import ops
+from alignjax.nn.arch import DEFAULT_RESAMPLE_FILTER, discriminator_layers, synthesis_weights
 
 _BUFFERS = ('w_avg', 'noise_const')
 
@@ -87,11 +88,21 @@ def variable_shapes(cfg) -> dict[str, dict[str, tuple]]:
     return {col: d for col, d in out.items() if d}
 
 
-def _filter2d(cfg, key: str | None = None) -> np.ndarray:
-    """The 2-D filter buffer NVlabs keeps under `key`: the configured one where the layer resamples, else the
-    default it never uses."""
-    taps = cfg.resample_filter if key is None or filter_is_used(key) else (1, 3, 3, 1)
+def _filter2d(taps) -> np.ndarray:
     return np.outer(*[ops.setup_filter(taps)] * 2).astype(np.float32)
+
+
+def resampling_filters(cfg) -> set[str]:
+    """The filter buffers that hold `cfg.resample_filter`, from the layer table: every block's and those of the
+    layers that resample (G: 2x-up conv0 and skip; D: 2x-down conv1 and skip). NVlabs builds its other layers
+    with the default filter, which they never read."""
+    if isinstance(cfg, N.GeneratorConfig):
+        specs = synthesis_weights(cfg)
+        blocks = {f'synthesis.b{s.res}.resample_filter' for s in specs}
+        return blocks | {f'synthesis.{s.name}.resample_filter' for s in specs if s.up > 1}
+    specs = discriminator_layers(cfg)
+    blocks = {f'b{s.res}.resample_filter' for s in specs if s.res > 4}
+    return blocks | {f'{s.name}.resample_filter' for s in specs if s.down > 1}
 
 
 def from_nvlabs(
@@ -111,12 +122,13 @@ def from_nvlabs(
     `RawCheckpoint.names` has them, for the file's own names)."""
     schema = schema_of(cfg)
     want = {k: shp for k, shp in schema if shp is not None}
-    f2 = _filter2d(cfg)
+    f2 = _filter2d(cfg.resample_filter)
+    unused = set(filter_keys(schema)) - resampling_filters(cfg)  # buffers NVlabs never reads
     got: dict[str, dict[str, np.ndarray]] = {'params': {}, 'buffers': {}}
     for name, a in sd.items():
         a = np.asarray(a)
         if name.rsplit('.', 1)[-1] == 'resample_filter':
-            if not filter_is_used(name):  # a layer that never resamples: its buffer is unused
+            if name in unused:
                 continue
             if a.shape != f2.shape or not np.allclose(a, f2, atol=1e-6):
                 where = _where((names or {}).get(name), what, name)
@@ -151,6 +163,7 @@ def to_nvlabs(variables: Mapping, cfg) -> dict[str, np.ndarray]:
         if col in variables:
             flat.update(_flat(flax.core.unfreeze(variables[col])))
     sd = {k: np.asarray(_to_theirs(k, np.asarray(v))) for k, v in flat.items()}
+    used = resampling_filters(cfg)
     for key in filter_keys(schema_of(cfg)):
-        sd[key] = _filter2d(cfg, key)
+        sd[key] = _filter2d(cfg.resample_filter if key in used else DEFAULT_RESAMPLE_FILTER)
     return sd

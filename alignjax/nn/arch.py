@@ -28,6 +28,8 @@ def block_resolutions(resolution: int) -> list[int]:
 
 
 G_ARCHITECTURES = ('orig', 'skip', 'resnet')
+# NVlabs' resample filter (1-D taps, used separably); layers that never resample keep it in their buffers
+DEFAULT_RESAMPLE_FILTER = (1, 3, 3, 1)
 D_ARCHITECTURES = ('orig', 'skip', 'resnet')
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from alignjax.nn import layers as L
 from alignjax.nn import ops
 from alignjax.nn.arch import (
+    DEFAULT_RESAMPLE_FILTER,
     DLayerSpec,
     LayerSpec,
     block_resolutions,
@@ -118,7 +119,7 @@ class GeneratorConfig(_Config):
     channel_base: int = 32768
     channel_max: int = 512
     conv_clamp: float | None = None
-    resample_filter: tuple[float, ...] = (1, 3, 3, 1)  # 1-D taps, used separably (NVlabs setup_filter)
+    resample_filter: tuple[float, ...] = DEFAULT_RESAMPLE_FILTER  # 1-D taps, used separably (NVlabs setup_filter)
     use_noise: bool = True  # False: no noise inputs (no noise_strength / noise_const tensors), as NVlabs' option
     w_avg_beta: float = 0.995
     architecture: str = 'skip'  # 'orig' | 'skip' | 'resnet' (NVlabs SynthesisBlock)
@@ -156,7 +157,7 @@ class DiscriminatorConfig(_Config):
     embed_features: int | None = None  # its label embedding width; defaults to cmap_dim
     layer_features: int | None = None  # its hidden width; defaults to cmap_dim
     conv_clamp: float | None = None
-    resample_filter: tuple[float, ...] = (1, 3, 3, 1)
+    resample_filter: tuple[float, ...] = DEFAULT_RESAMPLE_FILTER
     architecture: str = 'resnet'  # 'orig' | 'skip' | 'resnet' (NVlabs DiscriminatorBlock)
     impl: Impl = Impl()
 
@@ -214,7 +215,7 @@ class Conv2dLayer(nn.Module):
     activation: str = 'linear'
     down: int = 1
     conv_clamp: float | None = None
-    resample_filter: tuple[float, ...] = (1, 3, 3, 1)
+    resample_filter: tuple[float, ...] = DEFAULT_RESAMPLE_FILTER
     impl: Impl = Impl()
 
     @nn.compact

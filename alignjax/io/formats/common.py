@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from alignjax.errors import CheckpointError
+from alignjax.nn.arch import DEFAULT_RESAMPLE_FILTER
 
 ORBAX_MARKER = 'alignjax_config.json'
 NET_NAMES = ('G', 'G_ema', 'D')
@@ -90,7 +91,7 @@ class RawCheckpoint:
         return self.format
 
 
-def default_resample_filter(taps=(1, 3, 3, 1)) -> np.ndarray:
+def default_resample_filter(taps=DEFAULT_RESAMPLE_FILTER) -> np.ndarray:
     """The 2-D resampling filter buffer that stylegan2-ada-pytorch registers (``setup_filter``)."""
     f = np.asarray(taps, dtype=np.float64)
     if f.ndim == 1:

@@ -25,6 +25,7 @@ from alignjax.io.formats.common import (
 from alignjax.io.formats.schema import _block_resolutions, _canonicalize, _d_shapes, _g_shapes
 from alignjax.nn.arch import (
     D_ARCHITECTURES,
+    DEFAULT_RESAMPLE_FILTER,
     G_ARCHITECTURES,
 )
 
@@ -55,16 +56,13 @@ def _declared(
     return declared
 
 
-DEFAULT_FILTER = (1, 3, 3, 1)
-
-
 def _filter_taps(sd: Mapping[str, np.ndarray], key: str, path: str, label: str) -> tuple[float, ...]:
     """The 1-D resample filter (NVlabs `resample_filter`) a network's 2-D filter buffers were made from: NVlabs
     stores outer(f, f) / sum(f)**2, so each row sum is f / sum(f); returned as the smallest integer taps where
     they are integers (e.g. (1, 3, 3, 1)), read from `key` (a block's filter: the one its resampling layers
     use too). Without that buffer, or with one that is not an array: the default (the schema check reports it)."""
     if key not in sd or not hasattr(sd[key], 'shape'):
-        return DEFAULT_FILTER
+        return DEFAULT_RESAMPLE_FILTER
     f2 = np.asarray(sd[key], np.float64)
     where = key_desc(sd[key], label, key)  # the file's own name for it
     if f2.ndim != 2 or f2.shape[0] != f2.shape[1] or not np.all(np.isfinite(f2)) or abs(f2.sum() - 1) > 1e-4:
@@ -132,7 +130,7 @@ def _infer_g(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str 
     options = (
         ({'layer_features': hidden} if hidden != w_dim else {})
         | ({} if noise else {'use_noise': False})
-        | ({'resample_filter': filt} if filt != DEFAULT_FILTER else {})
+        | ({'resample_filter': filt} if filt != DEFAULT_RESAMPLE_FILTER else {})
     )
     return options | dict(
         resolution=res,
@@ -189,7 +187,7 @@ def _infer_d(sd: Mapping[str, np.ndarray], path: str, label: str, declared: str 
             {'d_layer_features': hidden} if hidden != cmap else {}
         )
     filt = _filter_taps(sd, f'b{res}.resample_filter', path, label)
-    if filt != DEFAULT_FILTER:
+    if filt != DEFAULT_RESAMPLE_FILTER:
         options['d_resample_filter'] = filt
     return options | dict(
         resolution=res,

@@ -186,18 +186,6 @@ def filter_keys(schema: Schema) -> list[str]:
     return [k for k, shape in schema if shape is None]
 
 
-def filter_is_used(key: str) -> bool:
-    """Whether a resample-filter buffer belongs to a block or layer that resamples, and so holds the network's
-    `resample_filter`: G's blocks, 2x-up conv0 and skip; D's blocks, 2x-down conv1 and skip. NVlabs builds the
-    other layers (G conv1, D fromrgb / conv0 / b4.conv) with the default [1, 3, 3, 1], which they never use."""
-    parts = key.split('.')
-    if parts[0] == 'synthesis':
-        parts = parts[1:]
-    if len(parts) == 2:  # b{res}.resample_filter
-        return True
-    return parts[1] in ('skip', 'conv0' if key.startswith('synthesis.') else 'conv1')
-
-
 def expected_shapes(config: dict) -> dict[str, dict[str, tuple | None]]:
     """``{'G': {key: shape}, 'D': {...}}`` for ``config`` (shape None for resample-filter buffers)."""
     out: dict[str, dict[str, tuple | None]] = {}

@@ -43,7 +43,7 @@ import numpy as np
 from alignjax.errors import CheckpointError
 from alignjax.io.formats.common import _Src
 from alignjax.io.formats.tf import tf_d_layer_name, tf_g_layer_name
-from alignjax.nn.arch import discriminator_layers, synthesis_weights
+from alignjax.nn.arch import DEFAULT_RESAMPLE_FILTER, discriminator_layers, synthesis_weights
 
 __all__ = ['TF_PICKLE_GLOBALS', 'tf_networks', 'write_tf_pkl']
 
@@ -202,8 +202,8 @@ def _g_kwargs(g, sd) -> dict:
         kw['w_avg_beta'] = float(g.w_avg_beta)
     if g.conv_clamp is not None:
         kw['conv_clamp'] = float(g.conv_clamp)
-    rf = tuple(getattr(g, 'resample_filter', (1, 3, 3, 1)))
-    if rf != (1, 3, 3, 1):
+    rf = tuple(getattr(g, 'resample_filter', DEFAULT_RESAMPLE_FILTER))
+    if rf != DEFAULT_RESAMPLE_FILTER:
         kw['resample_kernel'] = list(rf)
     if not getattr(g, 'use_noise', True):
         kw['use_noise'] = False
@@ -234,8 +234,8 @@ def _d_kwargs(d, sd) -> dict:
                 f'hidden layers and cmap; this D has {sorted(widths)}'
             )
         kw['mapping_fmaps'] = widths.pop()
-    rf = tuple(getattr(d, 'resample_filter', (1, 3, 3, 1)))
-    if rf != (1, 3, 3, 1):
+    rf = tuple(getattr(d, 'resample_filter', DEFAULT_RESAMPLE_FILTER))
+    if rf != DEFAULT_RESAMPLE_FILTER:
         kw['resample_kernel'] = list(rf)
     return kw
 
