@@ -42,7 +42,7 @@ test-slow: $(STAMP) $(VENV)/.torch-checked
 	$(BIN)/python -m pytest -q -m slow
 
 # The benchmark's rulers and models (issue 9). Each step is resumable: re-running continues where it stopped.
-# evaluators: ~19 min per domain on 2 shared CPU cores; zoo: parent ~25 kimg + 4 fine-tunes of 4 kimg.
+# evaluators: ~19 min per domain on 2 shared CPU cores; zoo: parent 25 kimg, fine-tunes of 4 kimg (buildings 40).
 evaluators: $(STAMP)
 	for d in faces toons animals buildings; do \
 	  $(BIN)/python -m alignjax.cli.eval_train --domain $$d --res 32 --out assets/evaluators/$${d}_32 || exit 1; done

@@ -49,7 +49,7 @@ ZOO = {
         ZooModel('parent', 'faces', None, 25.0),
         ZooModel('toons', 'toons', 'parent', 4.0),
         ZooModel('animals', 'animals', 'parent', 4.0),
-        ZooModel('buildings', 'buildings', 'parent', 20.0),  # distant: at 4 and 8 kimg FD_eval stayed near the parent's
+        ZooModel('buildings', 'buildings', 'parent', 40.0),  # distant: FD_eval 22.8, 20.6, 18.9 at 4, 8, 20 kimg
         ZooModel('animals_faces', 'faces', 'animals', 4.0),
     )
 }
