@@ -23,7 +23,9 @@ import alignjax as aj
 
 ALL = [
     f'{m}/{u}/{f}'
-    for m, u, f in itertools.product(['shared', 'grouped'], ['phase', 'upfir', 'transpose'], ['polyphase', 'depthwise'])
+    for m, u, f in itertools.product(
+        ['shared', 'grouped'], ['split', 'phase', 'upfir', 'transpose'], ['polyphase', 'depthwise']
+    )
 ]
 REFERENCE = 'grouped/transpose/depthwise'
 

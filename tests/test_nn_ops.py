@@ -60,7 +60,7 @@ def test_conv2d_resample_impls_agree(up, down):
     outs = [
         ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, fir_impl=fi, up_impl=ui, down_impl=di)
         for fi, ui, di in itertools.product(
-            ['polyphase', 'depthwise'], ['upfir', 'transpose', 'phase'], ['s2d', 'strided']
+            ['polyphase', 'depthwise'], ['upfir', 'transpose', 'phase', 'split'], ['split', 's2d', 'strided']
         )
     ]
     for o in outs[1:]:
@@ -73,10 +73,11 @@ def test_stride2_space_to_depth_matches_strided(k, h):
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.standard_normal((2, h, h, 3)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((k, k, 3, 4)), jnp.float32)
-    a = ops._conv2d_stride2_s2d(x, w)
     b = ops.conv2d(x, w, stride=2)
-    assert a.shape == b.shape
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4)
+    for impl in (ops._conv2d_stride2_split, ops._conv2d_stride2_s2d_conv):
+        a = impl(x, w)
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, err_msg=impl.__name__)
 
 
 def test_upconv_matches_torch_semantics():
@@ -89,7 +90,7 @@ def test_upconv_matches_torch_semantics():
     for i, j, a, b in itertools.product(range(4), range(4), range(3), range(3)):
         t[0, 2 * i + a, 2 * j + b] += x[0, i, j] @ w[a, b]
     ref = upfirdn_numpy(t, F, 1, 1, 1, 1, 4.0)
-    for impl in ('upfir', 'phase', 'transpose'):
+    for impl in ('upfir', 'phase', 'split', 'transpose'):
         got = np.asarray(ops.conv2d_resample(jnp.asarray(x), jnp.asarray(w), F, up=2, padding=1, up_impl=impl))
         np.testing.assert_allclose(got, ref, atol=1e-4, err_msg=impl)
 
@@ -224,22 +225,47 @@ def test_conv2d_gemm_forward_and_all_gradients_equal_reference(k, pad, monkeypat
         )
 
 
+@pytest.mark.parametrize('resample', ['split', 'phase'])
 @pytest.mark.parametrize('up,down,k', [(1, 1, 3), (1, 1, 1), (2, 1, 3), (2, 1, 1), (1, 2, 3), (1, 2, 1)])
-def test_conv2d_resample_wgrad_impls_agree(up, down, k, monkeypatch):
+def test_conv2d_resample_wgrad_impls_agree(up, down, k, resample, monkeypatch):
     monkeypatch.setattr(ops, '_GEMM_MIN_PIXELS', 1)
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((k, k, 4, 5)), jnp.float32)
 
+    down_impl = 'split' if resample == 'split' else 's2d'
+
     def grads(wgrad):
         def loss(x, w):
-            return jnp.sum(
-                jnp.sin(ops.conv2d_resample(x, w, F, up=up, down=down, padding=k // 2, up_impl='phase', wgrad=wgrad))
+            y = ops.conv2d_resample(
+                x, w, F, up=up, down=down, padding=k // 2, up_impl=resample, down_impl=down_impl, wgrad=wgrad
             )
+            return jnp.sum(jnp.sin(y))
 
         return [*jax.grad(loss, (0, 1))(x, w), *jax.grad(lambda x, w: jnp.sum(jax.grad(loss)(x, w) ** 2), (0, 1))(x, w)]
 
     for got, ref in zip(grads('gemm'), grads('xla')):
+        np.testing.assert_allclose(
+            np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref)))
+        )
+
+
+@pytest.mark.parametrize('up,down', [(2, 1), (1, 2)])
+def test_split_resample_derivatives_match_reference(up, down):
+    """First and second-order derivatives of the 'split' up/down-convs equal the reference formulations'
+    (transposed conv / strided conv): R1 and path length differentiate through them twice."""
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(rng.standard_normal((2, 9, 9, 3)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+
+    def grads(up_impl, down_impl):
+        def loss(x, w):
+            y = ops.conv2d_resample(x, w, F, up=up, down=down, padding=1, up_impl=up_impl, down_impl=down_impl)
+            return jnp.sum(jnp.sin(y))
+
+        return [*jax.grad(loss, (0, 1))(x, w), *jax.grad(lambda x, w: jnp.sum(jax.grad(loss)(x, w) ** 2), (0, 1))(x, w)]
+
+    for got, ref in zip(grads('split', 'split'), grads('transpose', 'strided')):
         np.testing.assert_allclose(
             np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref)))
         )

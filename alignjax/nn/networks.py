@@ -77,9 +77,11 @@ class Impl:
     """Static implementation choices; any combination gives the same numbers (to float rounding)."""
 
     modconv: str = 'shared'  # 'shared' | 'grouped'
-    upconv: str = 'phase'  # 'phase' (one 2x2 conv + pixel shuffle) | 'upfir' | 'transpose' (reference)
+    upconv: str = 'split'  # 'split' (4 phase convs, 9 taps + pixel shuffle) | 'phase' (one 2x2 conv, 16 taps)
+    #                        | 'upfir' | 'transpose' (reference)
     fir: str = 'polyphase'  # 'polyphase' | 'depthwise'
-    downconv: str = 's2d'  # 's2d' (space-to-depth, stride-1 conv) | 'strided' (reference)
+    downconv: str = 'split'  # 'split' (space-to-depth, 4 phase convs, 9 taps) | 's2d' (one conv over 4C, 16 taps)
+    #                          | 'strided' (reference)
     wgrad: str = 'xla'  # derivatives of the convs: 'xla' (autodiff, the reference) | 'gemm' (per-tap GEMMs)
     dtype: str = 'float32'  # compute dtype of activations: 'float32' | 'bfloat16' (params stay float32)
 

@@ -5,12 +5,15 @@ Every op has the semantics of its counterpart in NVlabs stylegan2-ada-pytorch (`
 
 Two implementations are kept where speed matters, selected by a static `impl` string:
   FIR filtering   'polyphase' (separable pads/slices; fast on every backend) | 'depthwise' (reference).
-  up-sampling conv 'upfir'    (FIR-upsample, then a plain 3x3 conv)          | 'transpose' (NVlabs order:
-                              transposed conv, then FIR; the reference).
+  up-sampling conv 'split'    (one conv per output phase: 2x2, 2x1, 1x2, 1x1 kernels, pixel shuffle, FIR)
+                   | 'phase'  (the four phases in one 2x2 conv)  | 'upfir' (FIR-upsample, then a plain 3x3 conv)
+                   | 'transpose' (NVlabs order: transposed conv, then FIR; the reference).
+  down-sampling conv 'split'  (FIR, space-to-depth, one conv per input phase) | 's2d' (one conv over the 4C
+                              phase channels) | 'strided' (FIR, stride-2 conv; the reference).
   modulated conv  'shared'    (scale inputs by styles, one conv with the shared kernel, scale outputs by the
                               demodulation coefficients)                     | 'grouped' (per-sample kernels
                               in one grouped conv; the reference, NVlabs' fused_modconv).
-All pairs agree to float rounding (tests/test_nn_ops.py); defaults are chosen by bench/generator.py.
+All agree to float rounding (tests/test_nn_ops.py); defaults are chosen by bench/generator.py and bench/train.py.
 """
 
 from __future__ import annotations
@@ -260,15 +263,16 @@ def conv2d_resample(
     groups: int = 1,
     fir_impl='polyphase',
     up_impl='upfir',
-    down_impl='s2d',
+    down_impl='split',
     wgrad='xla',
 ):
     """NVlabs `conv2d_resample` for the cases StyleGAN2 uses, NHWC/HWIO.
 
     up=2: 3x3 conv on the 2x FIR-upsampled grid (as NVlabs' transposed conv followed by the FIR; the kernel
-    is applied spatially flipped, exactly as NVlabs does). down=2: FIR, then a stride-2 conv, computed as
-    space-to-depth + stride-1 conv ('s2d': its input gradient is no transposed conv, whose weight gradient
-    -- needed by R1 -- XLA:CPU runs ~10x slower) or directly ('strided', the reference).
+    is applied spatially flipped, exactly as NVlabs does; 'split' / 'phase' compute it per output phase).
+    down=2: FIR, then a stride-2 conv, computed as space-to-depth + stride-1 convs ('split': one conv per input
+    phase; 's2d': one conv over the 4C phase channels; neither has a transposed conv in its input gradient,
+    whose weight gradient -- needed by R1 -- XLA:CPU runs ~10x slower) or directly ('strided', the reference).
     Otherwise a plain conv with `padding`.
     """
     kh, kw = w.shape[0], w.shape[1]
@@ -297,11 +301,12 @@ def conv2d_resample(
                 feature_group_count=groups,
             )
             return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt), gain=4.0, impl=fir_impl)
-        if up_impl == 'phase' and kw == 3 and groups == 1:
+        if up_impl in ('split', 'phase') and kw == 3 and groups == 1:
             p0 = padding + (fk + 1) // 2 - (kw - 1)
             p1 = padding + (fk - 2) // 2 - (kw - 2)
-            return upfirdn2d(_conv_transpose3_stride2_phases(x, w, wgrad), f, padding=(p0, p1), gain=4.0, impl=fir_impl)
-        if up_impl not in ('upfir', 'phase'):
+            up3 = _conv_transpose3_stride2_split if up_impl == 'split' else _conv_transpose3_stride2_phase_conv
+            return upfirdn2d(up3(x, w, wgrad), f, padding=(p0, p1), gain=4.0, impl=fir_impl)
+        if up_impl not in ('upfir', 'phase', 'split'):
             raise ValueError(f'unknown up-conv impl {up_impl!r}')
         # Transposed conv (pad 0) then FIR (pad p) equals FIR-upsampling with padding (p0, p1), then a valid
         # correlation with the flipped kernel: both are linear shift-invariant and nothing is cropped between.
@@ -315,8 +320,10 @@ def conv2d_resample(
             x = upfirdn2d(x, f, down=2, padding=(p0, p1), impl=fir_impl)
             return conv2d(x, w, groups=groups, wgrad=wgrad)
         x = upfirdn2d(x, f, padding=(p0, p1), impl=fir_impl)
+        if down_impl == 'split':
+            return _conv2d_stride2_split(x, w, groups, wgrad)
         if down_impl == 's2d':
-            return _conv2d_stride2_s2d(x, w, groups, wgrad)
+            return _conv2d_stride2_s2d_conv(x, w, groups, wgrad)
         if down_impl != 'strided':
             raise ValueError(f'unknown down-conv impl {down_impl!r}')
         return conv2d(x, w, stride=2, groups=groups, wgrad=wgrad)
@@ -336,13 +343,71 @@ def _conv2d_valid_as_same(x, w, groups=1, wgrad='xla'):
     return y[:, p : y.shape[1] - p, p : y.shape[2] - p] if p else y
 
 
-def _conv_transpose3_stride2_phases(x, w, wgrad='xla'):
-    """torch conv_transpose2d(x, w, stride=2, padding=0) for a 3x3 kernel, as one stride-1 conv + pixel shuffle.
+def _phase_conv(x, w, out_hw, wgrad='xla'):
+    """Correlation of x with w, padded at the far side only and cropped to out_hw: the valid output, or more
+    rows/columns where out_hw asks for them (zero input beyond the edge). Never a valid conv (see
+    `_conv2d_valid_as_same`)."""
+    kh, kw = w.shape[0], w.shape[1]
+    y = conv2d(x, w, padding=[(0, kh - 1), (0, kw - 1)], wgrad=wgrad)
+    return y[:, : out_hw[0], : out_hw[1]]
+
+
+def _conv_transpose3_stride2_split(x, w, wgrad='xla'):
+    """torch conv_transpose2d(x, w, stride=2, padding=0) for a 3x3 kernel, as four stride-1 convs + pixel shuffle.
+
+    Output pixel (2t + r, 2u + s) only meets the kernel taps of its phase (r, s): per axis, with w' = w
+    flipped, phase 0 sums x[t-1] w'[0] + x[t] w'[2] and phase 1 is x[t] w'[1]. So phase (0, 0) is a 2x2 conv,
+    (0, 1) and (1, 0) are 2x1 / 1x2 convs and (1, 1) a 1x1 conv: 9 taps per pixel, as the transposed conv, no
+    zero taps multiplied, and no transposed conv in the derivatives. x: [N, H, W, C] -> [N, 2H+1, 2W+1, O].
+    """
+    n, h, wd, _ = x.shape
+    wf = w[::-1, ::-1]
+    xp = _pad_axis(_pad_axis(x, 1, 1, 0), 2, 1, 0)  # phase 0 reads x[t-1]: one zero row/column in front
+    rows = []
+    for r in range(2):
+        cols = []
+        for s_ in range(2):
+            src = xp[:, r:, s_:]  # phase 1 reads x[t]: drop the padding
+            y = _phase_conv(src, wf[r::2, s_::2], src.shape[1:3], wgrad)
+            cols.append(_pad_axis(_pad_axis(y, 1, 0, h + 1 - y.shape[1]), 2, 0, wd + 1 - y.shape[2]))
+        rows.append(jnp.stack(cols, axis=3))  # [N, H+1, W+1, 2 (s), O]
+    y = jnp.stack(rows, axis=2)  # [N, H+1, 2 (r), W+1, 2 (s), O]
+    y = y.reshape(n, 2 * h + 2, 2 * wd + 2, y.shape[-1])
+    return y[:, : 2 * h + 1, : 2 * wd + 1]
+
+
+def _conv2d_stride2_split(x, w, groups=1, wgrad='xla'):
+    """Valid stride-2 correlation as space-to-depth + one stride-1 conv per input phase.
+
+    y[i] = sum_a x[2i + a] w[a] = sum_{phase r} sum_b x[2(i + b) + r] w[2b + r]: the input splits into its four
+    2x2 phases, and phase (r, s) meets only the kernel taps w[r::2, s::2] (for 3x3: a 2x2, a 2x1, a 1x2 and a
+    1x1 kernel). The four convs sum to the strided conv with exactly its k*k taps per output pixel, and their
+    derivatives are stride-1 convs (the strided conv's input gradient is a transposed conv, whose weight
+    gradient -- needed by R1 -- XLA:CPU runs ~10x slower).
+    """
+    if groups != 1:
+        return conv2d(x, w, stride=2, groups=groups)
+    n, h, wd, c = x.shape
+    k = w.shape[0]
+    oh, ow = (h - k) // 2 + 1, (wd - k) // 2 + 1
+    hh, ww = oh + (k + 1) // 2 - 1, ow + (k + 1) // 2 - 1  # phase-grid size phase 0 needs
+    x = _pad_axis(_pad_axis(x, 1, 0, 2 * hh - h), 2, 0, 2 * ww - wd).reshape(n, hh, 2, ww, 2, c)
+    y = 0
+    for r in range(2):
+        for s_ in range(2):
+            if r < k and s_ < k:
+                y = y + _phase_conv(x[:, :, r, :, s_], w[r::2, s_::2], (oh, ow), wgrad)
+    return y
+
+
+def _conv_transpose3_stride2_phase_conv(x, w, wgrad='xla'):
+    """Up-conv 'phase': as `_conv_transpose3_stride2_split`, but all four phases in one 2x2 conv with 4 O outputs.
 
     Output pixel (2t + r, 2u + s) only meets kernel taps of its phase (r, s): per axis, with w' = w flipped,
     phase 0 sums x[t-1] w'[0] + x[t] w'[2] and phase 1 is x[t] w'[1]. One 2x2 conv over x (padded by 1 in
-    front) with 4 O output channels computes all four phases; no zeros are multiplied and no transposed conv
-    appears in the derivatives. x: [N, H, W, C] -> [N, 2H+1, 2W+1, O].
+    front) with 4 O output channels computes all four phases: 16 taps per pixel, 7 of them zero (the split
+    form has 9), but one larger conv; no transposed conv appears in the derivatives.
+    x: [N, H, W, C] -> [N, 2H+1, 2W+1, O].
     """
     n, h, wd, c = x.shape
     o = w.shape[3]
@@ -375,11 +440,12 @@ def _conv_transpose3_stride2_phases(x, w, wgrad='xla'):
     return y[:, : 2 * h + 1, : 2 * wd + 1]
 
 
-def _conv2d_stride2_s2d(x, w, groups=1, wgrad='xla'):
-    """Valid stride-2 correlation as space-to-depth + a stride-1 conv with a ceil(k/2) kernel.
+def _conv2d_stride2_s2d_conv(x, w, groups=1, wgrad='xla'):
+    """Down-conv 's2d': as `_conv2d_stride2_split`, but one stride-1 conv with a ceil(k/2) kernel over 4C channels.
 
     y[i] = sum_a x[2i + a] w[a] = sum_{b, phase} x_phase[i + b] w[2b + phase]: each 2x2 pixel block becomes
-    4C channels, the kernel is zero-padded to even size and regrouped to [k', k', 4C, O]. The conv is padded
+    4C channels, the kernel is zero-padded to even size and regrouped to [k', k', 4C, O] (for 3x3: 16 taps
+    per pixel, 7 of them zero). The conv is padded
     at the far side only and cropped (see `_conv2d_valid_as_same` for why no valid conv).
     """
     if groups != 1:
