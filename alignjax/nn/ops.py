@@ -433,9 +433,7 @@ def _conv_transpose3_stride2_phase_conv(x, w, wgrad='xla'):
         ]
     )  # [2, 2, C, 4 O], output channels (r, s, O)
     x = _pad_axis(_pad_axis(x, 1, 1, 0), 2, 1, 0)
-    y = conv2d(x, kernel, padding=[(0, 1), (0, 1)], wgrad=wgrad)[
-        :, : h + 1, : wd + 1
-    ]  # SAME-style, see _conv2d_valid_as_same
+    y = _phase_conv(x, kernel, (h + 1, wd + 1), wgrad)
     y = y.reshape(n, h + 1, wd + 1, 2, 2, o).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, o)
     return y[:, : 2 * h + 1, : 2 * wd + 1]
 
@@ -445,8 +443,7 @@ def _conv2d_stride2_s2d_conv(x, w, groups=1, wgrad='xla'):
 
     y[i] = sum_a x[2i + a] w[a] = sum_{b, phase} x_phase[i + b] w[2b + phase]: each 2x2 pixel block becomes
     4C channels, the kernel is zero-padded to even size and regrouped to [k', k', 4C, O] (for 3x3: 16 taps
-    per pixel, 7 of them zero). The conv is padded
-    at the far side only and cropped (see `_conv2d_valid_as_same` for why no valid conv).
+    per pixel, 7 of them zero), then `_phase_conv`.
     """
     if groups != 1:
         return conv2d(x, w, stride=2, groups=groups)
@@ -461,8 +458,7 @@ def _conv2d_stride2_s2d_conv(x, w, groups=1, wgrad='xla'):
     w = jnp.pad(w, ((0, ke - k), (0, ke - k), (0, 0), (0, 0)))
     o = w.shape[3]
     w = w.reshape(kk, 2, kk, 2, c, o).transpose(0, 2, 1, 3, 4, 5).reshape(kk, kk, 4 * c, o)
-    y = conv2d(x, w, padding=[(0, kk - 1)] * 2, wgrad=wgrad)
-    return y[:, :oh, :ow]
+    return _phase_conv(x, w, (oh, ow), wgrad)
 
 
 def modulated_conv2d(
